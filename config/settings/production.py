@@ -1,0 +1,48 @@
+"""Production: every secret and service must be configured, or the process refuses to start."""
+
+from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envsecret
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES
+
+SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY must be at least 50 random characters")
+
+DEBUG = False
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS")
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfiguredEnv("DJANGO_ALLOWED_HOSTS must list the host names the site is served on")
+
+import dj_database_url  # noqa: E402
+
+DATABASES = {"default": dj_database_url.parse(envsecret("DATABASE_URL"), conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfiguredEnv("DATABASE_URL must point at PostgreSQL in production")
+
+REDIS_URL = envsecret("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+
+S3_ENDPOINT_URL = envsecret("S3_ENDPOINT_URL")
+S3_BUCKET = envsecret("S3_BUCKET")
+S3_ACCESS_KEY_ID = envsecret("S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = envsecret("S3_SECRET_ACCESS_KEY")
+
+# ---------------------------------------------------------------------------
+# HTTPS and cookies (https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/)
+# ---------------------------------------------------------------------------
+SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", True)
+# Behind a TLS-terminating proxy, set DJANGO_SECURE_PROXY_SSL_HEADER=1 so Django trusts X-Forwarded-Proto.
+if envbool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = envint("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Signed download URLs must never leak through a Referer header.
+SECURE_REFERRER_POLICY = "no-referrer"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,17 @@
+"""URL map: admin, the versioned API, its schema and docs, and the public pages."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from registry import pages
+
+handler404 = "config.api_errors.json_not_found"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("registry.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", pages.home, name="home"),
+]

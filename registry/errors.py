@@ -1,0 +1,15 @@
+"""Registry errors, each mapped to its HTTP status through config.errors.DomainError."""
+
+from config.errors import Conflict, NotFound
+
+
+class ModelSizeNotFound(NotFound):
+    code = "model_size_not_found"
+
+
+class ArtifactNotFound(NotFound):
+    code = "file_not_found"
+
+
+class ArtifactExists(Conflict):
+    code = "artifact_exists"

@@ -1,0 +1,147 @@
+"""What exists: model families, their sizes (hparams), stored artifacts, cards, training runs, evals."""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from registry.filenames import validate_filename
+from registry.hparams import HParams, hparams_validate, parameter_count
+from releases.stages import Stage
+
+
+class ModelFamily(models.Model):
+    slug = models.SlugField(unique=True, max_length=64)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    # Bundled families are trained by this platform's workers (the mini family).
+    bundled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "model families"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelSize(models.Model):
+    family = models.ForeignKey(ModelFamily, on_delete=models.PROTECT, related_name="sizes")
+    slug = models.SlugField(unique=True, max_length=64)
+    display_name = models.CharField(max_length=64, help_text="The current name, e.g. 124M.")
+    historical_names = models.JSONField(
+        default=list, blank=True, help_text="Earlier names, e.g. 117M and small for GPT-2 124M."
+    )
+    order = models.PositiveSmallIntegerField(default=0, help_text="Position within the family, smallest first.")
+    n_vocab = models.PositiveIntegerField()
+    n_ctx = models.PositiveIntegerField()
+    n_embd = models.PositiveIntegerField()
+    n_head = models.PositiveIntegerField()
+    n_layer = models.PositiveIntegerField()
+    # Moves only through the services in releases/ (see releases/stages.py), never through a form.
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.INTERNAL, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["family__name", "order", "slug"]
+
+    def __str__(self) -> str:
+        return f"{self.family.name} {self.display_name}"
+
+    @property
+    def hparams(self) -> HParams:
+        return HParams(self.n_vocab, self.n_ctx, self.n_embd, self.n_head, self.n_layer)
+
+    @property
+    def parameter_count(self) -> int:
+        return parameter_count(self.hparams)
+
+    def clean(self) -> None:
+        hparams_validate({name: getattr(self, name) for name in HParams.__dataclass_fields__})
+        if not isinstance(self.historical_names, list) or not all(
+            isinstance(name, str) for name in self.historical_names
+        ):
+            raise ValidationError({"historical_names": "Must be a list of names."})
+
+
+class TrainingRun(models.Model):
+    """One training of a size: what it was trained on and with what, and how it went."""
+
+    model_size = models.ForeignKey(ModelSize, on_delete=models.CASCADE, related_name="training_runs")
+    corpus = models.CharField(max_length=500, help_text="Local path or S3 prefix of the training text.")
+    settings = models.JSONField(default=dict, blank=True)
+    steps = models.PositiveIntegerField(default=0)
+    final_val_loss = models.FloatField(null=True, blank=True)
+    loss_curve = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Training run {self.pk} of {self.model_size.slug}"
+
+
+class Artifact(models.Model):
+    class Format(models.TextChoices):
+        SAFETENSORS = "safetensors", "safetensors"
+        JSON = "json", "JSON"
+        TEXT = "text", "text"
+        PNG = "png", "PNG"
+        JSONL = "jsonl", "JSON lines"
+
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="artifacts")
+    training_run = models.ForeignKey(
+        TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="artifacts"
+    )
+    filename = models.CharField(max_length=255, validators=[validate_filename])
+    # Built by the server (registry.storage.artifact_key); clients never name keys.
+    s3_key = models.CharField(max_length=512, unique=True, editable=False)
+    bytes = models.BigIntegerField(editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
+    format = models.CharField(max_length=16, choices=Format.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_size", "filename"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_size", "filename"], name="artifact_unique_filename_per_size")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_size.slug}/{self.filename}"
+
+
+class ModelCard(models.Model):
+    """Markdown sections modelled on the GPT-2 model card."""
+
+    model_size = models.OneToOneField(ModelSize, on_delete=models.CASCADE, related_name="card")
+    details = models.TextField(blank=True)
+    intended_uses = models.TextField(blank=True)
+    out_of_scope_uses = models.TextField(blank=True)
+    limitations_and_biases = models.TextField(blank=True)
+    evaluation = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    SECTIONS = ("details", "intended_uses", "out_of_scope_uses", "limitations_and_biases", "evaluation")
+
+    def __str__(self) -> str:
+        return f"Card for {self.model_size.slug}"
+
+
+class EvalResult(models.Model):
+    model_size = models.ForeignKey(ModelSize, on_delete=models.CASCADE, related_name="evals")
+    training_run = models.ForeignKey(
+        TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="evals"
+    )
+    dataset = models.CharField(max_length=100)
+    metric = models.CharField(max_length=50)
+    value = models.FloatField()
+    source = models.CharField(max_length=200, blank=True, help_text="Where a figure not measured here comes from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_size", "dataset", "metric"]
+
+    def __str__(self) -> str:
+        return f"{self.model_size.slug} {self.dataset} {self.metric}={self.value:g}"

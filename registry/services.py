@@ -1,0 +1,112 @@
+"""Writes to the registry: families, sizes, cards, artifacts (uploaded to S3) and eval results."""
+
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from registry import storage
+from registry.errors import ArtifactExists
+from registry.filenames import validate_filename
+from registry.hparams import hparams_validate
+from registry.models import Artifact, EvalResult, ModelCard, ModelFamily, ModelSize, TrainingRun
+
+_FORMAT_BY_SUFFIX = {
+    ".safetensors": Artifact.Format.SAFETENSORS,
+    ".json": Artifact.Format.JSON,
+    ".txt": Artifact.Format.TEXT,
+    ".png": Artifact.Format.PNG,
+    ".jsonl": Artifact.Format.JSONL,
+}
+
+
+def family_upsert(*, slug: str, name: str, description: str = "", bundled: bool = False) -> ModelFamily:
+    family, _ = ModelFamily.objects.update_or_create(
+        slug=slug, defaults={"name": name, "description": description, "bundled": bundled}
+    )
+    return family
+
+
+def model_size_upsert(
+    *, family: ModelFamily, slug: str, display_name: str, hparams: dict, historical_names: list[str] = (),
+    order: int = 0,
+) -> ModelSize:
+    """Create or update a size; hparams are validated and never changed once artifacts exist."""
+    valid = hparams_validate(hparams).as_dict()
+    size = ModelSize.objects.filter(slug=slug).first()
+    if size is not None and size.artifacts.exists() and size.hparams.as_dict() != valid:
+        raise ValidationError({"hparams": f"{slug} already has stored files; its hyperparameters cannot change."})
+    size = size or ModelSize(slug=slug)
+    size.family = family
+    size.display_name = display_name
+    size.historical_names = list(historical_names)
+    size.order = order
+    for name, value in valid.items():
+        setattr(size, name, value)
+    size.full_clean()
+    size.save()
+    return size
+
+
+def model_card_set(*, size: ModelSize, **sections: str) -> ModelCard:
+    unknown = set(sections) - set(ModelCard.SECTIONS)
+    if unknown:
+        raise ValidationError(f"Unknown model card sections: {', '.join(sorted(unknown))}.")
+    card = ModelCard.objects.filter(model_size=size).first() or ModelCard(model_size=size)
+    if card.pk and all(getattr(card, name) == text for name, text in sections.items()):
+        return card  # unchanged: keep updated_at meaningful
+    for name, text in sections.items():
+        setattr(card, name, text)
+    card.save()
+    return card
+
+
+def artifact_key(size: ModelSize, filename: str) -> str:
+    """Object keys are built here only; the random segment keeps old links from reaching new bytes."""
+    validate_filename(filename)
+    return f"models/{size.slug}/{secrets.token_hex(8)}/{filename}"
+
+
+def artifact_register(
+    *, size: ModelSize, path: Path, filename: str | None = None, expected_sha256: str | None = None,
+    training_run: TrainingRun | None = None, replace: bool = False,
+) -> Artifact:
+    """Upload a local file to S3 (sha256 checked) and record it as one of the size's files."""
+    path = Path(path)
+    filename = filename or path.name
+    validate_filename(filename)
+    file_format = _FORMAT_BY_SUFFIX.get(Path(filename).suffix)
+    if file_format is None:
+        raise ValidationError({"filename": f"Unsupported file type {Path(filename).suffix!r}."})
+    existing = Artifact.objects.filter(model_size=size, filename=filename).first()
+    if existing is not None and not replace:
+        raise ArtifactExists(f"{size.slug} already has a file named {filename}.")
+    stored = storage.upload_file(path, artifact_key(size, filename), expected_sha256=expected_sha256)
+    with transaction.atomic():
+        if existing is not None:
+            existing.delete()
+        artifact = Artifact.objects.create(
+            model_size=size, training_run=training_run, filename=filename, s3_key=stored.key,
+            bytes=stored.bytes, sha256=stored.sha256, format=file_format,
+        )
+    if existing is not None:
+        transaction.on_commit(lambda: storage.delete(existing.s3_key))
+    return artifact
+
+
+def artifact_verify(*, artifact: Artifact) -> bool:
+    """Whether the stored object still has the bytes and sha256 the registry recorded."""
+    stored = storage.head(artifact.s3_key)
+    return stored.bytes == artifact.bytes and stored.sha256 == artifact.sha256
+
+
+def eval_result_record(
+    *, size: ModelSize, dataset: str, metric: str, value: float, source: str = "",
+    training_run: TrainingRun | None = None,
+) -> EvalResult:
+    result, _ = EvalResult.objects.update_or_create(
+        model_size=size, dataset=dataset, metric=metric, training_run=training_run,
+        defaults={"value": value, "source": source},
+    )
+    return result

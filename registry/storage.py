@@ -1,0 +1,217 @@
+"""The one wrapper around boto3: SigV4 always, checksummed uploads, heads, presigned GETs, deletes.
+
+Configured from settings (S3_*). Every failure to reach S3 becomes StorageUnavailable (HTTP 503).
+"""
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+
+from config.errors import DomainError, NotFound, ServiceUnavailable
+
+LINK_TTL_MAX_S = 60 * 60
+_HASH_CHUNK_BYTES = 1024 * 1024
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+
+
+class ChecksumMismatch(DomainError):
+    code = "checksum_mismatch"
+    http_status = 422
+
+
+class ObjectMissing(NotFound):
+    code = "object_missing"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    bytes: int
+    sha256: str | None  # from the object's metadata, written at upload
+
+
+@lru_cache(maxsize=8)
+def _client(endpoint_url: str, access_key: str, secret_key: str, region: str, connect_timeout_s: int):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url or None,
+        aws_access_key_id=access_key or None,
+        aws_secret_access_key=secret_key or None,
+        region_name=region,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            connect_timeout=connect_timeout_s,
+            read_timeout=60,
+            retries={"max_attempts": 3, "mode": "standard"},
+            # Newer boto3 adds CRC trailers by default that S3-compatible servers may not accept;
+            # integrity is ours to check (sha256 below).
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def client(*, public: bool = False):
+    endpoint = settings.S3_ENDPOINT_URL
+    if public and settings.S3_PUBLIC_ENDPOINT_URL:
+        endpoint = settings.S3_PUBLIC_ENDPOINT_URL
+    return _client(
+        endpoint, settings.S3_ACCESS_KEY_ID, settings.S3_SECRET_ACCESS_KEY, settings.S3_REGION,
+        settings.S3_CONNECT_TIMEOUT_S,
+    )
+
+
+def _unavailable(exc: Exception) -> StorageUnavailable:
+    return StorageUnavailable(f"Object storage is unreachable or refused the request ({type(exc).__name__}).")
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    while chunk := handle.read(size):
+        yield chunk
+
+
+def upload_file(path: Path, key: str, *, expected_sha256: str | None = None,
+                content_type: str = "application/octet-stream") -> StoredObject:
+    """Upload a file in parts, refusing it if its sha256 is not the expected one.
+
+    The hash is taken twice: before the upload (to refuse a wrong file without sending it) and over
+    the bytes actually sent (so a file changing underneath aborts the upload instead of storing it).
+    """
+    path = Path(path)
+    sha256 = sha256_of_file(path)
+    if expected_sha256 is not None and sha256 != expected_sha256.lower():
+        raise ChecksumMismatch(
+            f"{path.name}: sha256 is {sha256}, expected {expected_sha256}.", expected=expected_sha256, actual=sha256
+        )
+    s3, bucket, chunk_bytes = client(), settings.S3_BUCKET, settings.S3_MULTIPART_CHUNK_BYTES
+    sent, size = hashlib.sha256(), 0
+    try:
+        upload = s3.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, Metadata={"sha256": sha256}
+        )
+        upload_id, parts = upload["UploadId"], []
+        try:
+            with open(path, "rb") as handle:
+                for number, chunk in enumerate(_chunks(handle, chunk_bytes), start=1):
+                    sent.update(chunk)
+                    size += len(chunk)
+                    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)
+                    parts.append({"ETag": part["ETag"], "PartNumber": number})
+            if not parts:  # an empty file still needs one (empty) part
+                part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"")
+                parts.append({"ETag": part["ETag"], "PartNumber": 1})
+            if sent.hexdigest() != sha256:
+                raise ChecksumMismatch(f"{path.name} changed while it was being uploaded; nothing was stored.")
+            s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except (BotoCoreError, ClientError):
+                pass  # the original error is the one to report
+            raise
+    except (BotoCoreError, ClientError) as exc:
+        raise _unavailable(exc) from exc
+    return StoredObject(key=key, bytes=size, sha256=sha256)
+
+
+def upload_bytes(data: bytes, key: str, *, content_type: str = "application/octet-stream") -> StoredObject:
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        client().put_object(
+            Bucket=settings.S3_BUCKET, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": sha256}
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise _unavailable(exc) from exc
+    return StoredObject(key=key, bytes=len(data), sha256=sha256)
+
+
+def head(key: str) -> StoredObject:
+    try:
+        response = client().head_object(Bucket=settings.S3_BUCKET, Key=key)
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise ObjectMissing(f"No stored object for {key!r}.") from exc
+        raise _unavailable(exc) from exc
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from exc
+    return StoredObject(key=key, bytes=response["ContentLength"], sha256=response.get("Metadata", {}).get("sha256"))
+
+
+def download_file(key: str, path: Path) -> StoredObject:
+    """Fetch an object to a local file and check it against the sha256 recorded at upload."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = head(key)
+    try:
+        client().download_file(settings.S3_BUCKET, key, str(path))
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise ObjectMissing(f"No stored object for {key!r}.") from exc
+        raise _unavailable(exc) from exc
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from exc
+    if stored.sha256 and sha256_of_file(path) != stored.sha256:
+        path.unlink(missing_ok=True)
+        raise ChecksumMismatch(f"{key}: downloaded bytes do not match the recorded sha256.")
+    return stored
+
+
+def presign_get(key: str, *, ttl_s: int, download_name: str | None = None) -> str:
+    """A SigV4 presigned GET, valid for ttl_s seconds (at most an hour), as an attachment download."""
+    if not 1 <= ttl_s <= LINK_TTL_MAX_S:
+        raise ValueError(f"ttl_s must be between 1 and {LINK_TTL_MAX_S}, got {ttl_s}")
+    params = {"Bucket": settings.S3_BUCKET, "Key": key}
+    if download_name:
+        params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
+    try:
+        return client(public=True).generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_s)
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from exc
+
+
+def delete(key: str) -> None:
+    try:
+        client().delete_object(Bucket=settings.S3_BUCKET, Key=key)
+    except (BotoCoreError, ClientError) as exc:
+        raise _unavailable(exc) from exc
+
+
+def ensure_bucket() -> None:
+    s3 = client()
+    try:
+        s3.head_bucket(Bucket=settings.S3_BUCKET)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+            raise _unavailable(exc) from exc
+        try:
+            s3.create_bucket(Bucket=settings.S3_BUCKET)
+        except (BotoCoreError, ClientError) as create_exc:
+            raise _unavailable(create_exc) from create_exc
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from exc

@@ -1,0 +1,100 @@
+"""Named actors and the real-service fixtures (SeaweedFS S3, a Celery worker) shared by all tests."""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from releases.roles import POLICY_STAFF_GROUP
+
+
+# --------------------------------------------------------------------------- actors
+def _user(django_user_model, username: str, **flags):
+    return django_user_model.objects.create_user(username=username, password="pw-" + username,
+                                                 email=f"{username}@example.org", **flags)
+
+
+@pytest.fixture
+def policy_staff_group(db) -> Group:
+    return Group.objects.get_or_create(name=POLICY_STAFF_GROUP)[0]
+
+
+@pytest.fixture
+def alice(django_user_model, policy_staff_group):
+    """Policy staff."""
+    user = _user(django_user_model, "alice", is_staff=True)
+    user.groups.add(policy_staff_group)
+    return user
+
+
+@pytest.fixture
+def bob(django_user_model, policy_staff_group):
+    """Policy staff."""
+    user = _user(django_user_model, "bob", is_staff=True)
+    user.groups.add(policy_staff_group)
+    return user
+
+
+@pytest.fixture
+def carol(django_user_model, policy_staff_group):
+    """Policy staff."""
+    user = _user(django_user_model, "carol", is_staff=True)
+    user.groups.add(policy_staff_group)
+    return user
+
+
+@pytest.fixture
+def rita(django_user_model):
+    """A researcher with a plain account."""
+    return _user(django_user_model, "rita")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    """A superuser; not policy staff."""
+    return django_user_model.objects.create_superuser("admin", "admin@example.org", "pw-admin")
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+# --------------------------------------------------------------------------- real services
+@pytest.fixture(scope="session")
+def s3_server():
+    """A private SeaweedFS on free loopback ports for the whole session; checks every signature."""
+    from devstack.seaweed import new_credentials, start_seaweedfs
+
+    access_key, secret_key = new_credentials()
+    with tempfile.TemporaryDirectory(prefix="stagegate-s3-") as tmp:
+        server = start_seaweedfs(Path(tmp), access_key=access_key, secret_key=secret_key, bucket="stagegate-test")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, settings):
+    """Point the platform's storage at the session's SeaweedFS."""
+    settings.S3_ENDPOINT_URL = s3_server.endpoint_url
+    settings.S3_PUBLIC_ENDPOINT_URL = ""
+    settings.S3_ACCESS_KEY_ID = s3_server.access_key
+    settings.S3_SECRET_ACCESS_KEY = s3_server.secret_key
+    settings.S3_BUCKET = s3_server.bucket
+    settings.S3_CONNECT_TIMEOUT_S = 2
+    return s3_server
+
+
+@pytest.fixture
+def celery_worker_thread(transactional_db, settings):
+    """A real Celery worker consuming from Redis in a thread of this process (tests need transactional_db)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+        yield worker
