@@ -1,8 +1,9 @@
 """Production: every secret and service must be configured, or the process refuses to start."""
 
+import dj_database_url
+
 from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envsecret
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES
 
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
@@ -12,8 +13,6 @@ DEBUG = False
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfiguredEnv("DJANGO_ALLOWED_HOSTS must list the host names the site is served on")
-
-import dj_database_url  # noqa: E402
 
 DATABASES = {"default": dj_database_url.parse(envsecret("DATABASE_URL"), conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
