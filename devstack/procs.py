@@ -51,7 +51,17 @@ def pid_alive(pid_file: Path) -> int | None:
         return None
     except PermissionError:
         return pid
+    if _is_zombie(pid):
+        return None  # exited, only waiting for its parent to reap it
     return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def spawn(args: list[str], *, log_file: Path, pid_file: Path | None = None, env: dict | None = None,

@@ -31,7 +31,9 @@ class S3Server:
         }
 
     def stop(self) -> None:
-        stop_pid_file(self.pid_file)
+        stop_pid_file(self.pid_file, timeout_s=5)
+        if self.process is not None:
+            self.process.wait(timeout=30)  # reap it
 
 
 def weed_binary() -> str:

@@ -74,7 +74,7 @@ def artifact_register(
 ) -> Artifact:
     """Upload a local file to S3 (sha256 checked) and record it as one of the size's files."""
     path = Path(path)
-    filename = filename or path.name
+    filename = path.name if filename is None else filename
     validate_filename(filename)
     file_format = _FORMAT_BY_SUFFIX.get(Path(filename).suffix)
     if file_format is None:

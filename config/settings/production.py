@@ -1,9 +1,14 @@
 """Production: every secret and service must be configured, or the process refuses to start."""
 
-import dj_database_url
+import os
 
-from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envsecret
-from config.settings.base import *  # noqa: F403
+# Production reads only its real environment, never a demo's run-folder env file.
+os.environ["STAGEGATE_IGNORE_RUN_ENV"] = "1"
+
+import dj_database_url  # noqa: E402
+
+from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envsecret  # noqa: E402
+from config.settings.base import *  # noqa: E402, F403
 
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite on real PostgreSQL, Redis, SeaweedFS and Celery workers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh test
+export STAGEGATE_RUN_DIR="$PWD/.run/test"
+mkdir -p "$STAGEGATE_RUN_DIR"
+eval "$(.venv/bin/python -m devstack test-env --run-dir "$STAGEGATE_RUN_DIR")"
+trap '.venv/bin/python -m devstack test-down --run-dir "$STAGEGATE_RUN_DIR"' EXIT
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"
