@@ -5,12 +5,16 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from registry import pages
+from releases import admin as releases_admin
 
 handler404 = "config.api_errors.json_not_found"
 
 urlpatterns = [
+    path("admin/releases/dashboard/", releases_admin.governance_dashboard_view, name="releases-dashboard"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("registry.urls")),
+    path("api/v1/", include("workers.urls")),
+    path("api/v1/", include("releases.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", pages.home, name="home"),

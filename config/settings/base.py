@@ -4,9 +4,11 @@ Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from config.env import envbool, envint, envlist, envstr, load_env_file
 
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "knox",
     "registry",
     "releases",
     "workers",
@@ -132,12 +135,24 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 10 * 60}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Release governance on a clock: embargoed stage changes apply when due; reviews remind daily.
+CELERY_BEAT_SCHEDULE = {
+    "apply-due-stage-changes": {"task": "workers.tasks.apply_due_stage_changes_task", "schedule": 60.0},
+    "stage-review-reminders": {
+        "task": "workers.tasks.send_stage_review_reminders_task",
+        "schedule": crontab(hour=envint("STAGEGATE_REVIEW_REMINDER_HOUR_UTC", 8), minute=0),
+    },
+}
 
 # ---------------------------------------------------------------------------
 # API
 # ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Staff tools send `Authorization: Token <key>` (knox; `manage.py create_token`); browsers use the session.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -154,6 +169,28 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# https://jazzband.github.io/django-rest-knox/settings/ — tokens are stored hashed; default lifetime:
+KNOX_TOKEN_MODEL = "knox.AuthToken"
+REST_KNOX = {"TOKEN_TTL": timedelta(days=envint("STAGEGATE_TOKEN_TTL_DAYS", 30)), "AUTO_REFRESH": False}
+
+# ---------------------------------------------------------------------------
+# Release governance (rules in releases/stages.py; these only tune them)
+# ---------------------------------------------------------------------------
+# Approvals by policy staff other than the requester, per target stage (at least 1 each).
+STAGEGATE_APPROVALS_REQUIRED = {
+    "internal": envint("STAGEGATE_APPROVALS_INTERNAL", 1),
+    "partners": envint("STAGEGATE_APPROVALS_PARTNERS", 1),
+    "public": envint("STAGEGATE_APPROVALS_PUBLIC", 2),
+    "withdrawn": envint("STAGEGATE_APPROVALS_WITHDRAWN", 1),
+}
+STAGEGATE_REVIEW_INTERVAL_MONTHS = envint("STAGEGATE_REVIEW_INTERVAL_MONTHS", 6)
+# Reviews due within this many days are listed (and reminded) alongside overdue ones.
+STAGEGATE_REVIEW_DUE_SOON_DAYS = envint("STAGEGATE_REVIEW_DUE_SOON_DAYS", 14)
+# Stage events are POSTed as JSON to each URL, signed `X-Stagegate-Signature: sha256=<hmac hex>`.
+STAGEGATE_WEBHOOK_URLS = envlist("STAGEGATE_WEBHOOK_URLS", [])
+STAGEGATE_WEBHOOK_SECRET = envstr("STAGEGATE_WEBHOOK_SECRET", "")
+STAGEGATE_WEBHOOK_TIMEOUT_S = envint("STAGEGATE_WEBHOOK_TIMEOUT_S", 5)
 
 # ---------------------------------------------------------------------------
 # Mail and logging

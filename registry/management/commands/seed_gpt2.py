@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from registry import seed_data, services
+from releases.seed_history import gpt2_history_record
 
 
 class Command(BaseCommand):
@@ -20,10 +21,13 @@ class Command(BaseCommand):
                     services.eval_result_record(
                         size=size, dataset=dataset, metric=metric, value=value, source=seed_data.GPT2_PAPER
                     )
+        # GPT-2's 2019 stages as applied changes (audited; recording them again adds nothing).
+        history_count = gpt2_history_record()
         mini = services.family_upsert(**seed_data.MINI_FAMILY)
         for order, spec in enumerate(seed_data.MINI_SIZES):
             size = services.model_size_upsert(family=mini, order=order, **spec)
             services.model_card_set(size=size, **seed_data.MINI_CARD)
         self.stdout.write(self.style.SUCCESS(
-            f"Seeded {len(seed_data.GPT2_SIZES)} GPT-2 sizes and {len(seed_data.MINI_SIZES)} mini sizes."
+            f"Seeded {len(seed_data.GPT2_SIZES)} GPT-2 sizes ({history_count} new stage changes from 2019) "
+            f"and {len(seed_data.MINI_SIZES)} mini sizes."
         ))

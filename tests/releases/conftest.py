@@ -1,0 +1,56 @@
+"""Fixtures for release-governance tests: sizes made through the registry's services, eager Celery."""
+
+import pytest
+from knox.models import AuthToken
+
+from registry import services as registry_services
+from releases import services
+from releases.factors import FACTORS
+
+RATIONALE = "Detection research and partner reports show no strong evidence of misuse at this size so far."
+ALL_FACTORS = {key: f"Assessment of {key.replace('_', ' ')}." for key in FACTORS}
+
+
+@pytest.fixture(autouse=True)
+def eager_celery():
+    """Run tasks in-process, so emails and webhooks queued after commit happen within the test."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+def make_size(slug: str = "mini-1m", family_slug: str = "mini"):
+    family = registry_services.family_upsert(slug=family_slug, name=family_slug.title())
+    return registry_services.model_size_upsert(
+        family=family, slug=slug, display_name=slug,
+        hparams={"n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2},
+    )
+
+
+@pytest.fixture
+def size(db):
+    """A size in `internal`, as every size begins."""
+    return make_size()
+
+
+def request_change(size, requester, to_stage: str, **kwargs):
+    kwargs.setdefault("rationale", RATIONALE)
+    kwargs.setdefault("factors", ALL_FACTORS)
+    return services.stage_request_create(size=size, requester=requester, to_stage=to_stage, **kwargs)
+
+
+def move(size, to_stage: str, *, requester, approvers):
+    """Take a size to a stage through the real request and approvals."""
+    request = request_change(size, requester, to_stage)
+    for approver in approvers:
+        request = services.stage_request_approve(request=request, approver=approver)
+    size.refresh_from_db()
+    assert size.stage == to_stage
+    return request
+
+
+def token_for(user) -> str:
+    return AuthToken.objects.create(user=user)[1]
