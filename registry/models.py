@@ -145,3 +145,74 @@ class EvalResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_size.slug} {self.dataset} {self.metric}={self.value:g}"
+
+
+class OutputDataset(models.Model):
+    """Samples of a size (or human reference text) in the gpt-2-output-dataset format, one file per split."""
+
+    class Kind(models.TextChoices):
+        GENERATED = "generated", "generated"
+        REFERENCE = "reference", "reference"
+
+    name = models.SlugField(max_length=100, unique=True, help_text="e.g. mini-1m, mini-1m-k40, reference")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    model_size = models.ForeignKey(
+        ModelSize, on_delete=models.PROTECT, null=True, blank=True, related_name="output_datasets"
+    )
+    # {"temperature": 1.0, "top_k": 0, "top_p": 1.0} for generated datasets; {} for reference text.
+    sampling = models.JSONField(default=dict, blank=True)
+    max_length = models.PositiveIntegerField(help_text="Token cap of each sample (at most n_ctx).")
+    source = models.CharField(max_length=500, blank=True, help_text="Corpus of a reference dataset.")
+    stats = models.JSONField(default=dict, blank=True)
+    card = models.TextField(blank=True)
+    # Only published datasets are visible to the public; publishing is a release decision (audited).
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetSplit(models.Model):
+    SPLITS = ("train", "valid", "test")
+
+    dataset = models.ForeignKey(OutputDataset, on_delete=models.CASCADE, related_name="splits")
+    split = models.CharField(max_length=8, choices=[(s, s) for s in SPLITS])
+    lines = models.PositiveIntegerField()
+    s3_key = models.CharField(max_length=512, unique=True, editable=False)
+    bytes = models.BigIntegerField(editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["dataset", "split"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "split"], name="dataset_split_unique")]
+
+    def __str__(self) -> str:
+        return self.filename
+
+    @property
+    def filename(self) -> str:
+        return f"{self.dataset.name}.{self.split}.jsonl"
+
+
+class DetectionResult(models.Model):
+    """The GPT-2 output-dataset baseline: TF-IDF + logistic regression telling samples from human text."""
+
+    dataset = models.ForeignKey(OutputDataset, on_delete=models.CASCADE, related_name="detection_results")
+    reference = models.ForeignKey(OutputDataset, on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=100, default="tfidf-1-2gram-logreg")
+    accuracy = models.FloatField(help_text="Test accuracy, 0–1.")
+    valid_accuracy = models.FloatField()
+    c = models.FloatField(help_text="Inverse regularisation strength chosen on valid.")
+    train_pairs = models.PositiveIntegerField()
+    test_pairs = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} vs {self.reference.name}: {self.accuracy:.1%}"

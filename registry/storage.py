@@ -163,6 +163,18 @@ def head(key: str) -> StoredObject:
     return StoredObject(key=key, bytes=response["ContentLength"], sha256=response.get("Metadata", {}).get("sha256"))
 
 
+def read_bytes(key: str) -> bytes:
+    """A small object's bytes (shards, manifests); large files go through download_file."""
+    try:
+        return client().get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise ObjectMissing(f"No stored object for {key!r}.") from exc
+        raise _unavailable(exc) from exc
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from exc
+
+
 def download_file(key: str, path: Path) -> StoredObject:
     """Fetch an object to a local file and check it against the sha256 recorded at upload."""
     path = Path(path)

@@ -98,3 +98,29 @@ def celery_worker_thread(transactional_db, settings):
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
+
+
+@pytest.fixture
+def broker_url():
+    """Point the Celery app's producers at another broker URL for one test (e.g. one nobody listens on)."""
+    from contextlib import contextmanager
+
+    from config.celery import app
+
+    @contextmanager
+    def use(url: str):
+        old = app.conf.broker_url
+
+        def reset() -> None:
+            app._pool = None
+            app.amqp._producer_pool = None
+
+        app.conf.broker_url = url
+        reset()
+        try:
+            yield
+        finally:
+            app.conf.broker_url = old
+            reset()
+
+    return use

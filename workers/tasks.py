@@ -40,3 +40,102 @@ def apply_due_stage_changes_task() -> list[int]:
 def send_stage_review_reminders_task() -> list[int]:
     """Beat, daily: remind policy staff of due and overdue stage reviews (at most once per change per day)."""
     return release_services.stage_review_reminders_send()
+
+
+# --------------------------------------------------------------------------- model jobs
+# Each job task claims its Job with a conditional UPDATE (workers/jobs.py): a redelivered or requeued
+# message for a job already running elsewhere, or finished, does nothing. That makes acks_late safe.
+def _run_claimed(job_id: int, work) -> None:
+    from workers import jobs
+
+    job = jobs.job_claim(job_id)
+    if job is None:
+        return
+    try:
+        result = work(job)
+    except jobs.JobLost:
+        return
+    except Exception as exc:
+        jobs.job_fail(job, error=f"{type(exc).__name__}: {exc}")
+        raise
+    if result is not None:
+        jobs.job_succeed(job, result=result)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def train_task(job_id: int) -> None:
+    from workers import training
+
+    _run_claimed(job_id, lambda job: training.train_job_run(job=job))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def generate_output_dataset_task(job_id: int) -> None:
+    """Fan the job out as one task per shard, with a finishing task once all are done."""
+    from celery import chord
+
+    from workers import generation, jobs
+
+    def start(job):
+        shards = generation.plan_shards(job.params)
+        jobs.job_heartbeat(job, done=0, total=sum(s.count for s in shards), unit="samples")
+        chord(
+            [generate_shard_task.s(job.pk, job.attempts, generation.shard_as_dict(s)) for s in shards],
+            finish_output_dataset_task.si(job.pk, job.attempts),
+        ).apply_async()
+        return None  # still running: the finishing task completes it
+
+    _run_claimed(job_id, start)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
+def generate_shard_task(job_id: int, attempt: int, shard: dict) -> bool:
+    from workers import generation, jobs
+    from workers.models import Job
+
+    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt).first()
+    if job is None:
+        return False  # cancelled or superseded by a newer attempt
+    spec = generation.Shard(**shard)
+    did = generation.shard_run(job_id=job_id, shard=spec, params=job.params)
+    jobs.job_add_progress(job_id, spec.count)
+    return did
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def finish_output_dataset_task(job_id: int, attempt: int) -> None:
+    from workers import generation, jobs
+    from workers.models import Job
+
+    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt).first()
+    if job is None:
+        return
+    try:
+        result = generation.dataset_job_finalize(job_id=job_id, params=job.params)
+    except Exception as exc:
+        jobs.job_fail(job, error=f"{type(exc).__name__}: {exc}")
+        raise
+    jobs.job_succeed(job, result=result)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def detection_baseline_task(job_id: int) -> None:
+    from registry.models import OutputDataset
+    from workers import detection
+
+    def run(job):
+        result = detection.detection_run(
+            dataset=OutputDataset.objects.get(name=job.params["dataset"]),
+            reference=OutputDataset.objects.get(name=job.params["reference"]),
+        )
+        return {"detection_result": result.pk, "accuracy": result.accuracy, "c": result.c}
+
+    _run_claimed(job_id, run)
+
+
+@shared_task
+def requeue_stale_jobs_task() -> list[int]:
+    """Beat, every minute: jobs whose worker died are handed to the broker again."""
+    from workers import services as job_services
+
+    return job_services.jobs_requeue_stale()

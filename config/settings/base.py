@@ -211,3 +211,19 @@ LOGGING = {
 }
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# ---------------------------------------------------------------------------
+# Workers (workers/)
+# ---------------------------------------------------------------------------
+# Read-only corpora for training and reference text; absent on some machines (a fallback is used).
+STAGEGATE_CORPORA_DIR = envstr("STAGEGATE_CORPORA_DIR", str(BASE_DIR.parent / "shared" / "corpora"))
+# Models fetched from S3 and job scratch space.
+STAGEGATE_CACHE_DIR = envstr("STAGEGATE_CACHE_DIR", str(RUN_DIR / "cache"))
+# A running job without a heartbeat for this long is taken to have lost its worker and is requeued.
+STAGEGATE_JOB_STALE_AFTER_S = envint("STAGEGATE_JOB_STALE_AFTER_S", 300)
+STAGEGATE_TRAINING_QUEUE = "training"
+CELERY_BEAT_SCHEDULE["requeue-stale-jobs"] = {"task": "workers.tasks.requeue_stale_jobs_task", "schedule": 60.0}
+CELERY_TASK_ROUTES = {"workers.tasks.train_task": {"queue": STAGEGATE_TRAINING_QUEUE}}
+# Fail a submission fast (and answer 503) when Redis is down, instead of hanging the request.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3

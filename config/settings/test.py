@@ -15,3 +15,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Each pytest process gets its own test database, so concurrent runs on one server never collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_stagegate_{os.getpid()}"}  # noqa: F405

@@ -1,0 +1,1 @@
+"""The `stagegate` command-line client: downloads weights and datasets through signed links."""

@@ -1,0 +1,82 @@
+"""Resumable, checksum-verified downloads from signed links that may expire mid-way."""
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from tqdm import tqdm
+
+from stagegate_client.api import Link
+
+CHUNK_BYTES = 1024 * 1024
+TIMEOUT_S = 60
+MAX_FRESH_LINKS = 5
+
+
+class ChecksumMismatch(Exception):
+    pass
+
+
+class DownloadFailed(Exception):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(fresh_link: Callable[[], Link], target: Path, *, expected_bytes: int, expected_sha256: str,
+             verify: bool = True, progress: bool = True) -> Path:
+    """Download to target via `target.part`, resuming with HTTP Range and asking for a new link on expiry.
+
+    A finished file is checked against the server's sha256 before it takes its final name; a mismatch
+    deletes the partial file so the next attempt starts clean.
+    """
+    if target.exists() and target.stat().st_size == expected_bytes and (not verify or _sha256(target) == expected_sha256):
+        return target  # already complete
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    if have > expected_bytes:
+        part.unlink()
+        have = 0
+    bar = tqdm(total=expected_bytes, initial=have, unit="B", unit_scale=True, desc=target.name, disable=not progress)
+    try:
+        for _ in range(MAX_FRESH_LINKS):
+            if have == expected_bytes:
+                break
+            link = fresh_link()
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            with requests.get(link.url, headers=headers, stream=True, timeout=TIMEOUT_S) as response:
+                if response.status_code == 403:
+                    continue  # the link expired between asking and using it: ask again
+                if response.status_code not in (200, 206):
+                    raise DownloadFailed(f"{target.name}: storage answered HTTP {response.status_code}")
+                if have and response.status_code == 200:
+                    have = 0  # the server ignored the range: start over
+                with open(part, "ab" if have else "wb") as out:
+                    try:
+                        for chunk in response.iter_content(CHUNK_BYTES):
+                            out.write(chunk)
+                            have += len(chunk)
+                            bar.update(len(chunk))
+                    except requests.RequestException:
+                        continue  # connection dropped: resume from what was written
+        else:
+            raise DownloadFailed(f"{target.name}: gave up after {MAX_FRESH_LINKS} links")
+    finally:
+        bar.close()
+    if have != expected_bytes:
+        raise DownloadFailed(f"{target.name}: got {have} bytes, expected {expected_bytes}")
+    if verify:
+        actual = _sha256(part)
+        if actual != expected_sha256:
+            part.unlink()
+            raise ChecksumMismatch(f"{target.name}: sha256 {actual} does not match the published {expected_sha256}")
+    part.replace(target)
+    return target

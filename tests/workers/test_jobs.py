@@ -1,0 +1,70 @@
+"""The job lifecycle: claims are exclusive, progress belongs to the current claim, cancel stops work."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from workers import jobs
+from workers.errors import JobNotCancellable
+from workers.models import Job
+
+
+@pytest.fixture
+def job(db):
+    return Job.objects.create(kind=Job.Kind.BASELINE, params={})
+
+
+def test_a_queued_job_is_claimed_once(job):
+    first = jobs.job_claim(job.pk)
+    assert first is not None and first.status == Job.Status.RUNNING and first.attempts == 1
+    assert jobs.job_claim(job.pk) is None
+
+
+def test_a_running_job_without_heartbeat_is_taken_over(job, settings):
+    settings.STAGEGATE_JOB_STALE_AFTER_S = 60
+    first = jobs.job_claim(job.pk)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=120))
+    second = jobs.job_claim(job.pk)
+    assert second is not None and second.attempts == 2
+    with pytest.raises(jobs.JobLost):
+        jobs.job_heartbeat(first, done=5)
+    assert not jobs.job_succeed(first, result={"stale": True})
+    jobs.job_heartbeat(second, done=7, total=10, unit="steps")
+    assert jobs.job_succeed(second, result={"ok": True})
+    job.refresh_from_db()
+    assert (job.status, job.result, job.progress_done, job.progress_total) == ("succeeded", {"ok": True}, 7, 10)
+
+
+def test_cancelling_stops_the_running_worker_at_its_next_heartbeat(job):
+    running = jobs.job_claim(job.pk)
+    jobs.job_cancel(job=job)
+    with pytest.raises(jobs.JobLost):
+        jobs.job_heartbeat(running, done=1)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED and job.finished_at is not None
+
+
+def test_a_finished_job_cannot_be_cancelled(job):
+    running = jobs.job_claim(job.pk)
+    jobs.job_succeed(running, result={})
+    with pytest.raises(JobNotCancellable):
+        jobs.job_cancel(job=job)
+
+
+def test_stale_jobs_are_those_silent_for_too_long(job, settings):
+    settings.STAGEGATE_JOB_STALE_AFTER_S = 60
+    fresh = Job.objects.create(kind=Job.Kind.BASELINE, params={}, enqueued_at=timezone.now())
+    jobs.job_claim(job.pk)
+    assert jobs.jobs_stale() == []
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=61))
+    Job.objects.filter(pk=fresh.pk).update(enqueued_at=timezone.now() - timedelta(seconds=61))
+    assert sorted(jobs.jobs_stale()) == sorted([job.pk, fresh.pk])
+
+
+def test_shard_progress_adds_up_under_concurrent_reports(job):
+    jobs.job_claim(job.pk)
+    for _ in range(3):
+        jobs.job_add_progress(job.pk, 50)
+    job.refresh_from_db()
+    assert job.progress_done == 150

@@ -1,0 +1,88 @@
+"""POST /api/v1/jobs/, GET /api/v1/jobs/{id}/, POST /api/v1/jobs/{id}/cancel/."""
+
+import pytest
+from django.urls import reverse
+
+from devstack.procs import free_port
+from workers.models import Job
+
+
+@pytest.fixture
+def seeded(db):
+    from django.core.management import call_command
+
+    call_command("seed_gpt2", stdout=open("/dev/null", "w"))
+
+
+def test_staff_submit_a_training_job_and_it_is_queued(api, alice, seeded):
+    api.force_authenticate(alice)
+    response = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m", "steps": 20}},
+                        format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    job = Job.objects.get(pk=body["id"])
+    assert job.status == "queued" and job.params["steps"] == 20 and job.params["model_size"] == "mini-1m"
+    assert job.enqueued_at is not None and job.created_by == alice
+    assert api.get(reverse("job-detail", args=[job.pk])).json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"model_size": "gpt2-9000m"}, "model_size"),
+    ({"model_size": "mini-1m", "steps": -3}, "steps"),
+    ({"model_size": "mini-1m", "epochs": 3}, "unknown parameters: epochs"),
+    ({"model_size": "mini-1m", "corpus": "/nonexistent.txt"}, "corpus"),
+])
+def test_bad_parameters_are_named_and_create_nothing(api, alice, seeded, params, problem):
+    api.force_authenticate(alice)
+    response = api.post(reverse("job-list"), {"kind": "train", "params": params}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_job_params"
+    assert problem in response.json()["detail"]
+    assert not Job.objects.exists()
+
+
+def test_generating_from_an_untrained_size_is_refused(api, alice, seeded):
+    api.force_authenticate(alice)
+    response = api.post(reverse("job-list"), {"kind": "generate_output_dataset", "params": {"model_size": "mini-1m"}},
+                        format="json")
+    assert response.status_code == 400
+    assert "has not been trained" in response.json()["detail"]
+
+
+def test_researchers_cannot_submit_jobs(api, rita, seeded):
+    api.force_authenticate(rita)
+    response = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m"}}, format="json")
+    assert response.status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_anonymous_callers_are_told_to_authenticate(api, seeded):
+    response = api.get(reverse("job-list"))
+    assert response.status_code in (401, 403)
+    assert response.json()["error"] in ("not_authenticated", "permission_denied")
+
+
+def test_submission_answers_503_and_creates_nothing_when_redis_is_down(api, alice, seeded, broker_url):
+    api.force_authenticate(alice)
+    with broker_url(f"redis://127.0.0.1:{free_port()}/0"):
+        response = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m"}},
+                            format="json")
+    assert response.status_code == 503
+    assert response.json()["error"] == "broker_unavailable"
+    assert not Job.objects.exists()
+
+
+def test_cancel_through_the_api(api, alice, seeded):
+    api.force_authenticate(alice)
+    job_id = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m"}},
+                      format="json").json()["id"]
+    response = api.post(reverse("job-cancel", args=[job_id]))
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    again = api.post(reverse("job-cancel", args=[job_id]))
+    assert again.status_code == 409 and again.json()["error"] == "job_not_cancellable"
+
+
+def test_unknown_job_is_404_json(api, alice, seeded):
+    api.force_authenticate(alice)
+    response = api.get(reverse("job-detail", args=[999999]))
+    assert response.status_code == 404 and response.json()["error"] == "job_not_found"

@@ -1,0 +1,60 @@
+"""The GPT-2 output-dataset detection baseline: TF-IDF over 1-2 grams and logistic regression.
+
+As openai/gpt-2-output-dataset `baseline.py`: min_df 5, max_features 2**21, liblinear, C chosen on
+valid from 1/64 to 64 (powers of two), accuracy on test, half human and half model text.
+"""
+
+import json
+
+from registry import storage
+from registry.models import DetectionResult, OutputDataset
+from workers.errors import JobParamsInvalid
+
+C_GRID = [2.0**e for e in range(-6, 7)]
+METHOD = "tfidf-1-2gram-logreg"
+
+
+def validate_params(params: dict) -> dict:
+    names = {"dataset": params.get("dataset"), "reference": params.get("reference")}
+    found = {n.name: n for n in OutputDataset.objects.filter(name__in=[v for v in names.values() if v])}
+    for role, name in names.items():
+        if name not in found:
+            raise JobParamsInvalid(f"{role}: no dataset {name!r}.")
+    if found[names["dataset"]].kind != OutputDataset.Kind.GENERATED:
+        raise JobParamsInvalid("dataset: must be a generated dataset.")
+    if found[names["reference"]].kind != OutputDataset.Kind.REFERENCE:
+        raise JobParamsInvalid("reference: must be a reference (human) dataset.")
+    return names
+
+
+def _texts(dataset: OutputDataset, split: str) -> list[str]:
+    part = dataset.splits.get(split=split)
+    return [json.loads(line)["text"] for line in storage.read_bytes(part.s3_key).decode().splitlines() if line]
+
+
+def _balanced(human: list[str], model: list[str]) -> tuple[list[str], list[int]]:
+    n = min(len(human), len(model))
+    return human[:n] + model[:n], [0] * n + [1] * n
+
+
+def detection_run(*, dataset: OutputDataset, reference: OutputDataset) -> DetectionResult:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    data = {split: _balanced(_texts(reference, split), _texts(dataset, split)) for split in ("train", "valid", "test")}
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=5, max_features=2**21)
+    train_x = vectorizer.fit_transform(data["train"][0])
+    valid_x, test_x = vectorizer.transform(data["valid"][0]), vectorizer.transform(data["test"][0])
+    best_c, best_valid, best_model = None, -1.0, None
+    for c in C_GRID:
+        model = LogisticRegression(solver="liblinear", C=c).fit(train_x, data["train"][1])
+        score = model.score(valid_x, data["valid"][1])
+        if score > best_valid:
+            best_c, best_valid, best_model = c, score, model
+    accuracy = best_model.score(test_x, data["test"][1])
+    result, _ = DetectionResult.objects.update_or_create(
+        dataset=dataset, reference=reference, method=METHOD,
+        defaults={"accuracy": accuracy, "valid_accuracy": best_valid, "c": best_c,
+                  "train_pairs": len(data["train"][1]) // 2, "test_pairs": len(data["test"][1]) // 2},
+    )
+    return result

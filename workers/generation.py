@@ -1,0 +1,265 @@
+"""Output datasets in the gpt-2-output-dataset format: planned in shards, generated, merged, registered.
+
+Each shard has a fixed id range and seed and is written to its own object, so any number of workers
+can share the work, and a shard redone after a crash writes the same samples to the same object:
+no sample is lost or duplicated, however often a shard or the whole job runs.
+"""
+
+import hashlib
+import json
+import random
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from django.db import transaction
+
+from registry import storage
+from registry.models import DatasetSplit, ModelSize, OutputDataset
+from workers import bridge
+from workers.errors import JobParamsInvalid
+
+SAMPLINGS = {
+    "pure": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "suffix": ""},
+    "k40": {"temperature": 1.0, "top_k": 40, "top_p": 1.0, "suffix": "-k40"},
+}
+DEFAULT_SPLITS = {"train": 250, "valid": 25, "test": 25}  # GPT-2's 250,000 / 5,000 / 5,000, CPU-sized
+DEFAULT_SHARD_SIZE = 50
+GENERATION_BATCH = 25
+
+
+@dataclass(frozen=True)
+class Shard:
+    dataset: str
+    sampling: str  # a SAMPLINGS key, or "reference"
+    split: str
+    index: int
+    first_id: int
+    count: int
+    seed: int
+
+
+def dataset_names(size_slug: str, samplings: list[str]) -> list[str]:
+    return [size_slug + SAMPLINGS[name]["suffix"] for name in samplings]
+
+
+def reference_name(size_slug: str) -> str:
+    return f"{size_slug}-reference"
+
+
+def validate_params(params: dict) -> dict:
+    """Normalise a generate_output_dataset job's parameters, naming each problem."""
+    size = ModelSize.objects.filter(slug=params.get("model_size")).first()
+    if size is None:
+        raise JobParamsInvalid(f"model_size: no model size {params.get('model_size')!r}.")
+    samplings = params.get("samplings", ["pure", "k40"])
+    if not isinstance(samplings, list) or not samplings or not set(samplings) <= set(SAMPLINGS):
+        raise JobParamsInvalid(f"samplings: a non-empty list of {sorted(SAMPLINGS)}.")
+    splits = params.get("splits", DEFAULT_SPLITS)
+    if not isinstance(splits, dict) or set(splits) != set(DatasetSplit.SPLITS) or not all(
+        isinstance(n, int) and 1 <= n <= 1_000_000 for n in splits.values()
+    ):
+        raise JobParamsInvalid("splits: counts (1 to 1,000,000) for exactly train, valid and test.")
+    max_length = params.get("max_length", min(128, size.n_ctx - 1))
+    if not isinstance(max_length, int) or not 1 <= max_length <= size.n_ctx - 1:
+        raise JobParamsInvalid(f"max_length: 1 to {size.n_ctx - 1} tokens (n_ctx less the start token).")
+    shard_size = params.get("shard_size", DEFAULT_SHARD_SIZE)
+    if not isinstance(shard_size, int) or not 1 <= shard_size <= 100_000:
+        raise JobParamsInvalid("shard_size: 1 to 100,000 samples.")
+    names = dataset_names(size.slug, samplings)
+    if params.get("reference", True):
+        names.append(reference_name(size.slug))
+    taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
+    if taken:
+        raise JobParamsInvalid(f"datasets already exist: {', '.join(taken)}.")
+    if not size.artifacts.filter(filename="model.safetensors").exists():
+        raise JobParamsInvalid(f"model_size: {size.slug} has not been trained yet.")
+    return {
+        "model_size": size.slug, "samplings": samplings, "splits": splits, "max_length": max_length,
+        "shard_size": shard_size, "seed": int(params.get("seed", 0)), "reference": bool(params.get("reference", True)),
+        "corpus": params.get("corpus", bridge.DEFAULT_CORPUS),
+    }
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:8], "big") >> 1
+
+
+def plan_shards(params: dict) -> list[Shard]:
+    shards = []
+    for sampling in params["samplings"]:
+        name = params["model_size"] + SAMPLINGS[sampling]["suffix"]
+        first_id = 0
+        for split in DatasetSplit.SPLITS:
+            total = params["splits"][split]
+            for index, start in enumerate(range(0, total, params["shard_size"])):
+                count = min(params["shard_size"], total - start)
+                shards.append(Shard(name, sampling, split, index, first_id + start, count,
+                                    _seed(params["seed"], name, split, index)))
+            first_id += total
+    return shards
+
+
+def shard_key(job_id: int, shard: Shard) -> str:
+    return f"jobs/{job_id}/shards/{shard.dataset}/{shard.split}-{shard.index:05d}.jsonl"
+
+
+def shard_run(*, job_id: int, shard: Shard, params: dict) -> bool:
+    """Generate one shard unless its object already exists; True if it did the work."""
+    key = shard_key(job_id, shard)
+    try:
+        storage.head(key)
+        return False
+    except storage.ObjectMissing:
+        pass
+    from modelcore.sample import generate
+
+    size = ModelSize.objects.get(slug=params["model_size"])
+    model, tokenizer, _config = bridge.load_model(size)
+    setting = SAMPLINGS[shard.sampling]
+    lines = []
+    samples = generate(
+        model, n_samples=shard.count, batch_size=min(GENERATION_BATCH, shard.count),
+        max_new_tokens=params["max_length"], temperature=setting["temperature"], top_k=setting["top_k"],
+        top_p=setting["top_p"], seed=shard.seed, eot_id=tokenizer.eot_id,
+    )
+    for offset, sample in enumerate(samples):
+        record = {"id": shard.first_id + offset, "ended": sample.ended, "length": sample.length,
+                  "text": tokenizer.decode(sample.tokens)}
+        lines.append(json.dumps(record, ensure_ascii=False))
+    storage.upload_bytes(("\n".join(lines) + "\n").encode(), key, content_type="application/x-ndjson")
+    return True
+
+
+def reference_records(*, params: dict, tokenizer, held_out: str) -> dict[str, list[dict]]:
+    """Human text in the same format: held-out corpus paragraphs, packed up to max_length tokens."""
+    paragraphs = [p.strip() for p in held_out.split("\n\n") if p.strip()]
+    random.Random(params["seed"]).shuffle(paragraphs)
+    records, needed = [], sum(params["splits"].values())
+    chunk, chunk_tokens = [], 0
+    for paragraph in paragraphs:
+        tokens = len(tokenizer.encode(paragraph + "\n\n"))
+        if chunk and chunk_tokens + tokens > params["max_length"]:
+            records.append(_reference_record(chunk, ended=True, tokenizer=tokenizer, cap=params["max_length"]))
+            chunk, chunk_tokens = [], 0
+        chunk.append(paragraph)
+        chunk_tokens += tokens
+        if len(records) == needed:
+            break
+    if chunk and len(records) < needed:
+        records.append(_reference_record(chunk, ended=True, tokenizer=tokenizer, cap=params["max_length"]))
+    by_split, start = {}, 0
+    for split in DatasetSplit.SPLITS:
+        share = records[start:start + params["splits"][split]]
+        by_split[split] = [{**r, "id": start + i} for i, r in enumerate(share)]
+        start += params["splits"][split]
+    return by_split
+
+
+def _reference_record(paragraphs: list[str], *, ended: bool, tokenizer, cap: int) -> dict:
+    tokens = tokenizer.encode("\n\n".join(paragraphs))
+    if len(tokens) > cap:
+        tokens, ended = tokens[:cap], False
+    return {"ended": ended, "length": len(tokens), "text": tokenizer.decode(tokens)}
+
+
+def _stats(records: list[dict]) -> dict:
+    n = len(records)
+    return {
+        "lines": n,
+        "mean_length": round(sum(r["length"] for r in records) / n, 2) if n else 0.0,
+        "fraction_ended": round(sum(r["ended"] for r in records) / n, 4) if n else 0.0,
+        "length_histogram": _histogram([r["length"] for r in records]),
+    }
+
+
+def _histogram(lengths: list[int], bins: int = 16) -> list[int]:
+    if not lengths:
+        return []
+    top = max(lengths) + 1
+    counts = [0] * bins
+    for length in lengths:
+        counts[min(bins - 1, length * bins // top)] += 1
+    return counts
+
+
+def dataset_register(*, name: str, kind: str, size: ModelSize | None, sampling: dict, max_length: int,
+                     source: str, records_by_split: dict[str, list[dict]], card: str) -> OutputDataset:
+    """Upload each split as `<name>.<split>.jsonl` (sha256 recorded) and register the dataset."""
+    uploaded = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for split, records in records_by_split.items():
+            path = Path(tmp) / f"{name}.{split}.jsonl"
+            with open(path, "w", encoding="utf-8") as out:
+                for record in records:
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            key = f"datasets/{name}/{secrets.token_hex(8)}/{path.name}"
+            uploaded[split] = storage.upload_file(path, key, content_type="application/x-ndjson")
+    all_records = [r for records in records_by_split.values() for r in records]
+    with transaction.atomic():
+        dataset = OutputDataset.objects.create(
+            name=name, kind=kind, model_size=size, sampling=sampling, max_length=max_length, source=source,
+            stats={**_stats(all_records), "splits": {s: _stats(r)["lines"] for s, r in records_by_split.items()}},
+            card=card,
+        )
+        for split, stored in uploaded.items():
+            DatasetSplit.objects.create(dataset=dataset, split=split, lines=len(records_by_split[split]),
+                                        s3_key=stored.key, bytes=stored.bytes, sha256=stored.sha256)
+    return dataset
+
+
+def read_shards(job_id: int, shards: list[Shard]) -> dict[str, dict[str, list[dict]]]:
+    """{dataset: {split: records}} from the shard objects, in id order."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for shard in shards:
+        body = storage.read_bytes(shard_key(job_id, shard))
+        records = [json.loads(line) for line in body.decode().splitlines() if line]
+        out.setdefault(shard.dataset, {}).setdefault(shard.split, []).extend(records)
+    return out
+
+
+def shard_as_dict(shard: Shard) -> dict:
+    return asdict(shard)
+
+
+def _generated_card(size: ModelSize, setting: dict, max_length: int) -> str:
+    how = "top-k 40 truncation" if setting["top_k"] else "pure sampling (temperature 1, no truncation)"
+    return (f"Unconditional samples of {size}, {how}, at most {max_length} tokens each, "
+            "in the gpt-2-output-dataset format.")
+
+
+def dataset_job_finalize(*, job_id: int, params: dict) -> dict:
+    """Merge the shards into registered datasets (skipping any already registered) and add the reference."""
+    size = ModelSize.objects.get(slug=params["model_size"])
+    shards = plan_shards(params)
+    by_dataset = read_shards(job_id, shards)
+    names = []
+    for sampling in params["samplings"]:
+        name = size.slug + SAMPLINGS[sampling]["suffix"]
+        names.append(name)
+        if OutputDataset.objects.filter(name=name).exists():
+            continue  # a finalize retried after registering it
+        setting = {k: v for k, v in SAMPLINGS[sampling].items() if k != "suffix"}
+        dataset_register(
+            name=name, kind=OutputDataset.Kind.GENERATED, size=size, sampling=setting,
+            max_length=params["max_length"], source="", records_by_split=by_dataset[name],
+            card=_generated_card(size, setting, params["max_length"]),
+        )
+    if params["reference"]:
+        name = reference_name(size.slug)
+        names.append(name)
+        if not OutputDataset.objects.filter(name=name).exists():
+            _model, tokenizer, _config = bridge.load_model(size)
+            _train, held_out = bridge.split_corpus(bridge.corpus_text(params["corpus"]))
+            dataset_register(
+                name=name, kind=OutputDataset.Kind.REFERENCE, size=None, sampling={},
+                max_length=params["max_length"], source=bridge.corpus_name(params["corpus"]),
+                records_by_split=reference_records(params=params, tokenizer=tokenizer, held_out=held_out),
+                card=(f"Human-written text held out from {size}'s training corpus "
+                      f"({bridge.corpus_name(params['corpus'])}), the role WebText plays for GPT-2's samples; "
+                      f"lengths in {size}'s tokens."),
+            )
+    for shard in shards:
+        storage.delete(shard_key(job_id, shard))
+    return {"datasets": names}

@@ -1,0 +1,102 @@
+"""The job lifecycle: create and enqueue, claim, heartbeat with progress, finish, cancel, requeue stale.
+
+Every transition is a conditional UPDATE, so a retried, redelivered or duplicated task cannot run a
+job twice at once or move a finished job: only the current claim (status running, same attempt) may
+write progress or finish it.
+"""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from workers.errors import BrokerUnavailable, JobLost, JobNotCancellable
+from workers.models import Job
+
+
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.STAGEGATE_JOB_STALE_AFTER_S)
+
+
+def job_create(*, kind: str, params: dict, user=None, enqueue: Callable[[Job], None]) -> Job:
+    """Record a job and hand it to the broker; if the broker is down, nothing is left behind."""
+    job = Job.objects.create(kind=kind, params=params, created_by=user if user and user.pk else None)
+    try:
+        enqueue(job)
+    except (OperationalError, ConnectionError, OSError) as exc:
+        job.delete()
+        raise BrokerUnavailable(f"The job queue (Redis) is unreachable; no job was created ({exc}).") from exc
+    return job
+
+
+def job_claim(job_id: int) -> Job | None:
+    """Take a queued job, or one whose worker stopped sending heartbeats; None if it isn't ours to run."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id)
+        .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, heartbeat_at__lt=_stale_before()))
+        .update(status=Job.Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1,
+                started_at=Coalesce(F("started_at"), now))
+    )
+    return Job.objects.get(pk=job_id) if claimed == 1 else None
+
+
+def job_heartbeat(job: Job, *, done: int | None = None, total: int | None = None, unit: str | None = None) -> None:
+    """Record progress; raises JobLost when the job was cancelled or another worker took it over."""
+    fields: dict = {"heartbeat_at": timezone.now()}
+    if done is not None:
+        fields["progress_done"] = done
+    if total is not None:
+        fields["progress_total"] = total
+    if unit is not None:
+        fields["progress_unit"] = unit
+    if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(**fields) != 1:
+        raise JobLost(f"job {job.pk} is no longer this worker's to run")
+
+
+def job_add_progress(job_id: int, amount: int) -> None:
+    """Shards of one job report concurrently; F() keeps their additions from overwriting each other."""
+    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(
+        progress_done=F("progress_done") + amount, heartbeat_at=timezone.now()
+    )
+
+
+def job_succeed(job: Job, *, result: dict) -> bool:
+    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+        status=Job.Status.SUCCEEDED, result=result, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+        error="",
+    ) == 1
+
+
+def job_fail(job: Job, *, error: str) -> bool:
+    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+        status=Job.Status.FAILED, error=error[:5000], finished_at=timezone.now()
+    ) == 1
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a queued or running job; a running worker notices at its next heartbeat and stops."""
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+            status=Job.Status.CANCELLED, finished_at=timezone.now()
+        ) != 1:
+            job.refresh_from_db()
+            raise JobNotCancellable(f"Job {job.pk} is {job.status}; only queued or running jobs can be cancelled.")
+    job.refresh_from_db()
+    return job
+
+
+def jobs_stale() -> list[int]:
+    """Jobs whose worker died (no heartbeat for STAGEGATE_JOB_STALE_AFTER_S) or whose message was lost."""
+    stale = _stale_before()
+    return list(
+        Job.objects.filter(
+            Q(status=Job.Status.RUNNING, heartbeat_at__lt=stale)
+            | Q(status=Job.Status.QUEUED, enqueued_at__lt=stale)
+        ).values_list("pk", flat=True)
+    )

@@ -1,0 +1,179 @@
+"""Training a registered size with modelcore: resumable from S3 checkpoints, results into the registry."""
+
+import io
+import json
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry import services as registry_services
+from registry import storage
+from registry.models import ModelSize, TrainingRun
+from workers import bridge, jobs
+from workers.errors import JobParamsInvalid
+from workers.models import Job
+
+DEFAULTS = {"steps": 300, "batch_size": 16, "lr": 1e-3, "grad_accum": 1, "eval_interval": 50,
+            "checkpoint_interval": 50, "seed": 1337, "threads": 0}
+HEARTBEAT_EVERY_S = 5.0
+MANIFEST = "manifest.json"
+
+
+def validate_params(params: dict) -> dict:
+    size = ModelSize.objects.filter(slug=params.get("model_size")).first()
+    if size is None:
+        raise JobParamsInvalid(f"model_size: no model size {params.get('model_size')!r}.")
+    unknown = sorted(set(params) - set(DEFAULTS) - {"model_size", "corpus", "device"})
+    if unknown:
+        raise JobParamsInvalid(f"unknown parameters: {', '.join(unknown)}.")
+    valid = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+    for name in ("steps", "batch_size", "grad_accum", "eval_interval", "checkpoint_interval"):
+        if not isinstance(valid[name], int) or not 1 <= valid[name] <= 10_000_000:
+            raise JobParamsInvalid(f"{name}: a positive whole number.")
+    if not isinstance(valid["lr"], int | float) or not 0 < valid["lr"] < 1:
+        raise JobParamsInvalid("lr: a learning rate between 0 and 1.")
+    corpus = params.get("corpus", bridge.DEFAULT_CORPUS)
+    if not isinstance(corpus, str) or not (corpus == bridge.DEFAULT_CORPUS or corpus.startswith("s3://")
+                                           or Path(corpus).is_file()):
+        raise JobParamsInvalid(f"corpus: {corpus!r} is not a readable file, an s3:// prefix or 'default'.")
+    device = params.get("device", "cpu")
+    if device not in ("cpu", "cuda"):
+        raise JobParamsInvalid("device: cpu or cuda.")
+    return {"model_size": size.slug, "corpus": corpus, "device": device, **valid}
+
+
+def _checkpoint_prefix(job_id: int) -> str:
+    return f"jobs/{job_id}/checkpoint/"
+
+
+def _upload_checkpoint(job_id: int, directory: Path, step: int) -> None:
+    """Files first, manifest last: a checkpoint is restorable only once all its files are in S3."""
+    names = sorted(p.name for p in directory.iterdir() if p.is_file())
+    for name in names:
+        storage.upload_file(directory / name, _checkpoint_prefix(job_id) + name)
+    manifest = json.dumps({"step": step, "files": names}).encode()
+    storage.upload_bytes(manifest, _checkpoint_prefix(job_id) + MANIFEST, content_type="application/json")
+
+
+def _restore_checkpoint(job_id: int, directory: Path) -> int | None:
+    try:
+        manifest = json.loads(storage.read_bytes(_checkpoint_prefix(job_id) + MANIFEST))
+    except storage.ObjectMissing:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in manifest["files"]:
+        storage.download_file(_checkpoint_prefix(job_id) + name, directory / name)
+    return manifest["step"]
+
+
+def _tokenizer(job_id: int, work: Path, train_text: str, vocab_size: int):
+    """The run's tokenizer: trained once, kept in S3 so a resumed run encodes the corpus identically."""
+    from modelcore.tokenizer import Tokenizer, train_tokenizer
+
+    directory = work / "tokenizer"
+    prefix = f"jobs/{job_id}/tokenizer/"
+    try:
+        for name in ("vocab.json", "merges.txt"):
+            storage.download_file(prefix + name, directory / name)
+        return Tokenizer.load(directory)
+    except storage.ObjectMissing:
+        pass
+    tokenizer = train_tokenizer([train_text], vocab_size)
+    tokenizer.save(directory)
+    for name in ("vocab.json", "merges.txt"):
+        storage.upload_file(directory / name, prefix + name)
+    return tokenizer
+
+
+def _loss_curve_png(curve: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    train = [(p["step"], p["train_loss"]) for p in curve if p.get("train_loss") is not None]
+    val = [(p["step"], p["val_loss"]) for p in curve if p.get("val_loss") is not None]
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training loss", linewidth=1)
+    if val:
+        ax.plot(*zip(*val, strict=True), label="validation loss", marker="o", linewidth=1.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    path.write_bytes(buffer.getvalue())
+
+
+def train_job_run(*, job: Job) -> dict:
+    import torch
+    from modelcore.evaluate import evaluate_text
+    from modelcore.train import TrainSettings, train
+
+    from modelcore.export import export_hf
+
+    params = job.params
+    size = ModelSize.objects.get(slug=params["model_size"])
+    config = bridge.gpt_config(size)
+    work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / str(job.pk)
+    checkpoint_dir = work / "checkpoint"
+    resumed_from = _restore_checkpoint(job.pk, checkpoint_dir)
+
+    train_text, held_out = bridge.split_corpus(bridge.corpus_text(params["corpus"]))
+    tokenizer = _tokenizer(job.pk, work, train_text, config.n_vocab)
+    train_tokens = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
+    val_tokens = torch.tensor(tokenizer.encode(held_out), dtype=torch.long)
+
+    last_beat = [0.0]
+
+    def on_progress(step: int, total: int, metrics: dict) -> None:
+        if time.monotonic() - last_beat[0] >= HEARTBEAT_EVERY_S or step == total:
+            last_beat[0] = time.monotonic()
+            jobs.job_heartbeat(job, done=step, total=total, unit="steps")  # raises JobLost if cancelled
+
+    train_settings = TrainSettings(
+        steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"],
+        warmup=max(1, params["steps"] // 10), grad_accum=params["grad_accum"],
+        eval_interval=params["eval_interval"], checkpoint_interval=params["checkpoint_interval"],
+        seed=params["seed"], threads=params["threads"], device=params["device"],
+    )
+    jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
+    result = train(
+        config, train_tokens, val_tokens, train_settings, checkpoint_dir=checkpoint_dir, resume=True,
+        on_progress=on_progress, on_checkpoint=lambda path, step: _upload_checkpoint(job.pk, Path(path), step),
+    )
+    jobs.job_heartbeat(job)  # a cancel during the last steps stops here, before anything is published
+    export_dir = export_hf(result.model, tokenizer, work / "export")
+    report = evaluate_text(result.model, tokenizer, held_out, stride=config.n_ctx // 2, batch_size=8)
+    curve_png = work / "loss-curve.png"
+    _loss_curve_png(result.loss_curve, curve_png, f"{size} on {bridge.corpus_name(params['corpus'])}")
+
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            model_size=size, corpus=bridge.corpus_name(params["corpus"]) if params["corpus"] == "default"
+            else params["corpus"], settings={k: v for k, v in params.items() if k != "model_size"},
+            steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
+            finished_at=timezone.now(),
+        )
+    artifacts = [
+        registry_services.artifact_register(size=size, path=export_dir / name, training_run=run, replace=True)
+        for name in bridge.MODEL_FILES
+    ]
+    artifacts.append(registry_services.artifact_register(size=size, path=curve_png, training_run=run, replace=True))
+    held_out_name = f"{bridge.corpus_name(params['corpus'])} (held out)"
+    for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
+        registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
+                                             training_run=run)
+    for name in [MANIFEST, *(p.name for p in checkpoint_dir.iterdir())] if checkpoint_dir.exists() else []:
+        storage.delete(_checkpoint_prefix(job.pk) + name)
+    return {
+        "training_run": run.pk, "artifacts": [a.filename for a in artifacts], "val_loss": result.final_val_loss,
+        "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,
+    }

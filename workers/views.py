@@ -1,0 +1,50 @@
+"""Jobs API for staff: submit, list, inspect, cancel. Thin views over workers.services and workers.jobs."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workers import jobs, services
+from workers.errors import JobNotFound
+from workers.models import Job
+from workers.serializers import JobInputSerializer, JobSerializer
+
+
+def _job(job_id: int) -> Job:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise JobNotFound(f"No job {job_id}.")
+    return job
+
+
+class JobListCreateView(ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = JobSerializer
+    queryset = Job.objects.all()
+
+    @extend_schema(request=JobInputSerializer, responses={201: JobSerializer})
+    def post(self, request: Request) -> Response:
+        data = JobInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.job_submit(kind=data.validated_data["kind"], params=data.validated_data["params"],
+                                  user=request.user)
+        return Response(JobSerializer(job).data, status=201)
+
+
+class JobDetailView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=JobSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(JobSerializer(_job(job_id)).data)
+
+
+class JobCancelView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=JobSerializer)
+    def post(self, request: Request, job_id: int) -> Response:
+        return Response(JobSerializer(jobs.job_cancel(job=_job(job_id))).data)
