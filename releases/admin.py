@@ -30,14 +30,18 @@ def _policy_staff(request: HttpRequest) -> bool:
     return request._is_policy_staff
 
 
-class PolicyStaffAdminMixin:
-    """Policy staff may see governance pages whatever their model permissions; changes go through services."""
+class PolicyStaffViewMixin:
+    """Policy staff may see these pages whatever their model permissions."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _policy_staff(request) or super().has_module_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return _policy_staff(request) or super().has_view_permission(request, obj)
+
+
+class PolicyStaffAdminMixin(PolicyStaffViewMixin):
+    """Governance records: viewable by policy staff, never edited in a form (changes go through services)."""
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -249,7 +253,7 @@ admin.site.unregister(ModelSize)
 
 
 @admin.register(ModelSize)
-class ModelSizeWithStagesAdmin(ModelSizeAdmin):
+class ModelSizeWithStagesAdmin(PolicyStaffViewMixin, ModelSizeAdmin):
     inlines = [*ModelSizeAdmin.inlines, StageHistoryInline]
     readonly_fields = [*ModelSizeAdmin.readonly_fields, "stage_actions"]
     fields = [*ModelSizeAdmin.fields, "stage_actions"]

@@ -1,0 +1,164 @@
+"""The admin for policy staff: actions, the request form, the size timeline, the dashboard, the audit trail."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+from django.utils import timezone
+
+from releases import services
+from releases.models import AuditEvent, StageChange, StageChangeRequest
+from releases.stages import Stage
+from tests.releases.conftest import ALL_FACTORS, RATIONALE, move, request_change
+
+Status = StageChangeRequest.Status
+CHANGELIST = "admin:releases_stagechangerequest_changelist"
+
+
+@pytest.fixture
+def as_user(client):
+    def login(user):
+        client.force_login(user)
+        return client
+    return login
+
+
+def _action(client, action: str, requests, **extra):
+    return client.post(reverse(CHANGELIST), {"action": action, ACTION_CHECKBOX_NAME: [r.pk for r in requests],
+                                             **extra}, follow=True)
+
+
+def test_policy_staff_see_pending_requests(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS)
+    response = as_user(bob).get(reverse(CHANGELIST), {"status__exact": "pending"})
+    assert response.status_code == 200
+    assert f"#{request.pk}" in str(request) and "internal → partners" in response.content.decode()
+
+
+def test_the_approve_action_applies_the_change(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS)
+    response = _action(as_user(bob), "approve_selected", [request])
+    assert "Approved 1 request(s)." in response.content.decode()
+    request.refresh_from_db()
+    size.refresh_from_db()
+    assert (request.status, size.stage) == (Status.APPLIED, Stage.PARTNERS)
+    assert AuditEvent.objects.get(action="stage.applied").ip == "127.0.0.1"
+
+
+def test_the_approve_action_reports_a_refusal(as_user, size, alice):
+    request = request_change(size, alice, Stage.PARTNERS)
+    response = _action(as_user(alice), "approve_selected", [request])
+    assert "The requester cannot approve their own request." in response.content.decode()
+    request.refresh_from_db()
+    assert request.status == Status.PENDING
+
+
+def test_a_superuser_cannot_approve_in_the_admin_either(as_user, size, alice, admin_user):
+    request = request_change(size, alice, Stage.PARTNERS)
+    response = _action(as_user(admin_user), "approve_selected", [request])
+    assert "Only members of the policy-staff group" in response.content.decode()
+    request.refresh_from_db()
+    assert request.status == Status.PENDING
+
+
+def test_reject_asks_for_a_comment_first(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS)
+    client = as_user(bob)
+    response = _action(client, "reject_selected", [request])
+    assert response.status_code == 200
+    assert 'name="comment"' in response.content.decode()
+    request.refresh_from_db()
+    assert request.status == Status.PENDING
+    response = _action(client, "reject_selected", [request], comment="")
+    request.refresh_from_db()
+    assert request.status == Status.PENDING
+    response = _action(client, "reject_selected", [request], comment="Wait for the detection study.")
+    assert "Rejected 1 request(s)." in response.content.decode()
+    request.refresh_from_db()
+    assert request.status == Status.REJECTED
+    assert request.decisions.get().comment == "Wait for the detection study."
+
+
+def test_the_cancel_action_stops_an_embargo(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS, effective_at=timezone.now() + timedelta(days=1))
+    services.stage_request_approve(request=request, approver=bob)
+    _action(as_user(alice), "cancel_selected", [request])
+    request.refresh_from_db()
+    assert request.status == Status.CANCELLED
+
+
+def test_the_request_form_files_a_request_from_the_sizes_stage(as_user, size, alice):
+    client = as_user(alice)
+    url = reverse("admin:releases_stagechangerequest_add")
+    assert client.get(url, {"model_size": size.pk}).status_code == 200
+    data = {"model_size": size.pk, "to_stage": "partners", "rationale": RATIONALE, "public_rationale": "",
+            **{f"factor_{key}": text for key, text in ALL_FACTORS.items()}}
+    response = client.post(url, data)
+    assert response.status_code == 302
+    request = StageChangeRequest.objects.get()
+    assert (request.from_stage, request.to_stage, request.requested_by) == ("internal", "partners", alice)
+
+
+def test_the_request_form_shows_the_services_refusal(as_user, size, alice):
+    response = as_user(alice).post(reverse("admin:releases_stagechangerequest_add"), {
+        "model_size": size.pk, "to_stage": "public", "rationale": RATIONALE,
+        "factor_replication": "Likely within a year.",
+    })
+    assert response.status_code == 200
+    assert "This factor must be assessed before a release." in response.content.decode()
+    assert not StageChangeRequest.objects.exists()
+
+
+def test_researchers_cannot_reach_the_request_form(as_user, size, rita):
+    rita.is_staff = True
+    rita.save()
+    assert as_user(rita).get(reverse("admin:releases_stagechangerequest_add")).status_code == 403
+
+
+def test_the_size_page_shows_the_stage_timeline_and_no_stage_input(as_user, size, alice, bob, carol):
+    move(size, Stage.PARTNERS, requester=alice, approvers=[bob])
+    move(size, Stage.PUBLIC, requester=alice, approvers=[bob, carol])
+    response = as_user(alice).get(reverse("admin:registry_modelsize_change", args=[size.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Stage history" in html
+    assert html.count("<td class=\"field-to_stage\">") == 2
+    assert 'name="stage"' not in html
+    assert "Request a stage change" in html
+
+
+def test_the_dashboard_lists_pending_embargoed_and_overdue_items(as_user, size, alice, bob):
+    move(size, Stage.PARTNERS, requester=alice, approvers=[bob])
+    StageChange.objects.update(review_by=timezone.localdate() - timedelta(days=1))
+    pending = request_change(size, alice, Stage.PUBLIC)
+    response = as_user(bob).get(reverse("releases-dashboard"), {"at": timezone.localdate().isoformat()})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'stagechangerequest/{pending.pk}/change/' in html
+    assert "overdue since" in html
+    assert "Partners holding an active grant for it." in html
+
+
+def test_the_dashboard_is_for_policy_staff_only(as_user, admin_user):
+    assert as_user(admin_user).get(reverse("releases-dashboard")).status_code == 403
+
+
+def test_a_review_is_recorded_from_the_dashboard_link(as_user, size, alice, bob):
+    move(size, Stage.PARTNERS, requester=alice, approvers=[bob])
+    change = StageChange.objects.get()
+    response = as_user(bob).post(reverse("admin:releases_stagechange_review", args=[change.pk]),
+                                 {"outcome": "keep", "notes": "Nothing of concern reported."})
+    assert response.status_code == 302
+    assert change.reviews.get().notes == "Nothing of concern reported."
+
+
+def test_the_audit_trail_is_read_only(as_user, size, alice):
+    request_change(size, alice, Stage.PARTNERS)
+    event = AuditEvent.objects.get()
+    client = as_user(alice)
+    assert client.get(reverse("admin:releases_auditevent_changelist")).status_code == 200
+    assert client.get(reverse("admin:releases_auditevent_add")).status_code == 403
+    assert client.post(reverse("admin:releases_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    page = client.get(reverse("admin:releases_auditevent_change", args=[event.pk])).content.decode()
+    assert 'name="reason"' not in page

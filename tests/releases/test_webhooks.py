@@ -1,0 +1,75 @@
+"""Stage events are POSTed, HMAC-signed, to the configured URLs (a real loopback HTTP server here)."""
+
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from releases import services
+from releases.notifications import webhook_signature
+from releases.stages import Stage
+from tests.releases.conftest import request_change
+
+SECRET = "webhook-test-secret"
+
+
+@pytest.fixture
+def receiver():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"body": body, "signature": self.headers["X-Stagegate-Signature"],
+                             "event": self.headers["X-Stagegate-Event"]})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hooks/stagegate", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_stage_events_are_delivered_with_a_valid_signature(
+    receiver, settings, size, alice, bob, django_capture_on_commit_callbacks
+):
+    url, received = receiver
+    settings.STAGEGATE_WEBHOOK_URLS = [url]
+    settings.STAGEGATE_WEBHOOK_SECRET = SECRET
+    with django_capture_on_commit_callbacks(execute=True):
+        request = request_change(size, alice, Stage.PARTNERS, public_rationale="Shared with partners.")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.stage_request_approve(request=request, approver=bob)
+    assert [hook["event"] for hook in received] == ["stage_request.created", "stage_request.approved",
+                                                    "stage.applied"]
+    for hook in received:
+        expected = "sha256=" + hmac.new(SECRET.encode(), hook["body"], hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(hook["signature"], expected)
+    applied = json.loads(received[-1]["body"])
+    assert (applied["model"], applied["from_stage"], applied["to_stage"]) == (size.slug, "internal", "partners")
+    assert applied["public_rationale"] == "Shared with partners."
+    assert "rationale" not in applied  # the internal rationale never leaves the platform
+
+
+def test_a_signature_changes_with_the_body():
+    assert webhook_signature(b'{"a":1}', SECRET) != webhook_signature(b'{"a":2}', SECRET)
+
+
+def test_no_webhooks_without_a_secret(receiver, settings, size, alice, django_capture_on_commit_callbacks):
+    url, received = receiver
+    settings.STAGEGATE_WEBHOOK_URLS = [url]
+    settings.STAGEGATE_WEBHOOK_SECRET = ""
+    with django_capture_on_commit_callbacks(execute=True):
+        request_change(size, alice, Stage.PARTNERS)
+    assert received == []
