@@ -93,6 +93,12 @@ class PublicHistoryOutput(serializers.ModelSerializer):
         fields = ["from_stage", "to_stage", "applied_at", "public_rationale"]
 
 
+class ModelHistoryOutput(serializers.Serializer):
+    model = serializers.CharField()
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    changes = PublicHistoryOutput(many=True)
+
+
 class ReviewOutput(serializers.Serializer):
     model = serializers.CharField(source="change.model_size.slug")
     stage = serializers.CharField(source="change.to_stage")
@@ -112,5 +118,10 @@ class DownloadAudienceOutput(serializers.Serializer):
 class SizeOnDateOutput(serializers.Serializer):
     model = serializers.CharField(source="size.slug")
     family = serializers.CharField(source="size.family.slug")
-    stage = serializers.CharField()
+    stage = serializers.ChoiceField(choices=Stage.choices)
     download = DownloadAudienceOutput()
+
+
+class ReleaseStateOutput(serializers.Serializer):
+    at = serializers.DateTimeField()
+    sizes = SizeOnDateOutput(many=True)

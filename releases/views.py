@@ -16,12 +16,12 @@ from releases.roles import is_policy_staff
 from releases.serializers import (
     CancelInput,
     DecisionInput,
-    PublicHistoryOutput,
+    ModelHistoryOutput,
     RejectInput,
+    ReleaseStateOutput,
     ReleaseStateQuery,
     ReviewInput,
     ReviewOutput,
-    SizeOnDateOutput,
     StageRequestCreateInput,
     StageRequestListQuery,
     StageRequestOutput,
@@ -129,21 +129,19 @@ class ModelReviewView(StaffAPIView):
 class ReleaseStateView(StaffAPIView):
     """What stage each size was in, and who could download it, at a moment in the past."""
 
-    @extend_schema(parameters=[ReleaseStateQuery], responses=SizeOnDateOutput(many=True))
+    @extend_schema(parameters=[ReleaseStateQuery], responses=ReleaseStateOutput)
     def get(self, request: Request) -> Response:
         query = ReleaseStateQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         at = query.validated_data["at"]
-        rows = selectors.release_state_on(when=at)
-        return Response({"at": at.isoformat(), "sizes": SizeOnDateOutput(rows, many=True).data})
+        return Response(ReleaseStateOutput({"at": at, "sizes": selectors.release_state_on(when=at)}).data)
 
 
 class ModelHistoryView(APIView):
     """Public: the applied stage changes of a visible size, with the public part of each rationale."""
 
-    @extend_schema(responses=PublicHistoryOutput(many=True))
+    @extend_schema(responses=ModelHistoryOutput)
     def get(self, request: Request, slug: str) -> Response:
         size = registry_selectors.model_size_get(slug=slug, user=request.user)  # internal sizes: 404
         changes = selectors.stage_history(size=size)
-        return Response({"model": size.slug, "stage": size.stage,
-                         "changes": PublicHistoryOutput(changes, many=True).data})
+        return Response(ModelHistoryOutput({"model": size.slug, "stage": size.stage, "changes": changes}).data)

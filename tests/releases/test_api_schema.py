@@ -1,0 +1,40 @@
+"""Responses of the release-governance API match the generated OpenAPI schema."""
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate
+
+from tests.releases.conftest import ALL_FACTORS, RATIONALE, token_for
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    with django_db_blocker.unblock():
+        document = yaml.safe_load(Client().get("/api/schema/").content)
+    validate(document)
+    return document
+
+
+def _validate(schema: dict, path: str, method: str, status: str, body) -> None:
+    response_schema = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    OAS30Validator({**response_schema, "components": schema["components"]}).validate(body)
+
+
+def test_create_list_history_and_release_state_match_the_schema(api, schema, size, alice):
+    call_command("seed_gpt2", stdout=open("/dev/null", "w"))
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(alice)}")
+    created = api.post(reverse("model-stage-requests", args=[size.slug]),
+                       {"to_stage": "public", "rationale": RATIONALE, "factors": ALL_FACTORS}, format="json")
+    assert created.status_code == 201
+    _validate(schema, "/api/v1/models/{slug}/stage-requests/", "post", "201", created.json())
+    listed = api.get(reverse("stage-request-list"), {"status": "pending"})
+    _validate(schema, "/api/v1/stage-requests/", "get", "200", listed.json())
+    history = api.get(reverse("model-history", args=["gpt2-1558m"]))
+    _validate(schema, "/api/v1/models/{slug}/history/", "get", "200", history.json())
+    assert [c["to_stage"] for c in history.json()["changes"]] == ["partners", "public"]
+    state = api.get(reverse("release-state"), {"at": "2019-09-01"})
+    _validate(schema, "/api/v1/release-state/", "get", "200", state.json())
