@@ -1,0 +1,168 @@
+"""The GPT-2 language model in torch, in reading order: config, attention, MLP, block, model.
+
+Weight for weight the architecture of openai/gpt-2; a preallocated key/value cache makes sampling cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LN_EPS = 1e-5  # GPT-2's LayerNorm epsilon
+INIT_STD = 0.02  # GPT-2's weight initialisation
+HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    n_vocab: int
+    n_ctx: int
+    n_embd: int
+    n_head: int
+    n_layer: int
+    dropout: float = 0.0
+
+    def validate(self) -> GPTConfig:
+        for name in HPARAM_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        return self
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, object]) -> GPTConfig:
+        """Build from a GPT-2 `hparams.json`-style mapping; unknown keys are refused (typos hide there)."""
+        allowed = {f.name for f in fields(cls)}
+        if unknown := sorted(set(hparams) - allowed):
+            raise ValueError(f"unknown hparams {unknown}; expected {sorted(allowed)}")
+        if missing := [name for name in HPARAM_NAMES if name not in hparams]:
+            raise ValueError(f"missing hparams {missing}")
+        return cls(**hparams).validate()  # type: ignore[arg-type]
+
+    def to_hparams(self) -> dict[str, int | float]:
+        return asdict(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+def parameter_count(config: GPTConfig) -> int:
+    """Trainable parameters, embeddings tied (124,439,808 for GPT-2 124M)."""
+    c = config.n_embd
+    per_block = 12 * c * c + 13 * c  # qkv, attn proj, 4x MLP (weights + biases) and two LayerNorms
+    return (config.n_vocab + config.n_ctx) * c + config.n_layer * per_block + 2 * c
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v of all heads in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, x: Tensor, kv: Tensor | None = None, pos: int = 0) -> Tensor:
+        B, T, C = x.shape
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # [B, T, 3, H, hd]
+        mask, causal = None, T > 1
+        if kv is None:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, hd]
+        else:
+            # kv: [2, B, H, n_ctx, hd]; write this step's keys/values, attend over everything so far
+            kv[:, :, :, pos : pos + T].copy_(qkv[:, :, 1:].permute(2, 0, 3, 1, 4))
+            k, v = kv[:, :, :, : pos + T].unbind(0)  # each [B, H, pos+T, hd]
+            q = qkv[:, :, 0].transpose(1, 2)  # [B, H, T, hd]
+            if causal and pos > 0:  # SDPA's is_causal aligns top-left, so a chunk after a prefix needs a mask
+                mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(pos)
+                causal = False
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+        y = y.transpose(1, 2).reshape(B, T, C)  # [B, T, C]
+        return F.dropout(self.c_proj(y), dropout, self.training)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.dropout = config.dropout
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.gelu(self.c_fc(x), approximate="tanh")  # [B, T, 4C]; GPT-2's GELU is the tanh form
+        return F.dropout(self.c_proj(h), self.dropout, self.training)
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, kv: Tensor | None = None, pos: int = 0) -> Tensor:
+        x = x + self.attn(self.ln_1(x), kv, pos)  # [B, T, C]
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config.validate()
+        self.wte = nn.Embedding(config.n_vocab, config.n_embd)  # also the output projection (tied)
+        self.wpe = nn.Embedding(config.n_ctx, config.n_embd)
+        self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.apply(self._init_weights)
+        # Residual projections add up over 2 per layer, so scale them down to keep the stream's variance flat.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+
+    def hidden(self, idx: Tensor, kv_cache: list[Tensor] | None = None, pos: int = 0) -> Tensor:
+        """Final-LayerNorm hidden states [B, T, C] of tokens idx [B, T] placed at positions pos.."""
+        T = idx.shape[1]
+        if pos + T > self.config.n_ctx:
+            raise ValueError(f"sequence of {pos + T} tokens exceeds n_ctx {self.config.n_ctx}")
+        x = self.wte(idx) + self.wpe.weight[pos : pos + T]  # [B, T, C]
+        x = F.dropout(x, self.config.dropout, self.training)
+        for i, block in enumerate(self.h):
+            x = block(x, None if kv_cache is None else kv_cache[i], pos)
+        return self.ln_f(x)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Logits [B, T, V] and, given targets [B, T] (-1 = ignore), the mean cross-entropy."""
+        logits = F.linear(self.hidden(idx), self.wte.weight)  # [B, T, V]
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        return logits, loss
+
+    def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> list[Tensor]:
+        """One preallocated [2, B, H, n_ctx, hd] key/value buffer per layer: memory is batch x n_ctx."""
+        c, p = self.config, self.wte.weight
+        shape = (c.n_layer, 2, batch_size, c.n_head, c.n_ctx, c.head_dim)
+        return list(torch.zeros(shape, dtype=dtype or p.dtype, device=p.device).unbind(0))
+
+    def decode(self, idx: Tensor, kv_cache: list[Tensor], pos: int) -> Tensor:
+        """Next-token logits [B, V] after feeding idx [B, T] at positions pos.., filling kv_cache."""
+        h = self.hidden(idx, kv_cache, pos)[:, -1]  # [B, C]; only the last position predicts the next token
+        return F.linear(h, self.wte.weight)  # [B, V]
