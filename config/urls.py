@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from registry import pages
 from releases import admin as releases_admin
+from releases import pages as release_pages
 
 handler404 = "config.api_errors.json_not_found"
 
@@ -17,5 +18,6 @@ urlpatterns = [
     path("api/v1/", include("releases.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("history/", release_pages.history, name="release-history"),
     path("", pages.home, name="home"),
 ]

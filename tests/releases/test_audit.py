@@ -65,3 +65,21 @@ def test_audit_verify_reports_an_intact_chain(alice, capsys):
     _events(alice, 4)
     call_command("audit_verify")
     assert "4 event(s) verified" in capsys.readouterr().out
+
+
+def test_the_sqlite_triggers_reject_updates_and_deletes_too():
+    """The demo runs on SQLite: the migration's SQLite triggers, applied to a scratch database."""
+    import importlib
+    import sqlite3
+
+    migration = importlib.import_module("releases.migrations.0002_audit_append_only")
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE releases_auditevent (id INTEGER PRIMARY KEY, reason TEXT)")
+    for statement in migration._SQLITE_FORWARD:
+        db.execute(statement)
+    db.execute("INSERT INTO releases_auditevent (reason) VALUES ('kept')")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("UPDATE releases_auditevent SET reason = 'changed'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM releases_auditevent")
+    assert db.execute("SELECT reason FROM releases_auditevent").fetchall() == [("kept",)]

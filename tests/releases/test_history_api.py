@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from releases import services
 from releases.stages import Stage
-from tests.releases.conftest import move, request_change
+from tests.releases.conftest import make_size, move, request_change
 
 
 def test_history_lists_applied_changes_with_the_public_rationale_only(api, size, alice, bob):
@@ -45,3 +45,16 @@ def test_unapplied_requests_do_not_appear_in_history(api, size, alice, bob, caro
     request_change(size, alice, Stage.WITHDRAWN, factors={})
     changes = api.get(reverse("model-history", args=[size.slug])).json()["changes"]
     assert len(changes) == 1
+
+
+
+def test_the_public_history_page_shows_visible_sizes_and_public_reasons_only(client, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS, public_rationale="Shared with partners.")
+    services.stage_request_approve(request=request, approver=bob)
+    back_inside = make_size("mini-3m")
+    move(back_inside, Stage.WITHDRAWN, requester=alice, approvers=[bob])
+    move(back_inside, Stage.INTERNAL, requester=alice, approvers=[bob])
+    html = client.get(reverse("release-history")).content.decode()
+    assert "Shared with partners." in html
+    assert request.rationale not in html
+    assert "mini-3m" not in html
