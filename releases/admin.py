@@ -82,6 +82,7 @@ class StageChangeRequestAdmin(PolicyStaffAdminMixin, admin.ModelAdmin):
     inlines = [StageDecisionInline]
     actions = ["approve_selected", "reject_selected", "cancel_selected"]
     change_list_template = "admin/releases/stagechangerequest/change_list.html"
+    change_form_template = "admin/releases/stagechangerequest/change_form.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(

@@ -162,3 +162,16 @@ def test_the_audit_trail_is_read_only(as_user, size, alice):
     assert client.post(reverse("admin:releases_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
     page = client.get(reverse("admin:releases_auditevent_change", args=[event.pk])).content.decode()
     assert 'name="reason"' not in page
+
+
+def test_a_pending_requests_page_has_approve_and_reject_buttons(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS)
+    client = as_user(bob)
+    page = client.get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
+    assert 'value="approve_selected"' in page and 'value="reject_selected"' in page
+    assert RATIONALE in page
+    client.post(reverse(CHANGELIST), {"action": "approve_selected", ACTION_CHECKBOX_NAME: request.pk})
+    request.refresh_from_db()
+    assert request.status == Status.APPLIED
+    page = client.get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
+    assert 'value="approve_selected"' not in page
