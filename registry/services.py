@@ -45,7 +45,11 @@ def model_size_upsert(
     for name, value in valid.items():
         setattr(size, name, value)
     size.full_clean()
-    size.save()
+    if size.pk:
+        # Never write `stage` here: it moves only through releases' services, possibly concurrently.
+        size.save(update_fields=["family", "display_name", "historical_names", "order", *valid])
+    else:
+        size.save()
     return size
 
 

@@ -124,3 +124,51 @@ def broker_url():
             reset()
 
     return use
+
+
+@pytest.fixture
+def worker_process(transactional_db, s3, tmp_path):
+    """Start real `celery worker` processes (separate OS processes, so they can be killed with -9)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        **s3.env(),
+        "STAGEGATE_CACHE_DIR": str(tmp_path / "worker-cache"),
+        "STAGEGATE_CORPORA_DIR": django_settings.STAGEGATE_CORPORA_DIR,
+        # Kill tests wait for a dead worker's job to go stale; keep that wait short.
+        "STAGEGATE_JOB_STALE_AFTER_S": "4",
+    }
+    started: list[subprocess.Popen] = []
+
+    def start(name: str = "w1", queues: str | None = None) -> subprocess.Popen:
+        queues = queues or f"{django_settings.CELERY_TASK_DEFAULT_QUEUE},{django_settings.STAGEGATE_TRAINING_QUEUE}"
+        log = open(tmp_path / f"worker-{name}-{len(started)}.log", "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "-Q", queues, "-n", f"{name}-{os.getpid()}-{len(started)}@%h", "--without-mingle", "--without-gossip"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    def kill(proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    start.kill = kill
+    start.logs = lambda: "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(tmp_path.glob("worker-*.log")))
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)

@@ -18,7 +18,11 @@ from workers.models import Job
 
 DEFAULTS = {"steps": 300, "batch_size": 16, "lr": 1e-3, "grad_accum": 1, "eval_interval": 50,
             "checkpoint_interval": 50, "seed": 1337, "threads": 0}
-HEARTBEAT_EVERY_S = 5.0
+
+def _heartbeat_every_s() -> float:
+    # Well inside the stale limit, so a live job is never mistaken for a dead one.
+    return min(5.0, settings.STAGEGATE_JOB_STALE_AFTER_S / 4)
+
 MANIFEST = "manifest.json"
 
 
@@ -114,10 +118,10 @@ def _loss_curve_png(curve: list[dict], path: Path, title: str) -> None:
 
 def train_job_run(*, job: Job) -> dict:
     import torch
-    from modelcore.evaluate import evaluate_text
-    from modelcore.train import TrainSettings, train
 
+    from modelcore.evaluate import evaluate_text
     from modelcore.export import export_hf
+    from modelcore.train import TrainSettings, train
 
     params = job.params
     size = ModelSize.objects.get(slug=params["model_size"])
@@ -134,7 +138,7 @@ def train_job_run(*, job: Job) -> dict:
     last_beat = [0.0]
 
     def on_progress(step: int, total: int, metrics: dict) -> None:
-        if time.monotonic() - last_beat[0] >= HEARTBEAT_EVERY_S or step == total:
+        if time.monotonic() - last_beat[0] >= _heartbeat_every_s() or step == total:
             last_beat[0] = time.monotonic()
             jobs.job_heartbeat(job, done=step, total=total, unit="steps")  # raises JobLost if cancelled
 

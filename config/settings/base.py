@@ -134,7 +134,7 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 # Redis redelivers an unacknowledged task after this long: it must outlast the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 10 * 60}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = envstr("STAGEGATE_DEFAULT_QUEUE", "default")
 # Release governance on a clock: embargoed stage changes apply when due; reviews remind daily.
 CELERY_BEAT_SCHEDULE = {
     "apply-due-stage-changes": {"task": "workers.tasks.apply_due_stage_changes_task", "schedule": 60.0},
@@ -223,7 +223,8 @@ STAGEGATE_CORPORA_DIR = envstr("STAGEGATE_CORPORA_DIR", str(BASE_DIR.parent / "s
 STAGEGATE_CACHE_DIR = envstr("STAGEGATE_CACHE_DIR", str(RUN_DIR / "cache"))
 # A running job without a heartbeat for this long is taken to have lost its worker and is requeued.
 STAGEGATE_JOB_STALE_AFTER_S = envint("STAGEGATE_JOB_STALE_AFTER_S", 300)
-STAGEGATE_TRAINING_QUEUE = "training"
+# Long training runs have their own queue (and workers), so they never hold up short jobs.
+STAGEGATE_TRAINING_QUEUE = envstr("STAGEGATE_TRAINING_QUEUE", "training")
 CELERY_BEAT_SCHEDULE["requeue-stale-jobs"] = {"task": "workers.tasks.requeue_stale_jobs_task", "schedule": 60.0}
 CELERY_TASK_ROUTES = {"workers.tasks.train_task": {"queue": STAGEGATE_TRAINING_QUEUE}}
 # Fail a submission fast (and answer 503) when Redis is down, instead of hanging the request.

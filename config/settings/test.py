@@ -6,6 +6,11 @@ import os
 os.environ["STAGEGATE_IGNORE_RUN_ENV"] = "1"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stagegate")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Queues of this test run only: messages left in Redis by another or an earlier run are never consumed.
+# Worker subprocesses inherit these through the environment.
+_RUN_ID = os.environ.setdefault("STAGEGATE_TEST_RUN_ID", str(os.getpid()))
+os.environ.setdefault("STAGEGATE_DEFAULT_QUEUE", f"default-test-{_RUN_ID}")
+os.environ.setdefault("STAGEGATE_TRAINING_QUEUE", f"training-test-{_RUN_ID}")
 
 from config.settings.base import *  # noqa: E402, F403
 
@@ -17,4 +22,4 @@ STORAGES = {
 }
 
 # Each pytest process gets its own test database, so concurrent runs on one server never collide.
-DATABASES["default"]["TEST"] = {"NAME": f"test_stagegate_{os.getpid()}"}  # noqa: F405
+DATABASES["default"]["TEST"] = {"NAME": f"test_stagegate_{_RUN_ID}"}  # noqa: F405

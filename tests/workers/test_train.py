@@ -1,0 +1,104 @@
+"""Training jobs on real worker processes: results land in S3 and the registry; a killed worker's job resumes."""
+
+import json
+import time
+
+import pytest
+
+from registry import services as registry_services
+from registry import storage
+from registry.models import Artifact, EvalResult, TrainingRun
+from workers import services
+from workers.models import Job
+from workers.training import MANIFEST, _checkpoint_prefix
+
+from .conftest import TINY_HPARAMS
+from .test_generate_output_dataset import _wait
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def untrained_size(transactional_db, s3):
+    family = registry_services.family_upsert(slug="tiny", name="Tiny", bundled=True)
+    return registry_services.model_size_upsert(family=family, slug="tiny-1", display_name="1", hparams=TINY_HPARAMS)
+
+
+def _params(corpus_file, **extra) -> dict:
+    return {"model_size": "tiny-1", "corpus": str(corpus_file), "steps": 40, "batch_size": 8,
+            "eval_interval": 20, "checkpoint_interval": 20, "lr": 3e-3, **extra}
+
+
+def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_file, worker_process):
+    worker_process("trainer")
+    job = services.job_submit(kind="train", params=_params(corpus_file))
+    job = _wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
+
+    run = TrainingRun.objects.get(pk=job.result["training_run"])
+    assert run.model_size == untrained_size and run.steps == 40
+    assert run.loss_curve[0]["train_loss"] > run.loss_curve[-1]["train_loss"]
+    assert run.final_val_loss is not None
+    names = set(Artifact.objects.filter(model_size=untrained_size).values_list("filename", flat=True))
+    assert names == {"config.json", "model.safetensors", "vocab.json", "merges.txt", "loss-curve.png"}
+    for artifact in Artifact.objects.filter(model_size=untrained_size):
+        assert registry_services.artifact_verify(artifact=artifact)
+        assert artifact.training_run == run
+    png = Artifact.objects.get(model_size=untrained_size, filename="loss-curve.png")
+    assert storage.read_bytes(png.s3_key)[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads(storage.read_bytes(Artifact.objects.get(model_size=untrained_size,
+                                                                filename="config.json").s3_key))
+    assert (config["n_layer"], config["n_embd"], config["vocab_size"]) == (2, 32, 320)
+    metrics = dict(EvalResult.objects.filter(model_size=untrained_size).values_list("metric", "value"))
+    assert metrics["perplexity"] > 1 and metrics["bits_per_byte"] > 0
+    assert job.progress_done == job.progress_total == 40 and job.progress_unit == "steps"
+    with pytest.raises(storage.ObjectMissing):
+        storage.head(_checkpoint_prefix(job.pk) + MANIFEST)  # checkpoints are cleaned up
+
+
+def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(untrained_size, corpus_file,
+                                                                       worker_process, settings):
+    settings.STAGEGATE_JOB_STALE_AFTER_S = 4
+    interval = 25
+    doomed = worker_process("doomed")
+    job = services.job_submit(kind="train", params=_params(
+        corpus_file, steps=400, batch_size=16, checkpoint_interval=interval, eval_interval=100))
+
+    def past_a_checkpoint(j: Job) -> bool:
+        try:
+            return j.progress_done >= 2 * interval and json.loads(
+                storage.read_bytes(_checkpoint_prefix(j.pk) + MANIFEST))["step"] >= interval
+        except storage.ObjectMissing:
+            return False
+
+    job = _wait(job, until=past_a_checkpoint, timeout_s=240, worker_process=worker_process)
+    worker_process.kill(doomed)
+    job.refresh_from_db()
+    done_at_kill = job.progress_done
+    assert job.status == Job.Status.RUNNING and done_at_kill < 400
+
+    worker_process("rescuer")
+    requeued = []
+
+    def finished_or_requeue(j: Job) -> bool:
+        requeued.extend(services.jobs_requeue_stale())
+        return j.status == Job.Status.SUCCEEDED
+
+    job = _wait(job, until=finished_or_requeue, timeout_s=300, worker_process=worker_process)
+    assert job.pk in requeued and job.attempts == 2
+    # At most one checkpoint interval of work is redone.
+    assert job.result["resumed_from_step"] >= done_at_kill - interval
+    assert TrainingRun.objects.get(pk=job.result["training_run"]).steps == 400
+    assert Artifact.objects.filter(model_size=untrained_size, filename="model.safetensors").count() == 1
+
+
+def test_cancelling_a_training_job_stops_it_and_publishes_nothing(untrained_size, corpus_file, worker_process):
+    worker_process("trainer")
+    job = services.job_submit(kind="train", params=_params(corpus_file, steps=2000, checkpoint_interval=1000))
+    job = _wait(job, until=lambda j: j.progress_done > 0, timeout_s=120, worker_process=worker_process)
+    from workers import jobs
+
+    jobs.job_cancel(job=job)
+    time.sleep(4)
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert not Artifact.objects.filter(model_size=untrained_size).exists()
