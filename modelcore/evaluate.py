@@ -71,3 +71,13 @@ def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, *, stride: int, b
     n_tokens, n_bytes = len(targets), len(text.encode("utf-8"))
     loss = total_nll / n_tokens
     return EvalReport(loss, math.exp(loss), total_nll / math.log(2) / n_bytes, n_tokens, n_bytes)
+
+
+def unigram_loss(train_tokens: list[int], val_tokens: list[int], n_vocab: int) -> float:
+    """Cross-entropy (nats/token) of val_tokens under training-token frequencies (add-one smoothed).
+
+    The baseline a language model must clearly beat to show it uses context at all.
+    """
+    counts = torch.bincount(torch.tensor(train_tokens), minlength=n_vocab).double() + 1.0  # [V]
+    log_probs = (counts / counts.sum()).log()  # [V]
+    return -log_probs[torch.tensor(val_tokens)].mean().item()

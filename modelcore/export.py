@@ -188,7 +188,12 @@ def import_hf(directory: str | os.PathLike[str]) -> tuple[GPT, Tokenizer, GPTCon
         raise ValueError(
             f"tokenizer has {tokenizer.vocab_size} tokens but config.json vocab_size {config.n_vocab}"
         )
-    with torch.device("meta"):
+    return load_model(weights, config), tokenizer, config
+
+
+def load_model(path: str | os.PathLike[str], config: GPTConfig) -> GPT:
+    """A GPT (in eval mode) holding the weights of a checked safetensors file."""
+    with torch.device("meta"):  # no throwaway initialisation: every tensor is assigned from the file
         model = GPT(config)
-    model.load_state_dict(load_safetensors_checked(weights, config), assign=True)
-    return model.eval(), tokenizer, config
+    model.load_state_dict(load_safetensors_checked(path, config), assign=True)
+    return model.eval()

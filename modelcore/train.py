@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .export import load_safetensors_checked, save_safetensors
+from .export import load_model, load_safetensors_checked, save_safetensors
 from .model import GPT, GPTConfig
 
 CHECKPOINT_FORMAT = 1
@@ -271,3 +271,10 @@ def load_checkpoint(
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     return state["step"], state["data_position"], state["loss_curve"]
+
+
+def load_checkpoint_model(directory: str | os.PathLike[str]) -> GPT:
+    """The model alone from a checkpoint directory, e.g. to export or sample it mid-training."""
+    directory = Path(directory)
+    state = json.loads((directory / STATE_FILE).read_text())
+    return load_model(directory / MODEL_FILE, GPTConfig.from_hparams(state["config"]))

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+
+from modelcore.model import GPT, GPTConfig, parameter_count
+
+GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
+
+
+def test_parameter_count_of_124m_is_124_439_808():
+    assert parameter_count(GPTConfig.from_hparams(GPT2_124M)) == 124_439_808
+
+
+def test_parameter_count_matches_the_built_model_with_tied_embeddings(config, model):
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())
+    assert not any("head" in name for name, _ in model.named_parameters())  # the output layer is wte
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_head": 5}, "divisible by n_head"),
+        ({"n_layer": 0}, "n_layer must be a positive integer"),
+        ({"n_vocab": -3}, "n_vocab must be a positive integer"),
+        ({"n_ctx": 2.5}, "n_ctx must be a positive integer"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_config_validation_names_the_problem(change, message):
+    with pytest.raises(ValueError, match=message):
+        GPTConfig(**{**GPT2_124M, **change}).validate()
+
+
+def test_from_hparams_refuses_unknown_and_missing_keys():
+    with pytest.raises(ValueError, match="unknown hparams"):
+        GPTConfig.from_hparams({**GPT2_124M, "n_embed": 768})
+    with pytest.raises(ValueError, match="missing hparams"):
+        GPTConfig.from_hparams({k: v for k, v in GPT2_124M.items() if k != "n_ctx"})
+
+
+def test_residual_projections_start_scaled_by_one_over_sqrt_two_n_layer():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_vocab=64, n_ctx=16, n_embd=128, n_head=4, n_layer=8))
+    std = {name: p.std().item() for name, p in model.named_parameters()}
+    assert std["h.3.mlp.c_fc.weight"] == pytest.approx(0.02, rel=0.05)
+    assert std["h.3.mlp.c_proj.weight"] == pytest.approx(0.02 / math.sqrt(16), rel=0.05)
+    assert std["h.3.attn.c_proj.weight"] == pytest.approx(0.02 / math.sqrt(16), rel=0.05)
+
+
+def test_attention_is_causal(model, config):
+    idx = torch.randint(0, config.n_vocab, (2, 20))
+    changed = idx.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % config.n_vocab
+    with torch.no_grad():
+        a, b = model(idx)[0], model(changed)[0]
+    torch.testing.assert_close(a[:, :10], b[:, :10])  # the past does not see the future
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+def test_decoding_with_the_kv_cache_matches_the_full_forward(model, config):
+    idx = torch.randint(0, config.n_vocab, (3, 40))
+    with torch.no_grad():
+        full = model(idx)[0]  # [3, 40, V]
+        cache = model.new_kv_cache(3)
+        steps = [model.decode(idx[:, :16], cache, 0)]  # a prompt
+        steps += [model.decode(idx[:, t : t + 1], cache, t) for t in range(16, 30)]  # one token at a time
+        steps.append(model.decode(idx[:, 30:40], cache, 30))  # a chunk after a prefix (masked, not is_causal)
+    expected = full[:, [15, *range(16, 30), 39]]  # [3, 16, V]
+    torch.testing.assert_close(torch.stack(steps, dim=1), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_sequences_longer_than_n_ctx_are_refused(model, config):
+    with pytest.raises(ValueError, match="exceeds n_ctx"):
+        model(torch.zeros(1, config.n_ctx + 1, dtype=torch.long))
+
+
+def test_loss_falls_when_overfitting_one_batch(config):
+    torch.manual_seed(0)
+    model = GPT(config).train()
+    x = torch.randint(0, config.n_vocab, (4, 32))
+    y = torch.roll(x, -1, dims=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        _, loss = model(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(math.log(config.n_vocab), rel=0.05)  # a fresh model is near uniform
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_targets_of_minus_one_are_ignored(model, config):
+    x = torch.randint(0, config.n_vocab, (1, 8))
+    y = torch.randint(0, config.n_vocab, (1, 8))
+    masked = y.clone()
+    masked[:, :4] = -1
+    logits, loss = model(x, masked)
+    expected = torch.nn.functional.cross_entropy(logits[0, 4:], y[0, 4:])
+    torch.testing.assert_close(loss, expected)
