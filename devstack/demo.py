@@ -124,6 +124,9 @@ def up(run_dir: Path, port: int) -> None:
     _manage("seed_demo_accounts", str(run_dir / "demo-accounts.json"), env=env)
     _start_worker(run_dir, env)
     _serve(run_dir, env, port)
+    _say(f"platform serving on http://127.0.0.1:{port}/ — now the release flow (first run: several minutes)")
+    flow = ["demo_release_flow"] + (["--full"] if os.environ.get("DEMO_FULL") == "1" else [])
+    _manage(*flow, env=env)
     _report(port, passwords, run_dir)
 
 
@@ -135,6 +138,12 @@ def _report(port: int, passwords: dict[str, str], run_dir: Path) -> None:
     print(f"  Admin          {base}/admin/")
     print(f"  API docs       {base}/api/docs/   (OpenAPI schema: {base}/api/schema/)")
     print(f"  Models API     {base}/api/v1/models/")
+    print(f"  Jobs (staff)   {base}/admin/workers/job/")
+    print(f"  Release board  {base}/admin/releases/dashboard/   Public history: {base}/history/")
+    print()
+    print("Mini family: mini-1m trained and public, mini-3m trained and at partners (pat's organisation")
+    print("holds a grant), mini-7m and mini-13m internal. Datasets of mini-1m (pure, top-k 40, human")
+    print("reference) generated, baseline-detected and published. `DEMO_FULL=1 make demo` trains all sizes longer.")
     print()
     print("Demo accounts (also in .run/demo-accounts.json):")
     for username in DEMO_ACCOUNTS:

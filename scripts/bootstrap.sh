@@ -16,6 +16,8 @@ stamp=.venv/.stagegate-installed
 if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && { [ -z "$extra" ] || grep -qx "$extra" "$stamp"; }; then
   exit 0
 fi
+# Keep the test extra once installed: `make demo` after `make test` must not uninstall it.
+[ -z "$extra" ] && [ -f "$stamp" ] && extra="$(cat "$stamp")"
 spec="."
 [ -n "$extra" ] && spec=".[$extra]"
 echo "[setup] installing Stagegate into .venv (first run: a few minutes; torch is the CPU build 2.13.0)…"
