@@ -48,3 +48,39 @@ class StageRequestNotFound(NotFound):
 
 class NothingToReview(Conflict):
     code = "nothing_to_review"
+
+
+# --------------------------------------------------------------------------- partners, grants and links
+class AccessDenied(DomainError):
+    """`may` said no; `code` is its reason (no_grant, grant_revoked, terms_not_accepted, withdrawn, …)."""
+
+    code = "access_denied"
+    http_status = 403
+
+
+class AuthenticationRequired(DomainError):
+    code = "not_authenticated"
+    http_status = 401
+    headers = {"WWW-Authenticate": "Token"}
+
+
+class QuotaExhausted(DomainError):
+    code = "quota_exhausted"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, **extra: object) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **extra)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class InvalidPartnerAction(DomainError):
+    code = "invalid"
+    http_status = 400
+
+
+class AccessRequestNotPending(Conflict):
+    code = "access_request_not_pending"
+
+
+class GrantAlreadyRevoked(Conflict):
+    code = "grant_already_revoked"

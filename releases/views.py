@@ -1,5 +1,6 @@
 """Release-governance API: staff endpoints for stage-change requests and reviews, the public history."""
 
+from django.http import HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
@@ -9,13 +10,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors as registry_selectors
-from releases import selectors, services
+from releases import links, selectors, services
 from releases.audit import client_ip
 from releases.errors import NotPolicyStaff
 from releases.roles import is_policy_staff
 from releases.serializers import (
     CancelInput,
     DecisionInput,
+    ErrorOutput,
+    LinkOutput,
+    ManifestOutput,
     ModelHistoryOutput,
     RejectInput,
     ReleaseStateOutput,
@@ -145,3 +149,43 @@ class ModelHistoryView(APIView):
         size = registry_selectors.model_size_get(slug=slug, user=request.user)  # internal sizes: 404
         changes = selectors.stage_history(size=size)
         return Response(ModelHistoryOutput({"model": size.slug, "stage": size.stage, "changes": changes}).data)
+
+
+# --------------------------------------------------------------------------- downloads (issue 5)
+_DENIALS = {401: ErrorOutput, 403: ErrorOutput, 404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
+_NO_STORE = {"Cache-Control": "no-store"}  # links are personal and short-lived: never cache them
+
+
+def _issue(request: Request, slug: str, filename: str) -> links.Link:
+    size = links.size_by_slug(slug=slug)
+    return links.link_issue(user=request.user, size=size, filename=filename, ip=client_ip(request))
+
+
+class ModelManifestView(APIView):
+    """Every file of a size with bytes and sha256, its stage and the caller's grant: what a client plans with."""
+
+    @extend_schema(responses={200: ManifestOutput, **_DENIALS})
+    def get(self, request: Request, slug: str) -> Response:
+        manifest = links.manifest_get(user=request.user, size=links.size_by_slug(slug=slug))
+        return Response(ManifestOutput(manifest).data, headers=_NO_STORE)
+
+
+class ModelFileLinkView(APIView):
+    """A fresh signed link to one file. Ask again for a new one whenever a link expires."""
+
+    @extend_schema(request=None, responses={200: LinkOutput, **_DENIALS})
+    def post(self, request: Request, slug: str, filename: str) -> Response:
+        link = _issue(request, slug, filename)
+        body = {"url": link.url, "expires_at": link.expires_at, "bytes": link.record.bytes,
+                "sha256": link.record.sha256}
+        return Response(LinkOutput(body).data, headers=_NO_STORE)
+
+
+class ModelFileView(APIView):
+    """302 to a fresh signed link, so `curl -L -H "Authorization: Token …"` downloads the file."""
+
+    @extend_schema(responses={(302, "application/octet-stream"): None, **_DENIALS})
+    def get(self, request: Request, slug: str, filename: str) -> HttpResponseRedirect:
+        response = HttpResponseRedirect(_issue(request, slug, filename).url)
+        response["Cache-Control"] = "no-store"
+        return response

@@ -54,3 +54,50 @@ def move(size, to_stage: str, *, requester, approvers):
 
 def token_for(user) -> str:
     return AuthToken.objects.create(user=user)[1]
+
+
+# --------------------------------------------------------------------------- partners and downloads (issue 5)
+WEIGHTS = bytes(range(256)) * 64  # 16 KiB of "weights"
+CONFIG = b'{"model_type": "gpt2", "n_layer": 2}'
+
+
+@pytest.fixture
+def pat(django_user_model):
+    """A member of Example Security Lab (once the `partner` fixture adds him)."""
+    return django_user_model.objects.create_user(username="pat", password="pw-pat", email="pat@example.org")
+
+
+def make_partner(actor, *members, name: str = "Example Security Lab", kind: str = "security"):
+    from releases import partners
+
+    partner = partners.partner_create(name=name, kind=kind, actor=actor, contact_email="lab@example.org")
+    for member in members:
+        partners.partner_member_add(partner=partner, user=member, actor=actor)
+    return partner
+
+
+def publish_terms(actor, version: str = "v1", *accepting):
+    from releases import partners
+
+    terms = partners.terms_publish(version=version, text=f"Partner terms {version}: no redistribution.", actor=actor)
+    for user in accepting:
+        partners.terms_accept(user=user, terms=terms)
+    return terms
+
+
+def make_grant(partner, size, actor, *, days: float = 30, starts_in_days: float = 0, **kwargs):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from releases import grants
+
+    starts_at = timezone.now() + timedelta(days=starts_in_days)
+    return grants.grant_create(partner=partner, size=size, purpose="Red-team the size for misuse.", actor=actor,
+                               starts_at=starts_at, expires_at=starts_at + timedelta(days=days), **kwargs)
+
+
+def upload(size, tmp_path, filename: str = "model.safetensors", data: bytes = WEIGHTS):
+    path = tmp_path / filename
+    path.write_bytes(data)
+    return registry_services.artifact_register(size=size, path=path)

@@ -1,0 +1,109 @@
+"""Signed download links: issuing one (checked by `may`, recorded, audited) and the manifest a client plans with.
+
+No weight bytes pass through Django: a link is a SigV4-presigned GET straight to object storage, valid for
+STAGEGATE_LINK_TTL_S (at most an hour). Renewal is asking again while access holds. Revoking a grant or
+withdrawing a size stops new links at once; links already issued keep working until they expire.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry import storage
+from registry.errors import ArtifactNotFound, ModelSizeNotFound
+from registry.models import Artifact, ModelSize
+from releases import access
+from releases.audit import audit_record
+from releases.models import IssuedLink
+
+DEFAULT_LINK_TTL_S = 10 * 60
+
+
+def link_ttl_s() -> int:
+    """The configured lifetime, clamped to 1 s … storage.LINK_TTL_MAX_S (an hour)."""
+    configured = int(getattr(settings, "STAGEGATE_LINK_TTL_S", DEFAULT_LINK_TTL_S))
+    return min(max(configured, 1), storage.LINK_TTL_MAX_S)
+
+
+def size_by_slug(*, slug: str) -> ModelSize:
+    """Any size, whatever its stage: callers must pass it through `access.may` before showing anything."""
+    size = ModelSize.objects.select_related("family").filter(slug=slug).first()
+    if size is None:
+        raise ModelSizeNotFound(f"No model size {slug!r}.")
+    return size
+
+
+@dataclass(frozen=True)
+class Link:
+    record: IssuedLink
+    url: str  # handed to the caller only; never stored or logged
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.record.expires_at
+
+
+@transaction.atomic
+def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -> Link:
+    """A fresh signed link to one of the size's files, if `may` allows; an IssuedLink row and an audit row.
+
+    Order matters: the grant row is locked before deciding (so a revocation committed earlier is seen and
+    concurrent links on one grant are counted one after the other), and storage is asked before anything is
+    written (so with S3 unreachable the caller gets 503 and nothing is recorded as issued).
+    """
+    size = ModelSize.objects.get(pk=size.pk)  # the stage as stored now
+    decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True), size=size)
+    artifact = Artifact.objects.filter(model_size=size, filename=filename).first()
+    if artifact is None:
+        raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
+    storage.head(artifact.s3_key)  # StorageUnavailable (503) / ObjectMissing (404) before any write
+    ttl_s = link_ttl_s()
+    now = timezone.now()
+    url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
+    authenticated = user is not None and user.is_authenticated
+    record = IssuedLink.objects.create(
+        issued_at=now, expires_at=now + timedelta(seconds=ttl_s), user=user if authenticated else None,
+        partner=decision.partner, grant=decision.grant, terms=decision.terms, model_size=size, artifact=artifact,
+        filename=artifact.filename, bytes=artifact.bytes, sha256=artifact.sha256, basis=decision.reason, ip=ip,
+    )
+    audit_record(
+        actor=user if authenticated else None, action="link.issued", target=size, ip=ip,
+        data={
+            "link_id": record.pk, "file": artifact.filename, "basis": decision.reason,
+            "partner": decision.partner.name if decision.partner else None,
+            "grant_id": decision.grant.pk if decision.grant else None,
+            "terms_version": decision.terms.version if decision.terms else None,
+            "expires_at": record.expires_at.isoformat(), "anonymous": not authenticated,
+        },
+    )
+    return Link(record=record, url=url)
+
+
+# --------------------------------------------------------------------------- the manifest
+@dataclass(frozen=True)
+class ManifestFile:
+    artifact: Artifact
+    quota: access.QuotaUse | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    size: ModelSize
+    decision: access.Decision
+    files: list[ManifestFile]
+    link_ttl_s: int
+
+
+def manifest_get(*, user, size: ModelSize) -> Manifest:
+    """Every file with its bytes and sha256, the size's stage and the caller's grant (with quota use per file)."""
+    decision = access.require(access.may(user, size, access.MANIFEST), size=size)
+    now = timezone.now()
+    files = [
+        ManifestFile(artifact=artifact,
+                     quota=access.quota_use(decision.grant, artifact.filename, now=now) if decision.grant else None)
+        for artifact in Artifact.objects.filter(model_size=size).order_by("filename")
+    ]
+    return Manifest(size=size, decision=decision, files=files, link_ttl_s=link_ttl_s())
