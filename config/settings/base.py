@@ -195,6 +195,15 @@ STAGEGATE_WEBHOOK_SECRET = envstr("STAGEGATE_WEBHOOK_SECRET", "")
 STAGEGATE_WEBHOOK_TIMEOUT_S = envint("STAGEGATE_WEBHOOK_TIMEOUT_S", 5)
 
 # ---------------------------------------------------------------------------
+# Partners and downloads (releases/access.py, releases/links.py)
+# ---------------------------------------------------------------------------
+# Lifetime of a signed download link; clamped to at most an hour. Clients ask again when one expires.
+STAGEGATE_LINK_TTL_S = envint("STAGEGATE_LINK_TTL_S", 600)
+# The partner portal signs in with the session; its login page:
+LOGIN_URL = "portal-login"
+LOGIN_REDIRECT_URL = "portal-home"
+
+# ---------------------------------------------------------------------------
 # Mail and logging
 # ---------------------------------------------------------------------------
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

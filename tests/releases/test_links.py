@@ -1,0 +1,180 @@
+"""Signed links on the real, signature-checking SeaweedFS: what they fetch, how they end, what is recorded."""
+
+import hashlib
+import json
+import time
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+
+import pytest
+import requests
+
+from releases import grants
+from releases.models import AuditEvent, IssuedLink
+from tests.releases.conftest import WEIGHTS, make_grant, make_partner, move, publish_terms, token_for, upload
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def granted(api, s3, size, alice, bob, pat, tmp_path):
+    """pat's Example Security Lab holds an active grant for the size, which is at the partners stage."""
+    artifact = upload(size, tmp_path)
+    partner = make_partner(alice, pat)
+    publish_terms(alice, "v1", pat)
+    grant = make_grant(partner, size, alice)
+    move(size, "partners", requester=alice, approvers=[bob])
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    return {"artifact": artifact, "partner": partner, "grant": grant}
+
+
+def _link(api, size, filename="model.safetensors"):
+    return api.post(f"/api/v1/models/{size.slug}/files/{filename}/link/")
+
+
+def test_an_issued_link_downloads_the_bytes_as_an_attachment(api, size, granted):
+    response = _link(api, size)
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert set(body) == {"url", "expires_at", "bytes", "sha256"}
+    download = requests.get(body["url"], timeout=10)
+    assert download.status_code == 200
+    assert download.content == WEIGHTS
+    assert hashlib.sha256(download.content).hexdigest() == body["sha256"] == granted["artifact"].sha256
+    assert download.headers["Content-Disposition"] == 'attachment; filename="model.safetensors"'
+
+
+def test_a_tampered_link_is_refused_by_seaweedfs(api, size, granted):
+    url = urlparse(_link(api, size).json()["url"])
+    query = parse_qs(url.query)
+    signature = query["X-Amz-Signature"][0]
+    query["X-Amz-Signature"] = [("0" if signature[0] != "0" else "1") + signature[1:]]
+    assert requests.get(urlunparse(url._replace(query=urlencode(query, doseq=True))), timeout=10).status_code == 403
+    # Stretching the expiry invalidates the signature too.
+    query = parse_qs(url.query)
+    query["X-Amz-Expires"] = ["3600"]
+    assert requests.get(urlunparse(url._replace(query=urlencode(query, doseq=True))), timeout=10).status_code == 403
+
+
+def test_an_expired_link_is_refused_by_seaweedfs_and_asking_again_gives_a_working_one(api, size, granted, settings):
+    settings.STAGEGATE_LINK_TTL_S = 1
+    old = _link(api, size).json()["url"]
+    time.sleep(2.5)
+    assert requests.get(old, timeout=10).status_code == 403
+    fresh = _link(api, size).json()["url"]
+    assert requests.get(fresh, timeout=10).content == WEIGHTS
+
+
+def test_the_ttl_defaults_to_ten_minutes_and_is_never_above_an_hour(api, size, granted, settings):
+    del settings.STAGEGATE_LINK_TTL_S
+    _link(api, size)
+    link = IssuedLink.objects.get()
+    assert (link.expires_at - link.issued_at).total_seconds() == 600
+    settings.STAGEGATE_LINK_TTL_S = 24 * 3600
+    url = _link(api, size).json()["url"]
+    assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == ["3600"]
+    latest = IssuedLink.objects.order_by("-id").first()
+    assert (latest.expires_at - latest.issued_at).total_seconds() == 3600
+
+
+def test_the_file_endpoint_redirects_to_a_fresh_link(api, size, granted):
+    response = api.get(f"/api/v1/models/{size.slug}/files/model.safetensors")
+    assert response.status_code == 302
+    assert requests.get(response["Location"], timeout=10).content == WEIGHTS
+
+
+def test_every_link_is_an_audit_row_without_the_signature(api, size, granted, pat):
+    api.post(f"/api/v1/models/{size.slug}/files/model.safetensors/link/", REMOTE_ADDR="203.0.113.7")
+    link = IssuedLink.objects.get()
+    event = AuditEvent.objects.get(action="link.issued")
+    assert event.actor_label == "pat"
+    assert event.ip == "203.0.113.7" == link.ip
+    assert event.data["partner"] == "Example Security Lab"
+    assert event.data["grant_id"] == granted["grant"].pk == link.grant_id
+    assert event.data["terms_version"] == "v1"
+    assert event.data["file"] == "model.safetensors"
+    assert event.data["expires_at"] == link.expires_at.isoformat()
+    everything = json.dumps([list(e.values()) for e in AuditEvent.objects.values()], default=str)
+    assert "X-Amz-Signature" not in everything and "Signature" not in everything
+
+
+def test_unknown_files_are_404(api, size, granted):
+    response = _link(api, size, "nope.safetensors")
+    assert response.status_code == 404
+    assert response.json()["error"] == "file_not_found"
+    assert IssuedLink.objects.count() == 0
+
+
+def test_storage_unreachable_is_503_and_nothing_is_recorded(api, size, granted, settings):
+    settings.S3_ENDPOINT_URL = "http://127.0.0.1:9"  # discard port: nothing listens
+    settings.S3_CONNECT_TIMEOUT_S = 1
+    before = AuditEvent.objects.count()
+    response = _link(api, size)
+    assert response.status_code == 503
+    assert response.json()["error"] == "storage_unavailable"
+    assert IssuedLink.objects.count() == 0
+    assert AuditEvent.objects.count() == before
+
+
+def test_quota_exhausted_is_429_with_retry_after_and_counts_per_file(api, s3, size, alice, bob, pat, tmp_path):
+    upload(size, tmp_path)
+    upload(size, tmp_path, "config.json", b"{}")
+    partner = make_partner(alice, pat)
+    publish_terms(alice, "v1", pat)
+    make_grant(partner, size, alice, quota_links=2, quota_period_s=3600)
+    move(size, "partners", requester=alice, approvers=[bob])
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    assert [_link(api, size).status_code for _ in range(2)] == [200, 200]
+    refused = _link(api, size)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "quota_exhausted"
+    assert 3590 <= int(refused["Retry-After"]) <= 3600
+    assert refused.json()["retry_after_s"] == int(refused["Retry-After"])
+    assert _link(api, size, "config.json").status_code == 200  # the quota is per file
+    manifest = api.get(f"/api/v1/models/{size.slug}/manifest/").json()
+    quotas = {f["filename"]: f["quota"] for f in manifest["files"]}
+    assert quotas["model.safetensors"]["remaining"] == 0 and quotas["model.safetensors"]["used"] == 2
+    assert quotas["config.json"] == {"limit": 2, "period_s": 3600, "used": 1, "remaining": 1,
+                                     "retry_after_s": 0}
+    assert IssuedLink.objects.count() == 3
+
+
+def test_revoking_stops_new_links_at_once_while_issued_links_live_to_their_expiry(api, size, granted, alice):
+    issued = _link(api, size).json()["url"]
+    grants.grant_revoke(grant=granted["grant"], actor=alice, reason="Agreement ended.")
+    refused = _link(api, size)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "grant_revoked"
+    assert "Agreement ended." in refused.json()["detail"]
+    assert requests.get(issued, timeout=10).status_code == 200
+
+
+def test_withdrawing_stops_new_links_for_partners_but_not_staff(api, size, granted, alice, bob, carol):
+    move(size, "withdrawn", requester=alice, approvers=[bob])
+    refused = _link(api, size)
+    assert (refused.status_code, refused.json()["error"]) == (403, "withdrawn")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(carol)}")
+    assert _link(api, size).status_code == 200
+    assert IssuedLink.objects.get().basis == "staff"
+
+
+def test_the_manifest_names_the_stage_and_the_callers_grant(api, size, granted):
+    manifest = api.get(f"/api/v1/models/{size.slug}/manifest/").json()
+    assert manifest["stage"] == "partners"
+    assert manifest["access"] == {"basis": "grant", "detail": manifest["access"]["detail"], "terms_version": "v1"}
+    assert manifest["grant"]["id"] == granted["grant"].pk
+    assert manifest["grant"]["partner"] == "Example Security Lab"
+    assert manifest["link_ttl_s"] == 600
+    assert manifest["files"] == [{"filename": "model.safetensors", "bytes": len(WEIGHTS),
+                                  "sha256": hashlib.sha256(WEIGHTS).hexdigest(), "format": "safetensors",
+                                  "quota": None}]
+
+
+def test_public_sizes_need_no_account_and_links_are_recorded_as_anonymous(api, s3, size, alice, bob, carol, tmp_path):
+    upload(size, tmp_path)
+    move(size, "public", requester=alice, approvers=[bob, carol])
+    response = _link(api, size)
+    assert response.status_code == 200
+    link = IssuedLink.objects.get()
+    assert (link.user, link.basis, link.grant) == (None, "public", None)
+    assert AuditEvent.objects.get(action="link.issued").data["anonymous"] is True
