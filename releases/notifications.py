@@ -81,9 +81,34 @@ def stage_event_notify(*, event: str, request_id: int) -> None:
 
 
 def grantees_notify_withdrawal(*, request: StageChangeRequest) -> int:
-    """Hook for issue 5 (partners and grants): tell partners holding a grant for the size that it was
-    withdrawn and no new links will be issued. No grant records exist yet, so nobody to tell: 0."""
-    return 0
+    """Email the members of partners holding an active grant for the withdrawn size: no new links will be
+    issued, and links already issued stop working when they expire. Returns the number of people told."""
+    from releases.models import AccessGrant, PartnerMember
+
+    now = timezone.now()
+    partner_ids = AccessGrant.objects.filter(
+        model_size=request.model_size, revoked_at__isnull=True, starts_at__lte=now, expires_at__gt=now,
+        partner__active=True,
+    ).values("partner_id")
+    recipients = sorted(set(
+        PartnerMember.objects.filter(partner_id__in=partner_ids, user__is_active=True).exclude(user__email="")
+        .values_list("user__email", flat=True)
+    ))
+    if not recipients:
+        return 0
+    size = request.model_size
+    lines = [
+        f"{size} ({size.slug}) has been withdrawn.",
+        "",
+        "No new download links will be issued for it under your organisation's grant. Links issued before",
+        "the withdrawal keep working only until they expire (at most an hour).",
+    ]
+    if request.public_rationale:
+        lines += ["", "Why:", request.public_rationale]
+    lines += ["", f"Your grants: {settings.SITE_URL}/portal/"]
+    send_mail(f"[Stagegate] {size.slug} has been withdrawn", "\n".join(lines), settings.DEFAULT_FROM_EMAIL,
+              recipients)
+    return len(recipients)
 
 
 def webhooks_queue(*, event: str, payload: dict) -> int:

@@ -107,7 +107,7 @@ class DownloadAudience:
     stage: Stage
     audience: str  # "everyone" | "partners_with_grants" | "staff_only"
     description: str
-    # Partner organisations with an active grant at that time; None until grants exist (issue 5).
+    # Partner organisations with an active grant at that time (only for the partners stage).
     grantees: list[str] | None = field(default=None)
 
 
@@ -121,12 +121,15 @@ def who_could_download(*, size: ModelSize, when: datetime) -> DownloadAudience:
     return DownloadAudience(stage, "staff_only", "Staff only.")
 
 
-def _grantees_on(*, size: ModelSize, when: datetime) -> list[str] | None:
-    """Hook for issue 5 (partners and grants): the partners whose grant for `size` was active at `when`.
+def _grantees_on(*, size: ModelSize, when: datetime) -> list[str]:
+    """The partner organisations whose grant for `size` was active at `when` (started, not expired, not
+    yet revoked), by name."""
+    from releases.models import AccessGrant
 
-    No grant records exist yet, so the answer is unknown (None) rather than an empty list.
-    """
-    return None
+    grants = AccessGrant.objects.filter(model_size=size, starts_at__lte=when, expires_at__gt=when).filter(
+        Q(revoked_at__isnull=True) | Q(revoked_at__gt=when)
+    )
+    return sorted(set(grants.values_list("partner__name", flat=True)))
 
 
 @dataclass

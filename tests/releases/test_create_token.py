@@ -21,3 +21,21 @@ def test_it_prints_a_key_that_authenticates_the_api(alice, api):
 def test_an_unknown_user_is_an_error(db):
     with pytest.raises(CommandError, match="No user 'nobody'"):
         call_command("create_token", "nobody", stdout=StringIO())
+
+
+def test_a_token_expires_and_revoked_tokens_stop_working(alice, api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    from releases import partners
+
+    out = StringIO()
+    call_command("create_token", "alice", "--expires-days", "3", stdout=out)
+    token = AuthToken.objects.get()
+    assert timedelta(days=2.9) < token.expiry - timezone.now() <= timedelta(days=3)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    partners.token_revoke(token=token, actor=alice)
+    assert api.get(reverse("stage-request-list")).status_code == 401
+    assert AuditEvent.objects.filter(action="token.revoked").exists()
