@@ -11,7 +11,8 @@ from stagegate_client.api import Link
 
 CHUNK_BYTES = 1024 * 1024
 TIMEOUT_S = 60
-MAX_FRESH_LINKS = 5
+# Tries per file: fresh links after expiry plus resumptions after dropped connections.
+MAX_ATTEMPTS = 8
 
 
 class ChecksumMismatch(Exception):
@@ -46,29 +47,35 @@ def download(fresh_link: Callable[[], Link], target: Path, *, expected_bytes: in
         part.unlink()
         have = 0
     bar = tqdm(total=expected_bytes, initial=have, unit="B", unit_scale=True, desc=target.name, disable=not progress)
+    if expected_bytes == 0:
+        part.touch()
+    link: Link | None = None
     try:
-        for _ in range(MAX_FRESH_LINKS):
-            if have == expected_bytes:
-                break
-            link = fresh_link()
+        attempts = 0
+        while have < expected_bytes:
+            if attempts == MAX_ATTEMPTS:
+                raise DownloadFailed(f"{target.name}: gave up after {MAX_ATTEMPTS} attempts")
+            attempts += 1
+            if link is None:
+                link = fresh_link()  # the server's refusal (revoked, withdrawn, quota) propagates as ServerRefused
             headers = {"Range": f"bytes={have}-"} if have else {}
-            with requests.get(link.url, headers=headers, stream=True, timeout=TIMEOUT_S) as response:
-                if response.status_code == 403:
-                    continue  # the link expired between asking and using it: ask again
-                if response.status_code not in (200, 206):
-                    raise DownloadFailed(f"{target.name}: storage answered HTTP {response.status_code}")
-                if have and response.status_code == 200:
-                    have = 0  # the server ignored the range: start over
-                with open(part, "ab" if have else "wb") as out:
-                    try:
+            try:
+                with requests.get(link.url, headers=headers, stream=True, timeout=TIMEOUT_S) as response:
+                    if response.status_code == 403:
+                        link = None  # the link expired between asking and using it: ask for a fresh one
+                        continue
+                    if response.status_code not in (200, 206):
+                        raise DownloadFailed(f"{target.name}: storage answered HTTP {response.status_code}")
+                    if have and response.status_code == 200:
+                        have = 0  # the server ignored the range: start over
+                        bar.reset(total=expected_bytes)
+                    with open(part, "ab" if have else "wb") as out:
                         for chunk in response.iter_content(CHUNK_BYTES):
                             out.write(chunk)
                             have += len(chunk)
                             bar.update(len(chunk))
-                    except requests.RequestException:
-                        continue  # connection dropped: resume from what was written
-        else:
-            raise DownloadFailed(f"{target.name}: gave up after {MAX_FRESH_LINKS} links")
+            except requests.RequestException:
+                continue  # connection dropped: resume with Range from what was written, same link while it lasts
     finally:
         bar.close()
     if have != expected_bytes:

@@ -1,0 +1,172 @@
+"""`stagegate download-model` end to end: the real server (live_server), real tokens, SeaweedFS links."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from registry import services as registry_services
+from stagegate_client import cli, download
+from stagegate_client.api import Server
+from tests.releases.conftest import make_grant, make_partner, move, publish_terms, token_for, upload
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+DATA = os.urandom(48 * 1024)
+CONFIG = b'{"model_type": "gpt2"}'
+
+
+@pytest.fixture
+def granted(s3, live_server, size, alice, bob, pat, tmp_path):
+    """pat's lab holds an active grant for the size (at the partners stage), which has two files."""
+    upload(size, tmp_path, "model.safetensors", DATA)
+    upload(size, tmp_path, "config.json", CONFIG)
+    partner = make_partner(alice, pat)
+    publish_terms(alice, "v1", pat)
+    make_grant(partner, size, alice)
+    move(size, "partners", requester=alice, approvers=[bob])
+    return {"server": live_server.url, "token": token_for(pat), "out": tmp_path / "out"}
+
+
+def _run(granted, size, *extra, token=None) -> int:
+    return cli.main(["download-model", size.slug, "--server", granted["server"], "--out", str(granted["out"]),
+                     "--token", token if token is not None else granted["token"], "--quiet", *extra])
+
+
+@pytest.fixture
+def gets(monkeypatch):
+    """Record every GET the downloader sends to storage, with its Range header."""
+    seen: list[dict] = []
+    real_get = requests.get
+
+    def spy(url, **kwargs):
+        seen.append(dict(kwargs.get("headers") or {}))
+        return real_get(url, **kwargs)
+
+    monkeypatch.setattr(download.requests, "get", spy)
+    return seen
+
+
+def test_it_downloads_and_verifies_every_file(granted, size, capsys):
+    assert _run(granted, size) == 0
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert (granted["out"] / "config.json").read_bytes() == CONFIG
+    assert sorted(p.name for p in granted["out"].iterdir()) == ["config.json", "model.safetensors"]
+    assert "sha256 verified" in capsys.readouterr().out
+
+
+def test_an_interrupted_download_resumes_with_range(granted, size, gets):
+    granted["out"].mkdir()
+    half = len(DATA) // 2
+    (granted["out"] / "model.safetensors.part").write_bytes(DATA[:half])
+    assert _run(granted, size) == 0
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert {"Range": f"bytes={half}-"} in gets
+    assert not (granted["out"] / "model.safetensors.part").exists()
+
+
+def test_a_connection_dropped_midway_resumes_from_what_was_written(granted, size, gets, monkeypatch):
+    monkeypatch.setattr(download, "CHUNK_BYTES", 8 * 1024)
+    real_iter = requests.Response.iter_content
+    dropped = []
+
+    def flaky(self, chunk_size=1, decode_unicode=False):
+        for index, chunk in enumerate(real_iter(self, chunk_size, decode_unicode)):
+            if not dropped and self.status_code == 200 and index == 2:
+                dropped.append(True)
+                raise requests.exceptions.ChunkedEncodingError("connection reset")
+            yield chunk
+
+    monkeypatch.setattr(requests.Response, "iter_content", flaky)
+    assert _run(granted, size) == 0
+    assert dropped
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert {"Range": f"bytes={2 * 8 * 1024}-"} in gets
+
+
+def test_an_expired_link_is_replaced_by_a_fresh_one(granted, size, settings, monkeypatch):
+    settings.STAGEGATE_LINK_TTL_S = 1
+    real = Server.model_file_link
+    calls = []
+
+    def slow_first(self, slug, filename):
+        link = real(self, slug, filename)
+        calls.append(filename)
+        if len(calls) == 1:
+            time.sleep(2.5)  # the first link expires before it is used
+        return link
+
+    monkeypatch.setattr(Server, "model_file_link", slow_first)
+    assert _run(granted, size) == 0
+    assert calls.count(calls[0]) == 2
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+
+
+def test_a_corrupted_byte_fails_the_checksum(granted, size, capsys):
+    granted["out"].mkdir()
+    corrupt = bytearray(DATA[: len(DATA) // 2])
+    corrupt[100] ^= 0xFF
+    (granted["out"] / "model.safetensors.part").write_bytes(bytes(corrupt))
+    assert _run(granted, size) == cli.EXIT_CHECKSUM
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert not (granted["out"] / "model.safetensors").exists()
+    assert not (granted["out"] / "model.safetensors.part").exists()  # the next run starts clean
+    assert _run(granted, size) == 0
+
+
+def test_a_denial_exits_non_zero_with_the_servers_reason(granted, size, django_user_model, capsys):
+    rita = django_user_model.objects.create_user("rita", password="pw-rita")
+    assert _run(granted, size, token=token_for(rita)) == cli.EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert "[not_a_partner]" in err and "no partner organisation" in err
+    assert _run(granted, size, token="") == cli.EXIT_REFUSED
+    assert "[not_authenticated]" in capsys.readouterr().err
+    assert not granted["out"].exists()
+
+
+def test_dry_run_lists_and_fetches_nothing(granted, size, capsys):
+    assert _run(granted, size, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "model.safetensors" in out and hashlib.sha256(DATA).hexdigest() in out
+    assert not granted["out"].exists()
+
+
+def test_curl_style_get_follows_the_redirect_to_storage(granted, size):
+    response = requests.get(f"{granted['server']}/api/v1/models/{size.slug}/files/model.safetensors",
+                            headers={"Authorization": f"Token {granted['token']}"}, timeout=30)
+    assert response.status_code == 200
+    assert response.content == DATA
+    assert response.history[0].status_code == 302
+
+
+def test_the_console_script_reads_the_token_from_the_environment(granted, size):
+    script = Path(sys.executable).parent / "stagegate"
+    result = subprocess.run(
+        [str(script), "download-model", size.slug, "--server", granted["server"], "--out", str(granted["out"]),
+         "--quiet"],
+        env={**os.environ, "STAGEGATE_TOKEN": granted["token"]}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+
+
+def test_the_download_is_a_model_transformers_loads(s3, live_server, size, alice, bob, carol, tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=512, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config)
+    saved = tmp_path / "saved"
+    model.save_pretrained(saved)
+    for path in sorted(saved.iterdir()):
+        registry_services.artifact_register(size=size, path=path)
+    move(size, "public", requester=alice, approvers=[bob, carol])
+    out = tmp_path / "out"
+    assert cli.main(["download-model", size.slug, "--server", live_server.url, "--out", str(out), "--quiet"]) == 0
+    loaded = transformers.GPT2LMHeadModel.from_pretrained(out)
+    assert torch.equal(loaded.transformer.wte.weight, model.transformer.wte.weight)
