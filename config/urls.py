@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("history/", release_pages.history, name="release-history"),
+    path("portal/", include("releases.portal_urls")),
     path("", pages.home, name="home"),
 ]

@@ -1,0 +1,105 @@
+"""The partner portal through the test client: sign-in, grants and quota use, terms, tokens, files, requests."""
+
+import pytest
+from django.test import Client
+from knox.models import AuthToken
+
+from releases import grants, partners
+from releases.models import AccessRequest, AuditEvent, IssuedLink
+from tests.releases.conftest import make_grant, make_partner, move, publish_terms, upload
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def browser(pat) -> Client:
+    client = Client()
+    client.force_login(pat)
+    return client
+
+
+@pytest.fixture
+def lab(size, alice, bob, pat):
+    partner = make_partner(alice, pat)
+    move(size, "partners", requester=alice, approvers=[bob])
+    return partner
+
+
+def test_it_asks_anonymous_visitors_to_sign_in(db):
+    response = Client().get("/portal/")
+    assert response.status_code == 302 and response["Location"].startswith("/portal/login/")
+
+
+def test_signing_in_with_a_password_shows_the_organisation(lab, pat):
+    client = Client()
+    response = client.post("/portal/login/", {"username": "pat", "password": "pw-pat"}, follow=True)
+    assert response.status_code == 200
+    assert "Example Security Lab" in response.content.decode()
+
+
+def test_it_lists_files_with_quota_use_only_where_may_allows(browser, s3, size, lab, alice, pat, tmp_path):
+    upload(size, tmp_path)
+    publish_terms(alice, "v1", pat)
+    make_grant(lab, size, alice, quota_links=3, quota_period_s=3600)
+    page = browser.get("/portal/").content.decode()
+    assert "model.safetensors" in page and "0 of 3 used" in page and "active" in page
+    download = browser.post(f"/portal/files/{size.slug}/model.safetensors")
+    assert download.status_code == 302 and download["Location"].startswith(s3.endpoint_url)
+    assert IssuedLink.objects.get().user == pat
+    assert "1 of 3 used" in browser.get("/portal/").content.decode()
+
+
+def test_without_accepted_terms_no_files_are_listed_until_accepted(browser, s3, size, lab, alice, tmp_path):
+    upload(size, tmp_path)
+    terms = publish_terms(alice, "v1")
+    make_grant(lab, size, alice)
+    page = browser.get("/portal/").content.decode()
+    assert "terms_not_accepted" in page and 'id="terms-to-accept"' in page
+    assert "model.safetensors" not in page
+    assert browser.post(f"/portal/files/{size.slug}/model.safetensors").status_code == 302  # back, with an error
+    assert IssuedLink.objects.count() == 0
+    browser.post("/portal/terms/accept/", {"terms": terms.pk})
+    page = browser.get("/portal/").content.decode()
+    assert "You accepted the terms in force, v1." in page and "model.safetensors" in page
+    assert AuditEvent.objects.filter(action="terms.accepted", actor_label="pat").exists()
+
+
+def test_a_revoked_grant_shows_its_reason_and_no_files(browser, s3, size, lab, alice, pat, tmp_path):
+    upload(size, tmp_path)
+    publish_terms(alice, "v1", pat)
+    grants.grant_revoke(grant=make_grant(lab, size, alice), actor=alice, reason="Agreement ended.")
+    page = browser.get("/portal/").content.decode()
+    assert "grant_revoked" in page and "Agreement ended." in page and "model.safetensors" not in page
+
+
+def test_tokens_are_created_shown_once_and_revoked(browser, pat, api, lab):
+    response = browser.post("/portal/tokens/", {"name": "lab workstation", "expires_days": "7"})
+    key = response.context["key"]
+    assert key in response.content.decode() and response["Cache-Control"] == "no-store"
+    token = AuthToken.objects.get(user=pat)
+    assert token.label.name == "lab workstation"
+    assert key not in browser.get("/portal/").content.decode()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/models/").status_code == 200
+    browser.post(f"/portal/tokens/{token.token_key}/revoke/")
+    assert not AuthToken.objects.filter(user=pat).exists()
+    assert api.get("/api/v1/models/").status_code == 401
+
+
+def test_a_member_cannot_revoke_someone_elses_token(browser, rita, lab):
+    token, _ = partners.token_create(user=rita, name="rita's", expires_days=7, actor=rita)
+    assert browser.post(f"/portal/tokens/{token.token_key}/revoke/").status_code == 404
+    assert AuthToken.objects.filter(pk=token.pk).exists()
+
+
+def test_a_member_requests_access_with_a_purpose(browser, size, lab, pat):
+    browser.post("/portal/access-requests/", {"model_size": size.pk, "purpose": "Detector evaluation."})
+    request = AccessRequest.objects.get()
+    assert (request.requested_by, request.status, request.purpose) == (pat, "pending", "Detector evaluation.")
+    assert "pending" in browser.get("/portal/").content.decode()
+
+
+def test_plain_accounts_see_no_organisation(rita):
+    client = Client()
+    client.force_login(rita)
+    assert "belongs to no partner organisation" in client.get("/portal/").content.decode()
