@@ -297,3 +297,7 @@ def _dashboard(request: HttpRequest) -> HttpResponse:
 
 
 governance_dashboard_view = admin.site.admin_view(_dashboard)
+
+
+# Partners, terms, requests, grants, links and tokens: their own module, registered on import.
+from releases import partner_admin  # noqa: E402, F401

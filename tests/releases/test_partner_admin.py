@@ -1,0 +1,123 @@
+"""The partner admin through the test client: grants, revocations and request decisions need reasons."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.utils import timezone
+from knox.models import AuthToken
+
+from releases import grants
+from releases.models import AccessGrant, AccessRequest, AuditEvent, PartnerMember, PartnerOrganisation
+from tests.releases.conftest import make_grant, make_partner, move, publish_terms
+
+CHANGELIST = "/admin/releases/{}/"
+
+
+@pytest.fixture
+def staff(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def lab(alice, pat):
+    return make_partner(alice, pat)
+
+
+def _dt(when) -> dict:
+    return {"_0": when.strftime("%Y-%m-%d"), "_1": when.strftime("%H:%M:%S")}
+
+
+def test_staff_grant_a_size_in_the_add_form(staff, size, lab, alice):
+    start, end = timezone.now(), timezone.now() + timedelta(days=30)
+    data = {"partner": lab.pk, "model_size": size.pk, "purpose": "Red-teaming.", "quota_links": 3,
+            "quota_period_s": 3600}
+    data.update({f"starts_at{k}": v for k, v in _dt(start).items()})
+    data.update({f"expires_at{k}": v for k, v in _dt(end).items()})
+    response = staff.post("/admin/releases/accessgrant/add/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    grant = AccessGrant.objects.get()
+    assert (grant.granted_by, grant.quota_links) == (alice, 3)
+    assert AuditEvent.objects.filter(action="grant.created").exists()
+
+
+def test_a_grant_that_ends_before_it_starts_is_refused_by_the_form(staff, size, lab):
+    start = timezone.now()
+    data = {"partner": lab.pk, "model_size": size.pk, "purpose": "x"}
+    data.update({f"starts_at{k}": v for k, v in _dt(start).items()})
+    data.update({f"expires_at{k}": v for k, v in _dt(start - timedelta(days=1)).items()})
+    assert staff.post("/admin/releases/accessgrant/add/", data).status_code == 200
+    assert not AccessGrant.objects.exists()
+
+
+def test_revoking_needs_a_reason(staff, size, lab, alice):
+    grant = make_grant(lab, size, alice)
+    url = CHANGELIST.format("accessgrant")
+    asked = staff.post(url, {"action": "revoke_selected", "_selected_action": [grant.pk]})
+    assert asked.status_code == 200 and "reason" in asked.content.decode()
+    empty = staff.post(url, {"action": "revoke_selected", "_selected_action": [grant.pk], "reason": ""})
+    assert empty.status_code == 200
+    grant.refresh_from_db()
+    assert grant.revoked_at is None
+    staff.post(url, {"action": "revoke_selected", "_selected_action": [grant.pk], "reason": "Breach."})
+    grant.refresh_from_db()
+    assert (grant.revoked_by, grant.revoke_reason) == (alice, "Breach.")
+    assert AuditEvent.objects.filter(action="grant.revoked", reason="Breach.").exists()
+
+
+def test_the_grant_page_shows_what_may_answers_each_member(staff, size, lab, alice, bob):
+    publish_terms(alice, "v1")
+    grant = make_grant(lab, size, alice)
+    move(size, "partners", requester=alice, approvers=[bob])
+    page = staff.get(f"/admin/releases/accessgrant/{grant.pk}/change/").content.decode()
+    assert "pat" in page and "terms_not_accepted" in page
+
+
+def test_requests_are_granted_or_refused_with_a_reason(staff, size, lab, alice, bob, pat):
+    move(size, "partners", requester=alice, approvers=[bob])
+    first = grants.access_request_create(user=pat, size=size, purpose="Detectors.")
+    url = CHANGELIST.format("accessrequest")
+    staff.post(url, {"action": "grant_selected", "_selected_action": [first.pk], "expires_in_days": 90,
+                     "quota_links": 5, "quota_period_s": 86400, "reason": "Known lab."})
+    first.refresh_from_db()
+    assert first.status == "granted" and first.grant.quota_links == 5
+    second = grants.access_request_create(user=pat, size=size, purpose="More.")
+    assert staff.post(url, {"action": "refuse_selected", "_selected_action": [second.pk], "reason": ""}
+                      ).status_code == 200
+    assert AccessRequest.objects.get(pk=second.pk).status == "pending"
+    staff.post(url, {"action": "refuse_selected", "_selected_action": [second.pk], "reason": "One grant suffices."})
+    assert AccessRequest.objects.get(pk=second.pk).decision_reason == "One grant suffices."
+
+
+def test_partners_and_members_are_added_through_the_services(staff, rita):
+    response = staff.post("/admin/releases/partnerorganisation/add/", {
+        "name": "Detection Lab", "kind": "research", "contact_name": "", "contact_email": "d@example.org",
+        "members-TOTAL_FORMS": "1", "members-INITIAL_FORMS": "0", "members-0-user": rita.pk,
+    })
+    assert response.status_code == 302, response.content.decode()[:3000]
+    partner = PartnerOrganisation.objects.get(name="Detection Lab")
+    assert PartnerMember.objects.get(user=rita).partner == partner
+    assert list(AuditEvent.objects.filter(target_type="releases.partnerorganisation")
+                .values_list("action", flat=True)) == ["partner.created", "partner.member_added"]
+
+
+def test_staff_create_a_token_whose_key_is_shown_once(staff, pat):
+    response = staff.post("/admin/knox/authtoken/add/", {"user": pat.pk, "name": "pat laptop", "expires_days": 7})
+    assert response.status_code == 302
+    token = AuthToken.objects.get(user=pat)
+    assert token.label.name == "pat laptop"
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any("copy it now" in m for m in shown)
+    assert AuditEvent.objects.filter(action="token.created", actor_label="alice").exists()
+
+
+@pytest.mark.parametrize("model", ["partnerorganisation", "termsversion", "termsacceptance", "accessrequest",
+                                   "accessgrant", "issuedlink"])
+def test_each_list_and_add_page_renders_for_policy_staff(staff, size, lab, alice, model):
+    make_grant(lab, size, alice)
+    assert staff.get(f"/admin/releases/{model}/").status_code == 200
+    assert staff.get("/admin/knox/authtoken/").status_code == 200
+    assert staff.get("/admin/knox/authtoken/add/").status_code == 200
