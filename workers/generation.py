@@ -10,6 +10,7 @@ import json
 import random
 import secrets
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -164,59 +165,67 @@ def _reference_record(paragraphs: list[str], *, ended: bool, tokenizer, cap: int
     return {"ended": ended, "length": len(tokens), "text": tokenizer.decode(tokens)}
 
 
-def _stats(records: list[dict]) -> dict:
-    n = len(records)
+HISTOGRAM_BINS = 16
+
+
+class _SplitStats:
+    """Statistics gathered line by line, so a split of any size is written in constant memory."""
+
+    def __init__(self, max_length: int) -> None:
+        self.max_length, self.lines, self.total_length, self.ended = max_length, 0, 0, 0
+        self.histogram = [0] * HISTOGRAM_BINS
+
+    def add(self, record: dict) -> None:
+        self.lines += 1
+        self.total_length += record["length"]
+        self.ended += bool(record["ended"])
+        self.histogram[min(HISTOGRAM_BINS - 1, record["length"] * HISTOGRAM_BINS // (self.max_length + 1))] += 1
+
+
+def _summary(parts: list[_SplitStats], max_length: int) -> dict:
+    lines = sum(p.lines for p in parts)
     return {
-        "lines": n,
-        "mean_length": round(sum(r["length"] for r in records) / n, 2) if n else 0.0,
-        "fraction_ended": round(sum(r["ended"] for r in records) / n, 4) if n else 0.0,
-        "length_histogram": _histogram([r["length"] for r in records]),
+        "lines": lines,
+        "mean_length": round(sum(p.total_length for p in parts) / lines, 2) if lines else 0.0,
+        "fraction_ended": round(sum(p.ended for p in parts) / lines, 4) if lines else 0.0,
+        "length_histogram": [sum(p.histogram[i] for p in parts) for i in range(HISTOGRAM_BINS)],
+        "length_histogram_max": max_length,
     }
 
 
-def _histogram(lengths: list[int], bins: int = 16) -> list[int]:
-    if not lengths:
-        return []
-    top = max(lengths) + 1
-    counts = [0] * bins
-    for length in lengths:
-        counts[min(bins - 1, length * bins // top)] += 1
-    return counts
-
-
 def dataset_register(*, name: str, kind: str, size: ModelSize | None, sampling: dict, max_length: int,
-                     source: str, records_by_split: dict[str, list[dict]], card: str) -> OutputDataset:
-    """Upload each split as `<name>.<split>.jsonl` (sha256 recorded) and register the dataset."""
-    uploaded = {}
+                     source: str, records_by_split: dict[str, Iterable[dict]], card: str) -> OutputDataset:
+    """Stream each split to `<name>.<split>.jsonl`, upload it (sha256 recorded) and register the dataset."""
+    uploaded, stats = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for split, records in records_by_split.items():
             path = Path(tmp) / f"{name}.{split}.jsonl"
+            stats[split] = _SplitStats(max_length)
             with open(path, "w", encoding="utf-8") as out:
                 for record in records:
+                    stats[split].add(record)
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
             key = f"datasets/{name}/{secrets.token_hex(8)}/{path.name}"
             uploaded[split] = storage.upload_file(path, key, content_type="application/x-ndjson")
-    all_records = [r for records in records_by_split.values() for r in records]
+    summary = _summary(list(stats.values()), max_length)
+    summary["splits"] = {split: s.lines for split, s in stats.items()}
     with transaction.atomic():
         dataset = OutputDataset.objects.create(
             name=name, kind=kind, model_size=size, sampling=sampling, max_length=max_length, source=source,
-            stats={**_stats(all_records), "splits": {s: _stats(r)["lines"] for s, r in records_by_split.items()}},
-            card=card,
+            stats=summary, card=card,
         )
         for split, stored in uploaded.items():
-            DatasetSplit.objects.create(dataset=dataset, split=split, lines=len(records_by_split[split]),
+            DatasetSplit.objects.create(dataset=dataset, split=split, lines=stats[split].lines,
                                         s3_key=stored.key, bytes=stored.bytes, sha256=stored.sha256)
     return dataset
 
 
-def read_shards(job_id: int, shards: list[Shard]) -> dict[str, dict[str, list[dict]]]:
-    """{dataset: {split: records}} from the shard objects, in id order."""
-    out: dict[str, dict[str, list[dict]]] = {}
+def shard_records(job_id: int, shards: list[Shard]) -> Iterator[dict]:
+    """The records of the given shards in id order, one shard object in memory at a time."""
     for shard in shards:
-        body = storage.read_bytes(shard_key(job_id, shard))
-        records = [json.loads(line) for line in body.decode().splitlines() if line]
-        out.setdefault(shard.dataset, {}).setdefault(shard.split, []).extend(records)
-    return out
+        for line in storage.read_bytes(shard_key(job_id, shard)).decode().splitlines():
+            if line:
+                yield json.loads(line)
 
 
 def shard_as_dict(shard: Shard) -> dict:
@@ -233,7 +242,6 @@ def dataset_job_finalize(*, job_id: int, params: dict) -> dict:
     """Merge the shards into registered datasets (skipping any already registered) and add the reference."""
     size = ModelSize.objects.get(slug=params["model_size"])
     shards = plan_shards(params)
-    by_dataset = read_shards(job_id, shards)
     names = []
     for sampling in params["samplings"]:
         name = size.slug + SAMPLINGS[sampling]["suffix"]
@@ -243,7 +251,9 @@ def dataset_job_finalize(*, job_id: int, params: dict) -> dict:
         setting = {k: v for k, v in SAMPLINGS[sampling].items() if k != "suffix"}
         dataset_register(
             name=name, kind=OutputDataset.Kind.GENERATED, size=size, sampling=setting,
-            max_length=params["max_length"], source="", records_by_split=by_dataset[name],
+            max_length=params["max_length"], source="",
+            records_by_split={split: shard_records(job_id, [s for s in shards if s.dataset == name and s.split == split])
+                              for split in DatasetSplit.SPLITS},
             card=_generated_card(size, setting, params["max_length"]),
         )
     if params["reference"]:

@@ -4,7 +4,12 @@ import pytest
 
 from registry import services as registry_services
 from registry.models import ModelSize, OutputDataset
-from releases.datasets import PublicationConflict, UnreleasedSizeNeedsDecision, dataset_publish, dataset_unpublish
+from releases.datasets import (
+    PublicationConflict,
+    UnreleasedSizeNeedsDecision,
+    dataset_publish,
+    dataset_unpublish,
+)
 from releases.errors import InvalidStageRequest, NotPolicyStaff
 from releases.models import AuditEvent
 from releases.stages import Stage

@@ -100,11 +100,12 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tiny_size, corpus_
 
     def finished_or_requeue(j: Job) -> bool:
         nonlocal requeued
-        requeued = requeued or j.pk in services.jobs_requeue_stale()
+        if j.pk in services.jobs_requeue_stale():  # as beat would, every poll: a claim may come too early
+            requeued = True
         return j.status == Job.Status.SUCCEEDED
 
     job = _wait(job, until=finished_or_requeue, timeout_s=240, worker_process=worker_process)
-    assert requeued == (job.attempts == 2)
+    assert requeued == (job.attempts >= 2)
     for name in ("tiny-1", "tiny-1-k40"):
         rows = [r for split in ("train", "valid", "test") for r in _records(OutputDataset.objects.get(name=name))[split]]
         assert sorted(r["id"] for r in rows) == list(range(sum(SPLITS.values())))

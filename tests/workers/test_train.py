@@ -84,7 +84,7 @@ def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(untrained
         return j.status == Job.Status.SUCCEEDED
 
     job = _wait(job, until=finished_or_requeue, timeout_s=300, worker_process=worker_process)
-    assert job.pk in requeued and job.attempts == 2
+    assert job.pk in requeued and job.attempts >= 2
     # At most one checkpoint interval of work is redone.
     assert job.result["resumed_from_step"] >= done_at_kill - interval
     assert TrainingRun.objects.get(pk=job.result["training_run"]).steps == 400
