@@ -1,0 +1,199 @@
+"""Output-dataset generation on real Celery workers: scaling, memory and the job machinery's overhead.
+
+Prints, measured side by side in one run on the same model (mini-1m's shape, random weights):
+  1. samples/s of modelcore called directly (1 thread) vs a generation job on 1 worker (1 thread):
+     the job machinery's overhead (goal <= 10%);
+  2. samples/s of the same job on 2 workers (1 thread each) vs 1 worker (goal >= 1.8x on 2 cores);
+  3. the worker's peak RSS for datasets of growing size (goal: flat).
+Starts its own SeaweedFS, a scratch PostgreSQL database and private Celery queues; cleans up after.
+
+    .venv/bin/python bench/bench_workers.py [--samples 400] [--max-length 96]
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HPARAMS = {"n_vocab": 8192, "n_ctx": 256, "n_embd": 128, "n_head": 2, "n_layer": 2}  # mini-1m
+
+
+def services_up(run_dir: Path) -> dict[str, str]:
+    import psycopg
+
+    from devstack.postgres import ensure_postgres
+    from devstack.redis import ensure_redis
+    from devstack.seaweed import new_credentials, start_seaweedfs
+
+    pg = ensure_postgres(run_dir)
+    name = f"stagegate_bench_{os.getpid()}"
+    with psycopg.connect(pg.replace("postgres://", "postgresql://") + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    s3 = start_seaweedfs(run_dir / "s3", access_key=new_credentials()[0], secret_key=new_credentials()[1],
+                         bucket="bench")
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.base", "STAGEGATE_IGNORE_RUN_ENV": "1",
+        "DATABASE_URL": f"{pg}/{name}", "REDIS_URL": ensure_redis(run_dir) + "/14",
+        "STAGEGATE_DEFAULT_QUEUE": f"bench-{os.getpid()}", "STAGEGATE_TRAINING_QUEUE": f"bench-train-{os.getpid()}",
+        "STAGEGATE_CACHE_DIR": str(run_dir / "cache"), "LOG_LEVEL": "WARNING", **s3.env(),
+        "_BENCH_DB": name, "_BENCH_PG": pg, "_BENCH_S3_PID": str(s3.pid_file),
+    }
+
+
+def services_down(env: dict[str, str]) -> None:
+    import psycopg
+
+    from devstack.procs import stop_pid_file
+
+    stop_pid_file(Path(env["_BENCH_S3_PID"]), timeout_s=5)
+    from django.db import connections
+
+    connections.close_all()
+    with psycopg.connect(env["_BENCH_PG"].replace("postgres://", "postgresql://") + "/postgres",
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{env["_BENCH_DB"]}" WITH (FORCE)')
+
+
+def register_size(tmp: Path):
+    """mini-1m's shape with random weights and a tokenizer trained on the default corpus."""
+    import torch
+
+    from modelcore.export import export_hf
+    from modelcore.model import GPT, GPTConfig
+    from modelcore.tokenizer import train_tokenizer
+    from registry import services
+    from workers import bridge
+
+    family = services.family_upsert(slug="bench", name="Bench")
+    size = services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams=HPARAMS)
+    torch.manual_seed(0)
+    text, _ = bridge.split_corpus(bridge.corpus_text(bridge.DEFAULT_CORPUS))
+    out = export_hf(GPT(GPTConfig(**HPARAMS)), train_tokenizer([text], HPARAMS["n_vocab"]), tmp / "export")
+    for name in bridge.MODEL_FILES:
+        services.artifact_register(size=size, path=out / name)
+    return size
+
+
+def start_workers(n: int, env: dict[str, str], tmp: Path) -> list[subprocess.Popen]:
+    worker_env = {**os.environ, **env, "OMP_NUM_THREADS": "1"}  # one core each
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "WARNING",
+             "-Q", env["STAGEGATE_DEFAULT_QUEUE"], "-n", f"bench{i}-{os.getpid()}@%h", "--without-mingle",
+             "--without-gossip"],
+            cwd=ROOT, env=worker_env, stdout=open(tmp / f"worker{i}.log", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for i in range(n)
+    ]
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> list[int]:
+    """Stop workers; return each one's peak resident memory (VmHWM) in KiB."""
+    peaks = []
+    for proc in procs:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        peaks.append(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))))
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    return peaks
+
+
+def run_job(samples: int, max_length: int, seed: int) -> float:
+    """Submit a generation job of `samples` pure samples; return seconds until it succeeded."""
+    from workers import services
+    from workers.models import Job
+
+    splits = {"train": samples - 2 * (samples // 10), "valid": samples // 10, "test": samples // 10}
+    start = time.perf_counter()
+    job = services.job_submit(kind="generate_output_dataset", params={
+        "model_size": "bench-1m", "samplings": ["pure"], "splits": splits, "max_length": max_length,
+        "reference": False, "seed": seed,
+    })
+    while True:
+        job.refresh_from_db()
+        if job.status == Job.Status.SUCCEEDED:
+            elapsed = time.perf_counter() - start
+            from registry.models import OutputDataset
+
+            OutputDataset.objects.filter(name="bench-1m").delete()  # the next job reuses the name
+            return elapsed
+        if job.status in Job.FINISHED:
+            raise RuntimeError(f"job {job.pk} {job.status}: {job.error}")
+        time.sleep(0.2)
+
+
+def direct_rate(size, samples: int, max_length: int) -> float:
+    import torch
+
+    from modelcore.sample import generate
+    from workers import bridge
+
+    torch.set_num_threads(1)
+    model, tokenizer, _ = bridge.load_model(size)
+    start = time.perf_counter()
+    for sample in generate(model, n_samples=samples, batch_size=25, max_new_tokens=max_length, seed=1,
+                           eot_id=tokenizer.eot_id):
+        tokenizer.decode(sample.tokens)
+    return samples / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--max-length", type=int, default=96)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="stagegate-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = services_up(tmp)
+        os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
+        try:
+            import django
+
+            django.setup()
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0)
+            size = register_size(tmp)
+            direct = direct_rate(size, args.samples, args.max_length)
+
+            workers = start_workers(1, env, tmp)
+            run_job(50, args.max_length, seed=99)  # warm-up: model download and load
+            one = args.samples / run_job(args.samples, args.max_length, seed=1)
+            stop_workers(workers)
+
+            workers = start_workers(2, env, tmp)
+            run_job(50, args.max_length, seed=99)
+            two = args.samples / run_job(args.samples, args.max_length, seed=1)
+            stop_workers(workers)
+
+            rss = []
+            for n in (args.samples // 4, args.samples, args.samples * 4):
+                workers = start_workers(1, env, tmp)
+                run_job(n, args.max_length, seed=n)
+                rss.append((n, stop_workers(workers)[0]))
+        finally:
+            services_down(env)
+
+    print(f"\nOutput-dataset generation, mini-1m shape, {args.max_length} tokens max, pure sampling, "
+          f"{os.cpu_count()} cores")
+    print(f"  modelcore directly, 1 thread       {direct:8.1f} samples/s")
+    print(f"  generation job, 1 worker (1 thr)   {one:8.1f} samples/s   job overhead {1 - one / direct:6.1%}"
+          "   (goal <= 10%)")
+    print(f"  generation job, 2 workers (1 thr)  {two:8.1f} samples/s   speed-up {two / one:5.2f}x"
+          "   (goal >= 1.8x)")
+    print("  worker peak RSS by dataset size:")
+    for n, kib in rss:
+        print(f"    {n:6d} samples  {kib / 1024:7.1f} MiB")
+    print(f"  RSS growth from {rss[0][0]} to {rss[-1][0]} samples: {(rss[-1][1] - rss[0][1]) / 1024:+.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
