@@ -79,6 +79,13 @@ def job_fail(job: Job, *, error: str) -> bool:
     ) == 1
 
 
+def job_release(job: Job, *, error: str) -> bool:
+    """Put a running job back in the queue for a retry after a transient failure (this claim ends)."""
+    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+        status=Job.Status.QUEUED, error=error[:5000], enqueued_at=timezone.now()
+    ) == 1
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a queued or running job; a running worker notices at its next heartbeat and stops."""
     with transaction.atomic():

@@ -45,7 +45,24 @@ def send_stage_review_reminders_task() -> list[int]:
 # --------------------------------------------------------------------------- model jobs
 # Each job task claims its Job with a conditional UPDATE (workers/jobs.py): a redelivered or requeued
 # message for a job already running elsewhere, or finished, does nothing. That makes acks_late safe.
-def _run_claimed(job_id: int, work) -> None:
+# Transient failures (S3 or the database briefly unreachable) put the job back in the queue and retry
+# with backoff; past MAX_TRANSIENT_RETRIES, or on any other error, the job fails with the error recorded.
+MAX_TRANSIENT_RETRIES = 4
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    from django.db import OperationalError
+
+    from registry.storage import StorageUnavailable
+
+    return (StorageUnavailable, OperationalError)
+
+
+def _backoff_s(retries: int) -> int:
+    return min(300, 10 * 2**retries)
+
+
+def _run_claimed(task, job_id: int, work) -> None:
     from workers import jobs
 
     job = jobs.job_claim(job_id)
@@ -55,6 +72,11 @@ def _run_claimed(job_id: int, work) -> None:
         result = work(job)
     except jobs.JobLost:
         return
+    except _transient_errors() as exc:
+        if task.request.retries < MAX_TRANSIENT_RETRIES and jobs.job_release(job, error=f"retrying: {exc}"):
+            raise task.retry(exc=exc, countdown=_backoff_s(task.request.retries)) from exc
+        jobs.job_fail(job, error=f"{type(exc).__name__}: {exc}")
+        raise
     except Exception as exc:
         jobs.job_fail(job, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -62,15 +84,15 @@ def _run_claimed(job_id: int, work) -> None:
         jobs.job_succeed(job, result=result)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def train_task(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def train_task(self, job_id: int) -> None:
     from workers import training
 
-    _run_claimed(job_id, lambda job: training.train_job_run(job=job))
+    _run_claimed(self, job_id, lambda job: training.train_job_run(job=job))
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def generate_output_dataset_task(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def generate_output_dataset_task(self, job_id: int) -> None:
     """Fan the job out as one task per shard, with a finishing task once all are done."""
     from celery import chord
 
@@ -85,11 +107,12 @@ def generate_output_dataset_task(job_id: int) -> None:
         ).apply_async()
         return None  # still running: the finishing task completes it
 
-    _run_claimed(job_id, start)
+    _run_claimed(self, job_id, start)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
-def generate_shard_task(job_id: int, attempt: int, shard: dict) -> bool:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def generate_shard_task(self, job_id: int, attempt: int, shard: dict) -> bool:
+    """One shard; idempotent (skipped when its object exists), so retrying it is always safe."""
     from workers import generation, jobs
     from workers.models import Job
 
@@ -97,13 +120,19 @@ def generate_shard_task(job_id: int, attempt: int, shard: dict) -> bool:
     if job is None:
         return False  # cancelled or superseded by a newer attempt
     spec = generation.Shard(**shard)
-    did = generation.shard_run(job_id=job_id, shard=spec, params=job.params)
+    try:
+        did = generation.shard_run(job_id=job_id, shard=spec, params=job.params)
+    except _transient_errors() as exc:
+        if self.request.retries < MAX_TRANSIENT_RETRIES:
+            raise self.retry(exc=exc, countdown=_backoff_s(self.request.retries)) from exc
+        jobs.job_fail(job, error=f"shard {spec.dataset}/{spec.split}/{spec.index}: {exc}")
+        raise
     jobs.job_add_progress(job_id, spec.count)
     return did
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def finish_output_dataset_task(job_id: int, attempt: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def finish_output_dataset_task(self, job_id: int, attempt: int) -> None:
     from workers import generation, jobs
     from workers.models import Job
 
@@ -112,14 +141,19 @@ def finish_output_dataset_task(job_id: int, attempt: int) -> None:
         return
     try:
         result = generation.dataset_job_finalize(job_id=job_id, params=job.params)
+    except _transient_errors() as exc:
+        if self.request.retries < MAX_TRANSIENT_RETRIES:
+            raise self.retry(exc=exc, countdown=_backoff_s(self.request.retries)) from exc
+        jobs.job_fail(job, error=f"{type(exc).__name__}: {exc}")
+        raise
     except Exception as exc:
         jobs.job_fail(job, error=f"{type(exc).__name__}: {exc}")
         raise
     jobs.job_succeed(job, result=result)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def detection_baseline_task(job_id: int) -> None:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def detection_baseline_task(self, job_id: int) -> None:
     from registry.models import OutputDataset
     from workers import detection
 
@@ -130,7 +164,7 @@ def detection_baseline_task(job_id: int) -> None:
         )
         return {"detection_result": result.pk, "accuracy": result.accuracy, "c": result.c}
 
-    _run_claimed(job_id, run)
+    _run_claimed(self, job_id, run)
 
 
 @shared_task
