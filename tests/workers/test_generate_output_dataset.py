@@ -109,3 +109,28 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tiny_size, corpus_
     for name in ("tiny-1", "tiny-1-k40"):
         rows = [r for split in ("train", "valid", "test") for r in _records(OutputDataset.objects.get(name=name))[split]]
         assert sorted(r["id"] for r in rows) == list(range(sum(SPLITS.values())))
+
+
+def test_detection_baseline_tells_random_model_text_from_human_text(tiny_size, corpus_file, worker_process):
+    from registry.models import DetectionResult
+    from workers import detection
+
+    worker_process("w1")
+    _wait(_submit(corpus_file, samplings=["pure"]), until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=180,
+          worker_process=worker_process)
+    job = services.job_submit(kind="detection_baseline",
+                              params={"dataset": "tiny-1", "reference": "tiny-1-reference"})
+    job = _wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=120, worker_process=worker_process)
+    result = DetectionResult.objects.get(pk=job.result["detection_result"])
+    assert result.method == detection.METHOD and result.c in detection.C_GRID
+    assert result.train_pairs == SPLITS["train"] and result.test_pairs == SPLITS["test"]
+    # An untrained model's text is gibberish next to the corpus: the baseline must see it.
+    assert result.accuracy >= 0.9
+
+
+def test_detection_refuses_a_reference_as_the_generated_side(tiny_size, db):
+    from workers.errors import JobParamsInvalid
+
+    OutputDataset.objects.create(name="human", kind="reference", max_length=8)
+    with pytest.raises(JobParamsInvalid, match="dataset: must be a generated dataset"):
+        services.job_submit(kind="detection_baseline", params={"dataset": "human", "reference": "human"})
