@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from registry import pages
+from registry.datasets import urls as dataset_urls
 from releases import admin as releases_admin
 from releases import pages as release_pages
 
@@ -16,8 +17,10 @@ urlpatterns = [
     path("api/v1/", include("registry.urls")),
     path("api/v1/", include("workers.urls")),
     path("api/v1/", include("releases.urls")),
+    path("api/v1/", include("registry.datasets.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("gpt-2/", include(dataset_urls.compat_urlpatterns)),
     path("history/", release_pages.history, name="release-history"),
     path("portal/", include("releases.portal_urls")),
     path("", pages.home, name="home"),

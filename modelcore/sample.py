@@ -109,16 +109,17 @@ def generate(
     cuda = torch.device(device).type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     generator = torch.Generator(device).manual_seed(seed)
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode():
         cache = model.new_kv_cache(min(batch_size, n_samples), dtype=torch.bfloat16 if cuda else None)
-        prompt_t = torch.tensor([prompt], device=device)  # [1, P]
-        for start in range(0, n_samples, batch_size):
-            b = min(batch_size, n_samples - start)
-            settings = (temperature, top_k, top_p, generator)
-            rows = _generate_batch(
-                model, prompt_t.expand(b, -1), [kv[:, :b] for kv in cache], max_new_tokens, eot_id, settings
-            )
-            yield from rows
+    prompt_t = torch.tensor([prompt], device=device)  # [1, P]
+    settings = (temperature, top_k, top_p, generator)
+    for start in range(0, n_samples, batch_size):
+        b = min(batch_size, n_samples - start)
+        # Modes are entered per batch, not around the yields, so that they never leak into the caller's code.
+        with torch.inference_mode(), autocast:
+            rows = _generate_batch(model, prompt_t.expand(b, -1), [kv[:, :b] for kv in cache], max_new_tokens,
+                                   eot_id, settings)  # fmt: skip
+        yield from rows
 
 
 def _generate_batch(

@@ -175,6 +175,19 @@ def read_bytes(key: str) -> bytes:
         raise _unavailable(exc) from exc
 
 
+def read_head(key: str, max_bytes: int) -> bytes:
+    """The first max_bytes of an object (a ranged GET): a preview without fetching the whole file."""
+    try:
+        response = client().get_object(Bucket=settings.S3_BUCKET, Key=key, Range=f"bytes=0-{max_bytes - 1}")
+        return response["Body"].read()
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise ObjectMissing(f"No stored object for {key!r}.") from exc
+        raise _unavailable(exc) from exc
+    except BotoCoreError as exc:
+        raise _unavailable(exc) from exc
+
+
 def download_file(key: str, path: Path) -> StoredObject:
     """Fetch an object to a local file and check it against the sha256 recorded at upload."""
     path = Path(path)

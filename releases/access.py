@@ -210,3 +210,33 @@ def require(decision: Decision, *, size: ModelSize) -> Decision:
     if decision.reason == QUOTA_EXHAUSTED:
         raise QuotaExhausted(decision.detail, retry_after_s=decision.retry_after_s)
     raise AccessDenied(decision.detail, code=decision.reason)
+
+
+# --------------------------------------------------------------------------- output datasets
+# A dataset has its own release state: published or not (releases/datasets.py decides, audited). It does
+# not follow its size's stage: samples of unreleased sizes may be published, and withdrawing a size leaves
+# its published datasets public until staff unpublish them.
+DATASET_VIEW = "view"  # see the dataset, its statistics and checksums
+DATASET_DOWNLOAD = "download"  # get a signed link to one split
+DATASET_ACTIONS = (DATASET_VIEW, DATASET_DOWNLOAD)
+UNPUBLISHED = "unpublished"
+
+
+def may_dataset(user, dataset, action: str) -> Decision:
+    """May `user` (possibly anonymous) see or download `dataset`? Published: anyone; unpublished: staff only."""
+    if action not in DATASET_ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    if dataset.published_at is not None:
+        return Decision(True, PUBLIC, f"{dataset.name} is published: anyone may download it.")
+    if is_staff(user):
+        return Decision(True, STAFF, f"{dataset.name} is not published; staff may see it.")
+    return _no(UNPUBLISHED, f"No dataset {dataset.name!r}.")
+
+
+def require_dataset(decision: Decision, *, dataset) -> Decision:
+    """The allowed decision, or 404: an unpublished dataset gets the same answer as no dataset at all."""
+    from registry.datasets.errors import DatasetNotFound
+
+    if decision.allowed:
+        return decision
+    raise DatasetNotFound(f"No dataset {dataset.name!r}.")

@@ -4,13 +4,14 @@ Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
 
-from config.env import envbool, envint, envlist, envstr, load_env_file
+from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envstr, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Everything `make demo` starts or writes lives here (git-ignored).
@@ -202,6 +203,34 @@ STAGEGATE_LINK_TTL_S = envint("STAGEGATE_LINK_TTL_S", 600)
 # The partner portal signs in with the session; its login page:
 LOGIN_URL = "portal-login"
 LOGIN_REDIRECT_URL = "portal-home"
+
+# ---------------------------------------------------------------------------
+# Researchers: output datasets (registry/datasets/)
+# ---------------------------------------------------------------------------
+# Django's cache holds the rate-limit counters (and rendered plots); Redis, so every gunicorn worker
+# counts against one limit. https://docs.djangoproject.com/en/5.0/topics/cache/#redis
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": envstr("STAGEGATE_CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": "stagegate",
+    }
+}
+_RATE = re.compile(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def _envrate(name: str, default: str) -> str:
+    value = envstr(name, default).strip()
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfiguredEnv(f"{name}={value!r} is not a rate such as 60/min (periods: s, min, hour, day)")
+    return value
+
+
+# Requests to the dataset API and the /gpt-2/ compatibility path, per IP (anonymous) or per account.
+STAGEGATE_DATASET_RATE_ANON = _envrate("STAGEGATE_DATASET_RATE_ANON", "60/min")
+STAGEGATE_DATASET_RATE_USER = _envrate("STAGEGATE_DATASET_RATE_USER", "600/min")
+# Submissions of the data-removal form per IP.
+STAGEGATE_REMOVAL_RATE = _envrate("STAGEGATE_REMOVAL_RATE", "5/hour")
 
 # ---------------------------------------------------------------------------
 # Mail and logging

@@ -112,6 +112,7 @@ def test_samples_come_batch_by_batch_however_many_are_asked(model, tokenizer):
     # A billion samples would not fit in memory: the first ones arrive after one batch of work.
     samples = generate(model, n_samples=10**9, batch_size=2, max_new_tokens=5, eot_id=tokenizer.eot_id)
     assert len(list(itertools.islice(samples, 3))) == 3
+    assert not torch.is_inference_mode_enabled()  # between samples, the caller's own mode is back
 
 
 def test_top_k_keeps_the_k_largest_logits_and_ties_with_the_kth():
