@@ -23,5 +23,6 @@ urlpatterns = [
     path("gpt-2/", include(dataset_urls.compat_urlpatterns)),
     path("history/", release_pages.history, name="release-history"),
     path("portal/", include("releases.portal_urls")),
+    path("", include("registry.page_urls")),
     path("", pages.home, name="home"),
 ]

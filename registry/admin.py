@@ -93,3 +93,6 @@ class EvalResultAdmin(admin.ModelAdmin):
     list_filter = ["dataset", "metric", "model_size__family"]
     list_select_related = ["model_size"]
     search_fields = ["model_size__slug", "dataset"]
+
+
+from registry.datasets import admin as datasets_admin  # noqa: E402, F401  (registers the dataset admin)

@@ -216,3 +216,29 @@ class DetectionResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset.name} vs {self.reference.name}: {self.accuracy:.1%}"
+
+
+class DataRemovalRequest(models.Model):
+    """Someone asks for text to be removed from a published dataset (GPT-2's dataset offered this by email)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        REMOVED = "removed", "removed"
+        DECLINED = "declined", "declined"
+
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    dataset = models.ForeignKey(OutputDataset, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="removal_requests")
+    text = models.TextField(help_text="The text to remove, or how to find it (split, id, a quote).")
+    reason = models.TextField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    staff_notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Removal request #{self.pk} ({self.dataset.name if self.dataset else 'no dataset'})"

@@ -1,0 +1,107 @@
+"""Plots rendered on the server as SVG (matplotlib's non-GUI Agg backend), cached by what they show.
+
+Each plot's cache key is its kind plus a hash of its data, so a changed dataset or a new detection result
+draws a new picture and an unchanged one is drawn once.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+import matplotlib
+from django.core.cache import cache
+from matplotlib.figure import Figure
+
+# Figures here never touch pyplot; the non-GUI backend also keeps any other matplotlib use headless.
+matplotlib.use("Agg")
+
+logger = logging.getLogger(__name__)
+
+PLOT_CACHE_S = 7 * 24 * 60 * 60
+_SIZE_IN = (6.4, 3.2)
+_PURE, _K40, _MUTED = "#3b6ea8", "#d9822b", "#b8b8b8"
+# matplotlib's global state (fonts, the text cache) is not safe to share between threads mid-render.
+_LOCK = threading.Lock()
+
+
+def _svg(figure: Figure) -> bytes:
+    out = io.BytesIO()
+    figure.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return out.getvalue()
+
+
+def cached_svg(kind: str, data: object, draw: Callable[[Figure], None]) -> bytes:
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    key = f"plot:{kind}:{digest}"
+    try:
+        svg = cache.get(key)
+    except Exception:  # a cache outage costs a redraw, not the page
+        svg = None
+    if svg is None:
+        with _LOCK:
+            figure = Figure(figsize=_SIZE_IN)
+            draw(figure)
+            svg = _svg(figure)
+        try:
+            cache.set(key, svg, PLOT_CACHE_S)
+        except Exception:
+            logger.warning("cache unavailable; plot %s not cached", kind)
+    return svg
+
+
+def length_histogram(*, histogram: list[int], max_length: int) -> Callable[[Figure], None]:
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        width = (max_length + 1) / max(len(histogram), 1)
+        ax.bar([i * width for i in range(len(histogram))], histogram, width=width * 0.9, align="edge", color=_PURE)
+        ax.set_xlabel("sample length (tokens)")
+        ax.set_ylabel("samples")
+        ax.set_title("Length distribution")
+        ax.spines[["top", "right"]].set_visible(False)
+    return draw
+
+
+def fraction_ended(*, rows: list[tuple[str, float]], highlight: str) -> Callable[[Figure], None]:
+    """Share of samples ending before the cap, this dataset highlighted among the other published ones."""
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        names = [name for name, _ in rows]
+        ax.barh(names, [value for _, value in rows], color=[_PURE if n == highlight else _MUTED for n in names])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("fraction of samples that reached end-of-text")
+        ax.invert_yaxis()
+        ax.spines[["top", "right"]].set_visible(False)
+    return draw
+
+
+def detection_accuracy(*, rows: list[tuple[str, float | None, float | None]]) -> Callable[[Figure], None]:
+    """Baseline accuracy per model size, pure sampling beside top-k 40 (50% is chance)."""
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        positions = range(len(rows))
+        ax.bar([p - 0.2 for p in positions], [r[1] or 0 for r in rows], width=0.4, color=_PURE, label="pure sampling")
+        ax.bar([p + 0.2 for p in positions], [r[2] or 0 for r in rows], width=0.4, color=_K40, label="top-k 40")
+        ax.axhline(0.5, color="#666", linestyle=":", linewidth=1)
+        ax.set_xticks(list(positions), [r[0] for r in rows])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("detection accuracy")
+        ax.legend(frameon=False, loc="lower right")
+        ax.spines[["top", "right"]].set_visible(False)
+    return draw
+
+
+def loss_curve(*, curve: list[dict]) -> Callable[[Figure], None]:
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        ax.plot([p["step"] for p in curve], [p["train_loss"] for p in curve], color=_PURE, label="train")
+        val = [p for p in curve if p.get("val_loss") is not None]
+        if val:
+            ax.plot([p["step"] for p in val], [p["val_loss"] for p in val], color=_K40, marker="o", label="validation")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats/token)")
+        ax.legend(frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+    return draw

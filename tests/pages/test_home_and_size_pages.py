@@ -1,0 +1,83 @@
+"""The home page (families, stages, timeline) and a size's page (history, card, evals, files or why not)."""
+
+import pytest
+from django.core.management import call_command
+
+from registry.models import EvalResult, ModelCard, TrainingRun
+from tests.releases.conftest import make_size, move, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def gpt2(db):
+    call_command("seed_gpt2", verbosity=0)
+
+
+def test_home_lists_families_with_stages_and_gpt2s_2019_timeline(client, gpt2):
+    html = client.get("/").content.decode()
+    assert "GPT-2" in html and 'href="/models/gpt2-124m/"' in html
+    assert "stage-public" in html
+    # The timeline across the family, in date order.
+    first, last = html.index("2019-02-14"), html.index("2019-11-05")
+    assert first < html.index("2019-08-20") < last
+    assert "Released as the first stage of a staged release" in html
+    for link in ('href="/datasets/"', 'href="/history/"', 'href="/portal/"'):
+        assert link in html
+
+
+def test_a_public_size_page_shows_history_card_evals_and_files(client, gpt2, s3, tmp_path):
+    from registry.models import ModelSize
+
+    size = ModelSize.objects.get(slug="gpt2-1558m")
+    artifact = upload(size, tmp_path, "config.json", b'{"n_layer": 48}')
+    html = client.get("/models/gpt2-1558m/").content.decode()
+    assert "Released as the final stage" in html and "2019-11-05" in html
+    assert ModelCard.objects.get(model_size=size).details[:40] in html
+    evals = EvalResult.objects.filter(model_size=size)
+    assert evals.exists() and evals.first().dataset in html
+    assert artifact.sha256 in html and 'href="/api/v1/models/gpt2-1558m/files/config.json"' in html
+
+
+def test_a_partners_size_tells_the_public_why_not_and_how_to_ask(client, s3, alice, bob, rita, tmp_path):
+    size = make_size("mini-3m")
+    artifact = upload(size, tmp_path)
+    move(size, "partners", requester=alice, approvers=[bob])
+    html = client.get("/models/mini-3m/").content.decode()
+    assert artifact.sha256 not in html
+    assert "available to partners holding a grant" in html and 'href="/portal/login/?next=/models/mini-3m/"' in html
+    client.force_login(rita)
+    html = client.get("/models/mini-3m/").content.decode()
+    assert "belongs to no partner organisation" in html and "Request access in the partner portal" in html
+
+
+def test_an_internal_size_is_404_except_to_staff(client, alice):
+    make_size("mini-13m")
+    assert client.get("/models/mini-13m/").status_code == 404
+    client.force_login(alice)
+    assert client.get("/models/mini-13m/").status_code == 200
+
+
+def _run(size):
+    curve = [{"step": s, "lr": 1e-3, "train_loss": 5.0 - s / 50, "elapsed_s": s / 10, **({"val_loss": 5.1 - s / 50}
+              if s % 50 == 0 else {})} for s in range(0, 201, 10)]
+    return TrainingRun.objects.create(model_size=size, corpus="shared/corpora/shakespeare.txt", steps=200,
+                                      settings={"steps": 200, "batch_size": 8, "lr": 0.001}, final_val_loss=1.1,
+                                      loss_curve=curve)
+
+
+def test_the_training_run_page_shows_loss_curve_hparams_corpus_and_artifacts(client, s3, alice, bob, carol, tmp_path):
+    size = make_size("mini-1m")
+    run = _run(size)
+    artifact = upload(size, tmp_path, "loss-curve.png", b"\x89PNG fake")
+    artifact.training_run = run
+    artifact.save()
+    assert client.get(f"/runs/{run.pk}/").status_code == 404  # the size is internal
+    move(size, "public", requester=alice, approvers=[bob, carol])
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "shared/corpora/shakespeare.txt" in html and "batch_size" in html and "1.1000" in html
+    assert f'src="/runs/{run.pk}/loss-curve.svg"' in html and 'alt="Training loss and validation loss' in html
+    assert artifact.sha256 in html
+    svg = client.get(f"/runs/{run.pk}/loss-curve.svg")
+    assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
+    assert f'href="/runs/{run.pk}/"' in client.get("/models/mini-1m/").content.decode()
