@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from registry import storage
 from registry.errors import ArtifactNotFound, ModelSizeNotFound
+from registry.filenames import validate_filename
 from registry.models import Artifact, ModelSize
 from releases import access
 from releases.audit import audit_record
@@ -36,6 +38,14 @@ def size_by_slug(*, slug: str) -> ModelSize:
     return size
 
 
+def filename_is_plain(filename: str) -> bool:
+    try:
+        validate_filename(filename)
+    except ValidationError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Link:
     record: IssuedLink
@@ -54,6 +64,9 @@ def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -
     concurrent links on one grant are counted one after the other), and storage is asked before anything is
     written (so with S3 unreachable the caller gets 503 and nothing is recorded as issued).
     """
+    if not filename_is_plain(filename):
+        # Never let a hostile name reach a query (PostgreSQL refuses NUL bytes with a 500) or a key.
+        raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
     size = ModelSize.objects.get(pk=size.pk)  # the stage as stored now
     decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True), size=size)
     artifact = Artifact.objects.filter(model_size=size, filename=filename).first()

@@ -14,6 +14,7 @@ from releases import links, selectors, services
 from releases.audit import client_ip
 from releases.errors import NotPolicyStaff
 from releases.roles import is_policy_staff
+from releases.second_factor import second_factor_require
 from releases.serializers import (
     CancelInput,
     DecisionInput,
@@ -86,11 +87,16 @@ class StageRequestDetailView(StaffAPIView):
         return Response(_request_output(request_id))
 
 
+def _otp_token(request: Request) -> str | None:
+    return request.data.get("otp_token") if hasattr(request.data, "get") else None
+
+
 class StageRequestApproveView(StaffAPIView):
     @extend_schema(request=DecisionInput, responses=StageRequestOutput)
     def post(self, request: Request, request_id: int) -> Response:
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
+        second_factor_require(request, token=_otp_token(request))
         target = selectors.stage_request_get(request_id=request_id)
         services.stage_request_approve(request=target, approver=request.user, ip=client_ip(request),
                                        **data.validated_data)
@@ -102,6 +108,7 @@ class StageRequestRejectView(StaffAPIView):
     def post(self, request: Request, request_id: int) -> Response:
         data = RejectInput(data=request.data)
         data.is_valid(raise_exception=True)
+        second_factor_require(request, token=_otp_token(request))
         target = selectors.stage_request_get(request_id=request_id)
         services.stage_request_reject(request=target, approver=request.user, ip=client_ip(request),
                                       **data.validated_data)

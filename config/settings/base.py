@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "knox",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "registry",
     "releases",
     "workers",
@@ -54,8 +57,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed a second factor (approvals need one).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -231,6 +238,26 @@ STAGEGATE_DATASET_RATE_ANON = _envrate("STAGEGATE_DATASET_RATE_ANON", "60/min")
 STAGEGATE_DATASET_RATE_USER = _envrate("STAGEGATE_DATASET_RATE_USER", "600/min")
 # Submissions of the data-removal form per IP.
 STAGEGATE_REMOVAL_RATE = _envrate("STAGEGATE_REMOVAL_RATE", "5/hour")
+
+# ---------------------------------------------------------------------------
+# Login protection and the second factor
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# ---------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # Counts failed logins (admin and portal alike) and refuses a locked-out username from that address.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("STAGEGATE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("STAGEGATE_LOGIN_COOLOFF_MIN", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Approving or rejecting a stage change needs a TOTP-verified session (django-otp), or an `otp_token` in
+# an API call, for policy staff. On in production; off here so the demo runs without authenticator apps.
+STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", False)
+OTP_TOTP_ISSUER = "Stagegate"
+# Signed download URLs must never leak through a Referer header (also in the demo).
+SECURE_REFERRER_POLICY = "no-referrer"
 
 # ---------------------------------------------------------------------------
 # Mail and logging

@@ -50,3 +50,8 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 X_FRAME_OPTIONS = "DENY"
+
+# ---------------------------------------------------------------------------
+# Second factor for release decisions (releases/second_factor.py)
+# ---------------------------------------------------------------------------
+STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", True)

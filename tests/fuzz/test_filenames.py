@@ -1,0 +1,77 @@
+"""Client-supplied file names, fuzzed: only one plain path segment ever reaches an object key, and the API
+answers every hostile name with a 4xx, never a link and never a 5xx.
+"""
+
+from urllib.parse import quote
+
+import pytest
+from django.core.exceptions import ValidationError
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from registry.filenames import validate_filename
+from registry.services import artifact_key
+from tests.releases.conftest import make_size
+
+SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+HOSTILE_PARTS = ["..", "/", "\\", "%2e%2e", "%2F", "%5c", "%00", "\x00", "..%2f", "%252e%252e", "~", ":", "\n",
+                 "\u2215", "\uff0e\uff0e", "\u202e", "C:\\", "//", "?", "#", " "]
+
+hostile = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.one_of(st.sampled_from(HOSTILE_PARTS), st.text(alphabet=sorted(SAFE), max_size=8)),
+             max_size=8).map("".join),
+)
+
+
+@given(hostile)
+@settings(max_examples=1000, deadline=None)
+@example("../etc/passwd")
+@example("/etc/passwd")
+@example("model.safetensors\x00.png")
+@example("..%2F..%2Fsecret")
+@example("%2e%2e")
+def test_a_name_that_passes_is_one_plain_segment(name):
+    try:
+        validate_filename(name)
+    except ValidationError:
+        return
+    assert set(name) <= SAFE
+    assert ".." not in name and not name.startswith((".", "-", "_"))
+    assert 0 < len(name) <= 255
+
+
+@pytest.mark.django_db
+@given(hostile)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_object_keys_end_in_the_validated_name_under_the_sizes_prefix(name):
+    size = make_size()
+    try:
+        key = artifact_key(size, name)
+    except ValidationError:
+        return
+    prefix, random_part, last = key.rsplit("/", 2)
+    assert prefix == f"models/{size.slug}" and len(random_part) == 16 and last == name
+
+
+@pytest.fixture
+def staff_api(api, alice):
+    api.force_authenticate(alice)  # staff pass `may`, so only the file name decides the answer
+    return api
+
+
+@pytest.mark.django_db
+@given(hostile)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example("..%2Fmodel.safetensors")
+@example("%2e%2e%2fmodel.safetensors")
+def test_hostile_names_in_link_urls_get_a_4xx_and_no_link(staff_api, name):
+    from releases.models import IssuedLink
+
+    size = make_size()
+    for encoded in (quote(name, safe=""), quote(quote(name, safe=""), safe=""), quote(name, safe="%/")):
+        response = staff_api.post(f"/api/v1/models/{size.slug}/files/{encoded}/link/")
+        assert 400 <= response.status_code < 500, (name, response.status_code)
+        assert "url" not in (response.json() if response.headers.get("Content-Type", "").startswith(
+            "application/json") else {})
+    assert not IssuedLink.objects.exists()
