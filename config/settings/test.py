@@ -1,6 +1,7 @@
 """Settings for pytest: PostgreSQL and Redis from the environment `make test` prepares."""
 
 import os
+from pathlib import Path
 
 # Tests must never pick up a running demo's environment file.
 os.environ["STAGEGATE_IGNORE_RUN_ENV"] = "1"
@@ -23,3 +24,6 @@ STORAGES = {
 
 # Each pytest process gets its own test database, so concurrent runs on one server never collide.
 DATABASES["default"]["TEST"] = {"NAME": f"test_stagegate_{_RUN_ID}"}  # noqa: F405
+
+# WhiteNoise warns on every request when the static root is missing; tests serve no collected files.
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
