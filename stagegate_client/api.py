@@ -54,3 +54,10 @@ class Server:
     def model_file_link(self, slug: str, filename: str) -> Link:
         body = self._call("POST", f"/api/v1/models/{quote(slug, safe='')}/files/{quote(filename, safe='')}/link/")
         return Link(url=body["url"], expires_at=body["expires_at"], bytes=body["bytes"], sha256=body["sha256"])
+
+    def dataset(self, name: str) -> dict:
+        return self._call("GET", f"/api/v1/datasets/{quote(name, safe='')}/")
+
+    def dataset_split_link(self, name: str, split: str) -> Link:
+        body = self._call("POST", f"/api/v1/datasets/{quote(name, safe='')}/{quote(split, safe='')}/link/")
+        return Link(url=body["url"], expires_at=body["expires_at"], bytes=body["bytes"], sha256=body["sha256"])

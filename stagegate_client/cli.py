@@ -1,4 +1,5 @@
-"""`stagegate download-model SLUG`: fetch a model's files through signed links, resumable and verified."""
+"""`stagegate download-model SLUG` and `stagegate download-dataset NAME`: fetch through signed links,
+resumable and sha256-verified."""
 
 import argparse
 import os
@@ -9,6 +10,7 @@ from stagegate_client.api import Server, ServerRefused
 from stagegate_client.download import ChecksumMismatch, DownloadFailed, download
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+SPLITS = ("train", "valid", "test")
 EXIT_REFUSED, EXIT_CHECKSUM, EXIT_FAILED = 2, 3, 4
 
 
@@ -18,14 +20,24 @@ def _parser() -> argparse.ArgumentParser:
     model = commands.add_parser("download-model", help="download every file of a model size")
     model.add_argument("slug", help="model size, e.g. gpt2-124m")
     model.add_argument("--out", help="directory for the files (default models/SLUG)")
-    model.add_argument("--server", default=os.environ.get("STAGEGATE_SERVER", DEFAULT_SERVER),
-                       help=f"Stagegate base URL (default $STAGEGATE_SERVER or {DEFAULT_SERVER})")
-    model.add_argument("--token", default=os.environ.get("STAGEGATE_TOKEN"),
-                       help="API token (default $STAGEGATE_TOKEN); public sizes need none")
-    model.add_argument("--dry-run", action="store_true", help="list what would be fetched and stop")
-    model.add_argument("--no-verify", action="store_true", help="skip the sha256 check (not recommended)")
-    model.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(model, token_help="API token (default $STAGEGATE_TOKEN); public sizes need none")
+
+    data = commands.add_parser("download-dataset", help="download the splits of an output dataset")
+    data.add_argument("name", help="dataset, e.g. mini-1m-k40 (see /datasets/ or /api/v1/datasets/)")
+    data.add_argument("--split", action="append", choices=SPLITS, dest="splits",
+                      help="a split to fetch (repeat for several; default: all)")
+    data.add_argument("--out", default="datasets", help="directory for <name>.<split>.jsonl (default datasets/)")
+    _common(data, token_help="API token (default $STAGEGATE_TOKEN): optional, raises the rate limit")
     return parser
+
+
+def _common(parser: argparse.ArgumentParser, *, token_help: str) -> None:
+    parser.add_argument("--server", default=os.environ.get("STAGEGATE_SERVER", DEFAULT_SERVER),
+                        help=f"Stagegate base URL (default $STAGEGATE_SERVER or {DEFAULT_SERVER})")
+    parser.add_argument("--token", default=os.environ.get("STAGEGATE_TOKEN"), help=token_help)
+    parser.add_argument("--dry-run", action="store_true", help="list what would be fetched and stop")
+    parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check (not recommended)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def download_model(args: argparse.Namespace) -> int:
@@ -49,10 +61,38 @@ def download_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def download_dataset(args: argparse.Namespace) -> int:
+    server = Server(args.server, args.token)
+    dataset = server.dataset(args.name)
+    wanted = args.splits or [part["split"] for part in dataset["splits"]]
+    parts = [part for part in dataset["splits"] if part["split"] in wanted]
+    missing = sorted(set(wanted) - {part["split"] for part in parts})
+    if missing:
+        raise ServerRefused(404, "split_not_found", f"{args.name} has no split {', '.join(missing)}.")
+    out = Path(args.out)
+    total = sum(part["bytes"] for part in parts)
+    print(f"{args.name}: {len(parts)} split(s), {total:,} bytes → {out}")
+    if args.dry_run:
+        for part in parts:
+            print(f"  {part['filename']:<32} {part['lines']:>9,} lines {part['bytes']:>14,}  sha256 {part['sha256']}")
+        return 0
+    for part in parts:
+        download(
+            lambda split=part["split"]: server.dataset_split_link(args.name, split),
+            out / part["filename"], expected_bytes=part["bytes"], expected_sha256=part["sha256"],
+            verify=not args.no_verify, progress=not args.quiet,
+        )
+    print(f"Done: {len(parts)} split(s){'' if args.no_verify else ', sha256 verified'}, in {out}")
+    return 0
+
+
+COMMANDS = {"download-model": download_model, "download-dataset": download_dataset}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return download_model(args)
+        return COMMANDS[args.command](args)
     except ServerRefused as exc:
         print(f"stagegate: refused: {exc.detail} [{exc.reason}]", file=sys.stderr)
         return EXIT_REFUSED
