@@ -5,6 +5,7 @@ Configured from settings (S3_*). Every failure to reach S3 becomes StorageUnavai
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -140,52 +141,45 @@ def upload_file(path: Path, key: str, *, expected_sha256: str | None = None,
     return StoredObject(key=key, bytes=size, sha256=sha256)
 
 
-def upload_bytes(data: bytes, key: str, *, content_type: str = "application/octet-stream") -> StoredObject:
-    sha256 = hashlib.sha256(data).hexdigest()
+@contextmanager
+def _s3_errors(key: str):
+    """Translate boto3's failures: a missing object is ObjectMissing (404), anything else a 503."""
     try:
-        client().put_object(
-            Bucket=settings.S3_BUCKET, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": sha256}
-        )
-    except (BotoCoreError, ClientError) as exc:
-        raise _unavailable(exc) from exc
-    return StoredObject(key=key, bytes=len(data), sha256=sha256)
-
-
-def head(key: str) -> StoredObject:
-    try:
-        response = client().head_object(Bucket=settings.S3_BUCKET, Key=key)
+        yield
     except ClientError as exc:
         if _is_missing(exc):
             raise ObjectMissing(f"No stored object for {key!r}.") from exc
         raise _unavailable(exc) from exc
     except BotoCoreError as exc:
         raise _unavailable(exc) from exc
+
+
+def upload_bytes(data: bytes, key: str, *, content_type: str = "application/octet-stream") -> StoredObject:
+    sha256 = hashlib.sha256(data).hexdigest()
+    with _s3_errors(key):
+        client().put_object(
+            Bucket=settings.S3_BUCKET, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": sha256}
+        )
+    return StoredObject(key=key, bytes=len(data), sha256=sha256)
+
+
+def head(key: str) -> StoredObject:
+    with _s3_errors(key):
+        response = client().head_object(Bucket=settings.S3_BUCKET, Key=key)
     return StoredObject(key=key, bytes=response["ContentLength"], sha256=response.get("Metadata", {}).get("sha256"))
 
 
 def read_bytes(key: str) -> bytes:
     """A small object's bytes (shards, manifests); large files go through download_file."""
-    try:
+    with _s3_errors(key):
         return client().get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
-    except ClientError as exc:
-        if _is_missing(exc):
-            raise ObjectMissing(f"No stored object for {key!r}.") from exc
-        raise _unavailable(exc) from exc
-    except BotoCoreError as exc:
-        raise _unavailable(exc) from exc
 
 
 def read_head(key: str, max_bytes: int) -> bytes:
     """The first max_bytes of an object (a ranged GET): a preview without fetching the whole file."""
-    try:
+    with _s3_errors(key):
         response = client().get_object(Bucket=settings.S3_BUCKET, Key=key, Range=f"bytes=0-{max_bytes - 1}")
         return response["Body"].read()
-    except ClientError as exc:
-        if _is_missing(exc):
-            raise ObjectMissing(f"No stored object for {key!r}.") from exc
-        raise _unavailable(exc) from exc
-    except BotoCoreError as exc:
-        raise _unavailable(exc) from exc
 
 
 def download_file(key: str, path: Path) -> StoredObject:
@@ -193,14 +187,8 @@ def download_file(key: str, path: Path) -> StoredObject:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = head(key)
-    try:
+    with _s3_errors(key):
         client().download_file(settings.S3_BUCKET, key, str(path))
-    except ClientError as exc:
-        if _is_missing(exc):
-            raise ObjectMissing(f"No stored object for {key!r}.") from exc
-        raise _unavailable(exc) from exc
-    except BotoCoreError as exc:
-        raise _unavailable(exc) from exc
     if stored.sha256 and sha256_of_file(path) != stored.sha256:
         path.unlink(missing_ok=True)
         raise ChecksumMismatch(f"{key}: downloaded bytes do not match the recorded sha256.")
@@ -221,10 +209,8 @@ def presign_get(key: str, *, ttl_s: int, download_name: str | None = None) -> st
 
 
 def delete(key: str) -> None:
-    try:
+    with _s3_errors(key):
         client().delete_object(Bucket=settings.S3_BUCKET, Key=key)
-    except (BotoCoreError, ClientError) as exc:
-        raise _unavailable(exc) from exc
 
 
 def ensure_bucket() -> None:
