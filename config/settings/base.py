@@ -176,8 +176,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # One name for the stage choices wherever they appear (from_stage, to_stage, stage).
-    "ENUM_NAME_OVERRIDES": {"StageEnum": "releases.stages.Stage"},
+    # One name for the stage choices wherever they appear (from_stage, to_stage, stage); the two `kind`s apart.
+    "ENUM_NAME_OVERRIDES": {"StageEnum": "releases.stages.Stage", "JobKindEnum": "workers.models.Job.Kind",
+                            "DatasetKindEnum": "registry.models.OutputDataset.Kind"},
 }
 
 # https://jazzband.github.io/django-rest-knox/settings/ — tokens are stored hashed; default lifetime:
