@@ -1,0 +1,61 @@
+"""SeaweedFS stopped and started again under the platform: link endpoints answer 503 and record nothing while
+it is down, and everything works again once it is back (same data, port and credentials).
+
+Worker uploads during an S3 outage (retry with backoff, then the job fails cleanly with the error recorded)
+are covered by tests/workers/test_transient_failures.py.
+"""
+
+import pytest
+import requests
+
+from registry import services as registry_services
+from releases.models import AuditEvent, IssuedLink
+from tests.releases.conftest import WEIGHTS, make_grant, make_partner, move, publish_terms, token_for, upload
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def test_links_answer_503_and_record_nothing_while_s3_is_down_then_work_after_a_restart(
+        api, private_s3, size, alice, bob, pat, tmp_path):
+    upload(size, tmp_path)
+    partner = make_partner(alice, pat)
+    publish_terms(alice, "v1", pat)
+    make_grant(partner, size, alice)
+    move(size, "partners", requester=alice, approvers=[bob])
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    link_url = f"/api/v1/models/{size.slug}/files/model.safetensors/link/"
+    assert api.post(link_url).status_code == 200
+    issued, audited = IssuedLink.objects.count(), AuditEvent.objects.filter(action="link.issued").count()
+
+    private_s3.stop()
+    for response in (api.post(link_url), api.get(f"/api/v1/models/{size.slug}/files/model.safetensors")):
+        assert response.status_code == 503
+        assert response.json()["error"] == "storage_unavailable"
+        assert "unreachable" in response.json()["detail"]
+    assert IssuedLink.objects.count() == issued
+    assert AuditEvent.objects.filter(action="link.issued").count() == audited
+    # The manifest needs no storage: it still answers from the registry.
+    assert api.get(f"/api/v1/models/{size.slug}/manifest/").status_code == 200
+
+    private_s3.start()
+    response = api.post(link_url)
+    assert response.status_code == 200, response.json()
+    assert requests.get(response.json()["url"], timeout=10).content == WEIGHTS
+    assert IssuedLink.objects.count() == issued + 1
+    # Uploads work again too.
+    path = tmp_path / "config.json"
+    path.write_text('{"n_layer": 2}')
+    artifact = registry_services.artifact_register(size=size, path=path)
+    assert registry_services.artifact_verify(artifact=artifact)
+
+
+def test_registering_a_file_while_s3_is_down_stores_nothing(private_s3, size, tmp_path):
+    from registry.models import Artifact
+    from registry.storage import StorageUnavailable
+
+    private_s3.stop()
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    with pytest.raises(StorageUnavailable):
+        registry_services.artifact_register(size=size, path=path)
+    assert not Artifact.objects.exists()
