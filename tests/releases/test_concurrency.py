@@ -12,7 +12,7 @@ from releases.models import AuditEvent, StageChange, StageChangeRequest, StageDe
 from releases.stages import Stage
 from tests.releases.conftest import make_size, request_change
 
-APPROVERS = 12
+APPROVERS = 50  # issue 8: 50 concurrent approvals of one request
 
 
 def _race(count: int, work) -> list:
