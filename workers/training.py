@@ -132,8 +132,8 @@ def train_job_run(*, job: Job) -> dict:
 
     train_text, held_out = bridge.split_corpus(bridge.corpus_text(params["corpus"]))
     tokenizer = _tokenizer(job.pk, work, train_text, config.n_vocab)
-    train_tokens = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
-    val_tokens = torch.tensor(tokenizer.encode(held_out), dtype=torch.long)
+    train_tokens = torch.tensor(bridge.encode_documents(tokenizer, train_text), dtype=torch.long)
+    val_tokens = torch.tensor(bridge.encode_documents(tokenizer, held_out), dtype=torch.long)
 
     last_beat = [0.0]
 
