@@ -275,6 +275,8 @@ LOGGING = {
         # botocore logs request URLs (with signatures) at DEBUG; never let them through.
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # django-axes announces itself at INFO on every process start (each manage.py command).
+        "axes": {"level": "WARNING"},
     },
 }
 
