@@ -63,13 +63,35 @@ def parameter_count(config: GPTConfig) -> int:
     return (config.n_vocab + config.n_ctx) * c + config.n_layer * per_block + 2 * c
 
 
+# oneDNN's fp32 matmul, the kernel torch.compile gives CPU linears. Where no gradient is needed it
+# replaces MKL's: it splits a matrix-vector product across threads, which MKL does not, so sampling at
+# batch 1 runs ~1.8x faster on 2 cores and small batches ~1.4x (bench/README.md). Absent op: plain F.linear.
+_ONEDNN_LINEAR = (
+    getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """F.linear (x W^T + b, W stored [out, in]), on oneDNN for CPU inference."""
+    if _ONEDNN_LINEAR is not None and not torch.is_grad_enabled() and x.is_cpu and x.dtype == torch.float32:
+        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """nn.Linear, running on oneDNN when no gradient is wanted (see linear)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.n_head = config.n_head
         self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v of all heads in one matmul
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.c_attn = Linear(config.n_embd, 3 * config.n_embd)  # q, k, v of all heads in one matmul
+        self.c_proj = Linear(config.n_embd, config.n_embd)
 
     def forward(self, x: Tensor, kv: Tensor | None = None, pos: int = 0) -> Tensor:
         B, T, C = x.shape
@@ -95,8 +117,8 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.dropout = config.dropout
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd)
 
     def forward(self, x: Tensor) -> Tensor:
         h = F.gelu(self.c_fc(x), approximate="tanh")  # [B, T, 4C]; GPT-2's GELU is the tanh form
@@ -150,19 +172,22 @@ class GPT(nn.Module):
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Logits [B, T, V] and, given targets [B, T] (-1 = ignore), the mean cross-entropy."""
-        logits = F.linear(self.hidden(idx), self.wte.weight)  # [B, T, V]
+        logits = linear(self.hidden(idx), self.wte.weight)  # [B, T, V]
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
         return logits, loss
 
     def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> list[Tensor]:
-        """One preallocated [2, B, H, n_ctx, hd] key/value buffer per layer: memory is batch x n_ctx."""
+        """One preallocated [2, B, H, n_ctx, hd] key/value buffer per layer: memory is batch x n_ctx.
+
+        Left uninitialised: a position is always written (decode) before anything attends to it.
+        """
         c, p = self.config, self.wte.weight
         shape = (c.n_layer, 2, batch_size, c.n_head, c.n_ctx, c.head_dim)
-        return list(torch.zeros(shape, dtype=dtype or p.dtype, device=p.device).unbind(0))
+        return list(torch.empty(shape, dtype=dtype or p.dtype, device=p.device).unbind(0))
 
     def decode(self, idx: Tensor, kv_cache: list[Tensor], pos: int) -> Tensor:
         """Next-token logits [B, V] after feeding idx [B, T] at positions pos.., filling kv_cache."""
         h = self.hidden(idx, kv_cache, pos)[:, -1]  # [B, C]; only the last position predicts the next token
-        return F.linear(h, self.wte.weight)  # [B, V]
+        return linear(h, self.wte.weight)  # [B, V]

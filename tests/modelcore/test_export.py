@@ -152,7 +152,10 @@ def test_gpt2_variants_with_other_maths_are_refused(exported):
             config_from_hf({**hf_config, **change})
 
 
-def test_the_hf_layout_stores_conv1d_weights_transposed(model):
-    state = to_hf_state(model)
-    assert state["transformer.h.0.attn.c_attn.weight"].shape == (model.config.n_embd, 3 * model.config.n_embd)
-    assert torch.equal(state["transformer.h.0.mlp.c_fc.weight"], model.h[0].mlp.c_fc.weight.t())
+def test_the_hf_layout_stores_block_matrices_transposed_as_conv1d(model):
+    state, c = to_hf_state(model), model.config.n_embd
+    assert state["transformer.h.0.attn.c_attn.weight"].shape == (c, 3 * c)
+    for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+        module = model.get_submodule(f"h.1.{name}")
+        assert torch.equal(state[f"transformer.h.1.{name}.weight"], module.weight.t())
+        assert torch.equal(state[f"transformer.h.1.{name}.bias"], module.bias)

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from modelcore.model import GPT, GPTConfig, parameter_count
+from modelcore import model as model_module
+from modelcore.model import GPT, GPTConfig, Linear, parameter_count
 
 GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
 
@@ -100,3 +101,17 @@ def test_targets_of_minus_one_are_ignored(model, config):
     logits, loss = model(x, masked)
     expected = torch.nn.functional.cross_entropy(logits[0, 4:], y[0, 4:])
     torch.testing.assert_close(loss, expected)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 32), (3, 1, 32), (2, 7, 32)])
+def test_inference_linears_run_on_onednn_and_agree_with_f_linear(shape):
+    if model_module._ONEDNN_LINEAR is None:
+        pytest.skip("this torch build has no oneDNN")
+    torch.manual_seed(0)
+    layer = Linear(32, 96)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        fast = layer(x)
+    torch.testing.assert_close(fast, torch.nn.functional.linear(x, layer.weight, layer.bias))
+    assert fast.grad_fn is None
+    assert layer(x).grad_fn is not None  # with gradients wanted, the autograd-aware F.linear runs
