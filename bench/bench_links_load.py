@@ -1,0 +1,160 @@
+"""Signed-link issuance under load, served by gunicorn on loopback and driven by wrk, beside a trivial JSON view.
+
+One run, same server, same fixed concurrency, each endpoint warmed up then driven for --duration seconds:
+  1. POST /api/v1/models/{slug}/files/model.safetensors/link/ as a partner member with a token: `may` with
+     the grant row locked, a HEAD to SeaweedFS, a SigV4 presign, the IssuedLink row and the audit row;
+  2. GET /healthz: a constant JSON body through the same middleware.
+Prints requests/s, p50/p99 latency and errors for both (goal: >= 500 links/s, p99 < 50 ms, 0 errors, at
+least half the trivial view's rate). Load generator and server share the machine's cores.
+Starts its own SeaweedFS and a scratch PostgreSQL database (bench/bench_workers.py); cleans up after.
+
+    .venv/bin/python bench/bench_links_load.py [--duration 60] [--connections 16] [--workers 3]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_workers import services_down, services_up  # noqa: E402
+
+POST_LUA = """wrk.method = "POST"
+wrk.headers["Authorization"] = "Token {token}"
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def setup_partner_size(tmp: Path) -> tuple[str, str]:
+    """A size at the partners stage with one real file in SeaweedFS; pat's organisation holds a grant for it."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Group, User
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    from registry import services as registry_services
+    from releases import grants, partners, services
+    from releases.factors import FACTORS
+    from releases.roles import POLICY_STAFF_GROUP
+
+    group = Group.objects.get_or_create(name=POLICY_STAFF_GROUP)[0]
+    alice, bob = (User.objects.create_user(name, email=f"{name}@example.org", is_staff=True) for name in ("alice", "bob"))
+    for user in (alice, bob):
+        user.groups.add(group)
+    pat = User.objects.create_user("pat", email="pat@example.org")
+    family = registry_services.family_upsert(slug="bench", name="Bench")
+    size = registry_services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams={
+        "n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2})
+    weights = tmp / "model.safetensors"
+    weights.write_bytes(os.urandom(1 << 20))
+    registry_services.artifact_register(size=size, path=weights)
+    partner = partners.partner_create(name="Bench Lab", kind="security", actor=alice, contact_email="lab@example.org")
+    partners.partner_member_add(partner=partner, user=pat, actor=alice)
+    terms = partners.terms_publish(version="v1", text="Bench terms.", actor=alice)
+    partners.terms_accept(user=pat, terms=terms)
+    now = timezone.now()
+    grants.grant_create(partner=partner, size=size, purpose="Load test.", actor=alice, starts_at=now,
+                        expires_at=now + timedelta(days=1))
+    request = services.stage_request_create(
+        size=size, requester=alice, to_stage="partners", factors={key: "Assessed." for key in FACTORS},
+        rationale="A load benchmark needs a size at the partners stage with a real grant and terms.")
+    services.stage_request_approve(request=request, approver=bob)
+    return size.slug, AuthToken.objects.create(user=pat)[1]
+
+
+def wrk(url: str, *, duration_s: int, connections: int, script: Path | None = None) -> dict:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration_s + 60).stdout
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M).groups()
+        return float(value) * UNITS[unit]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "requests": total,
+        "p50": latency("50"), "p99": latency("99"),
+        "errors": non_2xx + (sum(int(g) for g in socket.groups()) if socket else 0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=60, help="seconds of measured load per endpoint")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install wrk")
+    from devstack.procs import free_port, port_open, wait_until
+
+    with tempfile.TemporaryDirectory(prefix="stagegate-load-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = services_up(tmp)
+        os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
+        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"  # set-up notifications run here, not on a worker
+        server = None
+        try:
+            import django
+
+            django.setup()
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0)
+            slug, token = setup_partner_size(tmp)
+            from releases.models import IssuedLink
+
+            port = free_port()
+            server_env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}
+            server = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+                 "--workers", str(args.workers), "--log-level", "warning"],
+                cwd=ROOT, env=server_env, stdout=open(tmp / "gunicorn.log", "wb"), stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            wait_until(lambda: port_open(port), timeout_s=60, what="gunicorn")
+            script = tmp / "post.lua"
+            script.write_text(POST_LUA.format(token=token))
+            base = f"http://127.0.0.1:{port}"
+            link_url = f"{base}/api/v1/models/{slug}/files/model.safetensors/link/"
+            health_url = f"{base}/healthz"
+            wrk(link_url, duration_s=args.warmup, connections=args.connections, script=script)
+            wrk(health_url, duration_s=args.warmup, connections=args.connections)
+            before = IssuedLink.objects.count()
+            links = wrk(link_url, duration_s=args.duration, connections=args.connections, script=script)
+            recorded = IssuedLink.objects.count() - before
+            health = wrk(health_url, duration_s=args.duration, connections=args.connections)
+        finally:
+            if server is not None:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
+            services_down(env)
+
+    print(f"\nSigned-link issuance under load: gunicorn {args.workers} sync workers, wrk 2 threads "
+          f"{args.connections} connections, {args.duration} s per endpoint, loopback, {os.cpu_count()} cores "
+          "shared by server, PostgreSQL, SeaweedFS and wrk")
+    print(f"  {'endpoint':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'requests':>9}")
+    for name, row in (("POST …/link/ (partner token)", links), ("GET /healthz (trivial JSON)", health)):
+        print(f"  {name:<34} {row['rps']:8.1f} {row['p50']:8.2f} {row['p99']:8.2f} {row['errors']:7d} "
+              f"{row['requests']:9d}")
+    print(f"  links recorded (IssuedLink rows, each with its audit row): {recorded}")
+    print(f"  links/s vs trivial view: {links['rps'] / health['rps']:.1%}   "
+          "(goals: >= 500 links/s, p99 < 50 ms, 0 errors, >= 50% of the trivial view)")
+
+
+if __name__ == "__main__":
+    main()
