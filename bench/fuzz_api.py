@@ -37,7 +37,7 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         calls = json.loads(report.read_text()) if report.exists() else []
     print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-2000:])
-    operations = {(method, path) for _, method, path, _ in calls}
+    operations = {label for _, _, label, _ in calls}
     by_class = collections.Counter((who, f"{status // 100}xx") for who, _, _, status in calls)
     print(f"\nschemathesis, {args.examples} examples per operation and caller: {len(operations)} operations, "
           f"{len(calls)} calls in {elapsed:.0f} s")

@@ -76,7 +76,7 @@ def report():
 
 def _call(case, callers, who: str) -> None:
     response = case.call_and_validate(headers=callers[who], checks=CHECKS)
-    CALLS.append((who, case.method, case.operation.path, response.status_code))
+    CALLS.append((who, case.method, case.operation.label, response.status_code))
 
 
 BUDGET = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
