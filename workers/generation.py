@@ -102,13 +102,13 @@ def plan_shards(params: dict) -> list[Shard]:
     return shards
 
 
-def shard_key(job_id: int, shard: Shard) -> str:
-    return f"jobs/{job_id}/shards/{shard.dataset}/{shard.split}-{shard.index:05d}.jsonl"
+def shard_key(prefix: str, shard: Shard) -> str:
+    return f"{prefix}shards/{shard.dataset}/{shard.split}-{shard.index:05d}.jsonl"
 
 
-def shard_run(*, job_id: int, shard: Shard, params: dict) -> bool:
+def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
     """Generate one shard unless its object already exists; True if it did the work."""
-    key = shard_key(job_id, shard)
+    key = shard_key(prefix, shard)
     try:
         storage.head(key)
         return False
@@ -220,10 +220,10 @@ def dataset_register(*, name: str, kind: str, size: ModelSize | None, sampling: 
     return dataset
 
 
-def shard_records(job_id: int, shards: list[Shard]) -> Iterator[dict]:
+def shard_records(prefix: str, shards: list[Shard]) -> Iterator[dict]:
     """The records of the given shards in id order, one shard object in memory at a time."""
     for shard in shards:
-        for line in storage.read_bytes(shard_key(job_id, shard)).decode().splitlines():
+        for line in storage.read_bytes(shard_key(prefix, shard)).decode().splitlines():
             if line:
                 yield json.loads(line)
 
@@ -238,7 +238,7 @@ def _generated_card(size: ModelSize, setting: dict, max_length: int) -> str:
             "in the gpt-2-output-dataset format.")
 
 
-def dataset_job_finalize(*, job_id: int, params: dict) -> dict:
+def dataset_job_finalize(*, prefix: str, params: dict) -> dict:
     """Merge the shards into registered datasets (skipping any already registered) and add the reference."""
     size = ModelSize.objects.get(slug=params["model_size"])
     shards = plan_shards(params)
@@ -252,7 +252,7 @@ def dataset_job_finalize(*, job_id: int, params: dict) -> dict:
         dataset_register(
             name=name, kind=OutputDataset.Kind.GENERATED, size=size, sampling=setting,
             max_length=params["max_length"], source="",
-            records_by_split={split: shard_records(job_id, [s for s in shards if s.dataset == name and s.split == split])
+            records_by_split={split: shard_records(prefix, [s for s in shards if s.dataset == name and s.split == split])
                               for split in DatasetSplit.SPLITS},
             card=_generated_card(size, setting, params["max_length"]),
         )
@@ -271,5 +271,5 @@ def dataset_job_finalize(*, job_id: int, params: dict) -> dict:
                       f"lengths in {size}'s tokens."),
             )
     for shard in shards:
-        storage.delete(shard_key(job_id, shard))
+        storage.delete(shard_key(prefix, shard))
     return {"datasets": names}

@@ -1,5 +1,7 @@
 """Jobs: the heavy work run by Celery workers, with status and progress staff can follow."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -19,6 +21,8 @@ class Job(models.Model):
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
+    # Names the job's objects in S3 and its scratch folder: unlike the id, never reused by a new database.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     params = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -45,3 +49,7 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"jobs/{self.uid.hex}/"

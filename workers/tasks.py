@@ -121,7 +121,7 @@ def generate_shard_task(self, job_id: int, attempt: int, shard: dict) -> bool:
         return False  # cancelled or superseded by a newer attempt
     spec = generation.Shard(**shard)
     try:
-        did = generation.shard_run(job_id=job_id, shard=spec, params=job.params)
+        did = generation.shard_run(prefix=job.storage_prefix, shard=spec, params=job.params)
     except _transient_errors() as exc:
         if self.request.retries < MAX_TRANSIENT_RETRIES:
             raise self.retry(exc=exc, countdown=_backoff_s(self.request.retries)) from exc
@@ -140,7 +140,7 @@ def finish_output_dataset_task(self, job_id: int, attempt: int) -> None:
     if job is None:
         return
     try:
-        result = generation.dataset_job_finalize(job_id=job_id, params=job.params)
+        result = generation.dataset_job_finalize(prefix=job.storage_prefix, params=job.params)
     except _transient_errors() as exc:
         if self.request.retries < MAX_TRANSIENT_RETRIES:
             raise self.retry(exc=exc, countdown=_backoff_s(self.request.retries)) from exc

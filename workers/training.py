@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -49,36 +50,39 @@ def validate_params(params: dict) -> dict:
     return {"model_size": size.slug, "corpus": corpus, "device": device, **valid}
 
 
-def _checkpoint_prefix(job_id: int) -> str:
-    return f"jobs/{job_id}/checkpoint/"
+def _checkpoint_prefix(job: Job) -> str:
+    return f"{job.storage_prefix}checkpoint/"
 
 
-def _upload_checkpoint(job_id: int, directory: Path, step: int) -> None:
+def _upload_checkpoint(job: Job, directory: Path, step: int) -> None:
     """Files first, manifest last: a checkpoint is restorable only once all its files are in S3."""
     names = sorted(p.name for p in directory.iterdir() if p.is_file())
     for name in names:
-        storage.upload_file(directory / name, _checkpoint_prefix(job_id) + name)
+        storage.upload_file(directory / name, _checkpoint_prefix(job) + name)
     manifest = json.dumps({"step": step, "files": names}).encode()
-    storage.upload_bytes(manifest, _checkpoint_prefix(job_id) + MANIFEST, content_type="application/json")
+    storage.upload_bytes(manifest, _checkpoint_prefix(job) + MANIFEST, content_type="application/json")
 
 
-def _restore_checkpoint(job_id: int, directory: Path) -> int | None:
+def _restore_checkpoint(job: Job, directory: Path) -> int | None:
+    """Bring back the job's last complete checkpoint from S3, the only copy trusted: a local folder may
+    hold a partial or foreign one."""
+    shutil.rmtree(directory, ignore_errors=True)
     try:
-        manifest = json.loads(storage.read_bytes(_checkpoint_prefix(job_id) + MANIFEST))
+        manifest = json.loads(storage.read_bytes(_checkpoint_prefix(job) + MANIFEST))
     except storage.ObjectMissing:
         return None
     directory.mkdir(parents=True, exist_ok=True)
     for name in manifest["files"]:
-        storage.download_file(_checkpoint_prefix(job_id) + name, directory / name)
+        storage.download_file(_checkpoint_prefix(job) + name, directory / name)
     return manifest["step"]
 
 
-def _tokenizer(job_id: int, work: Path, train_text: str, vocab_size: int):
+def _tokenizer(job: Job, work: Path, train_text: str, vocab_size: int):
     """The run's tokenizer: trained once, kept in S3 so a resumed run encodes the corpus identically."""
     from modelcore.tokenizer import Tokenizer, train_tokenizer
 
     directory = work / "tokenizer"
-    prefix = f"jobs/{job_id}/tokenizer/"
+    prefix = f"{job.storage_prefix}tokenizer/"
     try:
         for name in ("vocab.json", "merges.txt"):
             storage.download_file(prefix + name, directory / name)
@@ -126,12 +130,12 @@ def train_job_run(*, job: Job) -> dict:
     params = job.params
     size = ModelSize.objects.get(slug=params["model_size"])
     config = bridge.gpt_config(size)
-    work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / str(job.pk)
+    work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / job.uid.hex
     checkpoint_dir = work / "checkpoint"
-    resumed_from = _restore_checkpoint(job.pk, checkpoint_dir)
+    resumed_from = _restore_checkpoint(job, checkpoint_dir)
 
     train_text, held_out = bridge.split_corpus(bridge.corpus_text(params["corpus"]))
-    tokenizer = _tokenizer(job.pk, work, train_text, config.n_vocab)
+    tokenizer = _tokenizer(job, work, train_text, config.n_vocab)
     train_tokens = torch.tensor(bridge.encode_documents(tokenizer, train_text), dtype=torch.long)
     val_tokens = torch.tensor(bridge.encode_documents(tokenizer, held_out), dtype=torch.long)
 
@@ -151,7 +155,7 @@ def train_job_run(*, job: Job) -> dict:
     jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
     result = train(
         config, train_tokens, val_tokens, train_settings, checkpoint_dir=checkpoint_dir, resume=True,
-        on_progress=on_progress, on_checkpoint=lambda path, step: _upload_checkpoint(job.pk, Path(path), step),
+        on_progress=on_progress, on_checkpoint=lambda path, step: _upload_checkpoint(job, Path(path), step),
     )
     jobs.job_heartbeat(job)  # a cancel during the last steps stops here, before anything is published
     export_dir = export_hf(result.model, tokenizer, work / "export")
@@ -176,7 +180,7 @@ def train_job_run(*, job: Job) -> dict:
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
                                              training_run=run)
     for name in [MANIFEST, *(p.name for p in checkpoint_dir.iterdir())] if checkpoint_dir.exists() else []:
-        storage.delete(_checkpoint_prefix(job.pk) + name)
+        storage.delete(_checkpoint_prefix(job) + name)
     return {
         "training_run": run.pk, "artifacts": [a.filename for a in artifacts], "val_loss": result.final_val_loss,
         "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,

@@ -76,10 +76,10 @@ def test_generation_is_reproducible_from_its_seed(tiny_size, corpus_file, worker
     params = generation.validate_params({"model_size": "tiny-1", "splits": SPLITS, "max_length": 20,
                                          "shard_size": 10, "reference": False})
     shard = generation.plan_shards(params)[3]
-    generation.shard_run(job_id=900001, shard=shard, params=params)
-    generation.shard_run(job_id=900002, shard=shard, params=params)
-    first = storage.read_bytes(generation.shard_key(900001, shard))
-    assert first == storage.read_bytes(generation.shard_key(900002, shard))
+    generation.shard_run(prefix="t/repro-a/", shard=shard, params=params)
+    generation.shard_run(prefix="t/repro-b/", shard=shard, params=params)
+    first = storage.read_bytes(generation.shard_key("t/repro-a/", shard))
+    assert first == storage.read_bytes(generation.shard_key("t/repro-b/", shard))
     assert [json.loads(line)["id"] for line in first.decode().splitlines()] == list(range(shard.first_id,
                                                                                          shard.first_id + 10))
 

@@ -52,7 +52,7 @@ def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_
     assert metrics["perplexity"] > 1 and metrics["bits_per_byte"] > 0
     assert job.progress_done == job.progress_total == 40 and job.progress_unit == "steps"
     with pytest.raises(storage.ObjectMissing):
-        storage.head(_checkpoint_prefix(job.pk) + MANIFEST)  # checkpoints are cleaned up
+        storage.head(_checkpoint_prefix(job) + MANIFEST)  # checkpoints are cleaned up
 
 
 def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(untrained_size, corpus_file,
@@ -66,7 +66,7 @@ def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(untrained
     def past_a_checkpoint(j: Job) -> bool:
         try:
             return j.progress_done >= 2 * interval and json.loads(
-                storage.read_bytes(_checkpoint_prefix(j.pk) + MANIFEST))["step"] >= interval
+                storage.read_bytes(_checkpoint_prefix(j) + MANIFEST))["step"] >= interval
         except storage.ObjectMissing:
             return False
 
