@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from registry.errors import ModelSizeNotFound
@@ -126,9 +127,9 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
       holding a grant for the size that has started, not expired and not been revoked, the terms of use in
       force accepted, and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
 
-    lock=True (inside a transaction) locks the partner's grant rows for the size first: a revocation that
-    committed before this call is seen, one that comes later waits until the caller's transaction ends, and
-    concurrent links on one grant are counted one after the other.
+    lock=True (inside a transaction) locks the partner's grant rows for the size first (see `_grants`): a
+    revocation that committed before this call is seen, one that comes later waits until the caller's
+    transaction ends, and concurrent links on a grant with a quota are counted one after the other.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -154,10 +155,7 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
     if not partner.active:
         return _no(PARTNER_INACTIVE, f"{partner.name} is not an active partner organisation; its grants open "
                                      "nothing until staff reactivate it.", partner=partner)
-    grants = AccessGrant.objects.filter(partner=partner, model_size=size).order_by("-created_at", "-id")
-    if lock:
-        grants = grants.select_for_update()
-    grants = list(grants)
+    grants = _grants(partner, size, lock=lock)
     active = [grant for grant in grants if grant_state(grant, now=now) == GRANT_ACTIVE]
     if not active:
         return _refuse_for_grants(grants, partner=partner, slug=slug, now=now)
@@ -178,6 +176,22 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
                        retry_after_s=use.retry_after_s)
     return Decision(True, GRANT, f"Grant #{grant.pk} of {partner.name} for {slug}, until "
                                  f"{grant.expires_at.isoformat()}.", grant=grant, partner=partner, terms=terms)
+
+
+def _grants(partner: PartnerOrganisation, size: ModelSize, *, lock: bool) -> list[AccessGrant]:
+    """The partner's grants for the size, newest first; with lock=True, read under a row lock.
+
+    A grant with a quota is locked FOR UPDATE, so links counted against it are issued one at a time. One
+    without is locked FOR SHARE: links on it proceed side by side, yet a revocation (an UPDATE) still waits
+    for them to commit, and they wait for an uncommitted revocation and then read the revoked row.
+    """
+    grants = AccessGrant.objects.filter(partner=partner, model_size=size).order_by("-created_at", "-id")
+    if not lock:
+        return list(grants)
+    if connection.vendor != "postgresql" or any(grant.has_quota for grant in grants):
+        return list(grants.select_for_update())
+    sql, params = grants.query.sql_with_params()
+    return list(AccessGrant.objects.raw(f"{sql} FOR SHARE", params))
 
 
 def _refuse_for_grants(grants: list[AccessGrant], *, partner: PartnerOrganisation, slug: str,

@@ -56,26 +56,38 @@ class Link:
         return self.record.expires_at
 
 
-@transaction.atomic
 def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -> Link:
     """A fresh signed link to one of the size's files, if `may` allows; an IssuedLink row and an audit row.
 
-    Order matters: the grant row is locked before deciding (so a revocation committed earlier is seen and
-    concurrent links on one grant are counted one after the other), and storage is asked before anything is
-    written (so with S3 unreachable the caller gets 503 and nothing is recorded as issued).
+    Order matters. Storage is asked, and the link signed, before anything is written and before any lock is
+    taken: with S3 unreachable the caller gets 503 and nothing is recorded, and no lock waits on the
+    network. Then, in one transaction, the grant is locked and `may` asked again (a revocation committed
+    meanwhile is seen; concurrent links on a grant with a quota are counted one after the other), and the
+    link is recorded and audited.
     """
     if not filename_is_plain(filename):
         # Never let a hostile name reach a query (PostgreSQL refuses NUL bytes with a 500) or a key.
         raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
     size = ModelSize.objects.get(pk=size.pk)  # the stage as stored now
-    decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True), size=size)
+    access.require(access.may(user, size, access.DOWNLOAD, filename=filename), size=size)
     artifact = Artifact.objects.filter(model_size=size, filename=filename).first()
     if artifact is None:
         raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
     storage.head(artifact.s3_key)  # StorageUnavailable (503) / ObjectMissing (404) before any write
     ttl_s = link_ttl_s()
-    now = timezone.now()
     url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
+    with transaction.atomic():
+        size = ModelSize.objects.get(pk=size.pk)  # a withdrawal committed meanwhile is seen
+        decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True),
+                                  size=size)
+        record = _record(user=user, size=size, artifact=artifact, decision=decision, ttl_s=ttl_s, ip=ip)
+    return Link(record=record, url=url)
+
+
+def _record(*, user, size: ModelSize, artifact: Artifact, decision: access.Decision, ttl_s: int,
+            ip: str | None) -> IssuedLink:
+    # The link is valid from its signing, a moment before this row: the recorded expiry errs late, never early.
+    now = timezone.now()
     authenticated = user is not None and user.is_authenticated
     record = IssuedLink.objects.create(
         issued_at=now, expires_at=now + timedelta(seconds=ttl_s), user=user if authenticated else None,
@@ -92,7 +104,7 @@ def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -
             "expires_at": record.expires_at.isoformat(), "anonymous": not authenticated,
         },
     )
-    return Link(record=record, url=url)
+    return record
 
 
 # --------------------------------------------------------------------------- the manifest
