@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
+# tests/browser drives Debian's chromium (Playwright's own browser download does not work here).
+command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+    || echo "chromium unavailable: the browser test will be skipped"
 export STAGEGATE_RUN_DIR="$PWD/.run/test"
 mkdir -p "$STAGEGATE_RUN_DIR"
 eval "$(.venv/bin/python -m devstack test-env --run-dir "$STAGEGATE_RUN_DIR")"

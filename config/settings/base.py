@@ -257,8 +257,9 @@ AXES_RESET_ON_SUCCESS = True
 # an API call, for policy staff. On in production; off here so the demo runs without authenticator apps.
 STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", False)
 OTP_TOTP_ISSUER = "Stagegate"
-# Signed download URLs must never leak through a Referer header (also in the demo).
-SECURE_REFERRER_POLICY = "no-referrer"
+# Signed download URLs must never leak through a Referer header (also in the demo): none leaves the site.
+# Not no-referrer: under it browsers send `Origin: null` on every form POST, which CSRF refuses.
+SECURE_REFERRER_POLICY = "same-origin"
 
 # ---------------------------------------------------------------------------
 # Mail and logging

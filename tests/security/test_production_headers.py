@@ -1,4 +1,4 @@
-"""Production settings on the wire: HSTS, no-referrer, secure cookies, CSRF on every session endpoint."""
+"""Production settings on the wire: HSTS, same-origin referrers, secure cookies, CSRF on every session endpoint."""
 
 import json
 import subprocess
@@ -55,19 +55,19 @@ def test_plain_http_is_redirected_to_https(probe):
     assert status == 301 and location == "https://stagegate.example.org/healthz"
 
 
-def test_responses_carry_hsts_no_referrer_nosniff_and_deny_framing(probe):
+def test_responses_carry_hsts_same_origin_referrer_nosniff_and_deny_framing(probe):
     status, headers = probe["healthz"]
     assert status == 200
     assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
 
 
-def test_the_login_page_sets_a_secure_csrf_cookie_and_no_referrer(probe):
+def test_the_login_page_sets_a_secure_csrf_cookie_and_a_same_origin_referrer(probe):
     status, headers, cookie = probe["login"]
     assert status == 200
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
     assert cookie is not None and cookie["secure"] is True and cookie["samesite"] == "Lax"
     settings = probe["settings"]
     assert settings["SESSION_COOKIE_SECURE"] and settings["CSRF_COOKIE_SECURE"] and settings["SESSION_COOKIE_HTTPONLY"]
