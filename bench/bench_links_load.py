@@ -45,6 +45,7 @@ def setup_partner_size(tmp: Path) -> tuple[str, str]:
     from releases import grants, partners, services
     from releases.factors import FACTORS
     from releases.roles import POLICY_STAFF_GROUP
+    from tests.weights import gpt2_safetensors
 
     group = Group.objects.get_or_create(name=POLICY_STAFF_GROUP)[0]
     alice, bob = (User.objects.create_user(name, email=f"{name}@example.org", is_staff=True) for name in ("alice", "bob"))
@@ -52,10 +53,10 @@ def setup_partner_size(tmp: Path) -> tuple[str, str]:
         user.groups.add(group)
     pat = User.objects.create_user("pat", email="pat@example.org")
     family = registry_services.family_upsert(slug="bench", name="Bench")
-    size = registry_services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams={
-        "n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2})
+    hparams = {"n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2}
+    size = registry_services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams=hparams)
     weights = tmp / "model.safetensors"
-    weights.write_bytes(os.urandom(1 << 20))
+    weights.write_bytes(gpt2_safetensors(hparams))  # the registry stores only well-formed weights for the size
     registry_services.artifact_register(size=size, path=weights)
     partner = partners.partner_create(name="Bench Lab", kind="security", actor=alice, contact_email="lab@example.org")
     partners.partner_member_add(partner=partner, user=pat, actor=alice)

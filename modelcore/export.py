@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
 
 import torch
@@ -15,21 +14,20 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .model import GPT, LN_EPS, GPTConfig
+from .safetensors_header import (  # noqa: F401  (MAX_HEADER_BYTES, UnsafeWeightsError: modelcore.export's API)
+    CONV1D,
+    MAX_HEADER_BYTES,
+    PICKLE_SUFFIXES,
+    PREFIX,
+    UnsafeWeightsError,
+    check_tensors,
+    expected_shapes,
+    read_header,
+    refuse_pickle_name,
+)
 from .tokenizer import Tokenizer
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-MAX_HEADER_BYTES = 16 * 1024 * 1024  # GPT-2 1.5B needs ~60 KB; anything near this bound is not a GPT-2
-PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # a raw pickle, and torch.save's zip archive
-DTYPES = {"F32": 4, "F16": 2, "BF16": 2}
-PREFIX = "transformer."
-# HF GPT-2 stores these as Conv1D, i.e. [in, out], the transpose of nn.Linear's [out, in].
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-# Non-parameter buffers some GPT-2 checkpoints carry (the causal mask); they are recomputed, not loaded.
-IGNORED = (".attn.bias", ".attn.masked_bias")
-
-
-class UnsafeWeightsError(ValueError):
-    """A weights file that is not a well-formed safetensors file for the expected model."""
 
 
 def to_hf_state(model: GPT) -> dict[str, Tensor]:
@@ -47,32 +45,8 @@ def save_safetensors(model: GPT, path: str | os.PathLike[str]) -> None:
 def load_safetensors_checked(path: str | os.PathLike[str], config: GPTConfig) -> dict[str, Tensor]:
     """Validate a safetensors file's header against config, then load it as a modelcore state dict."""
     path = Path(path)
-    if path.suffix != ".safetensors":
-        raise UnsafeWeightsError(
-            f"{path.name}: only .safetensors weights are accepted, never pickles (.bin/.pt)"
-        )
-    header = _read_header(path)
-    expected = _expected_shapes(config)
-    names = {}
-    for raw, entry in header.items():
-        if raw == "__metadata__":
-            continue
-        name = raw.removeprefix(PREFIX)
-        if name.endswith(IGNORED):
-            continue
-        if name == "lm_head.weight":  # tied to wte: checked for equality below, then dropped
-            shape = expected["wte.weight"]
-        elif name in expected:
-            shape = expected[name]
-        else:
-            raise UnsafeWeightsError(f"{path.name}: unexpected tensor {raw!r} for this config")
-        if entry.get("dtype") not in DTYPES or entry.get("shape") != list(shape):
-            raise UnsafeWeightsError(
-                f"{path.name}: tensor {raw!r} is {entry.get('dtype')} {entry.get('shape')}, expected a float {list(shape)}"
-            )
-        names[raw] = name
-    if missing := set(expected) - set(names.values()):
-        raise UnsafeWeightsError(f"{path.name}: missing tensors {sorted(missing)[:5]}")
+    refuse_pickle_name(path)
+    names = check_tensors(path.name, read_header(path), _expected_shapes(config))
     tensors = load_file(str(path))  # safetensors re-checks offsets against the file
     state = {names[raw]: tensors[raw].float() for raw in names}
     for name in state:
@@ -85,34 +59,8 @@ def load_safetensors_checked(path: str | os.PathLike[str], config: GPTConfig) ->
     return state
 
 
-def _read_header(path: Path) -> dict:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if head.startswith(PICKLE_MAGIC):
-            raise UnsafeWeightsError(
-                f"{path.name} is a pickle (torch.save) file; only safetensors are accepted"
-            )
-        if len(head) < 8:
-            raise UnsafeWeightsError(f"{path.name}: too short to be safetensors")
-        (n,) = struct.unpack("<Q", head)
-        if n > MAX_HEADER_BYTES or n > size - 8:
-            raise UnsafeWeightsError(
-                f"{path.name}: header of {n} bytes exceeds the {MAX_HEADER_BYTES}-byte bound"
-            )
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UnsafeWeightsError(f"{path.name}: header is not JSON ({e})") from None
-    if not isinstance(header, dict):
-        raise UnsafeWeightsError(f"{path.name}: header is not a JSON object")
-    return header
-
-
 def _expected_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        state = GPT(config).state_dict()
-    return {name: tuple(t.shape[::-1] if name.endswith(CONV1D) else t.shape) for name, t in state.items()}
+    return expected_shapes(n_vocab=config.n_vocab, n_ctx=config.n_ctx, n_embd=config.n_embd, n_layer=config.n_layer)
 
 
 def export_hf(model: GPT, tokenizer: Tokenizer, out_dir: str | os.PathLike[str]) -> Path:
@@ -179,7 +127,7 @@ def import_hf(directory: str | os.PathLike[str]) -> tuple[GPT, Tokenizer, GPTCon
     d = Path(directory)
     weights = d / WEIGHTS_FILE
     if not weights.is_file():
-        pickles = sorted(p.name for p in d.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+        pickles = sorted(p.name for p in d.glob("*") if p.suffix in PICKLE_SUFFIXES)
         hint = f"; found {pickles}, which are pickles and are never loaded" if pickles else ""
         raise UnsafeWeightsError(f"{d} has no {WEIGHTS_FILE}{hint}")
     config = config_from_hf(json.loads((d / CONFIG_FILE).read_text()))

@@ -1,6 +1,6 @@
 """Registry errors, each mapped to its HTTP status through config.errors.DomainError."""
 
-from config.errors import Conflict, NotFound
+from config.errors import Conflict, DomainError, NotFound
 
 
 class ModelSizeNotFound(NotFound):
@@ -13,3 +13,9 @@ class ArtifactNotFound(NotFound):
 
 class ArtifactExists(Conflict):
     code = "artifact_exists"
+
+
+class UnsafeWeights(DomainError):
+    """A weights file refused before storing: a pickle, a malformed safetensors file, or the wrong shapes."""
+
+    code = "unsafe_weights"

@@ -11,6 +11,7 @@ from registry.errors import ArtifactExists
 from registry.filenames import validate_filename
 from registry.hparams import hparams_validate
 from registry.models import Artifact, EvalResult, ModelCard, ModelFamily, ModelSize, TrainingRun
+from registry.weights import WEIGHTS_SUFFIX, weights_check, weights_name_check
 
 _FORMAT_BY_SUFFIX = {
     ".safetensors": Artifact.Format.SAFETENSORS,
@@ -76,13 +77,20 @@ def artifact_register(
     *, size: ModelSize, path: Path, filename: str | None = None, expected_sha256: str | None = None,
     training_run: TrainingRun | None = None, replace: bool = False,
 ) -> Artifact:
-    """Upload a local file to S3 (sha256 checked) and record it as one of the size's files."""
+    """Upload a local file to S3 (sha256 checked) and record it as one of the size's files.
+
+    Weights are checked first (registry/weights.py): pickles are refused, and a `.safetensors` file must be
+    well formed with the tensors the size's hparams call for; a refused file is never uploaded.
+    """
     path = Path(path)
     filename = path.name if filename is None else filename
     validate_filename(filename)
+    weights_name_check(filename)
     file_format = _FORMAT_BY_SUFFIX.get(Path(filename).suffix)
     if file_format is None:
         raise ValidationError({"filename": f"Unsupported file type {Path(filename).suffix!r}."})
+    if Path(filename).suffix == WEIGHTS_SUFFIX:
+        weights_check(size=size, path=path, filename=filename)
     existing = Artifact.objects.filter(model_size=size, filename=filename).first()
     if existing is not None and not replace:
         raise ArtifactExists(f"{size.slug} already has a file named {filename}.")

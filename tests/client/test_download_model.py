@@ -13,11 +13,12 @@ import requests
 from registry import services as registry_services
 from stagegate_client import cli, download
 from stagegate_client.api import Server
-from tests.releases.conftest import make_grant, make_partner, move, publish_terms, token_for, upload
+from tests.releases.conftest import HPARAMS, make_grant, make_partner, move, publish_terms, token_for, upload
+from tests.weights import gpt2_safetensors
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-DATA = os.urandom(48 * 1024)
+DATA = gpt2_safetensors(HPARAMS)  # random weights in a well-formed file
 CONFIG = b'{"model_type": "gpt2"}'
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from registry import services, storage
-from registry.errors import ArtifactExists
+from registry.errors import ArtifactExists, UnsafeWeights
 from registry.models import Artifact
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def test_a_second_file_with_the_same_name_is_refused_unless_replacing(size, s3, 
 def test_bad_file_names_and_types_are_refused(size, s3, tmp_path, name):
     path = tmp_path / "f.json"
     path.write_text("{}")
-    with pytest.raises(ValidationError):
+    with pytest.raises((ValidationError, UnsafeWeights)):  # .bin: pickled weights (tests/security)
         services.artifact_register(size=size, path=path, filename=name)
     assert not Artifact.objects.exists()
 

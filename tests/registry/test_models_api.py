@@ -73,18 +73,18 @@ def test_unknown_slug_is_404_json(api, seeded):
 
 
 def test_detail_carries_card_evals_and_artifacts(api, seeded, s3, tmp_path, schema):
-    weights = tmp_path / "model.safetensors"
-    weights.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    config = tmp_path / "config.json"  # not weights: a well-formed 124M model.safetensors is 250 MB
+    config.write_text('{"model_type": "gpt2", "n_layer": 12}')
     size = ModelSize.objects.get(slug="gpt2-124m")
-    artifact = services.artifact_register(size=size, path=weights)
+    artifact = services.artifact_register(size=size, path=config)
 
     response = api.get(reverse("model-detail", args=["gpt2-124m"]))
     assert response.status_code == 200
     body = response.json()
     _validator(schema, "/api/v1/models/{slug}/").validate(body)
     assert body["artifacts"] == [
-        {"filename": "model.safetensors", "bytes": artifact.bytes, "sha256": artifact.sha256,
-         "format": "safetensors", "created_at": body["artifacts"][0]["created_at"]}
+        {"filename": "config.json", "bytes": artifact.bytes, "sha256": artifact.sha256,
+         "format": "json", "created_at": body["artifacts"][0]["created_at"]}
     ]
     assert "WebText" in body["card"]["details"]
     assert body["evals"] == []

@@ -6,6 +6,7 @@ from knox.models import AuthToken
 from registry import services as registry_services
 from releases import services
 from releases.factors import FACTORS
+from tests.weights import gpt2_safetensors
 
 RATIONALE = "Detection research and partner reports show no strong evidence of misuse at this size so far."
 ALL_FACTORS = {key: f"Assessment of {key.replace('_', ' ')}." for key in FACTORS}
@@ -22,12 +23,12 @@ def eager_celery():
     app.conf.task_always_eager, app.conf.task_eager_propagates = before
 
 
+HPARAMS = {"n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2}
+
+
 def make_size(slug: str = "mini-1m", family_slug: str = "mini"):
     family = registry_services.family_upsert(slug=family_slug, name=family_slug.title())
-    return registry_services.model_size_upsert(
-        family=family, slug=slug, display_name=slug,
-        hparams={"n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2},
-    )
+    return registry_services.model_size_upsert(family=family, slug=slug, display_name=slug, hparams=HPARAMS)
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def token_for(user) -> str:
 
 
 # --------------------------------------------------------------------------- partners and downloads (issue 5)
-WEIGHTS = bytes(range(256)) * 64  # 16 KiB of "weights"
+WEIGHTS = gpt2_safetensors(HPARAMS)  # 88 KiB: a well-formed file of random F16 weights for make_size's sizes
 CONFIG = b'{"model_type": "gpt2", "n_layer": 2}'
 
 
