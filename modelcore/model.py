@@ -85,6 +85,36 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
+class LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of the logits h W^T against targets (-1 = ignored), gradient included.
+
+    The same loss as F.cross_entropy(linear(h, W), targets), but the [N, V] logits buffer is turned into the
+    softmax and then into the gradient in place: log_softmax + nll_loss would allocate and sweep three more
+    such buffers, which at GPT-2 sizes is the largest memory traffic of a training step.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # the softmax wants fp32
+    def forward(ctx, h: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
+        logits = h @ weight.t()  # [N, V]
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # [N, 1]
+        valid = (targets >= 0).unsqueeze(1)  # [N, 1]
+        index = targets.clamp(min=0).unsqueeze(1)  # [N, 1]
+        count = valid.sum()
+        loss = ((lse - logits.gather(1, index)) * valid).sum() / count
+        grad = logits.sub_(lse).exp_()  # [N, V] softmax, in the logits' memory
+        grad.scatter_add_(1, index, -valid.to(grad.dtype)).mul_(valid)  # softmax - one-hot; ignored rows 0
+        ctx.save_for_backward(h, weight, grad, count)
+        return loss
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor, None]:
+        h, weight, grad, count = ctx.saved_tensors
+        scale = grad_loss / count
+        return (grad @ weight) * scale, (grad.t() @ h) * scale, None
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -170,13 +200,15 @@ class GPT(nn.Module):
             x = block(x, None if kv_cache is None else kv_cache[i], pos)
         return self.ln_f(x)
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Logits [B, T, V] and, given targets [B, T] (-1 = ignore), the mean cross-entropy."""
-        logits = linear(self.hidden(idx), self.wte.weight)  # [B, T, V]
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor | None, Tensor | None]:
+        """(logits [B, T, V], None), or given targets [B, T] (-1 = ignore) (None, mean cross-entropy).
+
+        With targets the logits are not kept: the fused loss reuses their memory for the gradient.
+        """
+        h = self.hidden(idx)  # [B, T, C]
         if targets is None:
-            return logits, None
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
-        return logits, loss
+            return linear(h, self.wte.weight), None  # [B, T, V]
+        return None, LinearCrossEntropy.apply(h.flatten(0, 1), self.wte.weight, targets.flatten())
 
     def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> list[Tensor]:
         """One preallocated [2, B, H, n_ctx, hd] key/value buffer per layer: memory is batch x n_ctx.
