@@ -55,6 +55,13 @@ def next_tokens(
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        values, indices = torch.topk(logits, top_k, dim=-1)  # [B, k], sorted
+        # Only these k can be drawn, so draw among them (not across the vocabulary), unless a logit ties
+        # with the k-th: openai/gpt-2 keeps those too, as top_k_logits on the path below does.
+        if not bool(((logits >= values[:, -1:]).sum(dim=-1) > top_k).any()):
+            choice = draw(torch.softmax(top_p_logits(values, top_p), dim=-1), generator)  # [B]
+            return indices.gather(1, choice.unsqueeze(1)).squeeze(1)
     logits = top_p_logits(top_k_logits(logits, top_k), top_p)
     return draw(torch.softmax(logits, dim=-1), generator)
 
@@ -91,6 +98,7 @@ def generate(
 
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
+    On CPU at batch > 1, a batch holds a packed copy of the weight matrices (GPT.packed_weights).
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -116,7 +124,7 @@ def generate(
     for start in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - start)
         # Modes are entered per batch, not around the yields, so that they never leak into the caller's code.
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast, model.packed_weights(b):
             rows = _generate_batch(model, prompt_t.expand(b, -1), [kv[:, :b] for kv in cache], max_new_tokens,
                                    eot_id, settings)  # fmt: skip
         yield from rows

@@ -122,3 +122,20 @@ def test_inference_linears_run_on_onednn_and_agree_with_f_linear(shape):
     torch.testing.assert_close(fast, torch.nn.functional.linear(x, layer.weight, layer.bias))
     assert fast.grad_fn is None
     assert layer(x).grad_fn is not None  # with gradients wanted, the autograd-aware F.linear runs
+
+
+def test_packed_weights_give_the_same_logits_and_are_dropped_afterwards(model, config):
+    if model_module._ONEDNN_PACK is None:
+        pytest.skip("this torch build has no oneDNN")
+    idx = torch.randint(0, config.n_vocab, (3, 10))
+    with torch.no_grad():
+        plain = model(idx)[0]
+        with model.packed_weights(batch_size=3):
+            assert model.h[0].mlp.c_fc.packed is not None and model.packed_head is not None
+            packed = model(idx)[0]
+        with model.packed_weights(batch_size=1):
+            assert model.packed_head is None  # nothing to gain for matrix-vector products
+    torch.testing.assert_close(packed, plain)
+    assert model.packed_head is None and all(
+        m.packed is None for m in model.modules() if isinstance(m, Linear)
+    )

@@ -139,6 +139,18 @@ def test_top_k_applies_before_top_p(model):
     assert draws == {1}
 
 
+def test_top_k_sampling_draws_tokens_tied_with_the_kth_and_only_the_top_k():
+    generator = torch.Generator().manual_seed(0)
+    untied = torch.tensor([[0.0, 2.0, 1.0, 1.5, -1.0]]).expand(4000, -1)
+    counts = torch.bincount(next_tokens(untied, 1.0, 2, 1.0, generator), minlength=5)
+    assert counts[[0, 2, 4]].sum() == 0 and counts[1] > counts[3] > 0
+    expected = torch.softmax(torch.tensor([2.0, 1.5]), dim=0)[0].item()  # 0.62 for the larger of the two
+    assert counts[1].item() / 4000 == pytest.approx(expected, abs=0.03)
+    tied = torch.tensor([[0.0, 2.0, 1.0, 1.0, -1.0]]).expand(4000, -1)  # the 2nd largest value twice
+    counts = torch.bincount(next_tokens(tied, 1.0, 2, 1.0, generator), minlength=5)
+    assert counts[[0, 4]].sum() == 0 and counts[2] > 0 and counts[3] > 0  # both tied tokens stay drawable
+
+
 def test_draws_follow_the_distribution_and_never_pick_impossible_tokens():
     probs = torch.tensor([0.0, 0.1, 0.0, 0.6, 0.3, 0.0])
     generator = torch.Generator().manual_seed(0)
