@@ -115,7 +115,10 @@ def train(
     """Train a GPT from scratch, or continue the checkpoint in checkpoint_dir when resume is set.
 
     on_progress(step, total, metrics) runs after every step; an exception it raises stops training (a
-    cancelled job), and the last checkpoint stays. on_checkpoint(path, step) runs after each checkpoint.
+    cancelled job), and the last checkpoint stays. on_checkpoint(path, step) runs after each checkpoint;
+    path is checkpoint_dir itself, whose files a worker may copy away and later restore there to resume.
+    A resumed run must have the same config; its settings may differ (e.g. more steps), at the cost of
+    no longer matching an uninterrupted run.
     """
     s = settings.validate()
     if s.threads > 0:
