@@ -60,7 +60,9 @@ def load_safetensors_checked(path: str | os.PathLike[str], config: GPTConfig) ->
 
 
 def _expected_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
-    return expected_shapes(n_vocab=config.n_vocab, n_ctx=config.n_ctx, n_embd=config.n_embd, n_layer=config.n_layer)
+    return expected_shapes(
+        n_vocab=config.n_vocab, n_ctx=config.n_ctx, n_embd=config.n_embd, n_layer=config.n_layer
+    )
 
 
 def export_hf(model: GPT, tokenizer: Tokenizer, out_dir: str | os.PathLike[str]) -> Path:
