@@ -88,10 +88,8 @@ def _s3_text(key_or_prefix: str) -> str:
     ]
     if not keys:
         raise FileNotFoundError(f"no objects under s3://{key_or_prefix}")
-    return "\n".join(
-        client.get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read().decode("utf-8", "replace")
-        for key in sorted(keys)
-    )
+    # storage.read_bytes maps S3 failures to StorageUnavailable, which the job tasks retry.
+    return "\n".join(storage.read_bytes(key).decode("utf-8", "replace") for key in sorted(keys))
 
 
 def model_dir(size: ModelSize) -> Path:
