@@ -158,7 +158,7 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     # Staff tools send `Authorization: Token <key>` (knox; `manage.py create_token`); browsers use the session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "releases.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
