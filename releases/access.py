@@ -10,12 +10,20 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from registry.errors import ModelSizeNotFound
 from registry.models import ModelSize
 from releases.errors import AccessDenied, AuthenticationRequired, QuotaExhausted
-from releases.models import AccessGrant, IssuedLink, PartnerMember, PartnerOrganisation, TermsVersion
+from releases.models import (
+    AccessGrant,
+    IssuedLink,
+    PartnerMember,
+    PartnerOrganisation,
+    TermsAcceptance,
+    TermsVersion,
+)
 from releases.roles import is_policy_staff
 from releases.stages import Stage
 
@@ -127,9 +135,10 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
       holding a grant for the size that has started, not expired and not been revoked, the terms of use in
       force accepted, and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
 
-    lock=True (inside a transaction) locks the partner's grant rows for the size first (see `_grants`): a
-    revocation that committed before this call is seen, one that comes later waits until the caller's
-    transaction ends, and concurrent links on a grant with a quota are counted one after the other.
+    lock=True (inside a transaction) reads the partner's grant rows for the size under a share lock first
+    (see `_grants`): a revocation that committed before this call is seen, one that comes later waits until
+    the caller's transaction ends, and concurrent links on a grant with a quota are counted one after the
+    other (`_lock_quota`).
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -147,27 +156,29 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
     if user is None or not user.is_authenticated:
         return _no(NOT_AUTHENTICATED, f"{slug} is available to partners holding a grant; send "
                                       "`Authorization: Token <key>` (create a token in the partner portal).")
-    membership = PartnerMember.objects.select_related("partner").filter(user=user).first()
-    if membership is None:
+    grants = _grants(user, size, lock=lock)
+    # A user belongs to at most one partner: every grant found is that partner's.
+    partner = grants[0].partner if grants else _partner_of(user)
+    if partner is None:
         return _no(NOT_A_PARTNER, f"{slug} is available only to members of partner organisations holding a "
                                   "grant for it; your account belongs to no partner organisation.")
-    partner = membership.partner
     if not partner.active:
         return _no(PARTNER_INACTIVE, f"{partner.name} is not an active partner organisation; its grants open "
                                      "nothing until staff reactivate it.", partner=partner)
-    grants = _grants(partner, size, lock=lock)
     active = [grant for grant in grants if grant_state(grant, now=now) == GRANT_ACTIVE]
     if not active:
         return _refuse_for_grants(grants, partner=partner, slug=slug, now=now)
     grant = active[0]
-    terms = terms_in_force(now=now)
+    terms = _terms_with_acceptance(user, now=now)
     if terms is None:
         return _no(TERMS_NOT_ACCEPTED, "No partner terms of use are in force yet, so no partner links can be "
                                        "issued; ask policy staff to publish them.", grant=grant, partner=partner)
-    if not terms.acceptances.filter(user=user).exists():
+    if not terms.accepted:
         return _no(TERMS_NOT_ACCEPTED, f"Accept the partner terms of use {terms.version} in the portal "
                                        f"({_portal()}) before downloading.", grant=grant, partner=partner)
     if action == DOWNLOAD and filename is not None:
+        if lock and grant.has_quota:
+            _lock_quota(grant)
         use = quota_use(grant, filename, now=now)
         if use is not None and use.remaining == 0:
             return _no(QUOTA_EXHAUSTED, f"Your grant allows {use.limit} link(s) per file every {use.period_s} s "
@@ -178,20 +189,62 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
                                  f"{grant.expires_at.isoformat()}.", grant=grant, partner=partner, terms=terms)
 
 
-def _grants(partner: PartnerOrganisation, size: ModelSize, *, lock: bool) -> list[AccessGrant]:
-    """The partner's grants for the size, newest first; with lock=True, read under a row lock.
+def _partner_of(user) -> PartnerOrganisation | None:
+    membership = PartnerMember.objects.select_related("partner").filter(user=user).first()
+    return membership.partner if membership else None
 
-    A grant with a quota is locked FOR UPDATE, so links counted against it are issued one at a time. One
-    without is locked FOR SHARE: links on it proceed side by side, yet a revocation (an UPDATE) still waits
-    for them to commit, and they wait for an uncommitted revocation and then read the revoked row.
+
+def _grants(user, size: ModelSize, *, lock: bool) -> list[AccessGrant]:
+    """The grants for the size held by the user's partner organisation, newest first, with the partner.
+
+    lock=True reads them FOR SHARE, with the partner and membership rows: links proceed side by side, yet a
+    revocation, a deactivation or a removal from the partner (an UPDATE or DELETE of one of those rows)
+    waits for them to commit, and they wait for an uncommitted one and then read the changed row.
     """
-    grants = AccessGrant.objects.filter(partner=partner, model_size=size).order_by("-created_at", "-id")
+    grants = (AccessGrant.objects.select_related("partner")
+              .filter(model_size=size, partner__members__user=user).order_by("-created_at", "-id"))
     if not lock:
         return list(grants)
-    if connection.vendor != "postgresql" or any(grant.has_quota for grant in grants):
-        return list(grants.select_for_update())
+    if connection.vendor != "postgresql":
+        return list(grants.select_for_update())  # SQLite serialises writers; the clause is dropped there
     sql, params = grants.query.sql_with_params()
-    return list(AccessGrant.objects.raw(f"{sql} FOR SHARE", params))
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR SHARE", params)
+        rows = cursor.fetchall()
+    return [_grant_from_row(row) for row in rows]
+
+
+_GRANT_COLUMNS = [f.attname for f in AccessGrant._meta.concrete_fields]
+_PARTNER_COLUMNS = [f.attname for f in PartnerOrganisation._meta.concrete_fields]
+
+
+def _grant_from_row(row: tuple) -> AccessGrant:
+    # The columns of the select_related query above: the grant's, then the partner's.
+    grant = AccessGrant.from_db("default", _GRANT_COLUMNS, row[:len(_GRANT_COLUMNS)])
+    grant.partner = PartnerOrganisation.from_db("default", _PARTNER_COLUMNS, row[len(_GRANT_COLUMNS):])
+    return grant
+
+
+def _lock_quota(grant: AccessGrant) -> None:
+    """Links counted against one grant's quota are issued one after the other (until the caller commits).
+
+    An advisory lock rather than FOR UPDATE on the grant row: the row is already held FOR SHARE, and two
+    links upgrading their share locks at once would deadlock.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUOTA_LOCK_CLASS, grant.pk])
+
+
+# pg_advisory_xact_lock(int, int) key class for quota counting; two-key locks never meet one-key locks.
+_QUOTA_LOCK_CLASS = int.from_bytes(b"SGQT", "big") >> 1
+
+
+def _terms_with_acceptance(user, *, now: datetime) -> TermsVersion | None:
+    """The terms in force, with `accepted`: whether the user has accepted them (one query)."""
+    accepted = TermsAcceptance.objects.filter(terms=OuterRef("pk"), user=user)
+    return (TermsVersion.objects.filter(published_at__lte=now).annotate(accepted=Exists(accepted))
+            .order_by("-published_at", "-id").first())
 
 
 def _refuse_for_grants(grants: list[AccessGrant], *, partner: PartnerOrganisation, slug: str,

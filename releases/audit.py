@@ -76,7 +76,8 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event. `actor` is a user, or None for the system (embargo task, seeds)."""
     target = target_of(target)
-    with transaction.atomic():
+    # No savepoint: a failed append aborts the caller's transaction anyway, and this runs on every link.
+    with transaction.atomic(savepoint=False):
         _lock_chain()  # held until the outermost transaction commits
         last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
         event = AuditEvent(
