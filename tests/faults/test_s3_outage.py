@@ -56,6 +56,28 @@ def test_links_answer_503_and_record_nothing_while_s3_is_down_then_work_after_a_
     assert registry_services.artifact_verify(artifact=artifact)
 
 
+def test_during_an_outage_callers_who_may_not_have_the_file_hear_only_their_refusal(
+        api, private_s3, size, alice, bob, pat, rita, tmp_path):
+    # Storage is asked before `may` (no lock waits on the network) but its answer is held back: a 503
+    # would tell a stranger that the file exists.
+    upload(size, tmp_path)
+    link_url = f"/api/v1/models/{size.slug}/files/model.safetensors/link/"
+    private_s3.stop()
+    # Internal: the same 404 as for no size at all, for anonymous callers and plain accounts alike.
+    assert (api.post(link_url).status_code, api.post(link_url).json()["error"]) == (404, "model_size_not_found")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(rita)}")
+    assert (api.post(link_url).status_code, api.post(link_url).json()["error"]) == (404, "model_size_not_found")
+    make_partner(alice, pat)
+    publish_terms(alice, "v1", pat)
+    move(size, "partners", requester=alice, approvers=[bob])
+    assert api.post(link_url).json()["error"] == "not_a_partner"
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    assert api.post(link_url).json()["error"] == "no_grant"
+    api.credentials()
+    assert api.post(link_url).json()["error"] == "not_authenticated"
+    assert not IssuedLink.objects.exists()
+
+
 def test_registering_a_file_while_s3_is_down_stores_nothing(private_s3, size, tmp_path):
     from registry.models import Artifact
     from registry.storage import StorageUnavailable
