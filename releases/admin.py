@@ -24,21 +24,14 @@ from releases.roles import is_policy_staff
 from releases.second_factor import second_factor_require
 
 
-def _policy_staff(request: HttpRequest) -> bool:
-    """is_policy_staff, asked once per request: the admin asks every model admin on every page."""
-    if not hasattr(request, "_is_policy_staff"):
-        request._is_policy_staff = is_policy_staff(request.user)
-    return request._is_policy_staff
-
-
 class PolicyStaffViewMixin:
     """Policy staff may see these pages whatever their model permissions."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _policy_staff(request) or super().has_module_permission(request)
+        return is_policy_staff(request.user) or super().has_module_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _policy_staff(request) or super().has_view_permission(request, obj)
+        return is_policy_staff(request.user) or super().has_view_permission(request, obj)
 
 
 class PolicyStaffAdminMixin(PolicyStaffViewMixin):
@@ -66,7 +59,7 @@ class StageDecisionInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request) or super().has_view_permission(request, obj)
+        return is_policy_staff(request.user) or super().has_view_permission(request, obj)
 
 
 @admin.register(StageChangeRequest)
@@ -91,7 +84,7 @@ class StageChangeRequestAdmin(PolicyStaffAdminMixin, admin.ModelAdmin):
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return _policy_staff(request)
+        return is_policy_staff(request.user)
 
     @admin.display(description="change")
     def transition(self, obj: StageChangeRequest) -> str:
@@ -207,7 +200,7 @@ class StageChangeAdmin(PolicyStaffAdminMixin, admin.ModelAdmin):
         ]
 
     def review_view(self, request: HttpRequest, change_id: int) -> HttpResponse:
-        if not _policy_staff(request):
+        if not is_policy_staff(request.user):
             raise PermissionDenied
         change = get_object_or_404(StageChange.objects.select_related("model_size"), pk=change_id)
         form = ReviewForm(request.POST or None)
@@ -248,7 +241,7 @@ class StageHistoryInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request) or super().has_view_permission(request, obj)
+        return is_policy_staff(request.user) or super().has_view_permission(request, obj)
 
     @admin.display(description="applied by")
     def applied_by_or_history(self, change: StageChange) -> str:
@@ -296,7 +289,7 @@ class AuditEventAdmin(PolicyStaffAdminMixin, admin.ModelAdmin):
 
 # --------------------------------------------------------------------------- dashboard
 def _dashboard(request: HttpRequest) -> HttpResponse:
-    if not _policy_staff(request):
+    if not is_policy_staff(request.user):
         raise PermissionDenied
     state_form = ReleaseStateForm(request.GET or None)
     release_state = None

@@ -15,7 +15,7 @@ from knox.models import AuthToken
 
 from config.errors import DomainError
 from releases import access, grants, partners
-from releases.admin import PolicyStaffViewMixin, _policy_staff
+from releases.admin import PolicyStaffViewMixin
 from releases.audit import client_ip
 from releases.models import (
     AccessGrant,
@@ -26,6 +26,7 @@ from releases.models import (
     TermsAcceptance,
     TermsVersion,
 )
+from releases.roles import is_policy_staff
 
 
 class ReasonForm(forms.Form):
@@ -64,7 +65,7 @@ def _bound(request, form_class, field: str):
 
 class StaffWriteMixin(PolicyStaffViewMixin):
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return _policy_staff(request) or super().has_add_permission(request)
+        return is_policy_staff(request.user) or super().has_add_permission(request)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # records stay; they are revoked or deactivated instead
@@ -79,16 +80,16 @@ class PartnerMemberInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request) or super().has_view_permission(request, obj)
+        return is_policy_staff(request.user) or super().has_view_permission(request, obj)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request)
+        return is_policy_staff(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request)
+        return is_policy_staff(request.user)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request)
+        return is_policy_staff(request.user)
 
 
 @admin.register(PartnerOrganisation)
@@ -105,7 +106,7 @@ class PartnerOrganisationAdmin(StaffWriteMixin, admin.ModelAdmin):
         return super().get_queryset(request).annotate(_members=Count("members"))
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request)
+        return is_policy_staff(request.user)
 
     @admin.display(description="members", ordering="_members")
     def member_count(self, partner) -> int:
@@ -159,7 +160,7 @@ class TermsVersionAdmin(StaffWriteMixin, admin.ModelAdmin):
         return self.fields if obj is not None else self.readonly_fields  # a published version never changes
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and _policy_staff(request)
+        return obj is None and is_policy_staff(request.user)
 
     @admin.display(description="accepted by", ordering="_acceptances")
     def acceptance_count(self, terms) -> int:

@@ -5,10 +5,11 @@ from django.contrib import admin
 from django.db.models import Count
 
 from registry.models import DataRemovalRequest, DatasetSplit, DetectionResult, OutputDataset
-from releases.admin import PolicyStaffViewMixin, _policy_staff
+from releases.admin import PolicyStaffViewMixin
 from releases.audit import client_ip
 from releases.datasets import dataset_publish, dataset_unpublish
 from releases.partner_admin import _reason_page
+from releases.roles import is_policy_staff
 
 
 class PublishForm(forms.Form):
@@ -112,7 +113,7 @@ class DataRemovalRequestAdmin(PolicyStaffViewMixin, admin.ModelAdmin):
     fields = [*readonly_fields, "status", "staff_notes"]
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return _policy_staff(request) or super().has_change_permission(request, obj)
+        return is_policy_staff(request.user) or super().has_change_permission(request, obj)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
