@@ -142,6 +142,7 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
+    decide_after_locks = lock and now is None
     now = now or timezone.now()
     if is_staff(user):
         return Decision(True, STAFF, "Staff may download every size at every stage.")
@@ -157,6 +158,10 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
         return _no(NOT_AUTHENTICATED, f"{slug} is available to partners holding a grant; send "
                                       "`Authorization: Token <key>` (create a token in the partner portal).")
     grants = _grants(user, size, lock=lock)
+    if decide_after_locks:
+        # A revocation that committed while this waited for the locks is stamped later than a `now` read
+        # before the wait: decide as of now. (Revocations are stamped with the moment they are made.)
+        now = timezone.now()
     # A user belongs to at most one partner: every grant found is that partner's.
     partner = grants[0].partner if grants else _partner_of(user)
     if partner is None:
@@ -205,6 +210,8 @@ def _grants(user, size: ModelSize, *, lock: bool) -> list[AccessGrant]:
               .filter(model_size=size, partner__members__user=user).order_by("-created_at", "-id"))
     if not lock:
         return list(grants)
+    if not connection.in_atomic_block:
+        raise RuntimeError("may(lock=True) must run inside a transaction: its locks last until the commit")
     if connection.vendor != "postgresql":
         return list(grants.select_for_update())  # SQLite serialises writers; the clause is dropped there
     sql, params = grants.query.sql_with_params()
@@ -220,6 +227,8 @@ _PARTNER_COLUMNS = [f.attname for f in PartnerOrganisation._meta.concrete_fields
 
 def _grant_from_row(row: tuple) -> AccessGrant:
     # The columns of the select_related query above: the grant's, then the partner's.
+    if len(row) != len(_GRANT_COLUMNS) + len(_PARTNER_COLUMNS):
+        raise RuntimeError(f"unexpected grant row of {len(row)} columns")
     grant = AccessGrant.from_db("default", _GRANT_COLUMNS, row[:len(_GRANT_COLUMNS)])
     grant.partner = PartnerOrganisation.from_db("default", _PARTNER_COLUMNS, row[len(_GRANT_COLUMNS):])
     return grant

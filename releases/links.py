@@ -59,33 +59,27 @@ class Link:
 def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -> Link:
     """A fresh signed link to one of the size's files, if `may` allows; an IssuedLink row and an audit row.
 
-    Order matters. Storage is asked, and the link signed, before any lock is taken, so no lock waits on the
-    network; but its answer is held back until `may` has spoken, so a caller who may not have the file
-    hears only the refusal, outage or not. `may` runs once, inside the transaction that records the link,
-    with the grant rows share-locked: a revocation committed before is seen, one committed after waits for
-    this link, and concurrent links on a grant with a quota are counted one after the other. With storage
-    unreachable the caller gets 503 and the transaction records nothing.
+    Order matters. `may` is asked first, without locks, so a caller who may not have the file never makes
+    the platform contact storage (no timing tells them which files exist, none can tie up a worker on a
+    slow store). Storage is asked next, and the link signed, before any lock is taken, so no lock waits on
+    the network. Then, in one transaction, `may` is asked again with the grant rows share-locked: a
+    revocation committed meanwhile is seen, one committed later waits for this link, and concurrent links
+    on a grant with a quota are counted one after the other. With storage unreachable the caller gets 503
+    and nothing is recorded.
     """
-    if not filename_is_plain(filename):
-        # Never let a hostile name reach a query (PostgreSQL refuses NUL bytes with a 500) or a key.
+    access.require(access.may(user, size, access.DOWNLOAD, filename=filename), size=size)
+    artifact = None
+    if filename_is_plain(filename):  # a hostile name never reaches a query (PostgreSQL: NUL → 500) or a key
+        artifact = Artifact.objects.filter(model_size=size, filename=filename).first()
+    if artifact is None:
         raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
-    artifact = Artifact.objects.filter(model_size=size, filename=filename).first()
+    storage.head(artifact.s3_key)  # StorageUnavailable (503) / ObjectMissing (404) before any write
     ttl_s = link_ttl_s()
-    url, storage_error = "", None
-    if artifact is not None:
-        try:
-            storage.head(artifact.s3_key)
-            url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
-        except (storage.StorageUnavailable, storage.ObjectMissing) as exc:
-            storage_error = exc
+    url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
     with transaction.atomic():
-        size = ModelSize.objects.select_related("family").get(pk=size.pk)  # the stage as committed now
+        size = ModelSize.objects.select_related("family").get(pk=size.pk)  # a withdrawal committed meanwhile
         decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True),
                                   size=size)
-        if artifact is None:
-            raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
-        if storage_error is not None:
-            raise storage_error  # 503 (or 404 for a file gone from storage); the transaction records nothing
         record = _record(user=user, size=size, artifact=artifact, decision=decision, ttl_s=ttl_s, ip=ip)
     return Link(record=record, url=url)
 

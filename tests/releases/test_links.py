@@ -105,6 +105,30 @@ def test_unknown_files_are_404(api, size, granted):
     assert IssuedLink.objects.count() == 0
 
 
+def test_callers_who_may_not_have_a_file_never_make_the_platform_ask_storage(
+        api, s3, size, alice, bob, pat, rita, tmp_path, monkeypatch):
+    # Asking storage for a refused caller would let its timing tell them which files exist.
+    upload(size, tmp_path)
+    from registry import storage
+
+    def no_storage(*args, **kwargs):
+        raise AssertionError("storage was asked on behalf of a caller who may not have the file")
+
+    monkeypatch.setattr(storage, "head", no_storage)
+    monkeypatch.setattr(storage, "presign_get", no_storage)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(rita)}")
+    for filename in ("model.safetensors", "nothing-here.bin", "-x"):  # internal: as if there were no size
+        assert _link(api, size, filename).json()["error"] == "model_size_not_found"
+    make_partner(alice, pat)
+    move(size, "partners", requester=alice, approvers=[bob])
+    assert _link(api, size).json()["error"] == "not_a_partner"
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    assert _link(api, size).json()["error"] == "no_grant"
+    api.credentials()
+    assert _link(api, size).json()["error"] == "not_authenticated"
+    assert not IssuedLink.objects.exists()
+
+
 def test_storage_unreachable_is_503_and_nothing_is_recorded(api, size, granted, settings):
     settings.S3_ENDPOINT_URL = "http://127.0.0.1:9"  # discard port: nothing listens
     settings.S3_CONNECT_TIMEOUT_S = 1
