@@ -74,7 +74,11 @@ def audit_record(
     *, actor, action: str, target: models.Model | AuditTarget, before=None, after=None, reason: str = "",
     ip: str | None = None, data: dict | None = None,
 ) -> AuditEvent:
-    """Append one event. `actor` is a user, or None for the system (embargo task, seeds)."""
+    """Append one event. `actor` is a user, or None for the system (embargo task, seeds).
+
+    Inside a caller's transaction it takes no savepoint: if the append fails, the caller's whole
+    transaction is rolled back with it (catching the error there and carrying on is not possible).
+    """
     target = target_of(target)
     # No savepoint: a failed append aborts the caller's transaction anyway, and this runs on every link.
     with transaction.atomic(savepoint=False):

@@ -128,6 +128,13 @@ def token_create(*, user, name: str, expires_days: int | None, actor, ip: str | 
     return token, key
 
 
+def tokens_delete_expired(*, now=None) -> int:
+    """Delete API tokens past their expiry (they authenticate nothing already); the number deleted."""
+    now = now or timezone.now()
+    deleted, _by_model = AuthToken.objects.filter(expiry__lt=now).delete()
+    return deleted
+
+
 @transaction.atomic
 def token_revoke(*, token: AuthToken, actor, ip: str | None = None) -> None:
     """Delete the token: the next request that sends it is refused (401)."""

@@ -42,6 +42,14 @@ def send_stage_review_reminders_task() -> list[int]:
     return release_services.stage_review_reminders_send()
 
 
+@shared_task(acks_late=True)
+def delete_expired_tokens_task() -> int:
+    """Beat, daily: API tokens past their expiry are deleted (they already authenticate nothing)."""
+    from releases import partners
+
+    return partners.tokens_delete_expired()
+
+
 # --------------------------------------------------------------------------- model jobs
 # Each job task claims its Job with a conditional UPDATE (workers/jobs.py): a redelivered or requeued
 # message for a job already running elsewhere, or finished, does nothing. That makes acks_late safe.

@@ -150,6 +150,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.send_stage_review_reminders_task",
         "schedule": crontab(hour=envint("STAGEGATE_REVIEW_REMINDER_HOUR_UTC", 8), minute=0),
     },
+    "delete-expired-tokens": {"task": "workers.tasks.delete_expired_tokens_task", "schedule": crontab(hour=3, minute=0)},
 }
 
 # ---------------------------------------------------------------------------

@@ -27,3 +27,28 @@ def test_a_wrong_key_with_a_real_tokens_prefix_is_refused(alice, api):
     forged = key[:15] + ("0" if key[15] != "0" else "1") + key[16:]
     api.credentials(HTTP_AUTHORIZATION=f"Token {forged}")
     assert api.get(reverse("stage-request-list")).status_code == 401
+
+
+def test_expired_tokens_are_deleted_by_the_daily_task_and_hidden_from_the_portal(pat):
+    from releases.portal import portal_overview
+    from workers.tasks import delete_expired_tokens_task
+
+    live, _key = AuthToken.objects.create(user=pat, expiry=timedelta(days=1))
+    expired, _key = AuthToken.objects.create(user=pat, expiry=timedelta(days=1))
+    AuthToken.objects.filter(pk=expired.pk).update(expiry=timezone.now() - timedelta(minutes=1))
+    assert [t.pk for t in portal_overview(user=pat).tokens] == [live.pk]
+    assert delete_expired_tokens_task() == 1
+    assert list(AuthToken.objects.values_list("pk", flat=True)) == [live.pk]
+
+
+def test_leaving_the_policy_staff_group_takes_effect_on_the_next_request(alice, api):
+    # is_policy_staff caches on the user object; each request authenticates a fresh one.
+    from django.contrib.auth.models import Group
+
+    from releases.roles import POLICY_STAFF_GROUP
+
+    _token, key = AuthToken.objects.create(user=alice, expiry=timedelta(days=1))
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get(reverse("stage-request-list")).status_code == 200
+    alice.groups.remove(Group.objects.get(name=POLICY_STAFF_GROUP))
+    assert api.get(reverse("stage-request-list")).status_code == 403
