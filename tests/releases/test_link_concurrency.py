@@ -115,3 +115,32 @@ def test_a_revocation_waits_for_a_link_being_issued_which_was_decided_before_it(
     with pytest.raises(AccessDenied):
         links.link_issue(user=pat, size=size, filename="model.safetensors")
     assert IssuedLink.objects.count() == 1
+
+
+def test_a_revocation_stamped_after_a_link_began_deciding_but_committed_first_is_honoured(
+        partner_size, size, alice, pat, monkeypatch):
+    # The link reads the clock, then (before it has its locks) the revocation stamps a later moment and
+    # commits. Deciding with the clock read before the wait would see `revoked_at` in the future and let
+    # the link through, after the revocation's commit.
+    from releases import access
+
+    grant = make_grant(partner_size, size, alice)
+    locked_grants, waiting, go = access._grants, threading.Event(), threading.Event()
+
+    def grants_after_the_revocation(user, size, *, lock):
+        if lock:
+            waiting.set()
+            assert go.wait(timeout=10)
+        return locked_grants(user, size, lock=lock)
+
+    monkeypatch.setattr(access, "_grants", grants_after_the_revocation)
+    link_results: list = []
+    requester = _in_thread(lambda: links.link_issue(user=pat, size=size, filename="model.safetensors"),
+                           link_results)
+    assert waiting.wait(timeout=30)  # the locked check has begun: its clock is read
+    grants.grant_revoke(grant=grant, actor=alice, reason="Breach reported.")  # stamped later, committed now
+    go.set()
+    requester.join(timeout=30)
+    assert len(link_results) == 1 and isinstance(link_results[0], AccessDenied), link_results
+    assert link_results[0].code == "grant_revoked"
+    assert IssuedLink.objects.count() == 0
