@@ -175,6 +175,13 @@ def read_bytes(key: str) -> bytes:
         return client().get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
 
 
+def list_keys(prefix: str) -> list[str]:
+    """The keys of every object under prefix, sorted."""
+    with _s3_errors(prefix):
+        pages = client().get_paginator("list_objects_v2").paginate(Bucket=settings.S3_BUCKET, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
 def read_head(key: str, max_bytes: int) -> bytes:
     """The first max_bytes of an object (a ranged GET): a preview without fetching the whole file."""
     with _s3_errors(key):

@@ -80,16 +80,11 @@ def _stdlib_text() -> str:
 
 
 def _s3_text(key_or_prefix: str) -> str:
-    client = storage.client()
-    keys = [
-        item["Key"]
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.S3_BUCKET, Prefix=key_or_prefix)
-        for item in page.get("Contents", [])
-    ]
+    # storage maps S3 failures to StorageUnavailable, which the job tasks retry.
+    keys = storage.list_keys(key_or_prefix)
     if not keys:
         raise FileNotFoundError(f"no objects under s3://{key_or_prefix}")
-    # storage.read_bytes maps S3 failures to StorageUnavailable, which the job tasks retry.
-    return "\n".join(storage.read_bytes(key).decode("utf-8", "replace") for key in sorted(keys))
+    return "\n".join(storage.read_bytes(key).decode("utf-8", "replace") for key in keys)
 
 
 def model_dir(size: ModelSize) -> Path:
