@@ -25,13 +25,10 @@ class DatasetLink:
     url: str  # handed to the caller only; never stored or logged
 
 
-@transaction.atomic
 def dataset_link_issue(*, user, name: str, split: str, ip: str | None = None) -> DatasetLink:
-    # Locked, so an unpublication committed before this call is seen and a later one waits for it.
-    dataset = OutputDataset.objects.select_for_update().filter(name=name).first()
-    if dataset is None:
-        raise DatasetNotFound(f"No dataset {name!r}.")
-    decision = access.require_dataset(access.may_dataset(user, dataset, access.DATASET_DOWNLOAD), dataset=dataset)
+    """As `links.link_issue`: decide, ask storage and sign outside any lock, then decide again with the
+    dataset row locked (an unpublication committed meanwhile is seen, a later one waits) and audit."""
+    dataset, _decision = _decided(user, name, lock=False)
     part = DatasetSplit.objects.filter(dataset=dataset, split=split).first()
     if part is None:
         raise SplitNotFound(f"{dataset.name} has no split {split!r} (splits: train, valid, test).")
@@ -40,9 +37,21 @@ def dataset_link_issue(*, user, name: str, split: str, ip: str | None = None) ->
     expires_at = timezone.now() + timedelta(seconds=ttl_s)
     url = storage.presign_get(part.s3_key, ttl_s=ttl_s, download_name=part.filename)
     authenticated = user is not None and user.is_authenticated
-    audit_record(
-        actor=user if authenticated else None, action="dataset_link.issued", target=dataset, ip=ip,
-        data={"dataset": dataset.name, "split": part.split, "file": part.filename, "basis": decision.reason,
-              "expires_at": expires_at.isoformat(), "anonymous": not authenticated},
-    )
+    with transaction.atomic():
+        dataset, decision = _decided(user, name, lock=True)
+        audit_record(
+            actor=user if authenticated else None, action="dataset_link.issued", target=dataset, ip=ip,
+            data={"dataset": dataset.name, "split": part.split, "file": part.filename,
+                  "basis": decision.reason,
+                  "expires_at": expires_at.isoformat(), "anonymous": not authenticated},
+        )
     return DatasetLink(split=part, expires_at=expires_at, url=url)
+
+
+def _decided(user, name: str, *, lock: bool) -> tuple[OutputDataset, access.Decision]:
+    datasets = OutputDataset.objects.select_for_update() if lock else OutputDataset.objects
+    dataset = datasets.filter(name=name).first()
+    if dataset is None:
+        raise DatasetNotFound(f"No dataset {name!r}.")
+    decision = access.may_dataset(user, dataset, access.DATASET_DOWNLOAD)
+    return dataset, access.require_dataset(decision, dataset=dataset)
