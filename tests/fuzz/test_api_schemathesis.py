@@ -99,3 +99,34 @@ def test_partner_token_calls_conform(case, callers):
 @BUDGET
 def test_staff_token_calls_conform(case, callers):
     _call(case, callers, "staff")
+
+
+SUCCESSES = [
+    # (caller, method, path, path parameters, expected status): the answers random parameters rarely reach.
+    ("partner", "GET", "/api/v1/models/{slug}/manifest/", {"slug": "mini-1m"}, 200),
+    ("partner", "POST", "/api/v1/models/{slug}/files/{filename}/link/",
+     {"slug": "mini-1m", "filename": "model.safetensors"}, 200),
+    ("partner", "GET", "/api/v1/models/{slug}/files/{filename}", {"slug": "mini-1m", "filename": "model.safetensors"},
+     302),
+    ("anonymous", "GET", "/api/v1/models/{slug}/", {"slug": "mini-1m"}, 200),
+    ("anonymous", "GET", "/api/v1/models/{slug}/history/", {"slug": "mini-1m"}, 200),
+    ("anonymous", "GET", "/api/v1/datasets/", {}, 200),
+    ("anonymous", "GET", "/api/v1/datasets/{name}/", {"name": "fuzz-reference"}, 200),
+    ("anonymous", "POST", "/api/v1/datasets/{name}/{split}/link/", {"name": "fuzz-reference", "split": "test"}, 200),
+    ("anonymous", "GET", "/gpt-2/output-dataset/v1/{filename}", {"filename": "fuzz-reference.valid.jsonl"}, 302),
+]
+
+
+@pytest.mark.integration
+def test_successful_answers_conform_too(callers, s3, tmp_path, alice):
+    from registry.models import ModelSize
+    from releases.datasets import dataset_publish
+    from tests.datasets.conftest import register
+    from tests.releases.conftest import upload
+
+    upload(ModelSize.objects.get(slug="mini-1m"), tmp_path)
+    dataset_publish(dataset=register("fuzz-reference"), actor=alice)
+    for who, method, path, parameters, status in SUCCESSES:
+        case = schema[path][method].Case(path_parameters=parameters)
+        response = case.call_and_validate(headers=callers[who], checks=CHECKS)
+        assert response.status_code == status, (who, method, path, response.status_code, response.text[:300])

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 from django.core.exceptions import ValidationError
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from registry.filenames import validate_filename
@@ -55,9 +55,16 @@ def test_object_keys_end_in_the_validated_name_under_the_sizes_prefix(name):
 
 
 @pytest.fixture
-def staff_api(api, alice):
-    api.force_authenticate(alice)  # staff pass `may`, so only the file name decides the answer
-    return api
+def stored(api, s3, alice, tmp_path):
+    """A size with model.safetensors in SeaweedFS; staff pass `may`, so only the file name decides."""
+    from tests.releases.conftest import upload
+
+    size = make_size()
+    upload(size, tmp_path)
+    api.force_authenticate(alice)
+    control = api.post(f"/api/v1/models/{size.slug}/files/model.safetensors/link/")
+    assert control.status_code == 200 and "url" in control.json()  # the plain name does get a link
+    return size
 
 
 @pytest.mark.django_db
@@ -65,13 +72,18 @@ def staff_api(api, alice):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example("..%2Fmodel.safetensors")
 @example("%2e%2e%2fmodel.safetensors")
-def test_hostile_names_in_link_urls_get_a_4xx_and_no_link(staff_api, name):
+@example("./model.safetensors")
+@example("model.safetensors\x00")
+@example("models/x/model.safetensors")
+@example("%2fmodel.safetensors")
+def test_hostile_names_in_link_urls_get_a_4xx_and_no_link(api, stored, name):
     from releases.models import IssuedLink
 
-    size = make_size()
+    assume(name != "model.safetensors")
+    issued = IssuedLink.objects.count()
     for encoded in (quote(name, safe=""), quote(quote(name, safe=""), safe=""), quote(name, safe="%/")):
-        response = staff_api.post(f"/api/v1/models/{size.slug}/files/{encoded}/link/")
+        response = api.post(f"/api/v1/models/{stored.slug}/files/{encoded}/link/")
         assert 400 <= response.status_code < 500, (name, response.status_code)
         assert "url" not in (response.json() if response.headers.get("Content-Type", "").startswith(
             "application/json") else {})
-    assert not IssuedLink.objects.exists()
+    assert IssuedLink.objects.count() == issued
