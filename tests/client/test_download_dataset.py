@@ -70,7 +70,10 @@ def test_a_corrupted_partial_file_fails_the_checksum_and_the_next_run_starts_cle
     (out / "mini-1m.valid.jsonl.part").write_bytes(bytes(corrupt))
     assert _run(live_server, out, "mini-1m", "--split", "valid") == cli.EXIT_CHECKSUM
     assert "checksum mismatch" in capsys.readouterr().err
+    assert not (out / "mini-1m.valid.jsonl.part").exists()  # the bad bytes are gone, not resumed from
     assert _run(live_server, out, "mini-1m", "--split", "valid") == 0
+    assert (out / "mini-1m.valid.jsonl").read_bytes() == _bytes_of(datasets["mini-1m"], "valid")
+    assert sorted(p.name for p in out.iterdir()) == ["mini-1m.valid.jsonl"]
 
 
 def test_unknown_or_unpublished_datasets_exit_non_zero_with_the_servers_reason(live_server, datasets, tmp_path,

@@ -28,14 +28,17 @@ def test_a_script_written_for_the_2019_bucket_works_with_only_the_base_url_chang
         assert data.count(b"\n") == part.lines
 
 
-@pytest.mark.parametrize("filename", ["no-such.train.jsonl", "mini-1m.bogus.jsonl", "mini-1m.train.json",
-                                      "mini-1m.train", "..%2Fmini-1m.train.jsonl", "mini.1m.train.jsonl",
-                                      "mini-1m-draft.valid.jsonl"])
-def test_unknown_malformed_or_unpublished_files_are_a_json_404(api, datasets, filename):
+@pytest.mark.parametrize(("filename", "error"), [
+    ("no-such.train.jsonl", "dataset_not_found"), ("mini-1m.bogus.jsonl", "dataset_not_found"),
+    ("mini-1m.train.json", "dataset_not_found"), ("mini-1m.train", "dataset_not_found"),
+    ("..%2Fmini-1m.train.jsonl", "not_found"), ("mini.1m.train.jsonl", "dataset_not_found"),
+    ("mini-1m-draft.valid.jsonl", "dataset_not_found"),  # unpublished: the same answer as no dataset
+])
+def test_unknown_malformed_or_unpublished_files_are_a_json_404(api, datasets, filename, error):
     response = api.get(f"/gpt-2/output-dataset/v1/{filename}")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert response.json()["error"] in {"dataset_not_found", "split_not_found", "not_found"}
+    assert response.json()["error"] == error
 
 
 def test_unrouted_paths_under_gpt_2_are_a_json_404_too(api, datasets):

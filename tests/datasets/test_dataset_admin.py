@@ -15,7 +15,7 @@ def _act(client, action, dataset, **data):
     return client.post(URL, {"action": action, ACTION_CHECKBOX_NAME: [dataset.pk], **data}, follow=True)
 
 
-def test_publishing_asks_for_a_reason_then_calls_the_audited_service(client, datasets, alice):
+def test_publishing_shows_a_form_with_an_optional_reason_then_calls_the_audited_service(client, datasets, alice):
     client.force_login(alice)
     draft = datasets["mini-1m-draft"]
     form = _act(client, "publish", draft)

@@ -1,4 +1,5 @@
-"""Fault tests start private services they can stop and restart: SeaweedFS and Redis on fixed ports."""
+"""Fault tests start private services they can stop and restart: SeaweedFS and Redis on ports chosen
+once per test and kept across a restart."""
 
 import shutil
 import subprocess

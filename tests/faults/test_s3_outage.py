@@ -58,8 +58,7 @@ def test_links_answer_503_and_record_nothing_while_s3_is_down_then_work_after_a_
 
 def test_during_an_outage_callers_who_may_not_have_the_file_hear_only_their_refusal(
         api, private_s3, size, alice, bob, pat, rita, tmp_path):
-    # Storage is asked before `may` (no lock waits on the network) but its answer is held back: a 503
-    # would tell a stranger that the file exists.
+    # `may` speaks before storage is asked: a 503 would tell a stranger that the file exists.
     upload(size, tmp_path)
     link_url = f"/api/v1/models/{size.slug}/files/model.safetensors/link/"
     private_s3.stop()

@@ -36,6 +36,11 @@ def test_a_right_password_before_the_limit_signs_in_and_resets_the_count(alice, 
     response = client.post("/portal/login/", {"username": "alice", "password": "pw-alice"})
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(alice.pk)
+    # Reset: another LIMIT - 1 failures from a fresh client still leave the right password working.
+    client = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        client.post("/portal/login/", {"username": "alice", "password": "wrong"})
+    assert client.post("/portal/login/", {"username": "alice", "password": "pw-alice"}).status_code == 302
 
 
 def test_a_lockout_is_per_username_so_others_still_sign_in(alice, bob, settings):
