@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 # tests/browser drives Debian's chromium (Playwright's own browser download does not work here).
-command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+[ -x /usr/bin/chromium ] || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
     || echo "chromium unavailable: the browser test will be skipped"
 export STAGEGATE_RUN_DIR="$PWD/.run/test"
 mkdir -p "$STAGEGATE_RUN_DIR"

@@ -1,7 +1,7 @@
 """`manage.py demo_release_flow`: the demo's whole release flow, through the real services and workers.
 
 Trains the two smallest mini sizes on the running Celery workers, makes the smallest public and the
-second available to partners (requested by alice, approved by bob and carol), generates pure and
+second available to partners (requested by alice; approved by bob, and carol where two are needed), generates pure and
 top-k 40 datasets of the smallest with a human reference, runs the detection baseline and publishes
 the datasets. Each step is skipped when already done, so running it again is quick.
 """
