@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.settings import api_settings
 
@@ -103,11 +104,13 @@ def test_every_session_endpoint_keeps_the_csrf_check():
         view_class = getattr(callback, "cls", None)
         if view_class is not None and hasattr(view_class, "authentication_classes"):
             classes = view_class.authentication_classes or api_settings.DEFAULT_AUTHENTICATION_CLASSES
-            # Every cookie-based class must be (or extend) SessionAuthentication, which calls enforce_csrf.
+            # Cookie-based classes must be SessionAuthentication (which calls enforce_csrf) unaltered; the only
+            # other kind allowed is the header token, which a browser never sends on its own.
             for cls in classes:
-                if "Session" in cls.__name__:
-                    assert issubclass(cls, SessionAuthentication), route
+                if issubclass(cls, SessionAuthentication):
                     assert cls.enforce_csrf is SessionAuthentication.enforce_csrf, route
+                else:
+                    assert issubclass(cls, KnoxTokenAuthentication), (route, cls)
             continue
         if getattr(callback, "csrf_exempt", False):
             exempt.append(route)
