@@ -121,19 +121,22 @@ def test_an_admin_approval_from_an_unverified_session_is_refused(bob, pending, o
     assert pending.status == StageChangeRequest.Status.PENDING
 
 
-def test_an_admin_approval_after_an_otp_login_is_recorded(bob, pending, otp_on):
+def test_an_admin_approval_after_an_otp_login_is_recorded(bob, pending, otp_on, monkeypatch):
+    from django.contrib import admin
+    from django_otp.admin import OTPAdminAuthenticationForm
+
+    # The production admin login form (config/urls.py installs it when the setting is on at start-up).
+    monkeypatch.setattr(admin.site, "login_form", OTPAdminAuthenticationForm)
+    monkeypatch.setattr(admin.site, "login_template", "otp/admin111/login.html")
     device = _device(bob)
     client = Client()
-    # The production admin login form asks for the code (config/urls.py); django-otp's login verifies the session.
-    from django.test import RequestFactory
-    from django_otp import login as otp_login
-
-    client.force_login(bob)
-    request = RequestFactory().get("/")
-    request.session = client.session
-    request.user = bob
-    otp_login(request, device)
-    request.session.save()
+    login = {"username": "bob", "password": "pw-bob", "otp_device": device.persistent_id, "next": "/admin/"}
+    refused = client.post("/admin/login/", {**login, "otp_token": "000000" if _code(device) != "000000" else "111111"})
+    assert refused.status_code == 200 and "_auth_user_id" not in client.session  # a wrong code signs nobody in
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 1  # and django-otp makes the next try wait: skip that wait here
+    device.throttle_reset()
+    assert client.post("/admin/login/", {**login, "otp_token": _code(device)}).status_code == 302
     response = _admin_approve(client, pending.pk)
     assert response.status_code == 200
     pending.refresh_from_db()
