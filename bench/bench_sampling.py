@@ -75,15 +75,19 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}, torch {torch.__version__}, {PROMPT_LEN}-token prompt, "
           f"{NEW_TOKENS} new tokens, top-k {TOP_K}, best of {args.repeats} alternated runs")  # fmt: skip
     print(f"{'batch':>5} {'transformers tok/s':>19} {'modelcore tok/s':>16} {'ratio':>6} {'goal':>5}")
-    ok, reference_rate = True, {}
+    ok, reference_rate, layouts = True, {}, {}
     for batch, goal in GOALS.items():
         mine, ref = best_times([lambda b=batch: ours(b), lambda b=batch: theirs(b)], args.repeats)
         ratio = ref / mine
+        with torch.inference_mode(), model.prepared_kernels(batch) as layout:  # as generate chose it
+            layouts[batch] = layout
         reference_rate[batch] = batch * NEW_TOKENS / ref
         ok &= ratio >= goal
         print(f"{batch:>5} {reference_rate[batch]:>19.0f} {batch * NEW_TOKENS / mine:>16.0f} {ratio:>5.2f}x "
               f"{goal:>4.1f}x")  # fmt: skip
     print("goals met" if ok else "GOALS NOT MET")
+    print("modelcore's linear layouts, timed on this machine: "
+          + ", ".join(f"batch {b}: {name}" for b, name in layouts.items()))  # fmt: skip
 
     # At batch 1 each token must stream all the matrices from memory; reading them, and nothing else, is
     # the ceiling that any implementation (fp32, no cache tricks) meets at batch 1.

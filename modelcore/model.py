@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import kernels
+from .kernels import Kernel, linear
+
 LN_EPS = 1e-5  # GPT-2's LayerNorm epsilon
 INIT_STD = 0.02  # GPT-2's weight initialisation
 HPARAM_NAMES = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
@@ -64,31 +67,13 @@ def parameter_count(config: GPTConfig) -> int:
     return (config.n_vocab + config.n_ctx) * c + config.n_layer * per_block + 2 * c
 
 
-# oneDNN's fp32 matmul, the kernel torch.compile gives CPU linears. Where no gradient is needed it
-# replaces MKL's: it splits a matrix-vector product across threads, which MKL's does not, so at batch 1 on
-# 2 cores the weights stream ~1.8x faster (3.2 vs 5.7 ms a token, bench/README.md). Absent ops: F.linear.
-_ONEDNN_LINEAR = (
-    getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
-)
-_ONEDNN_PACK = (
-    getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _ONEDNN_LINEAR is not None else None
-)
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, packed: Tensor | None = None) -> Tensor:
-    """F.linear (x W^T + b, W stored [out, in]), on oneDNN for CPU inference, from `packed` W if given."""
-    if _ONEDNN_LINEAR is not None and not torch.is_grad_enabled() and x.is_cpu and x.dtype == torch.float32:
-        return _ONEDNN_LINEAR(x, weight if packed is None else packed, bias, "none", [], "")
-    return F.linear(x, weight, bias)
-
-
 class Linear(nn.Linear):
-    """nn.Linear, running on oneDNN when no gradient is wanted (see linear and GPT.packed_weights)."""
+    """nn.Linear that, where no gradient is wanted, runs the CPU inference kernels of modelcore.kernels."""
 
-    packed: Tensor | None = None
+    kernel: Kernel | None = None  # set within GPT.prepared_kernels
 
     def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias, self.packed)
+        return linear(x, self.weight, self.bias, self.kernel)
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -177,7 +162,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    packed_head: Tensor | None = None
+    head_kernel: Kernel | None = None  # set within prepared_kernels
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -217,7 +202,7 @@ class GPT(nn.Module):
         """
         h = self.hidden(idx)  # [B, T, C]
         if targets is None:
-            return linear(h, self.wte.weight, packed=self.packed_head), None  # [B, T, V]
+            return linear(h, self.wte.weight, prepared=self.head_kernel), None  # [B, T, V]
         return None, LinearCrossEntropy.apply(h.flatten(0, 1), self.wte.weight, targets.flatten())
 
     def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> list[Tensor]:
@@ -232,26 +217,29 @@ class GPT(nn.Module):
     def decode(self, idx: Tensor, kv_cache: list[Tensor], pos: int) -> Tensor:
         """Next-token logits [B, V] after feeding idx [B, T] at positions pos.., filling kv_cache."""
         h = self.hidden(idx, kv_cache, pos)[:, -1]  # [B, C]; only the last position predicts the next token
-        return linear(h, self.wte.weight, packed=self.packed_head)  # [B, V]
+        return linear(h, self.wte.weight, prepared=self.head_kernel)  # [B, V]
 
     @contextlib.contextmanager
-    def packed_weights(self, batch_size: int) -> Iterator[None]:
-        """Within, CPU inference reads copies of the weight matrices in oneDNN's blocked layout.
+    def prepared_kernels(self, batch_size: int, layout: str | None = None) -> Iterator[str | None]:
+        """Within, CPU inference multiplies by the weight matrices in the layout fastest at this batch size.
 
-        That makes a step at batch 32 ~15% faster, for one more copy of the matrices (the model's size)
-        until the block ends; a matrix-vector product (batch 1) gains nothing, so nothing is packed there.
-        The copies go stale if the weights change inside the block.
+        The layout (modelcore.kernels) is timed on this model's matrices the first time a process asks
+        for its shapes and batch size, unless given; the block yields its name (None off CPU). Most
+        layouts hold a copy of the matrices (the model's size again) until the block ends, and the copies
+        go stale if the weights change inside it.
         """
-        if _ONEDNN_PACK is None or batch_size < 2 or not self.wte.weight.is_cpu:
-            yield
+        if not self.wte.weight.is_cpu or self.wte.weight.dtype != torch.float32:
+            yield None
             return
         layers = [m for m in self.modules() if isinstance(m, Linear)]
+        matrices = [self.wte.weight, *(layer.weight for layer in layers)]  # the head first: the largest
+        layout = layout or kernels.fastest_layout(matrices, batch_size)
         try:
             for layer in layers:
-                layer.packed = _ONEDNN_PACK(layer.weight.detach(), batch_size)
-            self.packed_head = _ONEDNN_PACK(self.wte.weight.detach(), batch_size)
-            yield
+                layer.kernel = kernels.prepare(layout, layer.weight, batch_size)
+            self.head_kernel = kernels.prepare(layout, self.wte.weight, batch_size)
+            yield layout
         finally:
             for layer in layers:
-                layer.packed = None
-            self.packed_head = None
+                layer.kernel = None
+            self.head_kernel = None

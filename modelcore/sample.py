@@ -98,7 +98,8 @@ def generate(
 
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
-    On CPU at batch > 1, a batch holds a packed copy of the weight matrices (GPT.packed_weights).
+    On CPU a batch multiplies by the weight matrices in the layout fastest at its size, usually a copy
+    (GPT.prepared_kernels).
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -124,7 +125,7 @@ def generate(
     for start in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - start)
         # Modes are entered per batch, not around the yields, so that they never leak into the caller's code.
-        with torch.inference_mode(), autocast, model.packed_weights(b):
+        with torch.inference_mode(), autocast, model.prepared_kernels(b):
             rows = _generate_batch(model, prompt_t.expand(b, -1), [kv[:, :b] for kv in cache], max_new_tokens,
                                    eot_id, settings)  # fmt: skip
         yield from rows

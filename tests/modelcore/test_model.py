@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from modelcore import model as model_module
+from modelcore import kernels
 from modelcore.model import GPT, GPTConfig, Linear, parameter_count
 
 GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
@@ -110,32 +110,71 @@ def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targe
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
+@pytest.mark.parametrize("layout", sorted(kernels.LAYOUTS))
 @pytest.mark.parametrize("shape", [(1, 1, 32), (3, 1, 32), (2, 7, 32)])
-def test_inference_linears_run_on_onednn_and_agree_with_f_linear(shape):
-    if model_module._ONEDNN_LINEAR is None:
-        pytest.skip("this torch build has no oneDNN")
+def test_every_inference_layout_agrees_with_f_linear(layout, shape):
     torch.manual_seed(0)
     layer = Linear(32, 96)
     x = torch.randn(*shape)
     with torch.no_grad():
+        layer.kernel = kernels.prepare(layout, layer.weight, batch_size=shape[0])
         fast = layer(x)
+        no_bias = kernels.linear(x, layer.weight, None, layer.kernel)
     torch.testing.assert_close(fast, torch.nn.functional.linear(x, layer.weight, layer.bias))
+    torch.testing.assert_close(no_bias, torch.nn.functional.linear(x, layer.weight))
     assert fast.grad_fn is None
-    assert layer(x).grad_fn is not None  # with gradients wanted, the autograd-aware F.linear runs
+    grad = layer(x)
+    assert grad.grad_fn is not None  # with gradients wanted, the autograd-aware F.linear runs
+    torch.testing.assert_close(grad.detach(), fast)
 
 
-def test_packed_weights_give_the_same_logits_and_are_dropped_afterwards(model, config):
-    if model_module._ONEDNN_PACK is None:
-        pytest.skip("this torch build has no oneDNN")
+def test_an_unknown_layout_is_refused_naming_the_ones_there_are():
+    with pytest.raises(ValueError, match="unknown layout 'blocked'.*transposed"):
+        kernels.prepare("blocked", torch.zeros(4, 4), batch_size=1)
+
+
+@pytest.mark.parametrize("layout", sorted(kernels.LAYOUTS))
+def test_prepared_kernels_give_the_same_logits_and_are_dropped_afterwards(model, config, layout):
     idx = torch.randint(0, config.n_vocab, (3, 10))
     with torch.no_grad():
         plain = model(idx)[0]
-        with model.packed_weights(batch_size=3):
-            assert model.h[0].mlp.c_fc.packed is not None and model.packed_head is not None
-            packed = model(idx)[0]
-        with model.packed_weights(batch_size=1):
-            assert model.packed_head is None  # nothing to gain for matrix-vector products
-    torch.testing.assert_close(packed, plain)
-    assert model.packed_head is None and all(
-        m.packed is None for m in model.modules() if isinstance(m, Linear)
-    )
+        with model.prepared_kernels(batch_size=3, layout=layout) as chosen:
+            assert chosen == layout
+            assert model.h[0].mlp.c_fc.kernel is not None and model.head_kernel is not None
+            prepared = model(idx)[0]
+    torch.testing.assert_close(prepared, plain)
+    assert model.head_kernel is None and all(m.kernel is None for m in model.modules() if isinstance(m, Linear))
+
+
+def test_the_layout_is_timed_once_per_shapes_and_batch_and_the_fastest_kept(model, monkeypatch):
+    timings = {"transposed": 2.0, "onednn": 1.0} if "onednn" in kernels.LAYOUTS else {"transposed": 1.0}
+    calls = []
+
+    def fake_pass_times(weights, batch_size):
+        calls.append((len(weights), batch_size))
+        return dict(timings)
+
+    monkeypatch.setattr(kernels, "_fastest", {})
+    monkeypatch.setattr(kernels, "_pass_times", fake_pass_times)
+    with torch.no_grad(), model.prepared_kernels(batch_size=2) as chosen:
+        assert chosen == min(timings, key=timings.__getitem__)
+    with torch.no_grad(), model.prepared_kernels(batch_size=2):
+        pass
+    timings = {name: 1.0 / t for name, t in timings.items()}  # now the other is faster
+    with torch.no_grad(), model.prepared_kernels(batch_size=5) as chosen:
+        assert chosen == min(timings, key=timings.__getitem__)
+    matrices = 1 + 4 * model.config.n_layer  # the head and four per block, all within TIMING_BYTES here
+    assert calls == [(matrices, 2), (matrices, 5)]
+
+
+def test_timing_covers_matrices_until_enough_bytes_and_reports_every_layout(monkeypatch):
+    monkeypatch.setattr(kernels, "TIMING_BYTES", 3 * 64 * 64 * 4)
+    monkeypatch.setattr(kernels, "_fastest", {})
+    seen = []
+    real = kernels._pass_times
+    monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: seen.append(len(weights)) or real(weights, b))
+    weights = [torch.randn(64, 64) for _ in range(5)]
+    assert kernels.fastest_layout(weights, batch_size=1) in kernels.LAYOUTS
+    assert seen == [3]
+    times = real(weights[:2], 1)
+    assert set(times) == set(kernels.LAYOUTS) and all(0 < t < float("inf") for t in times.values())

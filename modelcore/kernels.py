@@ -1,0 +1,123 @@
+"""CPU inference kernels for the model's linear layers, and the choice between them.
+
+Which fp32 kernel streams a weight matrix fastest depends on the CPU, the batch size and the threads.
+Measured on two 2-core machines (bench/README.md): at batch 1 oneDNN beat MKL on a transposed copy of the
+weight 1.3x on an AMD EPYC, while on an Intel Xeon the transposed copy beat oneDNN 1.5x; at batch 32
+oneDNN on its own blocked layout won on both. So sampling times the candidate layouts on the model's own matrices, once per
+process, shapes, batch size and thread count (`fastest_layout`), instead of fixing one.
+
+A layout is a way to hold a weight W [out, in] and multiply by it: `prepare(layout, W, batch)` returns a
+callable computing x W^T + b, as F.linear does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# oneDNN's fp32 matmul, the kernel torch.compile gives CPU linears; absent from some torch builds.
+_ONEDNN_LINEAR = (
+    getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+)
+_ONEDNN_PACK = (
+    getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _ONEDNN_LINEAR is not None else None
+)
+
+TIMING_BYTES = 64 * 2**20  # a timing pass reads at least this much, more than the CPU caches hold
+TIMING_REPEATS = 3  # passes per layout, alternated, best kept: a shared CPU disturbs some of them
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, prepared: Kernel | None = None) -> Tensor:
+    """F.linear (x W^T + b, W stored [out, in]): through `prepared` if given and no gradient is wanted,
+    else on oneDNN for CPU inference (it splits a matrix-vector product across threads, as MKL does not)."""
+    if torch.is_grad_enabled() or not x.is_cpu or x.dtype != torch.float32:
+        return F.linear(x, weight, bias)
+    if prepared is not None:
+        return prepared(x, bias)
+    if _ONEDNN_LINEAR is not None:
+        return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class Kernel:
+    """A weight matrix held in one layout; calling it with x [..., in] and a bias gives x W^T + b."""
+
+    def __call__(self, x: Tensor, bias: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+
+class OneDNN(Kernel):
+    def __init__(self, weight: Tensor, batch_size: int) -> None:
+        # Past batch 1 oneDNN's blocked copy of W pays; a matrix-vector product reads W as it is.
+        self.weight = weight if batch_size < 2 else _ONEDNN_PACK(weight, batch_size)  # type: ignore[misc]
+
+    def __call__(self, x: Tensor, bias: Tensor | None) -> Tensor:
+        return _ONEDNN_LINEAR(x, self.weight, bias, "none", [], "")  # type: ignore[misc]
+
+
+class Transposed(Kernel):
+    def __init__(self, weight: Tensor, batch_size: int) -> None:
+        self.weight_t = weight.t().contiguous()  # [in, out]: MKL's gemm streams it row by row
+
+    def __call__(self, x: Tensor, bias: Tensor | None) -> Tensor:
+        rows = x.reshape(-1, x.shape[-1])  # [N, in]
+        out = rows @ self.weight_t if bias is None else torch.addmm(bias, rows, self.weight_t)  # [N, out]
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+
+LAYOUTS: dict[str, type[Kernel]] = {"transposed": Transposed}
+if _ONEDNN_PACK is not None:
+    LAYOUTS = {"onednn": OneDNN, **LAYOUTS}
+
+_fastest: dict[tuple, str] = {}
+
+
+def prepare(layout: str, weight: Tensor, batch_size: int) -> Kernel:
+    """W [out, in] held in `layout` for products with batch_size rows; a copy except oneDNN at batch 1."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; this torch build offers {sorted(LAYOUTS)}")
+    return LAYOUTS[layout](weight.detach(), batch_size)
+
+
+def fastest_layout(weights: Sequence[Tensor], batch_size: int) -> str:
+    """The layout whose kernels run a pass over these matrices fastest with batch_size rows (remembered).
+
+    Timed on the matrices themselves, in order, until TIMING_BYTES are covered (all of them for small
+    models), so that the pass streams from memory as sampling does rather than from cache.
+    """
+    key = (tuple(tuple(w.shape) for w in weights), batch_size, torch.get_num_threads())
+    if key not in _fastest:
+        sample, size = [], 0
+        for w in weights:
+            sample.append(w.detach())
+            size += w.numel() * w.element_size()
+            if size >= TIMING_BYTES:
+                break
+        times = _pass_times(sample, batch_size)
+        _fastest[key] = min(times, key=times.__getitem__)
+    return _fastest[key]
+
+
+def _pass_times(weights: list[Tensor], batch_size: int) -> dict[str, float]:
+    """Best wall time of a pass over the matrices in each layout, passes alternated between layouts."""
+    with torch.inference_mode():
+        inputs = [torch.randn(batch_size, w.shape[1], dtype=w.dtype) for w in weights]
+        kernels = {name: [prepare(name, w, batch_size) for w in weights] for name in LAYOUTS}
+        best = dict.fromkeys(kernels, float("inf"))
+        for repeat in range(TIMING_REPEATS + 1):  # the first pass warms up and is not counted
+            for name, layer_kernels in kernels.items():
+                elapsed = _time_pass(layer_kernels, inputs)
+                if repeat:
+                    best[name] = min(best[name], elapsed)
+    return best
+
+
+def _time_pass(kernels: list[Kernel], inputs: list[Tensor]) -> float:
+    start = time.perf_counter()
+    for kernel, x in zip(kernels, inputs, strict=True):
+        kernel(x, None)
+    return time.perf_counter() - start
