@@ -1,19 +1,23 @@
 """CPU inference kernels for the model's linear layers, and the choice between them.
 
 Which fp32 kernel streams a weight matrix fastest depends on the CPU, the batch size and the threads.
-Measured on two 2-core machines (bench/README.md): at batch 1 oneDNN beat MKL on a transposed copy of the
-weight 1.3x on an AMD EPYC, while on an Intel Xeon the transposed copy beat oneDNN 1.5x; at batch 32
-oneDNN on its own blocked layout won on both. So sampling times the candidate layouts on the model's own matrices, once per
-process, shapes, batch size and thread count (`fastest_layout`), instead of fixing one.
+Measured on two 2-core machines (bench/README.md): at batch 1 oneDNN streamed the weights 1.3x faster
+than MKL on a transposed copy of them on an AMD EPYC, while on an Intel Xeon the transposed copy was 1.7x
+faster than oneDNN; at batch 32 oneDNN on its own blocked layout won on both. So sampling times the
+candidate layouts on the model's own matrices, once per process, shapes, batch size and thread count
+(`fastest_layout`), instead of fixing one.
 
 A layout is a way to hold a weight W [out, in] and multiply by it: `prepare(layout, W, batch)` returns a
-callable computing x W^T + b, as F.linear does.
+Kernel computing x W^T + b, as F.linear does. A KernelSet maps modules to their kernels; within
+`with kernel_set:` (in that thread only, so a model shared between threads stays correct) `linear`
+calls pass through them.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,17 +31,19 @@ _ONEDNN_PACK = (
     getattr(torch.ops.mkldnn, "_reorder_linear_weight", None) if _ONEDNN_LINEAR is not None else None
 )
 
-TIMING_BYTES = 64 * 2**20  # a timing pass reads at least this much, more than the CPU caches hold
+# A timing pass reads this much of a model's matrices where it has that many: more than CPU caches hold,
+# so that the pass streams the weights from memory as sampling does.
+TIMING_BYTES = 64 * 2**20
 TIMING_REPEATS = 3  # passes per layout, alternated, best kept: a shared CPU disturbs some of them
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, prepared: Kernel | None = None) -> Tensor:
-    """F.linear (x W^T + b, W stored [out, in]): through `prepared` if given and no gradient is wanted,
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, kernel: Kernel | None = None) -> Tensor:
+    """F.linear (x W^T + b, W stored [out, in]): through `kernel` if given and no gradient is wanted,
     else on oneDNN for CPU inference (it splits a matrix-vector product across threads, as MKL does not)."""
     if torch.is_grad_enabled() or not x.is_cpu or x.dtype != torch.float32:
         return F.linear(x, weight, bias)
-    if prepared is not None:
-        return prepared(x, bias)
+    if kernel is not None:
+        return kernel(x, bias)
     if _ONEDNN_LINEAR is not None:
         return _ONEDNN_LINEAR(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
@@ -73,39 +79,83 @@ LAYOUTS: dict[str, type[Kernel]] = {"transposed": Transposed}
 if _ONEDNN_PACK is not None:
     LAYOUTS = {"onednn": OneDNN, **LAYOUTS}
 
-_fastest: dict[tuple, str] = {}
-
 
 def prepare(layout: str, weight: Tensor, batch_size: int) -> Kernel:
-    """W [out, in] held in `layout` for products with batch_size rows; a copy except oneDNN at batch 1."""
+    """W [out, in] held in `layout` for products of about batch_size rows (any count works); a copy of W
+    except for oneDNN at batch 1."""
+    check_layout(layout)
+    return LAYOUTS[layout](weight.detach(), batch_size)
+
+
+def check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; this torch build offers {sorted(LAYOUTS)}")
-    return LAYOUTS[layout](weight.detach(), batch_size)
+
+
+class KernelSet:
+    """Kernels by module, in effect for `linear` calls in this thread within `with kernel_set:`."""
+
+    def __init__(self, layout: str | None, kernels: Mapping[object, Kernel]) -> None:
+        self.layout = layout  # None: nothing prepared (not an fp32 CPU model)
+        self.kernels = dict(kernels)
+
+    def __enter__(self) -> KernelSet:
+        _stack().append(self.kernels)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _stack().pop()
+
+
+_active = threading.local()
+
+
+def _stack() -> list[dict[object, Kernel]]:
+    if not hasattr(_active, "stack"):
+        _active.stack = []
+    return _active.stack
+
+
+def active_kernel(module: object) -> Kernel | None:
+    """The kernel the innermost KernelSet in effect in this thread holds for module, if any."""
+    stack = _stack()
+    return stack[-1].get(module) if stack else None
+
+
+_fastest: dict[tuple, str] = {}
+_fastest_lock = threading.Lock()  # two threads timing at once would disturb each other's passes
 
 
 def fastest_layout(weights: Sequence[Tensor], batch_size: int) -> str:
     """The layout whose kernels run a pass over these matrices fastest with batch_size rows (remembered).
 
-    Timed on the matrices themselves, in order, until TIMING_BYTES are covered (all of them for small
-    models), so that the pass streams from memory as sampling does rather than from cache.
+    Timed on one matrix of each shape, then on more in order until TIMING_BYTES are covered (all of them
+    for small models), so that every shape counts and the pass streams from memory as sampling does.
     """
-    key = (tuple(tuple(w.shape) for w in weights), batch_size, torch.get_num_threads())
-    if key not in _fastest:
-        sample, size = [], 0
-        for w in weights:
+    first = weights[0]
+    key = (tuple(tuple(w.shape) for w in weights), first.dtype, first.device, batch_size, torch.get_num_threads())
+    with _fastest_lock:
+        if key not in _fastest:
+            times = _pass_times(_timing_sample(weights), batch_size)
+            _fastest[key] = min(times, key=times.__getitem__)
+        return _fastest[key]
+
+
+def _timing_sample(weights: Sequence[Tensor]) -> list[Tensor]:
+    shapes, sample, size = set(), [], 0
+    for w in weights:
+        if tuple(w.shape) not in shapes or size < TIMING_BYTES:
+            shapes.add(tuple(w.shape))
             sample.append(w.detach())
             size += w.numel() * w.element_size()
-            if size >= TIMING_BYTES:
-                break
-        times = _pass_times(sample, batch_size)
-        _fastest[key] = min(times, key=times.__getitem__)
-    return _fastest[key]
+    return sample
 
 
 def _pass_times(weights: list[Tensor], batch_size: int) -> dict[str, float]:
     """Best wall time of a pass over the matrices in each layout, passes alternated between layouts."""
     with torch.inference_mode():
-        inputs = [torch.randn(batch_size, w.shape[1], dtype=w.dtype) for w in weights]
+        # Not torch.randn: timing must not move the global random stream that callers may have seeded.
+        inputs = [torch.ones(batch_size, w.shape[1], dtype=w.dtype) for w in weights]
         kernels = {name: [prepare(name, w, batch_size) for w in weights] for name in LAYOUTS}
         best = dict.fromkeys(kernels, float("inf"))
         for repeat in range(TIMING_REPEATS + 1):  # the first pass warms up and is not counted

@@ -5,9 +5,8 @@ Weight for weight the architecture of openai/gpt-2; a preallocated key/value cac
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import kernels
-from .kernels import Kernel, linear
+from .kernels import linear
 
 LN_EPS = 1e-5  # GPT-2's LayerNorm epsilon
 INIT_STD = 0.02  # GPT-2's weight initialisation
@@ -68,12 +67,11 @@ def parameter_count(config: GPTConfig) -> int:
 
 
 class Linear(nn.Linear):
-    """nn.Linear that, where no gradient is wanted, runs the CPU inference kernels of modelcore.kernels."""
-
-    kernel: Kernel | None = None  # set within GPT.prepared_kernels
+    """nn.Linear that, where no gradient is wanted, runs the CPU inference kernel in effect for it
+    (GPT.prepare_kernels)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias, self.kernel)
+        return linear(x, self.weight, self.bias, kernels.active_kernel(self))
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -162,8 +160,6 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    head_kernel: Kernel | None = None  # set within prepared_kernels
-
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config.validate()
@@ -202,7 +198,7 @@ class GPT(nn.Module):
         """
         h = self.hidden(idx)  # [B, T, C]
         if targets is None:
-            return linear(h, self.wte.weight, prepared=self.head_kernel), None  # [B, T, V]
+            return linear(h, self.wte.weight, kernel=kernels.active_kernel(self.wte)), None  # [B, T, V]
         return None, LinearCrossEntropy.apply(h.flatten(0, 1), self.wte.weight, targets.flatten())
 
     def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> list[Tensor]:
@@ -217,29 +213,24 @@ class GPT(nn.Module):
     def decode(self, idx: Tensor, kv_cache: list[Tensor], pos: int) -> Tensor:
         """Next-token logits [B, V] after feeding idx [B, T] at positions pos.., filling kv_cache."""
         h = self.hidden(idx, kv_cache, pos)[:, -1]  # [B, C]; only the last position predicts the next token
-        return linear(h, self.wte.weight, prepared=self.head_kernel)  # [B, V]
+        return linear(h, self.wte.weight, kernel=kernels.active_kernel(self.wte))  # [B, V]
 
-    @contextlib.contextmanager
-    def prepared_kernels(self, batch_size: int, layout: str | None = None) -> Iterator[str | None]:
-        """Within, CPU inference multiplies by the weight matrices in the layout fastest at this batch size.
+    def prepare_kernels(self, batch_size: int, layout: str | None = None) -> kernels.KernelSet:
+        """CPU inference kernels for the weight matrices in the layout fastest at this batch size; they
+        run within `with` the returned set (modelcore.kernels), in the thread that entered it.
 
-        The layout (modelcore.kernels) is timed on this model's matrices the first time a process asks
-        for its shapes and batch size, unless given; the block yields its name (None off CPU). Most
-        layouts hold a copy of the matrices (the model's size again) until the block ends, and the copies
-        go stale if the weights change inside it.
+        The layout is timed on this model's matrices the first time a process asks for its shapes and
+        batch size, unless given. Most layouts hold a copy of the matrices (the model's size again) for as
+        long as the set lives, and the copies go stale if the weights change. Off CPU, or for weights other
+        than fp32, the set is empty.
         """
-        if not self.wte.weight.is_cpu or self.wte.weight.dtype != torch.float32:
-            yield None
-            return
+        if layout is not None:
+            kernels.check_layout(layout)
+        weight = self.wte.weight
+        if not weight.is_cpu or weight.dtype != torch.float32:
+            return kernels.KernelSet(None, {})
         layers = [m for m in self.modules() if isinstance(m, Linear)]
-        matrices = [self.wte.weight, *(layer.weight for layer in layers)]  # the head first: the largest
-        layout = layout or kernels.fastest_layout(matrices, batch_size)
-        try:
-            for layer in layers:
-                layer.kernel = kernels.prepare(layout, layer.weight, batch_size)
-            self.head_kernel = kernels.prepare(layout, self.wte.weight, batch_size)
-            yield layout
-        finally:
-            for layer in layers:
-                layer.kernel = None
-            self.head_kernel = None
+        layout = layout or kernels.fastest_layout([*(layer.weight for layer in layers), weight], batch_size)
+        prepared = {layer: kernels.prepare(layout, layer.weight, batch_size) for layer in layers}
+        prepared[self.wte] = kernels.prepare(layout, weight, batch_size)  # the output projection (tied)
+        return kernels.KernelSet(layout, prepared)

@@ -98,8 +98,8 @@ def generate(
 
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
-    On CPU a batch multiplies by the weight matrices in the layout fastest at its size, usually a copy
-    (GPT.prepared_kernels).
+    On CPU it multiplies by the weight matrices in the layout fastest at its batch size, usually a copy
+    held until the iteration ends (GPT.prepare_kernels).
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -120,12 +120,13 @@ def generate(
     generator = torch.Generator(device).manual_seed(seed)
     with torch.inference_mode():
         cache = model.new_kv_cache(min(batch_size, n_samples), dtype=torch.bfloat16 if cuda else None)
+    prepared = model.prepare_kernels(min(batch_size, n_samples))  # once: a last, smaller batch uses them too
     prompt_t = torch.tensor([prompt], device=device)  # [1, P]
     settings = (temperature, top_k, top_p, generator)
     for start in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - start)
         # Modes are entered per batch, not around the yields, so that they never leak into the caller's code.
-        with torch.inference_mode(), autocast, model.prepared_kernels(b):
+        with torch.inference_mode(), autocast, prepared:
             rows = _generate_batch(model, prompt_t.expand(b, -1), [kv[:, :b] for kv in cache], max_new_tokens,
                                    eot_id, settings)  # fmt: skip
         yield from rows

@@ -1,4 +1,5 @@
 import math
+import threading
 
 import pytest
 import torch
@@ -110,71 +111,119 @@ def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targe
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts calls into each layout's kernels, to show the prepared kernel is the one that ran."""
+    calls = dict.fromkeys(kernels.LAYOUTS, 0)
+    for name, cls in kernels.LAYOUTS.items():
+
+        def counted(self, x, bias, name=name, call=cls.__call__):
+            calls[name] += 1
+            return call(self, x, bias)
+
+        monkeypatch.setattr(cls, "__call__", counted)
+    return calls
+
+
 @pytest.mark.parametrize("layout", sorted(kernels.LAYOUTS))
-@pytest.mark.parametrize("shape", [(1, 1, 32), (3, 1, 32), (2, 7, 32)])
-def test_every_inference_layout_agrees_with_f_linear(layout, shape):
+@pytest.mark.parametrize("shape", [(1, 1, 32), (3, 1, 32), (2, 7, 32), (32,)])
+def test_every_inference_layout_agrees_with_f_linear(layout, shape, kernel_calls):
     torch.manual_seed(0)
     layer = Linear(32, 96)
     x = torch.randn(*shape)
     with torch.no_grad():
-        layer.kernel = kernels.prepare(layout, layer.weight, batch_size=shape[0])
-        fast = layer(x)
-        no_bias = kernels.linear(x, layer.weight, None, layer.kernel)
+        kernel = kernels.prepare(layout, layer.weight, batch_size=3)  # rows need not match the batch size
+        with kernels.KernelSet(layout, {layer: kernel}):
+            fast = layer(x)
+        no_bias = kernels.linear(x.t() if x.dim() == 2 else x, layer.weight, None, kernel)
+    assert kernel_calls[layout] == 2
     torch.testing.assert_close(fast, torch.nn.functional.linear(x, layer.weight, layer.bias))
-    torch.testing.assert_close(no_bias, torch.nn.functional.linear(x, layer.weight))
+    plain = torch.nn.functional.linear(x.t() if x.dim() == 2 else x, layer.weight)
+    torch.testing.assert_close(no_bias, plain)
     assert fast.grad_fn is None
-    grad = layer(x)
-    assert grad.grad_fn is not None  # with gradients wanted, the autograd-aware F.linear runs
+    with kernels.KernelSet(layout, {layer: kernel}):
+        grad = layer(x)
+    assert grad.grad_fn is not None and kernel_calls[layout] == 2  # gradients wanted: F.linear runs
     torch.testing.assert_close(grad.detach(), fast)
 
 
-def test_an_unknown_layout_is_refused_naming_the_ones_there_are():
+def test_an_unknown_layout_is_refused_naming_the_ones_there_are(model):
     with pytest.raises(ValueError, match="unknown layout 'blocked'.*transposed"):
         kernels.prepare("blocked", torch.zeros(4, 4), batch_size=1)
+    with pytest.raises(ValueError, match="unknown layout 'blocked'"):
+        model.prepare_kernels(batch_size=1, layout="blocked")
 
 
 @pytest.mark.parametrize("layout", sorted(kernels.LAYOUTS))
-def test_prepared_kernels_give_the_same_logits_and_are_dropped_afterwards(model, config, layout):
+def test_prepared_kernels_run_within_their_block_and_give_the_same_logits(model, config, layout, kernel_calls):
     idx = torch.randint(0, config.n_vocab, (3, 10))
+    linears = 1 + 4 * config.n_layer  # four per block and the tied output projection
     with torch.no_grad():
         plain = model(idx)[0]
-        with model.prepared_kernels(batch_size=3, layout=layout) as chosen:
-            assert chosen == layout
-            assert model.h[0].mlp.c_fc.kernel is not None and model.head_kernel is not None
-            prepared = model(idx)[0]
-    torch.testing.assert_close(prepared, plain)
-    assert model.head_kernel is None and all(m.kernel is None for m in model.modules() if isinstance(m, Linear))
+        plain_cache = model.new_kv_cache(3)
+        plain_next = model.decode(idx, plain_cache, 0)
+        prepared = model.prepare_kernels(batch_size=3, layout=layout)
+        assert prepared.layout == layout and kernel_calls[layout] == 0
+        with prepared:
+            logits = model(idx)[0]
+            assert kernel_calls[layout] == linears
+            cache = model.new_kv_cache(3)
+            next_logits = model.decode(idx, cache, 0)
+            assert kernel_calls[layout] == 2 * linears
+        model(idx)
+    assert kernel_calls[layout] == 2 * linears  # outside the block the default kernel runs
+    torch.testing.assert_close(logits, plain)
+    torch.testing.assert_close(next_logits, plain_next)
+    written = [kv[:, :, :, :10] for kv in cache], [kv[:, :, :, :10] for kv in plain_cache]  # the rest is unset
+    torch.testing.assert_close(*written)
+
+
+def test_kernels_are_in_effect_only_in_the_entering_thread_and_nest(model):
+    outer = model.prepare_kernels(batch_size=2, layout="transposed")
+    inner = model.prepare_kernels(batch_size=2, layout="transposed")
+    seen = []
+    with outer:
+        assert kernels.active_kernel(model.wte) is outer.kernels[model.wte]
+        with inner:
+            assert kernels.active_kernel(model.wte) is inner.kernels[model.wte]
+            thread = threading.Thread(target=lambda: seen.append(kernels.active_kernel(model.wte)))
+            thread.start()
+            thread.join()
+        assert kernels.active_kernel(model.wte) is outer.kernels[model.wte]
+    assert kernels.active_kernel(model.wte) is None and seen == [None]
 
 
 def test_the_layout_is_timed_once_per_shapes_and_batch_and_the_fastest_kept(model, monkeypatch):
-    timings = {"transposed": 2.0, "onednn": 1.0} if "onednn" in kernels.LAYOUTS else {"transposed": 1.0}
-    calls = []
+    monkeypatch.setattr(kernels, "LAYOUTS", {"slow": kernels.Transposed, "quick": kernels.Transposed})
+    monkeypatch.setattr(kernels, "_fastest", {})
+    timings, calls = {"slow": 2.0, "quick": 1.0}, []
 
     def fake_pass_times(weights, batch_size):
         calls.append((len(weights), batch_size))
         return dict(timings)
 
-    monkeypatch.setattr(kernels, "_fastest", {})
     monkeypatch.setattr(kernels, "_pass_times", fake_pass_times)
-    with torch.no_grad(), model.prepared_kernels(batch_size=2) as chosen:
-        assert chosen == min(timings, key=timings.__getitem__)
-    with torch.no_grad(), model.prepared_kernels(batch_size=2):
-        pass
-    timings = {name: 1.0 / t for name, t in timings.items()}  # now the other is faster
-    with torch.no_grad(), model.prepared_kernels(batch_size=5) as chosen:
-        assert chosen == min(timings, key=timings.__getitem__)
-    matrices = 1 + 4 * model.config.n_layer  # the head and four per block, all within TIMING_BYTES here
+    assert model.prepare_kernels(batch_size=2).layout == "quick"
+    timings = {"slow": 1.0, "quick": 2.0}  # remembered: not timed again for the same batch size
+    assert model.prepare_kernels(batch_size=2).layout == "quick"
+    assert model.prepare_kernels(batch_size=5).layout == "slow"
+    matrices = 1 + 4 * model.config.n_layer  # all of them: a test model is far below TIMING_BYTES
     assert calls == [(matrices, 2), (matrices, 5)]
 
 
-def test_timing_covers_matrices_until_enough_bytes_and_reports_every_layout(monkeypatch):
+def test_timing_covers_every_shape_then_matrices_until_enough_bytes(monkeypatch):
     monkeypatch.setattr(kernels, "TIMING_BYTES", 3 * 64 * 64 * 4)
+    weights = [torch.randn(64, 64) for _ in range(5)] + [torch.randn(96, 64), torch.randn(64, 64)]
+    sample = kernels._timing_sample(weights)
+    assert [tuple(w.shape) for w in sample] == [(64, 64)] * 3 + [(96, 64)]
+
+
+def test_timing_reports_every_layout_and_leaves_the_global_random_stream_alone(monkeypatch):
     monkeypatch.setattr(kernels, "_fastest", {})
-    seen = []
-    real = kernels._pass_times
-    monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: seen.append(len(weights)) or real(weights, b))
-    weights = [torch.randn(64, 64) for _ in range(5)]
-    assert kernels.fastest_layout(weights, batch_size=1) in kernels.LAYOUTS
-    assert seen == [3]
-    times = real(weights[:2], 1)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    assert kernels.fastest_layout([torch.ones(64, 48), torch.ones(48, 64)], batch_size=2) in kernels.LAYOUTS
+    torch.testing.assert_close(torch.rand(3), expected)
+    times = kernels._pass_times([torch.ones(64, 48)], 1)
     assert set(times) == set(kernels.LAYOUTS) and all(0 < t < float("inf") for t in times.values())
