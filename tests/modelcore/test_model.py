@@ -178,6 +178,17 @@ def test_prepared_kernels_run_within_their_block_and_give_the_same_logits(model,
     torch.testing.assert_close(*written)
 
 
+def test_weights_other_than_fp32_on_cpu_get_no_kernels_and_sample_as_before(model, config):
+    model = model.to(torch.bfloat16)
+    prepared = model.prepare_kernels(batch_size=2)
+    assert prepared.layout is None and prepared.kernels == {}
+    idx = torch.randint(0, config.n_vocab, (2, 5))
+    with torch.no_grad():
+        plain = model(idx)[0]
+        with prepared:
+            torch.testing.assert_close(model(idx)[0], plain)
+
+
 def test_kernels_are_in_effect_only_in_the_entering_thread_and_nest(model):
     outer = model.prepare_kernels(batch_size=2, layout="transposed")
     inner = model.prepare_kernels(batch_size=2, layout="transposed")
