@@ -2,8 +2,8 @@
 
 Which fp32 kernel streams a weight matrix fastest depends on the CPU, the batch size and the threads.
 Measured on two 2-core machines (bench/README.md): at batch 1 oneDNN streamed the weights 1.3x faster
-than MKL on a transposed copy of them on an AMD EPYC, while on an Intel Xeon the transposed copy was 1.7x
-faster than oneDNN; at batch 32 oneDNN on its own blocked layout won on both. So sampling times the
+than MKL on a transposed copy of them on one, while on an Intel Xeon the transposed copy was 1.7x faster
+than oneDNN; at batch 32 oneDNN on its own blocked layout won on the Xeon and on an AMD EPYC. So sampling times the
 candidate layouts on the model's own matrices, once per process, shapes, batch size and thread count
 (`fastest_layout`), instead of fixing one.
 
