@@ -78,6 +78,10 @@ class Transposed(Kernel):
 LAYOUTS: dict[str, type[Kernel]] = {"transposed": Transposed}
 if _ONEDNN_PACK is not None:
     LAYOUTS = {"onednn": OneDNN, **LAYOUTS}
+# The layout used where results must repeat across processes (see fastest_layout): kernels sum in
+# different orders, so a timed choice, which can differ from one process to the next when two layouts run
+# about as fast, can change the last bits of a logit and, rarely, a sampled token.
+FIXED_LAYOUT = next(iter(LAYOUTS))
 
 
 def prepare(layout: str, weight: Tensor, batch_size: int) -> Kernel:
@@ -131,7 +135,10 @@ def fastest_layout(weights: Sequence[Tensor], batch_size: int) -> str:
 
     Timed on one matrix of each shape, then on more in order until TIMING_BYTES are covered (all of them
     for small models), so that every shape counts and the pass streams from memory as sampling does.
+    Under torch.use_deterministic_algorithms(True) nothing is timed: the answer is FIXED_LAYOUT.
     """
+    if torch.are_deterministic_algorithms_enabled():
+        return FIXED_LAYOUT
     first = weights[0]
     key = (tuple(tuple(w.shape) for w in weights), first.dtype, first.device, batch_size, torch.get_num_threads())
     with _fastest_lock:

@@ -93,13 +93,16 @@ def generate(
     prompt_tokens: Sequence[int] | None = None,
     eot_id: int | None,
     device: str = "cpu",
+    layout: str | None = None,
 ) -> Iterator[Sample]:
     """Yield n_samples samples, batch by batch, so memory is batch_size x n_ctx however many are asked.
 
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
     On CPU it multiplies by the weight matrices in the layout fastest at its batch size, usually a copy
-    held until the iteration ends (GPT.prepare_kernels).
+    held until the iteration ends (GPT.prepare_kernels). A seed repeats its samples exactly within a
+    process; across processes too with a fixed `layout` (e.g. modelcore.kernels.FIXED_LAYOUT), since the
+    timed choice may differ between processes and kernels round differently.
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -120,7 +123,7 @@ def generate(
     generator = torch.Generator(device).manual_seed(seed)
     with torch.inference_mode():
         cache = model.new_kv_cache(min(batch_size, n_samples), dtype=torch.bfloat16 if cuda else None)
-    prepared = model.prepare_kernels(min(batch_size, n_samples))  # once: a last, smaller batch uses them too
+    prepared = model.prepare_kernels(min(batch_size, n_samples), layout)  # once: a last, smaller batch too
     prompt_t = torch.tensor([prompt], device=device)  # [1, P]
     settings = (temperature, top_k, top_p, generator)
     for start in range(0, n_samples, batch_size):

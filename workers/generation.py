@@ -117,6 +117,7 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
         return False
     except storage.ObjectMissing:
         pass
+    from modelcore import kernels
     from modelcore.sample import generate
 
     size = ModelSize.objects.get(slug=params["model_size"])
@@ -127,6 +128,7 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
         model, n_samples=shard.count, batch_size=min(GENERATION_BATCH, shard.count),
         max_new_tokens=params["max_length"], temperature=setting["temperature"], top_k=setting["top_k"],
         top_p=setting["top_p"], seed=shard.seed, eot_id=tokenizer.eot_id,
+        layout=kernels.FIXED_LAYOUT,  # a redone shard, maybe on another worker, repeats the same samples
     )
     for offset, sample in enumerate(samples):
         record = {"id": shard.first_id + offset, "ended": sample.ended, "length": sample.length,

@@ -6,6 +6,7 @@ import torch
 
 from modelcore import kernels
 from modelcore.model import GPT, GPTConfig, Linear, parameter_count
+from tests.kernel_calls import count_kernel_calls
 
 GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
 
@@ -113,16 +114,7 @@ def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targe
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """Counts calls into each layout's kernels, to show the prepared kernel is the one that ran."""
-    calls = dict.fromkeys(kernels.LAYOUTS, 0)
-    for name, cls in kernels.LAYOUTS.items():
-
-        def counted(self, x, bias, name=name, call=cls.__call__):
-            calls[name] += 1
-            return call(self, x, bias)
-
-        monkeypatch.setattr(cls, "__call__", counted)
-    return calls
+    return count_kernel_calls(monkeypatch)
 
 
 @pytest.mark.parametrize("layout", sorted(kernels.LAYOUTS))
@@ -227,6 +219,17 @@ def test_timing_covers_every_shape_then_matrices_until_enough_bytes(monkeypatch)
     weights = [torch.randn(64, 64) for _ in range(5)] + [torch.randn(96, 64), torch.randn(64, 64)]
     sample = kernels._timing_sample(weights)
     assert [tuple(w.shape) for w in sample] == [(64, 64)] * 3 + [(96, 64)]
+
+
+def test_deterministic_mode_fixes_the_layout_without_timing(monkeypatch):
+    monkeypatch.setattr(kernels, "_fastest", {})
+    monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: pytest.fail("timed in deterministic mode"))
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert kernels.fastest_layout([torch.ones(64, 48)], batch_size=1) == kernels.FIXED_LAYOUT
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert kernels._fastest == {}  # nothing remembered: outside the mode the layout is timed as usual
 
 
 def test_timing_reports_every_layout_and_leaves_the_global_random_stream_alone(monkeypatch):

@@ -4,8 +4,10 @@ import math
 import pytest
 import torch
 
+from modelcore import kernels
 from modelcore.model import GPT
 from modelcore.sample import Sample, draw, generate, next_tokens, top_k_logits, top_p_logits
+from tests.kernel_calls import count_kernel_calls
 
 INF = float("inf")
 
@@ -167,3 +169,19 @@ def test_invalid_sampling_settings_are_refused(model, tokenizer):
         kwargs = {"n_samples": 1, "batch_size": 1, "max_new_tokens": 4, "eot_id": tokenizer.eot_id, **bad}
         with pytest.raises(ValueError):
             next(generate(model, **kwargs))
+
+
+@pytest.mark.parametrize("layout", sorted(kernels.LAYOUTS))
+def test_a_given_layout_is_the_one_sampling_runs_on_and_samples_agree(model, tokenizer, monkeypatch, layout):
+    others = [name for name in kernels.LAYOUTS if name != layout]
+    monkeypatch.setattr(kernels, "_fastest", {})
+    monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: {name: float(name == layout) for name in kernels.LAYOUTS})
+    timed = list(generate(model, n_samples=4, batch_size=2, max_new_tokens=20, temperature=0.0,
+                          eot_id=tokenizer.eot_id))  # fmt: skip
+    calls = count_kernel_calls(monkeypatch)
+    fixed = list(generate(model, n_samples=4, batch_size=2, max_new_tokens=20, temperature=0.0,
+                          eot_id=tokenizer.eot_id, layout=layout))  # fmt: skip
+    assert calls[layout] > 0 and all(calls[other] == 0 for other in others)  # timing preferred the others
+    assert fixed == timed  # greedy: no token sits near a tie in these logits
+    with pytest.raises(ValueError, match="unknown layout"):
+        list(generate(model, n_samples=1, batch_size=1, max_new_tokens=2, eot_id=tokenizer.eot_id, layout="x"))

@@ -84,6 +84,22 @@ def test_generation_is_reproducible_from_its_seed(tiny_size, corpus_file, worker
                                                                                          shard.first_id + 10))
 
 
+def test_shards_run_on_the_fixed_layout_whatever_timing_prefers(tiny_size, monkeypatch):
+    """A redone shard may run on another worker, whose timing may pick another layout: shards never ask."""
+    from modelcore import kernels
+    from tests.kernel_calls import count_kernel_calls
+    from workers import generation
+
+    others = [name for name in kernels.LAYOUTS if name != kernels.FIXED_LAYOUT]
+    monkeypatch.setattr(kernels, "_fastest", {})
+    monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: {n: float(n not in others) for n in kernels.LAYOUTS})
+    calls = count_kernel_calls(monkeypatch)
+    params = generation.validate_params({"model_size": "tiny-1", "splits": SPLITS, "max_length": 20,
+                                         "shard_size": 10, "reference": False})
+    assert generation.shard_run(prefix="t/fixed/", shard=generation.plan_shards(params)[0], params=params)
+    assert calls[kernels.FIXED_LAYOUT] > 0 and all(calls[other] == 0 for other in others)
+
+
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tiny_size, corpus_file, worker_process, settings):
     settings.STAGEGATE_JOB_STALE_AFTER_S = 4
     first = worker_process("doomed")
