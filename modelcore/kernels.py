@@ -1,11 +1,10 @@
 """CPU inference kernels for the model's linear layers, and the choice between them.
 
 Which fp32 kernel streams a weight matrix fastest depends on the CPU, the batch size and the threads.
-Measured on two 2-core machines (bench/README.md): at batch 1 oneDNN streamed the weights 1.3x faster
-than MKL on a transposed copy of them on one, while on an Intel Xeon the transposed copy was 1.7x faster
-than oneDNN; at batch 32 oneDNN on its own blocked layout won on the Xeon and on an AMD EPYC. So sampling times the
-candidate layouts on the model's own matrices, once per process, shapes, batch size and thread count
-(`fastest_layout`), instead of fixing one.
+Measured on the 2-core machines of bench/README.md: at batch 1, oneDNN beat MKL on a transposed copy of
+the weights 1.3x on one, and lost to it 1.7x on an Intel Xeon; at batch 32, oneDNN on its own blocked
+layout won on the Xeon and on an AMD EPYC. So sampling times the candidate layouts on the model's own
+matrices, once per process, shapes, batch size and thread count (`fastest_layout`), instead of fixing one.
 
 A layout is a way to hold a weight W [out, in] and multiply by it: `prepare(layout, W, batch)` returns a
 Kernel computing x W^T + b, as F.linear does. A KernelSet maps modules to their kernels; within
@@ -140,7 +139,8 @@ def fastest_layout(weights: Sequence[Tensor], batch_size: int) -> str:
     if torch.are_deterministic_algorithms_enabled():
         return FIXED_LAYOUT
     first = weights[0]
-    key = (tuple(tuple(w.shape) for w in weights), first.dtype, first.device, batch_size, torch.get_num_threads())
+    shapes = tuple(tuple(w.shape) for w in weights)
+    key = (shapes, first.dtype, first.device, batch_size, torch.get_num_threads())
     with _fastest_lock:
         if key not in _fastest:
             times = _pass_times(_timing_sample(weights), batch_size)

@@ -80,7 +80,6 @@ def audit_record(
     transaction is rolled back with it (catching the error there and carrying on is not possible).
     """
     target = target_of(target)
-    # No savepoint: a failed append aborts the caller's transaction anyway, and this runs on every link.
     with transaction.atomic(savepoint=False):
         _lock_chain()  # held until the outermost transaction commits
         last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
