@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import fused
 from .model import GPT
 
 END_CHECK_INTERVAL = 8  # steps between "has every row ended?" checks; each check syncs with the device
@@ -94,15 +95,18 @@ def generate(
     eot_id: int | None,
     device: str = "cpu",
     layout: str | None = None,
+    fused_step: bool = True,
 ) -> Iterator[Sample]:
     """Yield n_samples samples, batch by batch, so memory is batch_size x n_ctx however many are asked.
 
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
     On CPU it multiplies by the weight matrices in the layout fastest at its batch size, usually a copy
-    held until the iteration ends (GPT.prepare_kernels). A seed repeats its samples exactly within a
-    process; across processes too with a fixed `layout` (e.g. modelcore.kernels.FIXED_LAYOUT), since the
-    timed choice may differ between processes and kernels round differently.
+    held until the iteration ends (GPT.prepare_kernels). At batch 1 on CPU, each token after the prompt
+    goes through one native call (modelcore.fused) where it can be built, unless fused_step=False.
+    A seed repeats its samples exactly within a process; across processes too with a fixed `layout`
+    (e.g. modelcore.kernels.FIXED_LAYOUT), since the timed choice may differ between processes and kernels
+    round differently (the fused step rounds the same way whatever the threads).
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -126,12 +130,15 @@ def generate(
     prepared = model.prepare_kernels(min(batch_size, n_samples), layout)  # once: a last, smaller batch too
     prompt_t = torch.tensor([prompt], device=device)  # [1, P]
     settings = (temperature, top_k, top_p, generator)
+    step = None
+    if fused_step and len(cache[0][0]) == 1 and prepared.layout is not None:  # batch 1, fp32 on CPU
+        step = fused.decoder(model, cache)  # None where the native library cannot be built
     for start in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - start)
         # Modes are entered per batch, not around the yields, so that they never leak into the caller's code.
         with torch.inference_mode(), autocast, prepared:
             rows = _generate_batch(model, prompt_t.expand(b, -1), [kv[:, :b] for kv in cache], max_new_tokens,
-                                   eot_id, settings)  # fmt: skip
+                                   eot_id, settings, step)  # fmt: skip
         yield from rows
 
 
@@ -142,7 +149,9 @@ def _generate_batch(
     max_new_tokens: int,
     eot_id: int | None,
     settings: tuple,
+    step: fused.FusedDecoder | None = None,
 ) -> list[Sample]:
+    """Samples for the b prompt rows; tokens after the prompt go through step (batch 1) if given."""
     b, p = prompt.shape
     out = torch.empty(b, max_new_tokens, dtype=torch.long, device=prompt.device)  # [b, N]
     ended = torch.zeros(b, dtype=torch.bool, device=prompt.device)  # [b]
@@ -157,7 +166,7 @@ def _generate_batch(
                 n = t + 1
                 break
         if t + 1 < max_new_tokens:
-            logits = model.decode(token[:, None], kv_cache, p + t)
+            logits = step(int(token), p + t) if step else model.decode(token[:, None], kv_cache, p + t)
     samples = []
     for row in out[:, :n].tolist():
         length = row.index(eot_id) if eot_id in row else len(row)

@@ -1,0 +1,152 @@
+"""Batch-1 decoding in one native call: decode_step.c, compiled for this machine on first use.
+
+At batch 1 a decoding step is memory-bound: it reads every weight once. torch spends most of the step
+elsewhere (operator overhead, and matrix-vector kernels well below a bare read), so sampling at batch 1 on
+CPU feeds each token through `decode_step` instead of GPT.decode. The prompt still goes through the
+model in torch, which fills the same key/value cache the step then extends.
+
+Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
+fails, `decoder` returns None and sampling stays in torch; `unavailable_reason()` says why. The library
+is cached per source, flags, compiler and CPU in $MODELCORE_NATIVE_CACHE (default
+~/.cache/stagegate/modelcore).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .model import GPT
+
+SOURCE = Path(__file__).with_name("decode_step.c")
+# -ffp-contract=off: no fused multiply-adds, so that every CPU rounds the same way, with or without FMA.
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
+PER_LAYER = 12  # pointers per layer, in decode_step.c's order
+_LAYER_PARAMETERS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+                     "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+                     "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")  # fmt: skip
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int) for name in ("n_layer", "n_embd", "n_head", "n_ctx", "n_vocab")] + [
+        (name, ctypes.c_void_p) for name in ("wte", "wpe", "ln_f_w", "ln_f_b")
+    ] + [("layers", ctypes.POINTER(ctypes.c_void_p)), ("kv", ctypes.POINTER(ctypes.c_void_p))]
+
+
+class FusedDecoder:
+    """Calling it with (token, pos) feeds one token at pos to a batch-1 model and returns next-token
+    logits [1, V], as model.decode(tensor([[token]]), kv_cache, pos) does, filling the same kv_cache.
+
+    It reads the model's parameters and the cache in place: use it while neither is replaced or resized.
+    """
+
+    def __init__(self, library: ctypes.CDLL, model: GPT, kv_cache: list[Tensor]) -> None:
+        c = model.config
+        params = dict(model.named_parameters())
+        if model.training and c.dropout > 0:
+            raise ValueError("the fused step has no dropout: put the model in eval mode")
+        for name, p in params.items():
+            if not (p.is_cpu and p.dtype == torch.float32 and p.is_contiguous()):
+                raise ValueError(f"the fused step needs contiguous fp32 CPU weights; {name} is not")
+        expected = (2, 1, c.n_head, c.n_ctx, c.head_dim)
+        if len(kv_cache) != c.n_layer or any(
+            tuple(kv.shape) != expected or kv.dtype != torch.float32 or not kv.is_cpu or not kv.is_contiguous()
+            for kv in kv_cache
+        ):
+            raise ValueError(f"the fused step needs {c.n_layer} contiguous fp32 CPU caches of shape {expected}")
+        self._library, self._n_vocab, self._n_ctx = library, c.n_vocab, c.n_ctx
+        self._keep = (params, kv_cache)  # the pointers below point into these
+        layers = [params[f"h.{i}.{name}"].data_ptr() for i in range(c.n_layer) for name in _LAYER_PARAMETERS]
+        self._layers = (ctypes.c_void_p * len(layers))(*layers)
+        self._kv = (ctypes.c_void_p * c.n_layer)(*(kv.data_ptr() for kv in kv_cache))
+        self._model = _Model(c.n_layer, c.n_embd, c.n_head, c.n_ctx, c.n_vocab,
+                             *(params[n].data_ptr() for n in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")),
+                             self._layers, self._kv)  # fmt: skip
+        self._work = torch.empty(10 * c.n_embd + c.n_ctx * c.n_head)
+        self._threads = torch.get_num_threads()
+
+    def __call__(self, token: int, pos: int) -> Tensor:
+        if not 0 <= token < self._n_vocab:
+            raise ValueError(f"token {token} is outside the vocabulary of {self._n_vocab}")
+        if not 0 <= pos < self._n_ctx:
+            raise ValueError(f"position {pos} exceeds n_ctx {self._n_ctx}")
+        logits = torch.empty(1, self._n_vocab)
+        status = self._library.decode_step(ctypes.byref(self._model), token, pos, self._threads,
+                                           self._work.data_ptr(), logits.data_ptr())  # fmt: skip
+        if status:
+            raise RuntimeError(f"decode_step refused token {token} at position {pos}")
+        return logits
+
+
+def decoder(model: GPT, kv_cache: list[Tensor]) -> FusedDecoder | None:
+    """A FusedDecoder for this batch-1 fp32 CPU model and cache, or None where the library is unavailable."""
+    library = _library()
+    return None if library is None else FusedDecoder(library, model, kv_cache)
+
+
+def unavailable_reason() -> str | None:
+    """Why the native library cannot be used here, or None when it can."""
+    return _build()[1]
+
+
+def _library() -> ctypes.CDLL | None:
+    return _build()[0]
+
+
+@functools.cache
+def _build() -> tuple[ctypes.CDLL | None, str | None]:
+    compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not compiler:
+        return None, "no C compiler found (install gcc, or set CC)"
+    try:
+        path = _compiled(compiler)
+        library = ctypes.CDLL(str(path))
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"building {SOURCE.name} failed: {exc}"
+    library.decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                    ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+    library.decode_step.restype = ctypes.c_int
+    return library, None
+
+
+def _compiled(compiler: str) -> Path:
+    """The shared library for this source, flags, compiler and CPU, compiled unless cached."""
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, version, _cpu()]).encode()).hexdigest()[:16]
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stagegate" / "modelcore"
+    cache = Path(os.environ.get("MODELCORE_NATIVE_CACHE") or default)
+    path = cache / f"decode_step-{key}.so"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)  # it holds code this process will load
+        # Built beside its final name and renamed into place, so processes building at once never load half a file.
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+        os.close(fd)
+        try:
+            done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True,
+                                  text=True, timeout=300)  # fmt: skip
+            if done.returncode:
+                raise OSError(done.stderr.strip()[-2000:] or f"{compiler} exited {done.returncode}")
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _cpu() -> str:
+    """What -march=native compiles for: the machine and, on Linux, its CPU's model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    wanted = [line for line in lines if line.startswith(("model name", "flags", "Features"))][:2]
+    return "\n".join([platform.machine(), *wanted])
