@@ -128,7 +128,9 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
         model, n_samples=shard.count, batch_size=min(GENERATION_BATCH, shard.count),
         max_new_tokens=params["max_length"], temperature=setting["temperature"], top_k=setting["top_k"],
         top_p=setting["top_p"], seed=shard.seed, eot_id=tokenizer.eot_id,
-        layout=kernels.FIXED_LAYOUT,  # a redone shard, maybe on another worker, repeats the same samples
+        # A redone shard, maybe on another worker, repeats the same samples: one fixed torch path, not the
+        # layout a worker times as fastest nor, for a 1-sample shard, the native step a worker may lack.
+        layout=kernels.FIXED_LAYOUT, fused_step=False,
     )
     for offset, sample in enumerate(samples):
         record = {"id": shard.first_id + offset, "ended": sample.ended, "length": sample.length,

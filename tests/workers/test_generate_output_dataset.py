@@ -100,6 +100,23 @@ def test_shards_run_on_the_fixed_layout_whatever_timing_prefers(tiny_size, monke
     assert calls[kernels.FIXED_LAYOUT] > 0 and all(calls[other] == 0 for other in others)
 
 
+def test_a_one_sample_shard_stays_off_the_native_step(tiny_size, monkeypatch):
+    """Batch 1 would otherwise go through modelcore.fused, which a worker without a compiler lacks."""
+    from modelcore import fused, kernels
+    from tests.kernel_calls import count_kernel_calls
+    from workers import generation
+
+    steps = []
+    monkeypatch.setattr(fused.FusedDecoder, "__call__", lambda self, token, pos: steps.append(pos))
+    calls = count_kernel_calls(monkeypatch)
+    params = generation.validate_params({"model_size": "tiny-1", "splits": {"train": 1, "valid": 1, "test": 1},
+                                         "max_length": 8, "shard_size": 1, "reference": False})  # fmt: skip
+    [shard, *_] = generation.plan_shards(params)
+    assert shard.count == 1
+    assert generation.shard_run(prefix="t/one/", shard=shard, params=params)
+    assert steps == [] and calls[kernels.FIXED_LAYOUT] > 0
+
+
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tiny_size, corpus_file, worker_process, settings):
     settings.STAGEGATE_JOB_STALE_AFTER_S = 4
     first = worker_process("doomed")
