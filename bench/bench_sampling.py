@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from modelcore import fused  # noqa: E402
 from modelcore.export import export_hf  # noqa: E402
 from modelcore.model import GPT, GPTConfig  # noqa: E402
 from modelcore.sample import generate  # noqa: E402
@@ -60,9 +61,9 @@ def main() -> None:
     reference.generation_config.eos_token_id = None  # both sides generate all NEW_TOKENS, like eot_id=None
     prompt = tokenizer.encode(CORPUS.read_text(encoding="utf-8")[:200])[:PROMPT_LEN]
 
-    def ours(batch: int) -> None:
+    def ours(batch: int, fused_step: bool = True) -> None:
         samples = generate(model, n_samples=batch, batch_size=batch, max_new_tokens=NEW_TOKENS, top_k=TOP_K,
-                           prompt_tokens=prompt, eot_id=None, seed=1)  # fmt: skip
+                           prompt_tokens=prompt, eot_id=None, seed=1, fused_step=fused_step)  # fmt: skip
         assert all(s.length == NEW_TOKENS for s in samples)
 
     def theirs(batch: int) -> None:
@@ -85,6 +86,12 @@ def main() -> None:
         print(f"{batch:>5} {reference_rate[batch]:>19.0f} {batch * NEW_TOKENS / mine:>16.0f} {ratio:>5.2f}x "
               f"{goal:>4.1f}x")  # fmt: skip
     print("goals met" if ok else "GOALS NOT MET")
+    # The same batch-1 sampling with every step in torch, for what the native step adds.
+    [torch_only] = best_times([lambda: ours(1, fused_step=False)], args.repeats)
+    print(f"batch 1 with every step in torch (fused_step=False): {NEW_TOKENS / torch_only:.0f} tok/s = "
+          f"{NEW_TOKENS / torch_only / reference_rate[1]:.2f}x; the batch-1 runs above used "
+          + ("modelcore.fused's native step" if fused.unavailable_reason() is None
+             else f"torch, the native step being unavailable: {fused.unavailable_reason()}"))  # fmt: skip
     print("modelcore's linear layouts, timed on this machine: "
           + ", ".join(f"batch {b}: {name}" for b, name in layouts.items()))  # fmt: skip
 

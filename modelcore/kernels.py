@@ -10,6 +10,8 @@ A layout is a way to hold a weight W [out, in] and multiply by it: `prepare(layo
 Kernel computing x W^T + b, as F.linear does. A KernelSet maps modules to their kernels; within
 `with kernel_set:` (in that thread only, so a model shared between threads stays correct) `linear`
 calls pass through them.
+
+At batch 1, sampling uses these only for the prompt: each later token goes through modelcore.fused.
 """
 
 from __future__ import annotations
