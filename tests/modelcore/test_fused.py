@@ -30,7 +30,7 @@ def trained_looking(config: GPTConfig, seed: int = 0) -> GPT:
 
 
 def after_prompt(model: GPT, prompt: list[int]) -> list[torch.Tensor]:
-    cache = model.new_kv_cache(1)
+    cache = [kv.zero_() for kv in model.new_kv_cache(1)]  # left uninitialised, it may hold NaNs that never equal
     with torch.inference_mode():
         model.decode(torch.tensor([prompt]), cache, 0)
     return cache
