@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import fused
+from . import fused, kernels
 from .model import GPT
 
 END_CHECK_INTERVAL = 8  # steps between "has every row ended?" checks; each check syncs with the device
@@ -104,9 +104,9 @@ def generate(
     On CPU it multiplies by the weight matrices in the layout fastest at its batch size, usually a copy
     held until the iteration ends (GPT.prepare_kernels). At batch 1 on CPU, each token after the prompt
     goes through one native call (modelcore.fused) where it can be built, unless fused_step=False.
-    A seed repeats its samples exactly within a process; across processes too with a fixed `layout`
-    (e.g. modelcore.kernels.FIXED_LAYOUT), since the timed choice may differ between processes and kernels
-    round differently (the fused step rounds the same way whatever the threads).
+    A seed repeats its samples exactly within a process. Across processes it does with a fixed `layout`
+    (e.g. modelcore.kernels.FIXED_LAYOUT) and fused_step=False, since kernels round differently: the timed
+    layout may differ between processes, and whether the native step builds depends on the machine.
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -125,14 +125,15 @@ def generate(
     cuda = torch.device(device).type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     generator = torch.Generator(device).manual_seed(seed)
+    batch = min(batch_size, n_samples)
     with torch.inference_mode():
-        cache = model.new_kv_cache(min(batch_size, n_samples), dtype=torch.bfloat16 if cuda else None)
-    prepared = model.prepare_kernels(min(batch_size, n_samples), layout)  # once: a last, smaller batch too
+        cache = model.new_kv_cache(batch, dtype=torch.bfloat16 if cuda else None)
+    step = fused.decoder(model, cache) if fused_step and batch == 1 else None  # None: all in torch
+    # Once: a last, smaller batch uses them too. With the native step they serve only the prompt, so
+    # nothing is timed then.
+    prepared = model.prepare_kernels(batch, layout or (kernels.FIXED_LAYOUT if step else None))
     prompt_t = torch.tensor([prompt], device=device)  # [1, P]
     settings = (temperature, top_k, top_p, generator)
-    step = None
-    if fused_step and len(cache[0][0]) == 1 and prepared.layout is not None:  # batch 1, fp32 on CPU
-        step = fused.decoder(model, cache)  # None where the native library cannot be built
     for start in range(0, n_samples, batch_size):
         b = min(batch_size, n_samples - start)
         # Modes are entered per batch, not around the yields, so that they never leak into the caller's code.
@@ -166,7 +167,14 @@ def _generate_batch(
                 n = t + 1
                 break
         if t + 1 < max_new_tokens:
-            logits = step(int(token), p + t) if step else model.decode(token[:, None], kv_cache, p + t)
+            if step is None:
+                logits = model.decode(token[:, None], kv_cache, p + t)
+                continue
+            value = int(token)  # batch 1: one token, already on the CPU
+            if value == eot_id:  # the only row has ended: no periodic check needed to stop here
+                n = t + 1
+                break
+            logits = step(value, p + t)
     samples = []
     for row in out[:, :n].tolist():
         length = row.index(eot_id) if eot_id in row else len(row)
