@@ -27,8 +27,8 @@ typedef struct {
     float *const *kv;                         /* per layer [2, n_head, n_ctx, head_dim] */
 } Model;
 
-/* w . x over n floats. One row at a time, in two accumulators: measured at a bare read's speed where
- * four rows at a time sharing each load of x ran at half of it (more streams than the prefetcher follows). */
+/* w . x over n floats. One row at a time, in two accumulators: measured at a bare read's speed, where
+ * four rows at a time sharing each load of x ran at half of it (bench/README.md). */
 static float dot(const float *w, const float *x, int n) {
     v16 a = {0}, b = {0};
     int i = 0;
@@ -68,7 +68,7 @@ static void layer_norm(const float *x, const float *w, const float *b, float *y,
     for (int i = 0; i < n; i++) mean += x[i];
     mean /= n;
     for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
-    float inv = 1.0f / sqrtf(var / n + 1e-5f);
+    float inv = 1.0f / sqrtf(var / n + 1e-5f);  /* model.py's LN_EPS */
     for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
