@@ -6,6 +6,9 @@ bash scripts/bootstrap.sh test
 # tests/browser drives Debian's chromium (Playwright's own browser download does not work here).
 [ -x /usr/bin/chromium ] || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
     || echo "chromium unavailable: the browser test will be skipped"
+# tests/modelcore/test_fused.py builds modelcore's native decoding step, and fails where it cannot.
+command -v gcc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev) \
+    || echo "gcc unavailable: the native decoding step's tests will fail"
 export STAGEGATE_RUN_DIR="$PWD/.run/test"
 mkdir -p "$STAGEGATE_RUN_DIR"
 eval "$(.venv/bin/python -m devstack test-env --run-dir "$STAGEGATE_RUN_DIR")"
