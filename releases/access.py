@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from registry.errors import ModelSizeNotFound
@@ -24,7 +25,7 @@ from releases.models import (
     TermsAcceptance,
     TermsVersion,
 )
-from releases.roles import is_policy_staff
+from releases.roles import POLICY_STAFF_GROUP, is_policy_staff
 from releases.stages import Stage
 
 # Actions
@@ -136,7 +137,7 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
       force accepted, and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
 
     lock=True (inside a transaction) reads the partner's grant rows for the size under a share lock first
-    (see `_grants`): a revocation that committed before this call is seen, one that comes later waits until
+    (see `_facts`): a revocation that committed before this call is seen, one that comes later waits until
     the caller's transaction ends, and concurrent links on a grant with a quota are counted one after the
     other (`_lock_quota`).
     """
@@ -144,26 +145,26 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
         raise ValueError(f"unknown action {action!r}")
     decide_after_locks = lock and now is None
     now = now or timezone.now()
-    if is_staff(user):
-        return Decision(True, STAFF, "Staff may download every size at every stage.")
-    slug = size.slug
-    if size.stage == Stage.INTERNAL:
-        return _no(STAGE_INTERNAL, f"No model size {slug!r}.")
-    if size.stage == Stage.WITHDRAWN:
-        return _no(WITHDRAWN, f"{slug} has been withdrawn: no new download links are issued for it.")
-    if size.stage == Stage.PUBLIC:
-        return Decision(True, PUBLIC, f"{slug} is public: anyone may download it.")
-    # The partners stage.
-    if user is None or not user.is_authenticated:
-        return _no(NOT_AUTHENTICATED, f"{slug} is available to partners holding a grant; send "
-                                      "`Authorization: Token <key>` (create a token in the partner portal).")
-    grants = _grants(user, size, lock=lock)
+    authenticated = user is not None and user.is_authenticated
+    facts = _facts(user if authenticated else None, size, now=now, lock=lock)
     if decide_after_locks:
         # A revocation that committed while this waited for the locks is stamped later than a `now` read
         # before the wait: decide as of now. (Revocations are stamped with the moment they are made.)
         now = timezone.now()
-    # A user belongs to at most one partner: every grant found is that partner's.
-    partner = grants[0].partner if grants else _partner_of(user)
+    if authenticated and (user.is_staff or facts.policy_staff):
+        return Decision(True, STAFF, "Staff may download every size at every stage.")
+    slug = size.slug
+    if facts.stage == Stage.INTERNAL:
+        return _no(STAGE_INTERNAL, f"No model size {slug!r}.")
+    if facts.stage == Stage.WITHDRAWN:
+        return _no(WITHDRAWN, f"{slug} has been withdrawn: no new download links are issued for it.")
+    if facts.stage == Stage.PUBLIC:
+        return Decision(True, PUBLIC, f"{slug} is public: anyone may download it.")
+    # The partners stage.
+    if not authenticated:
+        return _no(NOT_AUTHENTICATED, f"{slug} is available to partners holding a grant; send "
+                                      "`Authorization: Token <key>` (create a token in the partner portal).")
+    partner, grants, terms = facts.partner, facts.grants, facts.terms
     if partner is None:
         return _no(NOT_A_PARTNER, f"{slug} is available only to members of partner organisations holding a "
                                   "grant for it; your account belongs to no partner organisation.")
@@ -174,7 +175,6 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
     if not active:
         return _refuse_for_grants(grants, partner=partner, slug=slug, now=now)
     grant = active[0]
-    terms = _terms_with_acceptance(user, now=now)
     if terms is None:
         return _no(TERMS_NOT_ACCEPTED, "No partner terms of use are in force yet, so no partner links can be "
                                        "issued; ask policy staff to publish them.", grant=grant, partner=partner)
@@ -194,44 +194,102 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
                                  f"{grant.expires_at.isoformat()}.", grant=grant, partner=partner, terms=terms)
 
 
-def _partner_of(user) -> PartnerOrganisation | None:
-    membership = PartnerMember.objects.select_related("partner").filter(user=user).first()
-    return membership.partner if membership else None
+@dataclass(frozen=True)
+class _Facts:
+    """What `may` decides on, as the database has it (read in one statement: a link reads it twice)."""
+
+    stage: str  # the size's stage now, whatever the caller's copy of the size says
+    policy_staff: bool  # the user is in the policy-staff group
+    partner: PartnerOrganisation | None  # the user's organisation (a user belongs to at most one)
+    grants: list[AccessGrant]  # its grants for the size, newest first
+    terms: TermsVersion | None  # the terms in force, with `accepted`: whether the user has accepted them
 
 
-def _grants(user, size: ModelSize, *, lock: bool) -> list[AccessGrant]:
-    """The grants for the size held by the user's partner organisation, newest first, with the partner.
+def _facts(user, size: ModelSize, *, now: datetime, lock: bool) -> _Facts:
+    """The facts for an authenticated `user`, or for anyone (user=None: only the stage counts).
 
-    lock=True reads them FOR SHARE, with the partner and membership rows: links proceed side by side, yet a
-    revocation, a deactivation or a removal from the partner (an UPDATE or DELETE of one of those rows)
-    waits for them to commit, and they wait for an uncommitted one and then read the changed row.
+    lock=True reads the grants FOR SHARE, with the partner and membership rows: links proceed side by side,
+    yet a revocation, a deactivation or a removal from the partner (an UPDATE or DELETE of one of those rows)
+    waits for them to commit, and they wait for an uncommitted one and then read the changed row. FOR SHARE
+    cannot lock the empty side of an outer join, so the locked read takes inner joins; where it finds no
+    grant (staff, a public size, a refusal), the facts are read again unlocked.
     """
-    grants = (AccessGrant.objects.select_related("partner")
-              .filter(model_size=size, partner__members__user=user).order_by("-created_at", "-id"))
-    if not lock:
-        return list(grants)
-    if not connection.in_atomic_block:
+    if lock and not connection.in_atomic_block:
         raise RuntimeError("may(lock=True) must run inside a transaction: its locks last until the commit")
-    if connection.vendor != "postgresql":
-        return list(grants.select_for_update())  # SQLite serialises writers; the clause is dropped there
-    sql, params = grants.query.sql_with_params()
+    rows = _facts_rows(user, size, now=now, lock=True) if lock and user is not None else []
+    if not rows:
+        rows = _facts_rows(user, size, now=now, lock=False)
+    if not rows:
+        raise ModelSizeNotFound(f"No model size {size.slug!r}.")  # deleted meanwhile
+    first = rows[0]
+    partner = _model_from_row(PartnerOrganisation, first, "p") if first[_column_index["p"]] is not None else None
+    grants = []
+    for row in rows:
+        if row[_column_index["g"]] is not None:
+            grant = _model_from_row(AccessGrant, row, "g")
+            grant.partner = partner
+            grants.append(grant)
+    terms = None
+    if first[_column_index["t"]] is not None:
+        terms = _model_from_row(TermsVersion, first, "t")
+        terms.accepted = bool(first[-1])
+    return _Facts(stage=first[0], policy_staff=bool(first[1]), partner=partner, grants=grants, terms=terms)
+
+
+# The columns `_facts_rows` selects: the stage, policy staff, then the partner's, the grant's and some of
+# the terms' (each a model's columns in field order), and last whether the user accepted those terms.
+_facts_fields = {
+    "p": list(PartnerOrganisation._meta.concrete_fields),
+    "g": list(AccessGrant._meta.concrete_fields),
+    "t": [TermsVersion._meta.get_field(name) for name in ("id", "version", "published_at")],
+}
+_column_index = {"p": 2, "g": 2 + len(_facts_fields["p"]), "t": 2 + len(_facts_fields["p"]) + len(_facts_fields["g"])}
+
+
+def _facts_rows(user, size: ModelSize, *, now: datetime, lock: bool) -> list[tuple]:
+    # Hand-written: the ORM compiling these joins took longer than PostgreSQL answering them.
+    q = connection.ops.quote_name
+    user_model = get_user_model()
+    table = {model: q(model._meta.db_table) for model in (
+        ModelSize, PartnerMember, PartnerOrganisation, AccessGrant, TermsVersion, TermsAcceptance, Group,
+        user_model.groups.through)}
+    columns = ", ".join(f"{alias}.{q(field.column)}" for alias, fields in _facts_fields.items() for field in fields)
+    join = "JOIN" if lock else "LEFT JOIN"
+    # SQLite serialises writers, so there the statement needs no lock clause.
+    for_share = " FOR SHARE OF m, p, g" if lock and connection.vendor == "postgresql" else ""
+    sql = f"""
+        SELECT s.stage,
+               EXISTS (SELECT 1 FROM {table[user_model.groups.through]} ug JOIN {table[Group]} gr ON gr.id = ug.group_id
+                       WHERE ug.user_id = %(user)s AND gr.name = %(policy_staff)s),
+               {columns},
+               EXISTS (SELECT 1 FROM {table[TermsAcceptance]} a WHERE a.terms_id = t.id AND a.user_id = %(user)s)
+        FROM {table[ModelSize]} s
+        {join} {table[PartnerMember]} m ON m.user_id = %(user)s
+        {join} {table[PartnerOrganisation]} p ON p.id = m.partner_id
+        {join} {table[AccessGrant]} g ON g.partner_id = p.id AND g.model_size_id = s.id
+        LEFT JOIN (SELECT id, version, published_at FROM {table[TermsVersion]} WHERE published_at <= %(now)s
+                   ORDER BY published_at DESC, id DESC LIMIT 1) t ON 1 = 1
+        WHERE s.id = %(size)s
+        ORDER BY g.created_at DESC, g.id DESC{for_share}"""
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} FOR SHARE", params)
-        rows = cursor.fetchall()
-    return [_grant_from_row(row) for row in rows]
+        cursor.execute(sql, {"user": user.pk if user is not None else None, "policy_staff": POLICY_STAFF_GROUP,
+                             "now": connection.ops.adapt_datetimefield_value(now), "size": size.pk})
+        return cursor.fetchall()
 
 
-_GRANT_COLUMNS = [f.attname for f in AccessGrant._meta.concrete_fields]
-_PARTNER_COLUMNS = [f.attname for f in PartnerOrganisation._meta.concrete_fields]
-
-
-def _grant_from_row(row: tuple) -> AccessGrant:
-    # The columns of the select_related query above: the grant's, then the partner's.
-    if len(row) != len(_GRANT_COLUMNS) + len(_PARTNER_COLUMNS):
-        raise RuntimeError(f"unexpected grant row of {len(row)} columns")
-    grant = AccessGrant.from_db("default", _GRANT_COLUMNS, row[:len(_GRANT_COLUMNS)])
-    grant.partner = PartnerOrganisation.from_db("default", _PARTNER_COLUMNS, row[len(_GRANT_COLUMNS):])
-    return grant
+def _model_from_row(model, row: tuple, alias: str):
+    """An instance from its columns in a `_facts_rows` row, converted as the ORM converts them (SQLite's
+    datetimes come back naive)."""
+    fields = _facts_fields[alias]
+    start = _column_index[alias]
+    values = []
+    for offset, field in enumerate(fields):
+        value = row[start + offset]
+        col = field.get_col(alias)
+        for converter in [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]:
+            value = converter(value, col, connection)
+        values.append(value)
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
 
 
 def _lock_quota(grant: AccessGrant) -> None:
@@ -247,13 +305,6 @@ def _lock_quota(grant: AccessGrant) -> None:
 
 # pg_advisory_xact_lock(int, int) key class for quota counting; two-key locks never meet one-key locks.
 _QUOTA_LOCK_CLASS = int.from_bytes(b"SGQT", "big") >> 1
-
-
-def _terms_with_acceptance(user, *, now: datetime) -> TermsVersion | None:
-    """The terms in force, with `accepted`: whether the user has accepted them (one query)."""
-    accepted = TermsAcceptance.objects.filter(terms=OuterRef("pk"), user=user)
-    return (TermsVersion.objects.filter(published_at__lte=now).annotate(accepted=Exists(accepted))
-            .order_by("-published_at", "-id").first())
 
 
 def _refuse_for_grants(grants: list[AccessGrant], *, partner: PartnerOrganisation, slug: str,

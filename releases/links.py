@@ -77,7 +77,7 @@ def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -
     ttl_s = link_ttl_s()
     url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
     with transaction.atomic():
-        size = ModelSize.objects.select_related("family").get(pk=size.pk)  # a withdrawal committed meanwhile
+        # `may` reads the size's stage afresh: a withdrawal committed meanwhile is seen.
         decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True),
                                   size=size)
         record = _record(user=user, size=size, artifact=artifact, decision=decision, ttl_s=ttl_s, ip=ip)

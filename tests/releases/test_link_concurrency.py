@@ -125,15 +125,15 @@ def test_a_revocation_stamped_after_a_link_began_deciding_but_committed_first_is
     from releases import access
 
     grant = make_grant(partner_size, size, alice)
-    locked_grants, waiting, go = access._grants, threading.Event(), threading.Event()
+    locked_facts, waiting, go = access._facts, threading.Event(), threading.Event()
 
-    def grants_after_the_revocation(user, size, *, lock):
+    def facts_after_the_revocation(user, size, *, now, lock):
         if lock:
             waiting.set()
             assert go.wait(timeout=10)
-        return locked_grants(user, size, lock=lock)
+        return locked_facts(user, size, now=now, lock=lock)
 
-    monkeypatch.setattr(access, "_grants", grants_after_the_revocation)
+    monkeypatch.setattr(access, "_facts", facts_after_the_revocation)
     link_results: list = []
     requester = _in_thread(lambda: links.link_issue(user=pat, size=size, filename="model.safetensors"),
                            link_results)
