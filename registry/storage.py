@@ -4,6 +4,7 @@ Configured from settings (S3_*). Every failure to reach S3 becomes StorageUnavai
 """
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,6 +168,29 @@ def head(key: str) -> StoredObject:
     with _s3_errors(key):
         response = client().head_object(Bucket=settings.S3_BUCKET, Key=key)
     return StoredObject(key=key, bytes=response["ContentLength"], sha256=response.get("Metadata", {}).get("sha256"))
+
+
+# (endpoint, bucket, key) → (time.monotonic() of the HEAD, its answer): this process's recent successful HEADs.
+_recent_heads: dict[tuple[str, str, str], tuple[float, StoredObject]] = {}
+_RECENT_HEADS_MAX = 10_000
+
+
+def head_recent(key: str, *, within_s: float) -> StoredObject:
+    """`head(key)`, or this process's answer to it from the last `within_s` seconds.
+
+    For callers that ask about the same objects many times a second (download links): a HEAD costs the
+    platform and the store more than issuing the link does. Only successes are remembered, so a missing
+    object or an unreachable store is seen by the first call after the window.
+    """
+    now = time.monotonic()
+    where = (settings.S3_ENDPOINT_URL, settings.S3_BUCKET, key)
+    if within_s > 0 and (seen := _recent_heads.get(where)) is not None and now - seen[0] < within_s:
+        return seen[1]
+    stored = head(key)
+    if len(_recent_heads) >= _RECENT_HEADS_MAX:
+        _recent_heads.clear()
+    _recent_heads[where] = (now, stored)
+    return stored
 
 
 def read_bytes(key: str) -> bytes:

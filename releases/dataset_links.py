@@ -1,6 +1,7 @@
 """Signed links to output-dataset splits, with the guarantees of the weights' links (releases/links.py).
 
-`access.may_dataset` decides; storage is asked before anything is written (S3 down → 503, nothing recorded);
+`access.may_dataset` decides; storage is asked before anything is written (S3 down → 503, nothing recorded,
+once the storage check window has passed);
 every link is audited as `dataset_link.issued` (dataset, split, IP, expiry — never the URL).
 """
 
@@ -15,7 +16,7 @@ from registry.datasets.errors import DatasetNotFound, SplitNotFound
 from registry.models import DatasetSplit, OutputDataset
 from releases import access
 from releases.audit import audit_record
-from releases.links import link_ttl_s
+from releases.links import link_ttl_s, storage_check_window_s
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ def dataset_link_issue(*, user, name: str, split: str, ip: str | None = None) ->
     part = DatasetSplit.objects.filter(dataset=dataset, split=split).first()
     if part is None:
         raise SplitNotFound(f"{dataset.name} has no split {split!r} (splits: train, valid, test).")
-    storage.head(part.s3_key)  # StorageUnavailable (503) / ObjectMissing (404) before any write
+    # StorageUnavailable (503) / ObjectMissing (404) before any write
+    storage.head_recent(part.s3_key, within_s=storage_check_window_s())
     ttl_s = link_ttl_s()
     expires_at = timezone.now() + timedelta(seconds=ttl_s)
     url = storage.presign_get(part.s3_key, ttl_s=ttl_s, download_name=part.filename)

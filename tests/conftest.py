@@ -57,6 +57,14 @@ def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@example.org", "pw-admin")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_storage_checks():
+    """Each test starts with no remembered storage checks (registry.storage.head_recent)."""
+    from registry import storage
+
+    storage._recent_heads.clear()
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

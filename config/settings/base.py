@@ -209,6 +209,9 @@ STAGEGATE_WEBHOOK_TIMEOUT_S = envint("STAGEGATE_WEBHOOK_TIMEOUT_S", 5)
 # ---------------------------------------------------------------------------
 # Lifetime of a signed download link; clamped to at most an hour. Clients ask again when one expires.
 STAGEGATE_LINK_TTL_S = envint("STAGEGATE_LINK_TTL_S", 600)
+# A successful storage check of a file vouches for it this long in each server process before a link is
+# issued without asking storage again; an outage gets 503 at most this late. 0 checks every link.
+STAGEGATE_STORAGE_CHECK_WINDOW_MS = envint("STAGEGATE_STORAGE_CHECK_WINDOW_MS", 1000)
 # The partner portal signs in with the session; its login page:
 LOGIN_URL = "portal-login"
 LOGIN_REDIRECT_URL = "portal-home"

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from registry import services as registry_services
+from releases import links
 from releases.models import AuditEvent, IssuedLink
 from tests.releases.conftest import WEIGHTS, make_grant, make_partner, move, publish_terms, token_for, upload
 
@@ -30,6 +31,7 @@ def test_links_answer_503_and_record_nothing_while_s3_is_down_then_work_after_a_
     issued, audited = IssuedLink.objects.count(), AuditEvent.objects.filter(action="link.issued").count()
 
     private_s3.stop()
+    time.sleep(links.storage_check_window_s())  # the last successful check no longer vouches for the file
     for response in (api.post(link_url), api.get(f"/api/v1/models/{size.slug}/files/model.safetensors")):
         assert response.status_code == 503
         assert response.json()["error"] == "storage_unavailable"

@@ -140,6 +140,34 @@ def test_storage_unreachable_is_503_and_nothing_is_recorded(api, size, granted, 
     assert AuditEvent.objects.count() == before
 
 
+def test_a_storage_check_vouches_for_the_file_for_its_window_only(api, size, granted, settings, monkeypatch):
+    from registry import storage
+
+    heads = []
+    real_head = storage.head
+    monkeypatch.setattr(storage, "head", lambda key: heads.append(key) or real_head(key))
+    settings.STAGEGATE_STORAGE_CHECK_WINDOW_MS = 400
+    assert _link(api, size).status_code == 200
+    assert _link(api, size).status_code == 200
+    assert len(heads) == 1  # the second link came within the window
+    time.sleep(0.45)
+    assert _link(api, size).status_code == 200
+    assert len(heads) == 2
+    # Failures are not remembered: with storage gone, every link asks it again and is refused.
+    time.sleep(0.45)
+    real_endpoint = settings.S3_ENDPOINT_URL
+    settings.S3_ENDPOINT_URL, settings.S3_CONNECT_TIMEOUT_S = "http://127.0.0.1:9", 1
+    assert [_link(api, size).status_code for _ in range(2)] == [503, 503]
+    assert len(heads) == 4
+    settings.S3_ENDPOINT_URL = real_endpoint
+    assert _link(api, size).status_code == 200
+    assert IssuedLink.objects.count() == 4
+    # Checking every link, on request.
+    settings.STAGEGATE_STORAGE_CHECK_WINDOW_MS = 0
+    assert [_link(api, size).status_code for _ in range(2)] == [200, 200]
+    assert len(heads) == 7
+
+
 def test_quota_exhausted_is_429_with_retry_after_and_counts_per_file(api, s3, size, alice, bob, pat, tmp_path):
     upload(size, tmp_path)
     upload(size, tmp_path, "config.json", b"{}")
