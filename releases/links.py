@@ -41,10 +41,11 @@ def storage_check_window_s() -> float:
 
 def size_by_slug(*, slug: str) -> ModelSize:
     """Any size, whatever its stage: callers must pass it through `access.may` before showing anything."""
-    size = ModelSize.objects.select_related("family").filter(slug=slug).first()
-    if size is None:
-        raise ModelSizeNotFound(f"No model size {slug!r}.")
-    return size
+    # get(), not first(): first() orders by the size's ordering, which costs a join on every link.
+    try:
+        return ModelSize.objects.select_related("family").get(slug=slug)
+    except ModelSize.DoesNotExist:
+        raise ModelSizeNotFound(f"No model size {slug!r}.") from None
 
 
 def filename_is_plain(filename: str) -> bool:
@@ -80,7 +81,8 @@ def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -
     access.require(access.may(user, size, access.DOWNLOAD, filename=filename), size=size)
     artifact = None
     if filename_is_plain(filename):  # a hostile name never reaches a query (PostgreSQL: NUL → 500) or a key
-        artifact = Artifact.objects.filter(model_size=size, filename=filename).first()
+        # Unordered: the default ordering (by size) joins the sizes and families on every link.
+        artifact = Artifact.objects.filter(model_size=size, filename=filename).order_by().first()
     if artifact is None:
         raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
     # StorageUnavailable (503) / ObjectMissing (404) before any write
