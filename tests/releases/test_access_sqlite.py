@@ -1,6 +1,7 @@
-"""`may` on SQLite, the demo's database: its facts are read in hand-written SQL (releases/access.py), which the
-rest of the suite runs on PostgreSQL only. A fresh process migrates a scratch SQLite file and asks `may`
-about each kind of caller, with and without the locked read."""
+"""The link path on SQLite, the demo's database: `may` reads its facts and the audit trail its head in
+hand-written SQL, which the rest of the suite runs on PostgreSQL only. A fresh process migrates a scratch
+SQLite file, asks `may` about each kind of caller with and without the locked read, issues a link to a
+file in the session's SeaweedFS and verifies the audit chain."""
 
 import json
 import os
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import django
 
@@ -26,7 +29,10 @@ call_command("migrate", verbosity=0)
 assert connection.vendor == "sqlite", connection.vendor
 
 from registry import services as registry_services
-from releases import access, grants, partners
+from registry import storage
+from releases import access, grants, links, partners
+from releases.audit import audit_verify
+from releases.models import AuditEvent
 from releases.models import ModelSize
 from releases.roles import POLICY_STAFF_GROUP
 
@@ -61,6 +67,18 @@ for name, user in (("staff", staff), ("member", pat), ("no_terms", quinn), ("str
 allowed = access.may(pat, size, access.DOWNLOAD)
 answers["grant_window"] = [allowed.grant.starts_at.isoformat(), allowed.grant.expires_at.isoformat(),
                            allowed.terms.version, allowed.partner.name]
+storage.ensure_bucket()
+weights = Path(os.environ["WEIGHTS_PATH"])
+registry_services.artifact_register(size=size, path=weights)
+link = links.link_issue(user=pat, size=size, filename="model.safetensors")
+answers["link"] = [link.record.basis, link.record.grant_id == grant.pk, link.url.startswith("http")]
+try:
+    links.link_issue(user=pat, size=size, filename="model.safetensors")
+except Exception as error:  # the grant's quota is one link an hour
+    answers["second_link"] = getattr(error, "code", type(error).__name__)
+checked, broken = audit_verify()
+answers["audit"] = [checked, broken, AuditEvent.objects.count(),
+                    list(AuditEvent.objects.order_by("-seq").values_list("action", flat=True)[:1])]
 grants.grant_revoke(grant=grant, actor=staff, reason="Breach.")
 answers["revoked"] = reasons(uma)
 ModelSize.objects.filter(pk=size.pk).update(stage="public")
@@ -69,8 +87,13 @@ print("ANSWERS " + json.dumps(answers))
 """
 
 
-def test_may_reads_its_facts_on_sqlite(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", "STAGEGATE_IGNORE_RUN_ENV": "1",
+def test_the_link_path_runs_on_sqlite(tmp_path, s3_server):
+    from tests.weights import gpt2_safetensors
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(gpt2_safetensors({"n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2}))
+    env = {**os.environ, **s3_server.env(), "WEIGHTS_PATH": str(weights),
+           "DJANGO_SETTINGS_MODULE": "config.settings.base", "STAGEGATE_IGNORE_RUN_ENV": "1",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}", "CELERY_TASK_ALWAYS_EAGER": "1",
            "STAGEGATE_CACHE_DIR": str(tmp_path / "cache"), "LOG_LEVEL": "WARNING"}
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -87,5 +110,9 @@ def test_may_reads_its_facts_on_sqlite(tmp_path):
     # SQLite's datetimes come back naive; the facts convert them as the ORM does.
     assert starts_at.endswith("+00:00") and expires_at.endswith("+00:00")
     assert (terms_version, partner_name) == ("v1", "Lab")
+    assert answers["link"] == ["grant", True, True]
+    assert answers["second_link"] == "quota_exhausted"
+    checked, broken, events, last = answers["audit"]
+    assert (checked, broken, last) == (events, None, ["link.issued"])  # every event chained, the link's last
     assert answers["revoked"] == ["grant_revoked", "grant_revoked"]
     assert answers["public"] == ["public", "public"]
