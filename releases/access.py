@@ -4,6 +4,7 @@ Every API endpoint, admin view and portal page asks this one function; none repe
 `require` turns a refusal into the one HTTP answer for its reason.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.db.models.expressions import Col
 from django.utils import timezone
 
 from registry.errors import ModelSizeNotFound
@@ -280,16 +282,24 @@ def _facts_rows(user, size: ModelSize, *, now: datetime, lock: bool) -> list[tup
 def _model_from_row(model, row: tuple, alias: str):
     """An instance from its columns in a `_facts_rows` row, converted as the ORM converts them (SQLite's
     datetimes come back naive)."""
-    fields = _facts_fields[alias]
     start = _column_index[alias]
-    values = []
-    for offset, field in enumerate(fields):
-        value = row[start + offset]
+    values = list(row[start:start + len(_facts_fields[alias])])
+    for offset, col, converters in _converters(connection.vendor, alias):
+        for converter in converters:
+            values[offset] = converter(values[offset], col, connection)
+    return model.from_db(connection.alias, [field.attname for field in _facts_fields[alias]], values)
+
+
+@functools.cache
+def _converters(vendor: str, alias: str) -> list[tuple[int, Col, list]]:
+    # Per backend, the columns that have converters (none on PostgreSQL) and theirs: asked once, not per row.
+    found = []
+    for offset, field in enumerate(_facts_fields[alias]):
         col = field.get_col(alias)
-        for converter in [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]:
-            value = converter(value, col, connection)
-        values.append(value)
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
+        converters = [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
+        if converters:
+            found.append((offset, col, converters))
+    return found
 
 
 def _lock_quota(grant: AccessGrant) -> None:
