@@ -138,21 +138,20 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
       holding a grant for the size that has started, not expired and not been revoked, the terms of use in
       force accepted, and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
 
-    lock=True (inside a transaction) reads the partner's grant rows for the size under a share lock first
-    (see `_facts`): a revocation that committed before this call is seen, one that comes later waits until
-    the caller's transaction ends, and concurrent links on a grant with a quota are counted one after the
-    other (`_lock_quota`).
+    lock=True (inside a transaction) share-locks the partner's grant rows for the size first
+    (`_lock_access_rows`): a revocation that committed before this call is seen, one that comes later waits
+    until the caller's transaction ends, and concurrent links on a grant with a quota are counted one after
+    the other (`_lock_quota`).
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
-    decide_after_locks = lock and now is None
-    now = now or timezone.now()
     authenticated = user is not None and user.is_authenticated
-    facts = _facts(user if authenticated else None, size, now=now, lock=lock)
-    if decide_after_locks:
-        # A revocation that committed while this waited for the locks is stamped later than a `now` read
-        # before the wait: decide as of now. (Revocations are stamped with the moment they are made.)
-        now = timezone.now()
+    if lock:
+        _lock_access_rows(user if authenticated else None, size)
+    # Read after any lock wait: a revocation that committed during the wait is stamped later than a clock
+    # read before it. (Revocations are stamped with the moment they are made.)
+    now = now or timezone.now()
+    facts = _facts(user if authenticated else None, size, now=now)
     if authenticated and (user.is_staff or facts.policy_staff):
         return Decision(True, STAFF, "Staff may download every size at every stage.")
     slug = size.slug
@@ -207,20 +206,31 @@ class _Facts:
     terms: TermsVersion | None  # the terms in force, with `accepted`: whether the user has accepted them
 
 
-def _facts(user, size: ModelSize, *, now: datetime, lock: bool) -> _Facts:
-    """The facts for an authenticated `user`, or for anyone (user=None: only the stage counts).
+def _lock_access_rows(user, size: ModelSize) -> None:
+    """Share-lock the user's membership, partner and grants for the size until the transaction ends.
 
-    lock=True reads the grants FOR SHARE, with the partner and membership rows: links proceed side by side,
-    yet a revocation, a deactivation or a removal from the partner (an UPDATE or DELETE of one of those rows)
-    waits for them to commit, and they wait for an uncommitted one and then read the changed row. FOR SHARE
-    cannot lock the empty side of an outer join, so the locked read takes inner joins; where it finds no
-    grant (staff, a public size, a refusal), the facts are read again unlocked.
+    Links proceed side by side, yet a revocation, a deactivation or a removal from the partner (an UPDATE or
+    DELETE of one of those rows) waits for them to commit, and they wait for an uncommitted one. The facts
+    are read after this, so they include whatever committed during the wait. SQLite serialises writers
+    itself, so there this locks nothing.
     """
-    if lock and not connection.in_atomic_block:
+    if not connection.in_atomic_block:
         raise RuntimeError("may(lock=True) must run inside a transaction: its locks last until the commit")
-    rows = _facts_rows(user, size, now=now, lock=True) if lock and user is not None else []
-    if not rows:
-        rows = _facts_rows(user, size, now=now, lock=False)
+    if user is None or connection.vendor != "postgresql":
+        return
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT 1 FROM {q(PartnerMember._meta.db_table)} m
+            JOIN {q(PartnerOrganisation._meta.db_table)} p ON p.id = m.partner_id
+            JOIN {q(AccessGrant._meta.db_table)} g ON g.partner_id = p.id AND g.model_size_id = %(size)s
+            WHERE m.user_id = %(user)s
+            FOR SHARE""", {"user": user.pk, "size": size.pk})
+
+
+def _facts(user, size: ModelSize, *, now: datetime) -> _Facts:
+    """The facts for an authenticated `user`, or for anyone (user=None: only the stage counts), as of `now`."""
+    rows = _facts_rows(user, size, now=now)
     if not rows:
         raise ModelSizeNotFound(f"No model size {size.slug!r}.")  # deleted meanwhile
     first = rows[0]
@@ -248,7 +258,7 @@ _facts_fields = {
 _column_index = {"p": 2, "g": 2 + len(_facts_fields["p"]), "t": 2 + len(_facts_fields["p"]) + len(_facts_fields["g"])}
 
 
-def _facts_rows(user, size: ModelSize, *, now: datetime, lock: bool) -> list[tuple]:
+def _facts_rows(user, size: ModelSize, *, now: datetime) -> list[tuple]:
     # Hand-written: the ORM compiling these joins took longer than PostgreSQL answering them.
     q = connection.ops.quote_name
     user_model = get_user_model()
@@ -256,9 +266,6 @@ def _facts_rows(user, size: ModelSize, *, now: datetime, lock: bool) -> list[tup
         ModelSize, PartnerMember, PartnerOrganisation, AccessGrant, TermsVersion, TermsAcceptance, Group,
         user_model.groups.through)}
     columns = ", ".join(f"{alias}.{q(field.column)}" for alias, fields in _facts_fields.items() for field in fields)
-    join = "JOIN" if lock else "LEFT JOIN"
-    # SQLite serialises writers, so there the statement needs no lock clause.
-    for_share = " FOR SHARE OF m, p, g" if lock and connection.vendor == "postgresql" else ""
     sql = f"""
         SELECT s.stage,
                EXISTS (SELECT 1 FROM {table[user_model.groups.through]} ug JOIN {table[Group]} gr ON gr.id = ug.group_id
@@ -266,13 +273,13 @@ def _facts_rows(user, size: ModelSize, *, now: datetime, lock: bool) -> list[tup
                {columns},
                EXISTS (SELECT 1 FROM {table[TermsAcceptance]} a WHERE a.terms_id = t.id AND a.user_id = %(user)s)
         FROM {table[ModelSize]} s
-        {join} {table[PartnerMember]} m ON m.user_id = %(user)s
-        {join} {table[PartnerOrganisation]} p ON p.id = m.partner_id
-        {join} {table[AccessGrant]} g ON g.partner_id = p.id AND g.model_size_id = s.id
+        LEFT JOIN {table[PartnerMember]} m ON m.user_id = %(user)s
+        LEFT JOIN {table[PartnerOrganisation]} p ON p.id = m.partner_id
+        LEFT JOIN {table[AccessGrant]} g ON g.partner_id = p.id AND g.model_size_id = s.id
         LEFT JOIN (SELECT id, version, published_at FROM {table[TermsVersion]} WHERE published_at <= %(now)s
                    ORDER BY published_at DESC, id DESC LIMIT 1) t ON 1 = 1
         WHERE s.id = %(size)s
-        ORDER BY g.created_at DESC, g.id DESC{for_share}"""
+        ORDER BY g.created_at DESC, g.id DESC"""
     with connection.cursor() as cursor:
         cursor.execute(sql, {"user": user.pk if user is not None else None, "policy_staff": POLICY_STAFF_GROUP,
                              "now": connection.ops.adapt_datetimefield_value(now), "size": size.pk})
