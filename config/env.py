@@ -52,6 +52,23 @@ def envsecret(name: str) -> str:
     return value
 
 
+def database(url: str) -> dict:
+    """DATABASES["default"] for `url`, the same in every settings module.
+
+    On PostgreSQL, parameters are bound on the server and a statement is prepared once a connection has run
+    it DATABASE_PREPARE_THRESHOLD times (default 5): planning cost PostgreSQL more than running the access
+    and link statements did. 0 turns it off, as a transaction-pooling PgBouncer without prepared-statement
+    support (before 1.21, or max_prepared_statements = 0) needs.
+    """
+    import dj_database_url
+
+    config = dj_database_url.parse(url, conn_max_age=60)
+    threshold = envint("DATABASE_PREPARE_THRESHOLD", 5)
+    if config["ENGINE"] == "django.db.backends.postgresql" and threshold > 0:
+        config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=threshold)
+    return config
+
+
 def load_env_file(path: Path) -> None:
     """Read KEY=VALUE lines into os.environ without overriding what is already set.
 

@@ -8,10 +8,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from celery.schedules import crontab
 
-from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envstr, load_env_file
+from config.env import ImproperlyConfiguredEnv, database, envbool, envint, envlist, envstr, load_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Everything `make demo` starts or writes lives here (git-ignored).
@@ -88,15 +87,9 @@ TEMPLATES = [
 # https://github.com/jazzband/dj-database-url
 # ---------------------------------------------------------------------------
 _default_db = f"sqlite:///{RUN_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(envstr("DATABASE_URL", _default_db), conn_max_age=60)}
+DATABASES = {"default": database(envstr("DATABASE_URL", _default_db))}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-elif (_prepare_threshold := envint("DATABASE_PREPARE_THRESHOLD", 5)) > 0:
-    # Bind parameters on the server and prepare a statement once a connection has run it this many times:
-    # planning cost PostgreSQL more than running the access and link statements did. 0 turns it off, as a
-    # transaction-pooling PgBouncer needs.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True,
-                                                          prepare_threshold=_prepare_threshold)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

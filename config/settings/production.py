@@ -5,9 +5,7 @@ import os
 # Production reads only its real environment, never a demo's run-folder env file.
 os.environ["STAGEGATE_IGNORE_RUN_ENV"] = "1"
 
-import dj_database_url  # noqa: E402
-
-from config.env import ImproperlyConfiguredEnv, envbool, envint, envlist, envsecret  # noqa: E402
+from config.env import ImproperlyConfiguredEnv, database, envbool, envint, envlist, envsecret  # noqa: E402
 from config.settings.base import *  # noqa: E402, F403
 
 SECRET_KEY = envsecret("DJANGO_SECRET_KEY")
@@ -19,7 +17,7 @@ ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfiguredEnv("DJANGO_ALLOWED_HOSTS must list the host names the site is served on")
 
-DATABASES = {"default": dj_database_url.parse(envsecret("DATABASE_URL"), conn_max_age=60)}
+DATABASES = {"default": database(envsecret("DATABASE_URL"))}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfiguredEnv("DATABASE_URL must point at PostgreSQL in production")
 
