@@ -81,7 +81,8 @@ def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -
     access.require(access.may(user, size, access.DOWNLOAD, filename=filename), size=size)
     artifact = None
     if filename_is_plain(filename):  # a hostile name never reaches a query (PostgreSQL: NUL → 500) or a key
-        # Unordered: the default ordering (by size) joins the sizes and families on every link.
+        # order_by(): the default ordering (by size) joined the sizes and families on every link; first()
+        # now orders by id alone, and there is at most one such file.
         artifact = Artifact.objects.filter(model_size=size, filename=filename).order_by().first()
     if artifact is None:
         raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
