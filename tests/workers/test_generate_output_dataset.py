@@ -138,7 +138,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tiny_size, corpus_
         return j.status == Job.Status.SUCCEEDED
 
     job = _wait(job, until=finished_or_requeue, timeout_s=240, worker_process=worker_process)
-    assert requeued == (job.attempts >= 2)
+    # Only the sweep hands a job to a second claim. A sweep need not lead to one: when the rescuer's own
+    # heartbeats (or the job's end) come before the requeued message is taken, its claim is refused.
+    assert job.attempts == 1 or requeued
     for name in ("tiny-1", "tiny-1-k40"):
         rows = [r for split in ("train", "valid", "test") for r in _records(OutputDataset.objects.get(name=name))[split]]
         assert sorted(r["id"] for r in rows) == list(range(sum(SPLITS.values())))
