@@ -117,29 +117,37 @@ def test_a_revocation_waits_for_a_link_being_issued_which_was_decided_before_it(
     assert IssuedLink.objects.count() == 1
 
 
+def _link_with_a_change_before_its_locks(pat, size, change, monkeypatch) -> list:
+    """Issue a link in a thread, and run `change` (committed) after the link has begun deciding but before
+    it takes its locks; return what the link gave."""
+    from releases import access
+
+    lock_rows, waiting, go = access._lock_access_rows, threading.Event(), threading.Event()
+
+    def lock_after_the_change(user, size):
+        waiting.set()
+        assert go.wait(timeout=10)
+        return lock_rows(user, size)
+
+    monkeypatch.setattr(access, "_lock_access_rows", lock_after_the_change)
+    link_results: list = []
+    requester = _in_thread(lambda: links.link_issue(user=pat, size=size, filename="model.safetensors"),
+                           link_results)
+    assert waiting.wait(timeout=30)  # the locked check has begun
+    change()
+    go.set()
+    requester.join(timeout=30)
+    return link_results
+
+
 def test_a_revocation_stamped_after_a_link_began_deciding_but_committed_first_is_honoured(
         partner_size, size, alice, pat, monkeypatch):
     # The link has begun deciding when, before it has its locks, the revocation stamps a later moment and
     # commits. Deciding with a clock read before the wait would see `revoked_at` in the future and let the
     # link through, after the revocation's commit.
-    from releases import access
-
     grant = make_grant(partner_size, size, alice)
-    lock_rows, waiting, go = access._lock_access_rows, threading.Event(), threading.Event()
-
-    def lock_after_the_revocation(user, size):
-        waiting.set()
-        assert go.wait(timeout=10)
-        return lock_rows(user, size)
-
-    monkeypatch.setattr(access, "_lock_access_rows", lock_after_the_revocation)
-    link_results: list = []
-    requester = _in_thread(lambda: links.link_issue(user=pat, size=size, filename="model.safetensors"),
-                           link_results)
-    assert waiting.wait(timeout=30)  # the locked check has begun
-    grants.grant_revoke(grant=grant, actor=alice, reason="Breach reported.")  # stamped later, committed now
-    go.set()
-    requester.join(timeout=30)
+    link_results = _link_with_a_change_before_its_locks(
+        pat, size, lambda: grants.grant_revoke(grant=grant, actor=alice, reason="Breach reported."), monkeypatch)
     assert len(link_results) == 1 and isinstance(link_results[0], AccessDenied), link_results
     assert link_results[0].code == "grant_revoked"
     assert IssuedLink.objects.count() == 0
@@ -148,24 +156,9 @@ def test_a_revocation_stamped_after_a_link_began_deciding_but_committed_first_is
 def test_terms_that_come_into_force_while_a_link_waits_for_its_locks_must_be_accepted_first(
         partner_size, size, alice, pat, monkeypatch):
     # Everything `may` decides on is read after the lock wait, not only the grants the locks cover.
-    from releases import access
-
     make_grant(partner_size, size, alice)
-    lock_rows, waiting, go = access._lock_access_rows, threading.Event(), threading.Event()
-
-    def lock_after_new_terms(user, size):
-        waiting.set()
-        assert go.wait(timeout=10)
-        return lock_rows(user, size)
-
-    monkeypatch.setattr(access, "_lock_access_rows", lock_after_new_terms)
-    link_results: list = []
-    requester = _in_thread(lambda: links.link_issue(user=pat, size=size, filename="model.safetensors"),
-                           link_results)
-    assert waiting.wait(timeout=30)
-    publish_terms(alice, "v2")  # in force from now; pat accepted only v1
-    go.set()
-    requester.join(timeout=30)
+    # In force from now; pat accepted only v1.
+    link_results = _link_with_a_change_before_its_locks(pat, size, lambda: publish_terms(alice, "v2"), monkeypatch)
     assert len(link_results) == 1 and isinstance(link_results[0], AccessDenied), link_results
     assert link_results[0].code == "terms_not_accepted"
     assert IssuedLink.objects.count() == 0
