@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import dj_database_url
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -60,8 +62,6 @@ def database(url: str) -> dict:
     and link statements did. 0 turns it off, as a transaction-pooling PgBouncer without prepared-statement
     support (before 1.21, or max_prepared_statements = 0) needs.
     """
-    import dj_database_url
-
     config = dj_database_url.parse(url, conn_max_age=60)
     threshold = envint("DATABASE_PREPARE_THRESHOLD", 5)
     if config["ENGINE"] == "django.db.backends.postgresql" and threshold > 0:
