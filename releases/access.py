@@ -152,7 +152,7 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
     # read before it. (Revocations are stamped with the moment they are made.)
     now = now or timezone.now()
     facts = _facts(user if authenticated else None, size, now=now)
-    if authenticated and (user.is_staff or facts.policy_staff):
+    if authenticated and (user.is_staff or facts.policy_staff):  # is_staff(user), the group read among the facts
         return Decision(True, STAFF, "Staff may download every size at every stage.")
     slug = size.slug
     if facts.stage == Stage.INTERNAL:
