@@ -4,9 +4,11 @@ One run, same server, same fixed concurrency, each endpoint warmed up then drive
   1. POST /api/v1/models/{slug}/files/model.safetensors/link/ as a partner member with a token: a HEAD to
      SeaweedFS, a SigV4 presign, then in one transaction `may` with the grant rows share-locked, the
      IssuedLink row and the audit row;
-  2. GET /healthz: a constant JSON body through the same middleware.
-Prints requests/s, p50/p99 latency and errors for both (goal: >= 500 links/s, p99 < 50 ms, 0 errors, at
-least half the trivial view's rate). Load generator and server share the machine's cores.
+  2. GET /healthz: a constant JSON body through the same middleware;
+  3. with the server stopped, the SQL of one link alone, replayed by one process per core with psycopg
+     (bench_links_floor.py): the most links/s the database work leaves room for, with no HTTP at all.
+Prints requests/s, p50/p99 latency and errors for the first two (goal: >= 500 links/s, p99 < 50 ms, 0
+errors, at least half the trivial view's rate). Load generator and server share the machine's cores.
 Starts its own SeaweedFS and a scratch PostgreSQL database (bench/bench_workers.py); cleans up after.
 
     .venv/bin/python bench/bench_links_load.py [--duration 60] [--connections 8] [--workers 2]
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_links_floor import capture_one_link, replay_links  # noqa: E402
 from bench_workers import services_down, services_up  # noqa: E402
 
 POST_LUA = """wrk.method = "POST"
@@ -141,6 +144,12 @@ def main() -> None:
             links = wrk(link_url, duration_s=args.duration, connections=args.connections, script=script)
             recorded = IssuedLink.objects.count() - before
             health = wrk(health_url, duration_s=args.duration, connections=args.connections)
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            server = None
+            statements = capture_one_link(slug, token)
+            floor = replay_links(env["DATABASE_URL"].replace("postgres://", "postgresql://"), statements, peer=False,
+                               processes=args.workers, duration_s=min(args.duration, 15))
         finally:
             if server is not None:
                 os.killpg(server.pid, signal.SIGTERM)
@@ -157,6 +166,9 @@ def main() -> None:
     print(f"  links recorded (IssuedLink rows, each with its audit row): {recorded}")
     print(f"  links/s vs trivial view: {links['rps'] / health['rps']:.1%}   "
           "(goals: >= 500 links/s, p99 < 50 ms, 0 errors, >= 50% of the trivial view)")
+    print(f"  a link's {len(statements)} statements alone, replayed by {args.workers} processes without HTTP: "
+          f"{floor['rate']:.1f} links/s = {floor['rate'] / health['rps']:.1%} of the trivial view "
+          f"(CPU per link: {floor['client_ms']:.2f} ms client, {floor['postgres_ms']:.2f} ms PostgreSQL)")
 
 
 if __name__ == "__main__":
