@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_workers import services_down, services_up  # noqa: E402
+from bench_workers import django_on_services  # noqa: E402
 
 AUDIT_INSERT = re.compile(r'^INSERT INTO "releases_auditevent" \((?P<columns>[^)]*)\)')
 
@@ -160,16 +160,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="stagegate-floor-") as tmp_name:
         tmp = Path(tmp_name)
-        env = services_up(tmp)
-        os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
-        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-        try:
-            import django
-
-            django.setup()
-            from django.core.management import call_command
-
-            call_command("migrate", verbosity=0)
+        with django_on_services(tmp, eager_tasks=True) as env:
             slug, token = setup_partner_size(tmp)
             statements = capture_one_link(slug, token)
             dsn = env["DATABASE_URL"].replace("postgres://", "postgresql://")
@@ -179,8 +170,6 @@ def main() -> None:
                     row = replay_links(dsn, statements, peer=peer, processes=args.processes,
                                        duration_s=args.duration)
                     rows.append((peer, row))
-        finally:
-            services_down(env)
 
     in_transaction = sum(1 for _, _, inside in statements if inside)
     print(f"\nOne link sends {len(statements)} statements ({in_transaction} in its transaction, plus BEGIN and "

@@ -15,6 +15,7 @@ Starts its own SeaweedFS and a scratch PostgreSQL database (bench/bench_workers.
 """
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_links_floor import capture_one_link, replay_links  # noqa: E402
-from bench_workers import services_down, services_up  # noqa: E402
+from bench_workers import django_on_services  # noqa: E402
 
 POST_LUA = """wrk.method = "POST"
 wrk.headers["Authorization"] = "Token {token}"
@@ -76,6 +77,26 @@ def setup_partner_size(tmp: Path) -> tuple[str, str]:
     return size.slug, AuthToken.objects.create(user=pat)[1]
 
 
+@contextlib.contextmanager
+def gunicorn(tmp: Path, *, workers: int):
+    """The app served by gunicorn on a free loopback port (its base URL), with tasks sent to workers."""
+    from devstack.procs import free_port, port_open, wait_until
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}, stdout=open(tmp / "gunicorn.log", "wb"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        wait_until(lambda: port_open(port), timeout_s=60, what="gunicorn")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def wrk(url: str, *, duration_s: int, connections: int, script: Path | None = None) -> dict:
     args = ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s"]
     if script is not None:
@@ -106,55 +127,28 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
-    from devstack.procs import free_port, port_open, wait_until
 
     with tempfile.TemporaryDirectory(prefix="stagegate-load-") as tmp_name:
         tmp = Path(tmp_name)
-        env = services_up(tmp)
-        os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
-        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"  # set-up notifications run here, not on a worker
-        server = None
-        try:
-            import django
-
-            django.setup()
-            from django.core.management import call_command
-
-            call_command("migrate", verbosity=0)
+        with django_on_services(tmp, eager_tasks=True) as env:
             slug, token = setup_partner_size(tmp)
             from releases.models import IssuedLink
 
-            port = free_port()
-            server_env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}
-            server = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                 "--workers", str(args.workers), "--log-level", "warning"],
-                cwd=ROOT, env=server_env, stdout=open(tmp / "gunicorn.log", "wb"), stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            wait_until(lambda: port_open(port), timeout_s=60, what="gunicorn")
-            script = tmp / "post.lua"
-            script.write_text(POST_LUA.format(token=token))
-            base = f"http://127.0.0.1:{port}"
-            link_url = f"{base}/api/v1/models/{slug}/files/model.safetensors/link/"
-            health_url = f"{base}/healthz"
-            wrk(link_url, duration_s=args.warmup, connections=args.connections, script=script)
-            wrk(health_url, duration_s=args.warmup, connections=args.connections)
-            before = IssuedLink.objects.count()
-            links = wrk(link_url, duration_s=args.duration, connections=args.connections, script=script)
-            recorded = IssuedLink.objects.count() - before
-            health = wrk(health_url, duration_s=args.duration, connections=args.connections)
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-            server = None
+            with gunicorn(tmp, workers=args.workers) as base:
+                script = tmp / "post.lua"
+                script.write_text(POST_LUA.format(token=token))
+                link_url = f"{base}/api/v1/models/{slug}/files/model.safetensors/link/"
+                health_url = f"{base}/healthz"
+                wrk(link_url, duration_s=args.warmup, connections=args.connections, script=script)
+                wrk(health_url, duration_s=args.warmup, connections=args.connections)
+                before = IssuedLink.objects.count()
+                links = wrk(link_url, duration_s=args.duration, connections=args.connections, script=script)
+                recorded = IssuedLink.objects.count() - before
+                health = wrk(health_url, duration_s=args.duration, connections=args.connections)
+            # With the server stopped, so the replay has the cores to itself.
             statements = capture_one_link(slug, token)
-            floor = replay_links(env["DATABASE_URL"].replace("postgres://", "postgresql://"), statements, peer=False,
-                               processes=args.workers, duration_s=min(args.duration, 15))
-        finally:
-            if server is not None:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=30)
-            services_down(env)
+            floor = replay_links(env["DATABASE_URL"].replace("postgres://", "postgresql://"), statements,
+                                 peer=False, processes=args.workers, duration_s=min(args.duration, 15))
 
     print(f"\nSigned-link issuance under load: gunicorn {args.workers} sync workers, wrk 2 threads "
           f"{args.connections} connections, {args.duration} s per endpoint, loopback, {os.cpu_count()} cores "

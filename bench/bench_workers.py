@@ -12,6 +12,7 @@ Starts its own SeaweedFS, a scratch PostgreSQL database and private Celery queue
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,6 +61,28 @@ def services_down(env: dict[str, str]) -> None:
     with psycopg.connect(env["_BENCH_PG"].replace("postgres://", "postgresql://") + "/postgres",
                          autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{env["_BENCH_DB"]}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def django_on_services(run_dir: Path, *, eager_tasks: bool = False):
+    """The services up (`services_up`), this process's Django set up on them and migrated; all down after.
+
+    eager_tasks: Celery tasks sent from this process (set-up notifications) run in it, not on a worker.
+    """
+    env = services_up(run_dir)
+    os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
+    if eager_tasks:
+        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        yield env
+    finally:
+        services_down(env)
 
 
 def register_size(tmp: Path):
@@ -186,15 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stagegate-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        env = services_up(tmp)
-        os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
-        try:
-            import django
-
-            django.setup()
-            from django.core.management import call_command
-
-            call_command("migrate", verbosity=0)
+        with django_on_services(tmp) as env:
             size = register_size(tmp)
             # Peers alternate, best of --repeat each: this machine's neighbours come and go.
             direct = one = direct_two = two = 0.0
@@ -217,8 +232,6 @@ def main() -> None:
                 workers = start_workers(1, env, tmp)
                 run_job(n, args.max_length, seed=n)
                 rss.append((n, stop_workers(workers)[0]))
-        finally:
-            services_down(env)
 
     print(f"\nOutput-dataset generation, mini-1m shape, {args.max_length} tokens max, pure sampling, "
           f"{os.cpu_count()} cores")
