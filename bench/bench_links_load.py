@@ -5,8 +5,8 @@ One run, same server, same fixed concurrency, each endpoint warmed up then drive
      SeaweedFS, a SigV4 presign, then in one transaction `may` with the grant rows share-locked, the
      IssuedLink row and the audit row;
   2. GET /healthz: a constant JSON body through the same middleware;
-  3. with the server stopped, the SQL of one link alone, replayed by one process per core with psycopg
-     (bench_links_floor.py): the most links/s the database work leaves room for, with no HTTP at all.
+  3. with the server stopped, the SQL of one link alone, replayed with psycopg by as many processes as
+     there were gunicorn workers (bench_links_floor.py): what that SQL gives with no HTTP at all.
 Prints requests/s, p50/p99 latency and errors for the first two (goal: >= 500 links/s, p99 < 50 ms, 0
 errors, at least half the trivial view's rate). Load generator and server share the machine's cores.
 Starts its own SeaweedFS and a scratch PostgreSQL database (bench/bench_workers.py); cleans up after.
@@ -83,18 +83,23 @@ def gunicorn(tmp: Path, *, workers: int):
     from devstack.procs import free_port, port_open, wait_until
 
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}, stdout=open(tmp / "gunicorn.log", "wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(tmp / "gunicorn.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "--log-level", "warning"],
+            cwd=ROOT, env={**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until(lambda: port_open(port), timeout_s=60, what="gunicorn")
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def wrk(url: str, *, duration_s: int, connections: int, script: Path | None = None) -> dict:

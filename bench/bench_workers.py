@@ -54,13 +54,17 @@ def services_down(env: dict[str, str]) -> None:
 
     from devstack.procs import stop_pid_file
 
-    stop_pid_file(Path(env["_BENCH_S3_PID"]), timeout_s=5)
-    from django.db import connections
+    try:
+        stop_pid_file(Path(env["_BENCH_S3_PID"]), timeout_s=5)
+    finally:
+        from django.db import connections
 
-    connections.close_all()
-    with psycopg.connect(env["_BENCH_PG"].replace("postgres://", "postgresql://") + "/postgres",
-                         autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{env["_BENCH_DB"]}" WITH (FORCE)')
+        # Django may not have come up; the DROP … WITH (FORCE) below ends its connections in any case.
+        with contextlib.suppress(Exception):
+            connections.close_all()
+        with psycopg.connect(env["_BENCH_PG"].replace("postgres://", "postgresql://") + "/postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{env["_BENCH_DB"]}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
@@ -70,10 +74,10 @@ def django_on_services(run_dir: Path, *, eager_tasks: bool = False):
     eager_tasks: Celery tasks sent from this process (set-up notifications) run in it, not on a worker.
     """
     env = services_up(run_dir)
-    os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
-    if eager_tasks:
-        os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
     try:
+        os.environ.update({k: v for k, v in env.items() if not k.startswith("_")})
+        if eager_tasks:
+            os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
         import django
 
         django.setup()
