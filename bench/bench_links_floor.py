@@ -39,7 +39,7 @@ from bench_workers import django_on_services  # noqa: E402
 AUDIT_INSERT = re.compile(r'^INSERT INTO "releases_auditevent" \((?P<columns>[^)]*)\)')
 
 
-def capture_one_link(slug: str, token: str) -> list[tuple[str, tuple, bool]]:
+def capture_one_link(slug: str, token: str) -> list[tuple[str, object, bool]]:
     """(sql, params, in the transaction) for every statement of one link issued through the API."""
     from django.db import connection
     from django.test import Client
