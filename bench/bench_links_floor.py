@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def replay_links(dsn: str, statements, *, peer: bool, processes: int, duration_s
         worker.start()
     try:
         start.wait(timeout=120)
-    except multiprocessing.BrokenBarrierError:
+    except threading.BrokenBarrierError:
         pass  # a process failed before measuring: its error is on the queue
     before = cluster_cpu_s(postmaster)
     results = [queue.get(timeout=duration_s + 120) for _ in workers]
