@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_workers import django_on_services  # noqa: E402
+from bench_workers import django_on_services, setup_partner_size  # noqa: E402
 
 AUDIT_INSERT = re.compile(r'^INSERT INTO "releases_auditevent" \((?P<columns>[^)]*)\)')
 
@@ -219,7 +219,6 @@ def main() -> None:
     parser.add_argument("--per-statement", type=int, default=0, metavar="N",
                         help="also run each statement alone N times and print what each costs")
     args = parser.parse_args()
-    from bench_links_load import setup_partner_size
 
     with tempfile.TemporaryDirectory(prefix="stagegate-floor-") as tmp_name:
         tmp = Path(tmp_name)

@@ -254,3 +254,43 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def setup_partner_size(tmp: Path) -> tuple[str, str]:
+    """A size at the partners stage with one real file in SeaweedFS; pat's organisation holds a grant for it."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+    from knox.models import AuthToken
+
+    from registry import services as registry_services
+    from releases.access import grants, partners
+    from releases.governance import stage_requests
+    from releases.governance.factors import FACTORS
+    from releases.roles import POLICY_STAFF_GROUP, role_groups_ensure
+    from tests.weights import gpt2_safetensors
+
+    group = role_groups_ensure()[POLICY_STAFF_GROUP]
+    alice, bob = (User.objects.create_user(name, email=f"{name}@example.org", is_staff=True) for name in ("alice", "bob"))
+    for user in (alice, bob):
+        user.groups.add(group)
+    pat = User.objects.create_user("pat", email="pat@example.org")
+    family = registry_services.family_upsert(slug="bench", name="Bench")
+    hparams = {"n_vocab": 512, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2}
+    size = registry_services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams=hparams)
+    weights = tmp / "model.safetensors"
+    weights.write_bytes(gpt2_safetensors(hparams))  # the registry stores only well-formed weights for the size
+    registry_services.artifact_register(size=size, path=weights)
+    partner = partners.partner_create(name="Bench Lab", kind="security", actor=alice, contact_email="lab@example.org")
+    partners.partner_member_add(partner=partner, user=pat, actor=alice)
+    terms = partners.terms_publish(version="v1", text="Bench terms.", actor=alice)
+    partners.terms_accept(user=pat, terms=terms)
+    now = timezone.now()
+    grants.grant_create(partner=partner, size=size, purpose="Load test.", actor=alice, starts_at=now,
+                        expires_at=now + timedelta(days=1))
+    request = stage_requests.stage_request_create(
+        size=size, requester=alice, to_stage="partners", factors={key: "Assessed." for key in FACTORS},
+        rationale="A load benchmark needs a size at the partners stage with a real grant and terms.")
+    stage_requests.stage_request_approve(request=request, approver=bob)
+    return size.slug, AuthToken.objects.create(user=pat)[1]

@@ -1,7 +1,7 @@
 """Maps domain errors and DRF's own exceptions to JSON bodies that name the problem."""
 
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -18,6 +18,14 @@ _DRF_CODES = {
     exceptions.ParseError: "malformed_request",
     exceptions.NotAcceptable: "not_acceptable",
 }
+
+
+class ErrorOutput(serializers.Serializer):
+    """The body of every error answer, for the OpenAPI schema."""
+
+    error = serializers.CharField(help_text="Machine-readable reason, e.g. no_grant, grant_revoked, quota_exhausted.")
+    detail = serializers.CharField()
+    retry_after_s = serializers.IntegerField(required=False, help_text="Only with quota_exhausted (429).")
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:

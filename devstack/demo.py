@@ -17,12 +17,13 @@ from devstack.runenv import ENV_FILE_NAME, new_secret_key, read_env_file, write_
 from devstack.seaweed import S3Server, new_credentials, start_seaweedfs
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_ACCOUNTS = ("admin", "alice", "bob", "carol", "pat", "rita")
+DEMO_ACCOUNTS = ("admin", "alice", "bob", "carol", "otto", "pat", "rita")
 ROLES = {
     "admin": "superuser (not policy staff)",
     "alice": "policy staff",
     "bob": "policy staff",
     "carol": "policy staff",
+    "otto": "operator (jobs)",
     "pat": "partner member",
     "rita": "researcher",
 }

@@ -1,9 +1,21 @@
-"""Admin for the registry. Derived and server-built fields are read-only; stage moves only via releases."""
+"""Admin for the registry. Derived and server-built fields are read-only; stage moves and dataset publication
+are release decisions (the release app's admin), never fields here."""
 
 from django.contrib import admin
 from django.db.models import Count
 
-from registry.models import Artifact, EvalResult, ModelCard, ModelFamily, ModelSize, TrainingRun
+from registry.models import (
+    Artifact,
+    DataRemovalRequest,
+    DatasetSplit,
+    DetectionResult,
+    EvalResult,
+    ModelCard,
+    ModelFamily,
+    ModelSize,
+    OutputDataset,
+    TrainingRun,
+)
 
 
 @admin.register(ModelFamily)
@@ -95,4 +107,81 @@ class EvalResultAdmin(admin.ModelAdmin):
     search_fields = ["model_size__slug", "dataset"]
 
 
-from registry.datasets import admin as datasets_admin  # noqa: E402, F401  (registers the dataset admin)
+# --------------------------------------------------------------------------- output datasets
+class ReadOnlyMixin:
+    """Data made by the workers: viewed here, never edited or deleted in a form."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DatasetSplitInline(ReadOnlyMixin, admin.TabularInline):
+    model = DatasetSplit
+    extra = 0
+    fields = ["split", "lines", "bytes", "sha256", "s3_key"]
+    readonly_fields = fields
+
+
+class DetectionResultInline(ReadOnlyMixin, admin.TabularInline):
+    model = DetectionResult
+    fk_name = "dataset"
+    extra = 0
+    fields = ["reference", "method", "accuracy", "valid_accuracy", "c", "train_pairs", "test_pairs", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(OutputDataset)
+class OutputDatasetAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "kind", "model_size", "published_at", "split_count", "max_length", "created_at"]
+    list_filter = ["kind", ("published_at", admin.EmptyFieldListFilter), "model_size__family"]
+    list_select_related = ["model_size"]
+    search_fields = ["name", "model_size__slug"]
+    readonly_fields = ["name", "kind", "model_size", "sampling", "max_length", "source", "stats", "card",
+                       "published_at", "created_at"]
+    inlines = [DatasetSplitInline, DetectionResultInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_split_count=Count("splits"))
+
+    @admin.display(description="splits", ordering="_split_count")
+    def split_count(self, dataset: OutputDataset) -> int:
+        return dataset._split_count
+
+
+@admin.register(DatasetSplit)
+class DatasetSplitAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["dataset", "split", "lines", "bytes", "sha256"]
+    list_filter = ["split"]
+    list_select_related = ["dataset"]
+    search_fields = ["dataset__name", "sha256"]
+
+
+@admin.register(DetectionResult)
+class DetectionResultAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["dataset", "reference", "method", "accuracy", "valid_accuracy", "c", "created_at"]
+    list_select_related = ["dataset", "reference"]
+    search_fields = ["dataset__name"]
+
+
+@admin.register(DataRemovalRequest)
+class DataRemovalRequestAdmin(admin.ModelAdmin):
+    """Staff read each request and record what they did; what the requester sent is not editable."""
+
+    list_display = ["id", "created_at", "dataset", "name", "email", "status"]
+    list_filter = ["status", "dataset"]
+    list_select_related = ["dataset"]
+    search_fields = ["name", "email", "text", "dataset__name"]
+    readonly_fields = ["name", "email", "dataset", "text", "reason", "ip", "created_at"]
+    fields = [*readonly_fields, "status", "staff_notes"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -5,7 +5,7 @@ from django.db import models
 
 from registry.filenames import validate_filename
 from registry.hparams import HParams, hparams_validate, parameter_count
-from releases.stages import Stage
+from releases.stage_names import Stage
 
 
 class ModelFamily(models.Model):

@@ -4,15 +4,8 @@ This is the one file with the stage rules: services, admin and API ask it, never
 """
 
 from django.conf import settings
-from django.db import models
 
-
-class Stage(models.TextChoices):
-    INTERNAL = "internal", "Internal"
-    PARTNERS = "partners", "Partners"
-    PUBLIC = "public", "Public"
-    WITHDRAWN = "withdrawn", "Withdrawn"
-
+from releases.stage_names import Stage
 
 # from-stage -> the stages it may move to. Withdrawn is the kill switch, reachable from anywhere;
 # moving back (public -> partners) goes through withdrawn and then a new release, each approved.

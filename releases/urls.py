@@ -1,21 +1,33 @@
+"""Routes of the release API (mounted under /api/v1/) and of the datasets' compatibility path (at /gpt-2/)."""
+
 from django.urls import path
 
-from releases import views
+from releases.access import views as access
+from releases.governance import views as governance
 
 urlpatterns = [
-    path("models/<slug:slug>/manifest/", views.ModelManifestView.as_view(), name="model-manifest"),
-    path("models/<slug:slug>/files/<str:filename>/link/", views.ModelFileLinkView.as_view(), name="model-file-link"),
-    path("models/<slug:slug>/files/<str:filename>", views.ModelFileView.as_view(), name="model-file"),
-    path("models/<slug:slug>/history/", views.ModelHistoryView.as_view(), name="model-history"),
-    path("models/<slug:slug>/stage-requests/", views.ModelStageRequestsView.as_view(), name="model-stage-requests"),
-    path("models/<slug:slug>/reviews/", views.ModelReviewView.as_view(), name="model-reviews"),
-    path("stage-requests/", views.StageRequestListView.as_view(), name="stage-request-list"),
-    path("stage-requests/<int:request_id>/", views.StageRequestDetailView.as_view(), name="stage-request-detail"),
-    path("stage-requests/<int:request_id>/approve/", views.StageRequestApproveView.as_view(),
+    # downloads: who may have what (releases/access/)
+    path("models/<slug:slug>/manifest/", access.ModelManifestView.as_view(), name="model-manifest"),
+    path("models/<slug:slug>/files/<str:filename>/link/", access.ModelFileLinkView.as_view(), name="model-file-link"),
+    path("models/<slug:slug>/files/<str:filename>", access.ModelFileView.as_view(), name="model-file"),
+    path("datasets/<slug:name>/<str:split>/link/", access.DatasetSplitLinkView.as_view(), name="dataset-split-link"),
+    # release decisions (releases/governance/)
+    path("models/<slug:slug>/history/", governance.ModelHistoryView.as_view(), name="model-history"),
+    path("models/<slug:slug>/stage-requests/", governance.ModelStageRequestsView.as_view(),
+         name="model-stage-requests"),
+    path("models/<slug:slug>/reviews/", governance.ModelReviewView.as_view(), name="model-reviews"),
+    path("stage-requests/", governance.StageRequestListView.as_view(), name="stage-request-list"),
+    path("stage-requests/<int:request_id>/", governance.StageRequestDetailView.as_view(),
+         name="stage-request-detail"),
+    path("stage-requests/<int:request_id>/approve/", governance.StageRequestApproveView.as_view(),
          name="stage-request-approve"),
-    path("stage-requests/<int:request_id>/reject/", views.StageRequestRejectView.as_view(),
+    path("stage-requests/<int:request_id>/reject/", governance.StageRequestRejectView.as_view(),
          name="stage-request-reject"),
-    path("stage-requests/<int:request_id>/cancel/", views.StageRequestCancelView.as_view(),
+    path("stage-requests/<int:request_id>/cancel/", governance.StageRequestCancelView.as_view(),
          name="stage-request-cancel"),
-    path("release-state/", views.ReleaseStateView.as_view(), name="release-state"),
+    path("release-state/", governance.ReleaseStateView.as_view(), name="release-state"),
+]
+
+compat_urlpatterns = [
+    path("output-dataset/v1/<str:filename>", access.CompatDatasetFileView.as_view(), name="compat-dataset-file"),
 ]

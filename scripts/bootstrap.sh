@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install the project (plus the "test" extra when asked), skipped when already current.
+# Create .venv and install the server (plus the "test" extra when asked) and the `stagegate` client (client/,
+# its own distribution), skipped when already current.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
@@ -13,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # The stamp names what was installed; a test install serves the demo too.
 stamp=.venv/.stagegate-installed
-if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && { [ -z "$extra" ] || grep -qx "$extra" "$stamp"; }; then
+if [ -f "$stamp" ] && [ ! pyproject.toml -nt "$stamp" ] && [ ! client/pyproject.toml -nt "$stamp" ] && { [ -z "$extra" ] || grep -qx "$extra" "$stamp"; }; then
   exit 0
 fi
 # Keep the test extra once installed: `make demo` after `make test` must not uninstall it.
@@ -22,7 +23,8 @@ spec="."
 [ -n "$extra" ] && spec=".[$extra]"
 echo "[setup] installing Stagegate into .venv (first run: a few minutes; torch is the CPU build 2.13.0)…"
 log=.venv/install.log
-if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e "$spec"; } >"$log" 2>&1; then
+if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ./client \
+        && .venv/bin/python -m pip install -e "$spec"; } >"$log" 2>&1; then
   tail -n 30 "$log" >&2
   echo "[setup] installation failed; full log in $log" >&2
   exit 1

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from releases.roles import POLICY_STAFF_GROUP
+from releases.roles import OPERATORS_GROUP, POLICY_STAFF_GROUP, role_groups_ensure
 
 
 # --------------------------------------------------------------------------- actors
@@ -17,13 +17,19 @@ def _user(django_user_model, username: str, **flags):
 
 
 @pytest.fixture
-def policy_staff_group(db) -> Group:
-    return Group.objects.get_or_create(name=POLICY_STAFF_GROUP)[0]
+def role_groups(db) -> dict[str, Group]:
+    """The role groups with their permissions (a transactional test's flush empties what the migration made)."""
+    return role_groups_ensure()
+
+
+@pytest.fixture
+def policy_staff_group(role_groups) -> Group:
+    return role_groups[POLICY_STAFF_GROUP]
 
 
 @pytest.fixture
 def alice(django_user_model, policy_staff_group):
-    """Policy staff."""
+    """Policy staff, who also use the admin (is_staff)."""
     user = _user(django_user_model, "alice", is_staff=True)
     user.groups.add(policy_staff_group)
     return user
@@ -31,7 +37,7 @@ def alice(django_user_model, policy_staff_group):
 
 @pytest.fixture
 def bob(django_user_model, policy_staff_group):
-    """Policy staff."""
+    """Policy staff, who also use the admin (is_staff)."""
     user = _user(django_user_model, "bob", is_staff=True)
     user.groups.add(policy_staff_group)
     return user
@@ -39,9 +45,31 @@ def bob(django_user_model, policy_staff_group):
 
 @pytest.fixture
 def carol(django_user_model, policy_staff_group):
-    """Policy staff."""
+    """Policy staff, who also use the admin (is_staff)."""
     user = _user(django_user_model, "carol", is_staff=True)
     user.groups.add(policy_staff_group)
+    return user
+
+
+@pytest.fixture
+def dora(django_user_model, policy_staff_group):
+    """Policy staff without `is_staff`: she works through the API and the public pages, never the admin."""
+    user = _user(django_user_model, "dora")
+    user.groups.add(policy_staff_group)
+    return user
+
+
+@pytest.fixture
+def steve(django_user_model, role_groups):
+    """`is_staff` without any role: he may enter the admin and do nothing governance-related there."""
+    return _user(django_user_model, "steve", is_staff=True)
+
+
+@pytest.fixture
+def otto(django_user_model, role_groups):
+    """An operator: runs jobs and sees unreleased sizes; takes no release decisions."""
+    user = _user(django_user_model, "otto", is_staff=True)
+    user.groups.add(role_groups[OPERATORS_GROUP])
     return user
 
 

@@ -46,6 +46,7 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("cancel_job", "Can cancel jobs")]
 
     def __str__(self) -> str:
         return f"Job {self.pk} ({self.kind}, {self.status})"

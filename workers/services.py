@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from workers import detection, generation, jobs, training
 from workers.errors import JobParamsInvalid
 from workers.models import Job
@@ -14,15 +15,17 @@ VALIDATORS = {
 }
 
 
+# The task that runs each kind, by its registered name: the tasks call this module, not the reverse.
+TASK_OF_KIND = {
+    Job.Kind.TRAIN: "workers.tasks.train_task",
+    Job.Kind.GENERATE: "workers.tasks.generate_output_dataset_task",
+    Job.Kind.BASELINE: "workers.tasks.detection_baseline_task",
+}
+
+
 def job_enqueue(job: Job) -> None:
     """Hand a job to the broker (again, for a stale one); the worker's claim makes duplicates harmless."""
-    from workers import tasks
-
-    task = {
-        Job.Kind.TRAIN: tasks.train_task,
-        Job.Kind.GENERATE: tasks.generate_output_dataset_task,
-        Job.Kind.BASELINE: tasks.detection_baseline_task,
-    }[job.kind]
+    task = celery_app.tasks[TASK_OF_KIND[job.kind]]
     queue = settings.STAGEGATE_TRAINING_QUEUE if job.kind == Job.Kind.TRAIN else settings.CELERY_TASK_DEFAULT_QUEUE
     task.apply_async(args=[job.pk], queue=queue)
     Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())

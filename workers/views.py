@@ -2,11 +2,11 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from releases.roles import CANCEL_JOB, SUBMIT_JOB, role_permission
 from workers import jobs, services
 from workers.errors import JobNotFound
 from workers.models import Job
@@ -20,10 +20,18 @@ def _job(job_id: int) -> Job:
     return job
 
 
+JOB_ROLES = "operators or policy-staff"
+CanSeeJobs = role_permission("workers.view_job", to="see jobs", role=JOB_ROLES)
+CanSubmitJobs = role_permission(SUBMIT_JOB, to="submit jobs", role=JOB_ROLES)
+CanCancelJobs = role_permission(CANCEL_JOB, to="cancel jobs", role=JOB_ROLES)
+
+
 class JobListCreateView(ListAPIView):
-    permission_classes = [IsAdminUser]
     serializer_class = JobSerializer
     queryset = Job.objects.all()
+
+    def get_permissions(self):
+        return [CanSubmitJobs() if self.request.method == "POST" else CanSeeJobs()]
 
     @extend_schema(request=JobInputSerializer, responses={201: JobSerializer})
     def post(self, request: Request) -> Response:
@@ -35,7 +43,7 @@ class JobListCreateView(ListAPIView):
 
 
 class JobDetailView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [CanSeeJobs]
 
     @extend_schema(responses=JobSerializer)
     def get(self, request: Request, job_id: int) -> Response:
@@ -43,7 +51,7 @@ class JobDetailView(APIView):
 
 
 class JobCancelView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [CanCancelJobs]
 
     @extend_schema(request=None, responses=JobSerializer)
     def post(self, request: Request, job_id: int) -> Response:

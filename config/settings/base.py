@@ -30,7 +30,8 @@ ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1
 SITE_URL = envstr("STAGEGATE_SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin shows the admin modules config/admin_site.py names (not knox's, which mints others' tokens).
+    "config.admin_site.StagegateAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "registry",
     "releases",
     "workers",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -144,12 +146,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = envstr("STAGEGATE_DEFAULT_QUEUE", "default")
 # Release governance on a clock: embargoed stage changes apply when due; reviews remind daily.
 CELERY_BEAT_SCHEDULE = {
-    "apply-due-stage-changes": {"task": "workers.tasks.apply_due_stage_changes_task", "schedule": 60.0},
+    # Emails and webhooks written by decisions (releases/outbox/): sent, and retried, from here.
+    "dispatch-outbox": {"task": "releases.tasks.dispatch_outbox_task",
+                        "schedule": float(envint("STAGEGATE_OUTBOX_INTERVAL_S", 5))},
+    "apply-due-stage-changes": {"task": "releases.tasks.apply_due_stage_changes_task", "schedule": 60.0},
     "stage-review-reminders": {
-        "task": "workers.tasks.send_stage_review_reminders_task",
+        "task": "releases.tasks.send_stage_review_reminders_task",
         "schedule": crontab(hour=envint("STAGEGATE_REVIEW_REMINDER_HOUR_UTC", 8), minute=0),
     },
-    "delete-expired-tokens": {"task": "workers.tasks.delete_expired_tokens_task", "schedule": crontab(hour=3, minute=0)},
+    "delete-expired-tokens": {"task": "releases.tasks.delete_expired_tokens_task", "schedule": crontab(hour=3, minute=0)},
 }
 
 # ---------------------------------------------------------------------------
@@ -158,7 +163,7 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     # Staff tools send `Authorization: Token <key>` (knox; `manage.py create_token`); browsers use the session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "releases.authentication.TokenAuthentication",
+        "releases.access.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -177,7 +182,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One name for the stage choices wherever they appear (from_stage, to_stage, stage); the two `kind`s apart.
-    "ENUM_NAME_OVERRIDES": {"StageEnum": "releases.stages.Stage", "JobKindEnum": "workers.models.Job.Kind",
+    "ENUM_NAME_OVERRIDES": {"StageEnum": "releases.stage_names.Stage", "JobKindEnum": "workers.models.Job.Kind",
                             "DatasetKindEnum": "registry.models.OutputDataset.Kind"},
 }
 
@@ -202,9 +207,15 @@ STAGEGATE_REVIEW_DUE_SOON_DAYS = envint("STAGEGATE_REVIEW_DUE_SOON_DAYS", 14)
 STAGEGATE_WEBHOOK_URLS = envlist("STAGEGATE_WEBHOOK_URLS", [])
 STAGEGATE_WEBHOOK_SECRET = envstr("STAGEGATE_WEBHOOK_SECRET", "")
 STAGEGATE_WEBHOOK_TIMEOUT_S = envint("STAGEGATE_WEBHOOK_TIMEOUT_S", 5)
+# A notice the outbox cannot deliver is retried (15 s, doubling, at most hourly) for this long, then kept as failed.
+STAGEGATE_OUTBOX_GIVE_UP_H = envint("STAGEGATE_OUTBOX_GIVE_UP_H", 72)
+# Addresses told of staff matters beside policy staff: stage events, data-removal requests, audit failures.
+# Django's ADMINS (server error mails) are the same people.
+STAGEGATE_NOTIFY_EMAILS = envlist("STAGEGATE_NOTIFY_EMAILS", [])
+ADMINS = [(address, address) for address in STAGEGATE_NOTIFY_EMAILS]
 
 # ---------------------------------------------------------------------------
-# Partners and downloads (releases/access.py, releases/links.py)
+# Partners and downloads (releases/access/rules.py, releases/access/links.py)
 # ---------------------------------------------------------------------------
 # Lifetime of a signed download link; clamped to at most an hour. Clients ask again when one expires.
 STAGEGATE_LINK_TTL_S = envint("STAGEGATE_LINK_TTL_S", 600)
@@ -216,7 +227,7 @@ LOGIN_URL = "portal-login"
 LOGIN_REDIRECT_URL = "portal-home"
 
 # ---------------------------------------------------------------------------
-# Researchers: output datasets (registry/datasets/)
+# Researchers: output datasets (releases/access/dataset_links.py, config/throttles.py)
 # ---------------------------------------------------------------------------
 # Django's cache holds the rate-limit counters (and rendered plots); Redis, so every gunicorn worker
 # counts against one limit. https://docs.djangoproject.com/en/5.0/topics/cache/#redis

@@ -51,6 +51,6 @@ CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 X_FRAME_OPTIONS = "DENY"
 
 # ---------------------------------------------------------------------------
-# Second factor for release decisions (releases/second_factor.py)
+# Second factor for release decisions (releases/governance/second_factor.py)
 # ---------------------------------------------------------------------------
 STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", True)

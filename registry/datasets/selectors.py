@@ -1,4 +1,5 @@
-"""Reads of output datasets for the API and pages: who sees which, detection by size, a sample of rows."""
+"""Reads of output datasets for the API and pages: related rows, detection by size, a sample of rows. Who may see
+which dataset is decided by releases.access.rules.visible_datasets."""
 
 import json
 import logging
@@ -9,8 +10,8 @@ from django.db.models import Prefetch, QuerySet
 
 from config.errors import DomainError
 from registry import storage
+from registry.datasets.errors import DatasetNotFound
 from registry.models import DatasetSplit, DetectionResult, OutputDataset
-from releases import access
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +21,10 @@ SAMPLE_BYTES = 64 * 1024
 SAMPLE_CACHE_S = 24 * 60 * 60
 
 
-def _datasets() -> QuerySet[OutputDataset]:
+def datasets_for_display(datasets: QuerySet[OutputDataset]) -> QuerySet[OutputDataset]:
+    """`datasets` with their size, splits and detection results fetched up front, by name."""
     return (
-        OutputDataset.objects.select_related("model_size__family")
+        datasets.select_related("model_size__family")
         .prefetch_related(
             Prefetch("splits", queryset=DatasetSplit.objects.order_by("split")),
             Prefetch("detection_results", queryset=DetectionResult.objects.select_related("reference")
@@ -32,21 +34,11 @@ def _datasets() -> QuerySet[OutputDataset]:
     )
 
 
-def dataset_list(*, user) -> QuerySet[OutputDataset]:
-    """Published datasets; staff see unpublished ones too (to check them before deciding)."""
-    datasets = _datasets()
-    if not access.is_staff(user):
-        datasets = datasets.filter(published_at__isnull=False)
-    return datasets
-
-
-def dataset_get(*, name: str, user) -> OutputDataset:
-    from registry.datasets.errors import DatasetNotFound
-
-    dataset = _datasets().filter(name=name).first()
+def dataset_from(datasets: QuerySet[OutputDataset], *, name: str) -> OutputDataset:
+    """The dataset called `name` among `datasets` (those the caller may see), or DatasetNotFound."""
+    dataset = datasets_for_display(datasets).filter(name=name).first()
     if dataset is None:
         raise DatasetNotFound(f"No dataset {name!r}.")
-    access.require_dataset(access.may_dataset(user, dataset, access.DATASET_VIEW), dataset=dataset)
     return dataset
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from registry.models import ModelSize
-from releases.factors import FACTORS
+from releases.governance.factors import FACTORS
 from releases.models import StageChangeRequest
 from tests.releases.conftest import make_grant, make_partner, make_size, move, publish_terms
 

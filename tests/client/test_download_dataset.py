@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from stagegate_client import cli, download
+
 from tests.datasets import conftest as dataset_fixtures
 
 # The dataset tests' fixtures: published datasets with real files in SeaweedFS, a fresh cache per test.
@@ -35,7 +35,7 @@ def gets(monkeypatch):
 def _bytes_of(dataset, split: str) -> bytes:
     import requests
 
-    from releases.dataset_links import dataset_link_issue
+    from releases.access.dataset_links import dataset_link_issue
 
     return requests.get(dataset_link_issue(user=None, name=dataset.name, split=split).url, timeout=10).content
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from registry import services as registry_services
 from stagegate_client import cli, download
 from stagegate_client.api import Server
+
+from registry import services as registry_services
 from tests.releases.conftest import HPARAMS, make_grant, make_partner, move, publish_terms, token_for, upload
 from tests.weights import gpt2_safetensors
 
@@ -171,3 +171,25 @@ def test_the_download_is_a_model_transformers_loads(s3, live_server, size, alice
     assert cli.main(["download-model", size.slug, "--server", live_server.url, "--out", str(out), "--quiet"]) == 0
     loaded = transformers.GPT2LMHeadModel.from_pretrained(out)
     assert torch.equal(loaded.transformer.wte.weight, model.transformer.wte.weight)
+
+
+def test_the_client_installs_alone_without_django_or_torch_and_downloads(granted, size, tmp_path):
+    """`pip install ./client` into a fresh virtual environment: its own distribution, requests and tqdm only."""
+    root = Path(__file__).resolve().parents[2]
+    venv = tmp_path / "partner-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    installed = subprocess.run([*pip, "install", "-q", str(root / "client")], capture_output=True, text=True,
+                               timeout=600)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    listed = subprocess.run([*pip, "list", "--format", "freeze"], capture_output=True, text=True, check=True)
+    packages = {line.split("==")[0].lower() for line in listed.stdout.split()}
+    assert {"stagegate-client", "requests", "tqdm"} <= packages
+    assert not packages & {"django", "torch", "djangorestframework", "boto3", "celery"}
+    result = subprocess.run(
+        [str(venv / "bin" / "stagegate"), "download-model", size.slug, "--server", granted["server"], "--out",
+         str(granted["out"]), "--quiet"],
+        env={"PATH": os.environ["PATH"], "STAGEGATE_TOKEN": granted["token"]}, capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA

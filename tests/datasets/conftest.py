@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from registry.models import DetectionResult, OutputDataset
-from releases.datasets import dataset_publish
+from releases.governance.dataset_publication import dataset_publish
 from tests.releases.conftest import eager_celery, make_size, move  # noqa: F401
 from workers.generation import dataset_register
 

@@ -7,7 +7,7 @@ from registry.models import OutputDataset
 from releases.models import AuditEvent
 
 pytestmark = pytest.mark.integration
-URL = "/admin/registry/outputdataset/"
+URL = "/admin/releases/datasetpublication/"
 REASON = "Detection researchers need these samples before the size's weights are released."
 
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from registry import storage
-from releases.datasets import dataset_unpublish
+from releases.governance.dataset_publication import dataset_unpublish
 from releases.models import AuditEvent
 from tests.releases.conftest import move
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from registry import services as registry_services
-from releases import links
+from releases.access import links
 from releases.models import AuditEvent, IssuedLink
 from tests.releases.conftest import WEIGHTS, make_grant, make_partner, move, publish_terms, token_for, upload
 

@@ -122,7 +122,7 @@ def test_successful_answers_conform_too(callers, s3, tmp_path, alice, settings):
     import uuid
 
     from registry.models import ModelSize
-    from releases.datasets import dataset_publish
+    from releases.governance.dataset_publication import dataset_publish
     from tests.datasets.conftest import register
     from tests.releases.conftest import upload
 

@@ -9,7 +9,7 @@ from openapi_spec_validator import validate
 
 from registry import services
 from registry.models import ModelSize
-from releases.stages import Stage
+from releases.stage_names import Stage
 
 
 @pytest.fixture

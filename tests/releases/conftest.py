@@ -4,8 +4,8 @@ import pytest
 from knox.models import AuthToken
 
 from registry import services as registry_services
-from releases import services
-from releases.factors import FACTORS
+from releases.governance import stage_requests
+from releases.governance.factors import FACTORS
 from tests.weights import gpt2_safetensors
 
 RATIONALE = "Detection research and partner reports show no strong evidence of misuse at this size so far."
@@ -40,14 +40,14 @@ def size(db):
 def request_change(size, requester, to_stage: str, **kwargs):
     kwargs.setdefault("rationale", RATIONALE)
     kwargs.setdefault("factors", ALL_FACTORS)
-    return services.stage_request_create(size=size, requester=requester, to_stage=to_stage, **kwargs)
+    return stage_requests.stage_request_create(size=size, requester=requester, to_stage=to_stage, **kwargs)
 
 
 def move(size, to_stage: str, *, requester, approvers):
     """Take a size to a stage through the real request and approvals."""
     request = request_change(size, requester, to_stage)
     for approver in approvers:
-        request = services.stage_request_approve(request=request, approver=approver)
+        request = stage_requests.stage_request_approve(request=request, approver=approver)
     size.refresh_from_db()
     assert size.stage == to_stage
     return request
@@ -57,7 +57,7 @@ def token_for(user) -> str:
     return AuthToken.objects.create(user=user)[1]
 
 
-# --------------------------------------------------------------------------- partners and downloads (issue 5)
+# --------------------------------------------------------------------------- partners and downloads
 WEIGHTS = gpt2_safetensors(HPARAMS)  # 88 KiB: a well-formed file of random F16 weights for make_size's sizes
 CONFIG = b'{"model_type": "gpt2", "n_layer": 2}'
 
@@ -69,7 +69,7 @@ def pat(django_user_model):
 
 
 def make_partner(actor, *members, name: str = "Example Security Lab", kind: str = "security"):
-    from releases import partners
+    from releases.access import partners
 
     partner = partners.partner_create(name=name, kind=kind, actor=actor, contact_email="lab@example.org")
     for member in members:
@@ -78,7 +78,7 @@ def make_partner(actor, *members, name: str = "Example Security Lab", kind: str 
 
 
 def publish_terms(actor, version: str = "v1", *accepting):
-    from releases import partners
+    from releases.access import partners
 
     terms = partners.terms_publish(version=version, text=f"Partner terms {version}: no redistribution.", actor=actor)
     for user in accepting:
@@ -91,7 +91,7 @@ def make_grant(partner, size, actor, *, days: float = 30, starts_in_days: float 
 
     from django.utils import timezone
 
-    from releases import grants
+    from releases.access import grants
 
     starts_at = timezone.now() + timedelta(days=starts_in_days)
     return grants.grant_create(partner=partner, size=size, purpose="Red-team the size for misuse.", actor=actor,

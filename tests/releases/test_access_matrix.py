@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from releases import grants, partners
+from releases.access import grants, partners
 from releases.models import AuditEvent, IssuedLink
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms, token_for, upload
 
@@ -39,7 +39,11 @@ EXPECTED: dict[str, dict[str, tuple[int, str | None]]] = {
     "inactive_partner": _on_partners_stage((403, "partner_inactive")),
     "terms_not_accepted": _on_partners_stage((403, "terms_not_accepted")),
     "policy_staff": dict.fromkeys(STAGES, OK),
-    "django_staff": dict.fromkeys(STAGES, OK),
+    "policy_staff_without_is_staff": dict.fromkeys(STAGES, OK),
+    "operator": dict.fromkeys(STAGES, OK),
+    # is_staff opens the admin's door and nothing else; a superuser holds only what a role grants.
+    "django_staff": _on_partners_stage((403, "not_a_partner")),
+    "superuser": _on_partners_stage((403, "not_a_partner")),
 }
 
 
@@ -81,7 +85,10 @@ ROLES = {
     "inactive_partner": lambda ctx: _member(ctx, grant="active", partner_active=False),
     "terms_not_accepted": _terms_not_accepted,
     "policy_staff": lambda ctx: ctx["carol"],
+    "policy_staff_without_is_staff": lambda ctx: ctx["dora"],
+    "operator": lambda ctx: ctx["otto"],
     "django_staff": lambda ctx: ctx["django_user_model"].objects.create_user("sam", password="pw", is_staff=True),
+    "superuser": lambda ctx: ctx["django_user_model"].objects.create_superuser("root", "root@example.org", "pw"),
 }
 assert set(ROLES) == set(EXPECTED)
 
@@ -100,11 +107,11 @@ CELLS = list(itertools.product(ROLES, STAGES, ENDPOINTS))
 
 
 @pytest.mark.parametrize(("role", "stage", "endpoint"), CELLS, ids=["-".join(cell) for cell in CELLS])
-def test_access_matrix(role, stage, endpoint, api, s3, size, alice, bob, carol, rita, pat, django_user_model,
-                       tmp_path):
+def test_access_matrix(role, stage, endpoint, api, s3, size, alice, bob, carol, dora, otto, rita, pat,
+                       django_user_model, tmp_path):
     artifact = upload(size, tmp_path)
-    ctx = {"size": size, "alice": alice, "bob": bob, "carol": carol, "rita": rita, "pat": pat,
-           "django_user_model": django_user_model}
+    ctx = {"size": size, "alice": alice, "bob": bob, "carol": carol, "dora": dora, "otto": otto, "rita": rita,
+           "pat": pat, "django_user_model": django_user_model}
     user = ROLES[role](ctx)
     if stage != "internal":
         move(size, stage, requester=alice, approvers=[ctx[name] for name in APPROVERS_FOR[stage]])
@@ -146,7 +153,7 @@ def test_a_grant_that_ended_a_moment_ago_is_expired(api, s3, size, alice, bob, p
     move(size, "partners", requester=alice, approvers=[bob])
     api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
     assert api.post(f"/api/v1/models/{size.slug}/files/{artifact.filename}/link/").status_code == 200
-    from releases import access
+    from releases.access import rules as access
 
     later = grant.expires_at + timedelta(microseconds=1)
     assert access.may(pat, size, access.DOWNLOAD, now=later).reason == "grant_expired"

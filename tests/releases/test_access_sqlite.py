@@ -30,10 +30,10 @@ assert connection.vendor == "sqlite", connection.vendor
 
 from registry import services as registry_services
 from registry import storage
-from releases import access, grants, links, partners
-from releases.audit import audit_verify
+from releases.access import grants, links, partners, rules as access
+from releases.audit.chain import audit_verify
 from releases.models import AuditEvent
-from releases.models import ModelSize
+from registry.models import ModelSize
 from releases.roles import POLICY_STAFF_GROUP
 
 staff = User.objects.create_user("alice")

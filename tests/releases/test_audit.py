@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
-from releases.audit import AuditTarget, audit_record, audit_verify
+from releases.audit.chain import AuditTarget, audit_record, audit_verify
 from releases.models import AuditEvent
 
 TARGET = AuditTarget(type="registry.modelsize", id="1", label="GPT-2 124M")

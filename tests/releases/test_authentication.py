@@ -30,8 +30,8 @@ def test_a_wrong_key_with_a_real_tokens_prefix_is_refused(alice, api):
 
 
 def test_expired_tokens_are_deleted_by_the_daily_task_and_hidden_from_the_portal(pat):
-    from releases.portal import portal_overview
-    from workers.tasks import delete_expired_tokens_task
+    from releases.tasks import delete_expired_tokens_task
+    from web.portal.views import portal_overview
 
     live, _key = AuthToken.objects.create(user=pat, expiry=timedelta(days=1))
     expired, _key = AuthToken.objects.create(user=pat, expiry=timedelta(days=1))

@@ -6,13 +6,13 @@ import pytest
 from django.db import connection
 
 from config.errors import DomainError
-from releases import services
-from releases.audit import AuditTarget, audit_record, audit_verify
+from releases.audit.chain import AuditTarget, audit_record, audit_verify
+from releases.governance import stage_requests
 from releases.models import AuditEvent, StageChange, StageChangeRequest, StageDecision
-from releases.stages import Stage
+from releases.stage_names import Stage
 from tests.releases.conftest import make_size, request_change
 
-APPROVERS = 50  # issue 8: 50 concurrent approvals of one request
+APPROVERS = 50  # concurrent approvals of one request
 
 
 def _race(count: int, work) -> list:
@@ -50,7 +50,7 @@ def test_concurrent_approvals_apply_the_change_exactly_once(django_user_model, p
     size = make_size()
     request = request_change(size, requester, Stage.PUBLIC)
 
-    results = _race(APPROVERS, lambda i: services.stage_request_approve(
+    results = _race(APPROVERS, lambda i: stage_requests.stage_request_approve(
         request=StageChangeRequest.objects.get(pk=request.pk), approver=approvers[i]))
 
     unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, DomainError)]

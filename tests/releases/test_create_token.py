@@ -29,13 +29,13 @@ def test_a_token_expires_and_revoked_tokens_stop_working(alice, api):
     from django.utils import timezone
     from knox.models import AuthToken
 
-    from releases import partners
+    from releases.access import tokens
 
     out = StringIO()
     call_command("create_token", "alice", "--expires-days", "3", stdout=out)
     token = AuthToken.objects.get()
     assert timedelta(days=2.9) < token.expiry - timezone.now() <= timedelta(days=3)
     api.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
-    partners.token_revoke(token=token, actor=alice)
+    tokens.token_revoke(token=token, actor=alice)
     assert api.get(reverse("stage-request-list")).status_code == 401
     assert AuditEvent.objects.filter(action="token.revoked").exists()

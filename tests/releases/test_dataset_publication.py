@@ -4,15 +4,16 @@ import pytest
 
 from registry import services as registry_services
 from registry.models import ModelSize, OutputDataset
-from releases.datasets import (
+from releases.governance.dataset_publication import (
     PublicationConflict,
     UnreleasedSizeNeedsDecision,
     dataset_publish,
     dataset_unpublish,
 )
-from releases.errors import InvalidStageRequest, NotPolicyStaff
+from releases.governance.errors import InvalidStageRequest
 from releases.models import AuditEvent
-from releases.stages import Stage
+from releases.roles import NotPolicyStaff
+from releases.stage_names import Stage
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from unittest import mock
 
 from django.utils import timezone
 
-from releases import services
+from releases.governance import stage_requests
 from releases.models import AuditEvent, StageChangeRequest
-from releases.stages import Stage
+from releases.stage_names import Stage
+from releases.tasks import apply_due_stage_changes_task
 from tests.releases.conftest import request_change
-from workers.tasks import apply_due_stage_changes_task
 
 Status = StageChangeRequest.Status
 
@@ -21,7 +21,7 @@ def _at(moment):
 def _embargoed(size, alice, bob, hours: int = 3):
     effective_at = timezone.now() + timedelta(hours=hours)
     request = request_change(size, alice, Stage.PARTNERS, effective_at=effective_at)
-    services.stage_request_approve(request=request, approver=bob)
+    stage_requests.stage_request_approve(request=request, approver=bob)
     return request, effective_at
 
 
@@ -49,7 +49,7 @@ def test_the_beat_task_applies_it_when_due_and_only_once(size, alice, bob):
 def test_a_withdrawal_before_the_embargo_lifts_supersedes_it(size, alice, bob, carol):
     request, effective_at = _embargoed(size, alice, bob)
     withdrawal = request_change(size, carol, Stage.WITHDRAWN, factors={})
-    services.stage_request_approve(request=withdrawal, approver=alice)
+    stage_requests.stage_request_approve(request=withdrawal, approver=alice)
     with _at(effective_at + timedelta(minutes=1)):
         assert apply_due_stage_changes_task() == []
     request.refresh_from_db()

@@ -8,9 +8,13 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from registry.errors import ModelSizeNotFound
-from releases import access, grants, partners, selectors
-from releases.errors import AccessRequestNotPending, GrantAlreadyRevoked, NotPolicyStaff
+from releases.access import grants, partners
+from releases.access import rules as access
+from releases.access.errors import AccessRequestNotPending, GrantAlreadyRevoked
+from releases.governance import selectors
 from releases.models import AccessRequest, AuditEvent
+from releases.outbox.delivery import dispatch_due
+from releases.roles import NotPolicyStaff
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms
 
 
@@ -111,15 +115,15 @@ def test_who_could_download_names_the_partners_with_active_grants_then(size, ali
     assert selectors.who_could_download(size=size, when=now + timedelta(days=2)).grantees == ["Other Lab"]
 
 
-def test_withdrawal_emails_the_members_of_partners_with_active_grants(size, alice, bob, carol, pat, rita, lab,
-                                                                      django_capture_on_commit_callbacks):
+def test_withdrawal_emails_the_members_of_partners_with_active_grants(size, alice, bob, carol, pat, rita, lab):
     make_grant(lab, size, alice)
     revoked_lab = make_partner(alice, rita, name="Revoked Lab", kind="industry")
     grants.grant_revoke(grant=make_grant(revoked_lab, size, alice), actor=alice, reason="Ended.")
     move(size, "partners", requester=alice, approvers=[bob])
+    dispatch_due()
     mail.outbox.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        move(size, "withdrawn", requester=alice, approvers=[carol])
+    move(size, "withdrawn", requester=alice, approvers=[carol])
+    dispatch_due()
     withdrawal = [m for m in mail.outbox if "has been withdrawn" in m.subject]
     assert len(withdrawal) == 1
     assert withdrawal[0].to == ["pat@example.org"]

@@ -2,14 +2,14 @@
 
 from django.urls import reverse
 
-from releases import services
-from releases.stages import Stage
+from releases.governance import stage_requests
+from releases.stage_names import Stage
 from tests.releases.conftest import make_size, move, request_change
 
 
 def test_history_lists_applied_changes_with_the_public_rationale_only(api, size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS, public_rationale="Shared with four research partners.")
-    services.stage_request_approve(request=request, approver=bob)
+    stage_requests.stage_request_approve(request=request, approver=bob)
     response = api.get(reverse("model-history", args=[size.slug]))
     assert response.status_code == 200
     body = response.json()
@@ -50,7 +50,7 @@ def test_unapplied_requests_do_not_appear_in_history(api, size, alice, bob, caro
 
 def test_the_public_history_page_shows_visible_sizes_and_public_reasons_only(client, size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS, public_rationale="Shared with partners.")
-    services.stage_request_approve(request=request, approver=bob)
+    stage_requests.stage_request_approve(request=request, approver=bob)
     back_inside = make_size("mini-3m")
     move(back_inside, Stage.WITHDRAWN, requester=alice, approvers=[bob])
     move(back_inside, Stage.INTERNAL, requester=alice, approvers=[bob])

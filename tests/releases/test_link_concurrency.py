@@ -9,8 +9,8 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from releases import grants, links
-from releases.errors import AccessDenied, QuotaExhausted
+from releases.access import grants, links
+from releases.access.errors import AccessDenied, QuotaExhausted
 from releases.models import AuditEvent, IssuedLink
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms, upload
 
@@ -120,7 +120,7 @@ def test_a_revocation_waits_for_a_link_being_issued_which_was_decided_before_it(
 def _link_with_a_change_before_its_locks(pat, size, change, monkeypatch) -> list:
     """Issue a link in a thread, and run `change` (committed) after the link has begun deciding but before
     it takes its locks; return what the link gave."""
-    from releases import access
+    from releases.access import rules as access
 
     lock_rows, waiting, go = access._lock_access_rows, threading.Event(), threading.Event()
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 import pytest
 import requests
 
-from releases import grants
+from releases.access import grants
 from releases.models import AuditEvent, IssuedLink
 from tests.releases.conftest import WEIGHTS, make_grant, make_partner, move, publish_terms, token_for, upload
 

@@ -3,12 +3,11 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 from knox.models import AuthToken
 
-from releases import grants
+from releases.access import grants
 from releases.models import AccessGrant, AccessRequest, AuditEvent, PartnerMember, PartnerOrganisation
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms
 
@@ -107,14 +106,28 @@ def test_partners_and_members_are_added_through_the_services(staff, rita):
                 .values_list("action", flat=True)) == ["partner.created", "partner.member_added"]
 
 
-def test_staff_create_a_token_whose_key_is_shown_once(staff, pat):
-    response = staff.post("/admin/knox/authtoken/add/", {"user": pat.pk, "name": "pat laptop", "expires_days": 7})
-    assert response.status_code == 302
-    token = AuthToken.objects.get(user=pat)
-    assert token.label.name == "pat laptop"
-    shown = [str(m) for m in get_messages(response.wsgi_request)]
-    assert any("copy it now" in m for m in shown)
-    assert AuditEvent.objects.filter(action="token.created", actor_label="alice").exists()
+@pytest.mark.parametrize("who", ["alice", "admin_user"])
+def test_nobody_creates_a_token_for_another_account_in_the_admin(who, pat, request):
+    """The attack: a staff account mints bob's key in the admin and approves in his name. Policy staff and a
+    superuser alike get no add page, and a forged POST is refused with nothing created."""
+    client = Client()
+    client.force_login(request.getfixturevalue(who))
+    assert client.get("/admin/knox/authtoken/add/").status_code == 403
+    response = client.post("/admin/knox/authtoken/add/", {"user": pat.pk, "name": "pat laptop", "expires_days": 7})
+    assert response.status_code == 403
+    assert not AuthToken.objects.exists()
+    assert not AuditEvent.objects.filter(action="token.created").exists()
+
+
+def test_policy_staff_revoke_a_members_token_in_the_admin_without_seeing_its_key(staff, pat):
+    from releases.access import tokens
+
+    token, key = tokens.token_create(user=pat, name="pat laptop", expires_days=7, actor=pat)
+    listing = staff.get("/admin/knox/authtoken/").content.decode()
+    assert token.token_key in listing and key not in listing
+    staff.post("/admin/knox/authtoken/", {"action": "revoke_selected", "_selected_action": [token.pk]})
+    assert not AuthToken.objects.exists()
+    assert AuditEvent.objects.filter(action="token.revoked", actor_label="alice").exists()
 
 
 @pytest.mark.parametrize("model", ["partnerorganisation", "termsversion", "termsacceptance", "accessrequest",
@@ -125,4 +138,4 @@ def test_each_list_page_renders_for_policy_staff_and_add_pages_where_staff_add(s
     if model in ("partnerorganisation", "termsversion", "accessgrant"):
         assert staff.get(f"/admin/releases/{model}/add/").status_code == 200
     assert staff.get("/admin/knox/authtoken/").status_code == 200
-    assert staff.get("/admin/knox/authtoken/add/").status_code == 200
+    assert staff.get("/admin/knox/authtoken/add/").status_code == 403

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from knox.models import AuthToken
 
-from releases import grants, partners
+from releases.access import grants, tokens
 from releases.models import AccessRequest, AuditEvent, IssuedLink
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms, upload
 
@@ -87,7 +87,7 @@ def test_tokens_are_created_shown_once_and_revoked(browser, pat, api, lab):
 
 
 def test_a_member_cannot_revoke_someone_elses_token(browser, rita, lab):
-    token, _ = partners.token_create(user=rita, name="rita's", expires_days=7, actor=rita)
+    token, _ = tokens.token_create(user=rita, name="rita's", expires_days=7, actor=rita)
     assert browser.post(f"/portal/tokens/{token.token_key}/revoke/").status_code == 404
     assert AuthToken.objects.filter(pk=token.pk).exists()
 

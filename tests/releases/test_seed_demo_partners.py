@@ -2,7 +2,7 @@ from io import StringIO
 
 from django.core.management import call_command
 
-from releases import access
+from releases.access import rules as access
 from releases.models import AccessGrant, AuditEvent, PartnerMember, TermsAcceptance
 from tests.releases.conftest import make_size, move
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from registry.models import ModelSize
-from releases.audit import audit_verify
+from releases.audit.chain import audit_verify
 from releases.models import AuditEvent, StageChange, StageChangeRequest, StageDecision
 
 

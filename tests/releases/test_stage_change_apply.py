@@ -2,11 +2,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from releases import services
-from releases.errors import RequestNotApproved, StageConflict
+from releases.governance import stage_changes, stage_requests
+from releases.governance.errors import RequestNotApproved, StageConflict
+from releases.governance.stage_changes import add_months
 from releases.models import AuditEvent, StageChange, StageChangeRequest
-from releases.services import add_months
-from releases.stages import Stage
+from releases.stage_names import Stage
 from tests.releases.conftest import move, request_change
 
 Status = StageChangeRequest.Status
@@ -16,7 +16,7 @@ def test_an_applied_request_cannot_apply_again(size, alice, bob):
     request = move(size, Stage.PARTNERS, requester=alice, approvers=[bob])
     request.refresh_from_db()
     with pytest.raises(RequestNotApproved):
-        services.stage_change_apply(request=request, actor=bob)
+        stage_changes.stage_change_apply(request=request, actor=bob)
     assert StageChange.objects.count() == 1
     assert AuditEvent.objects.filter(action="stage.applied").count() == 1
 
@@ -27,7 +27,7 @@ def test_an_approved_request_conflicts_when_the_size_moved_meanwhile(size, alice
     type(size).objects.filter(pk=size.pk).update(stage=Stage.WITHDRAWN)
     request.refresh_from_db()
     with pytest.raises(StageConflict):
-        services.stage_change_apply(request=request, actor=bob)
+        stage_changes.stage_change_apply(request=request, actor=bob)
     request.refresh_from_db()
     size.refresh_from_db()
     assert (request.status, size.stage) == (Status.APPROVED, Stage.WITHDRAWN)  # rolled back as a whole
@@ -41,7 +41,7 @@ def test_every_applied_stage_is_due_for_review_six_months_later(size, alice, bob
 
 def test_a_request_may_set_its_own_review_date(size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS, review_by=date(2099, 1, 31))
-    services.stage_request_approve(request=request, approver=bob)
+    stage_requests.stage_request_approve(request=request, approver=bob)
     assert StageChange.objects.get(model_size=size).review_by == date(2099, 1, 31)
 
 

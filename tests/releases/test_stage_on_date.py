@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 
 from registry.models import ModelSize
-from releases import selectors
-from releases.stages import Stage
+from releases.governance import selectors
+from releases.stage_names import Stage
 from tests.releases.conftest import move
 
 

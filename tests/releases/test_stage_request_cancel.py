@@ -3,10 +3,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from releases import services
-from releases.errors import NotPolicyStaff, RequestNotPending
+from releases.governance import stage_changes, stage_requests
+from releases.governance.errors import RequestNotPending
 from releases.models import AuditEvent, StageChangeRequest
-from releases.stages import Stage
+from releases.roles import NotPolicyStaff
+from releases.stage_names import Stage
 from tests.releases.conftest import request_change
 
 Status = StageChangeRequest.Status
@@ -14,7 +15,7 @@ Status = StageChangeRequest.Status
 
 def test_a_pending_request_can_be_cancelled(size, alice):
     request = request_change(size, alice, Stage.PARTNERS)
-    services.stage_request_cancel(request=request, actor=alice, reason="Filed too early.")
+    stage_requests.stage_request_cancel(request=request, actor=alice, reason="Filed too early.")
     request.refresh_from_db()
     assert request.status == Status.CANCELLED
     assert AuditEvent.objects.filter(action="stage_request.cancelled", reason="Filed too early.").count() == 1
@@ -22,9 +23,9 @@ def test_a_pending_request_can_be_cancelled(size, alice):
 
 def test_an_embargoed_change_can_be_cancelled_before_it_applies(size, alice, bob, carol):
     request = request_change(size, alice, Stage.PARTNERS, effective_at=timezone.now() + timedelta(hours=1))
-    services.stage_request_approve(request=request, approver=bob)
-    services.stage_request_cancel(request=request, actor=carol)
-    assert services.stage_changes_apply_due(now=timezone.now() + timedelta(hours=2)) == []
+    stage_requests.stage_request_approve(request=request, approver=bob)
+    stage_requests.stage_request_cancel(request=request, actor=carol)
+    assert stage_changes.stage_changes_apply_due(now=timezone.now() + timedelta(hours=2)) == []
     request.refresh_from_db()
     size.refresh_from_db()
     assert request.status == Status.CANCELLED
@@ -33,12 +34,12 @@ def test_an_embargoed_change_can_be_cancelled_before_it_applies(size, alice, bob
 
 def test_an_applied_request_cannot_be_cancelled(size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS)
-    services.stage_request_approve(request=request, approver=bob)
+    stage_requests.stage_request_approve(request=request, approver=bob)
     with pytest.raises(RequestNotPending):
-        services.stage_request_cancel(request=request, actor=alice)
+        stage_requests.stage_request_cancel(request=request, actor=alice)
 
 
 def test_only_policy_staff_may_cancel(size, alice, rita):
     request = request_change(size, alice, Stage.PARTNERS)
     with pytest.raises(NotPolicyStaff):
-        services.stage_request_cancel(request=request, actor=rita)
+        stage_requests.stage_request_cancel(request=request, actor=rita)

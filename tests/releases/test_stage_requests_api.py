@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from releases.models import AuditEvent, StageChangeRequest
-from releases.stages import Stage
+from releases.stage_names import Stage
 from tests.releases.conftest import ALL_FACTORS, RATIONALE, request_change, token_for
 
 Status = StageChangeRequest.Status

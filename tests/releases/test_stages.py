@@ -1,5 +1,5 @@
 from releases import stages
-from releases.stages import Stage
+from releases.stage_names import Stage
 
 
 def test_sizes_move_forward_internal_partners_public():

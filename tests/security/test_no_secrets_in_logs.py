@@ -8,7 +8,7 @@ import logging
 import pytest
 import requests
 
-from releases import services
+from releases.governance import stage_requests
 from tests.releases.conftest import make_grant, make_partner, publish_terms, request_change, token_for, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -72,8 +72,8 @@ def test_link_token_and_stage_flows_log_no_secrets(api, s3, size, alice, bob, ca
     portal.post("/portal/login/", {"username": "pat", "password": "pw-pat"})
     # A second stage flow straight through the services.
     second = request_change(size, alice, "public")
-    services.stage_request_approve(request=second, approver=bob)
-    services.stage_request_approve(request=second, approver=carol)
+    stage_requests.stage_request_approve(request=second, approver=bob)
+    stage_requests.stage_request_approve(request=second, approver=carol)
 
     text = _all_text(captured)
     assert any(r.name == "django.request" for r in captured.records), "the capture missed django.request"

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from releases.audit import audit_verify
+from releases.audit.chain import audit_verify
 
 
 class Command(BaseCommand):

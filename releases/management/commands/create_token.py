@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import DomainError
-from releases.partners import TOKEN_MAX_DAYS, token_create
+from releases.access.tokens import TOKEN_MAX_DAYS, token_create
 
 
 class Command(BaseCommand):

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry.models import ModelSize
-from releases import access, grants, partners
+from releases.access import grants, partners
+from releases.access import rules as access
 from releases.models import AccessGrant, PartnerMember, PartnerOrganisation, TermsVersion
 
 PARTNER_NAME = "Example Security Lab"

@@ -13,10 +13,10 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.models import DetectionResult, ModelSize, OutputDataset
-from releases import datasets as dataset_release
-from releases import services as release_services
-from releases.factors import FACTORS
-from releases.stages import Stage
+from releases.governance import dataset_publication as dataset_release
+from releases.governance import stage_requests
+from releases.governance.factors import FACTORS
+from releases.stage_names import Stage
 from workers import generation, services
 from workers.models import Job
 
@@ -96,14 +96,14 @@ class Command(BaseCommand):
         size = ModelSize.objects.get(slug=slug)
         if size.stage == target:
             return
-        request = release_services.stage_request_create(
+        request = stage_requests.stage_request_create(
             size=size, requester=users["alice"], to_stage=target, factors=ASSESSMENTS,
             rationale=(f"The demo's {size} model is tiny and trained on public-domain plays; its outputs pose "
                        f"no risk that warrants holding it back from {target.label.lower()}."),
             public_rationale=f"{size} is released to {target.label.lower()} after review of the 2019 factors.",
         )
         for approver in ("bob", "carol")[: request.approvals_required]:
-            request = release_services.stage_request_approve(request=request, approver=users[approver],
+            request = stage_requests.stage_request_approve(request=request, approver=users[approver],
                                                              comment="Agreed.")
         size.refresh_from_db()
         self.stdout.write(f"{slug} is now {size.stage} (request #{request.pk}, approved by "

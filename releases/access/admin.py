@@ -1,0 +1,250 @@
+"""Admin for partners, members, terms, access requests, grants (grant/refuse/revoke with a reason), issued
+links and API tokens (revoked here, never created for someone else). Every write goes through the audited
+services (partners.py, grants.py, tokens.py); the grant page shows what `may` answers each member now."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.html import format_html_join
+from knox.models import AuthToken
+
+from config.client_ip import client_ip
+from releases.access import grants, partners, tokens
+from releases.access import rules as access
+from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
+from releases.models import (
+    AccessGrant,
+    AccessRequest,
+    IssuedLink,
+    PartnerMember,
+    PartnerOrganisation,
+    TermsAcceptance,
+    TermsVersion,
+)
+from releases.roles import REVOKE_TOKENS, can
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded and shown to the partner.")
+
+
+class GrantDecisionForm(forms.Form):
+    expires_in_days = forms.IntegerField(min_value=1, max_value=3650, initial=180)
+    quota_links = forms.IntegerField(min_value=1, required=False, help_text="Links per file per period; empty: none.")
+    quota_period_s = forms.IntegerField(min_value=1, required=False, initial=86400)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+def _bound(request, form_class, field: str):
+    return form_class(request.POST if field in request.POST else None)
+
+
+# --------------------------------------------------------------------------- organisations and members
+class PartnerMemberInline(GovernanceInline):
+    model = PartnerMember
+    extra = 1
+    fields = ["user", "added_at"]
+    readonly_fields = ["added_at"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(PartnerOrganisation)
+class PartnerOrganisationAdmin(GovernanceAdmin):
+    list_display = ["name", "kind", "active", "member_count", "contact_email"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name", "contact_email"]
+    fields = ["name", "kind", "contact_name", "contact_email", "active", "created_at"]
+    readonly_fields = ["active", "created_at"]
+    inlines = [PartnerMemberInline]
+    actions = ["deactivate_selected", "activate_selected"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_members=Count("members"))
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, partner) -> int:
+        return partner._members
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            partners.partner_update(partner=obj, actor=request.user, ip=client_ip(request),
+                                    changed=form.changed_data)
+            return
+        created = partners.partner_create(name=obj.name, kind=obj.kind, contact_name=obj.contact_name,
+                                          contact_email=obj.contact_email, actor=request.user, ip=client_ip(request))
+        obj.pk, obj.created_at = created.pk, created.created_at
+
+    def save_formset(self, request, form, formset, change) -> None:
+        # Members join and leave through the services, so each change is audited.
+        formset.save(commit=False)
+        for member in formset.deleted_objects:
+            partners.partner_member_remove(member=member, actor=request.user, ip=client_ip(request))
+        for member in formset.new_objects:
+            partners.partner_member_add(partner=form.instance, user=member.user, actor=request.user,
+                                        ip=client_ip(request))
+
+    @admin.action(description="Deactivate selected partners (reason required): no new links for their members")
+    def deactivate_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="deactivate_selected", title="Deactivate partners",
+                            form=_bound(request, ReasonForm, "reason"),
+                            call=lambda p, data: partners.partner_set_active(
+                                partner=p, active=False, actor=request.user, reason=data["reason"],
+                                ip=client_ip(request)))
+
+    @admin.action(description="Reactivate selected partners (reason required)")
+    def activate_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="activate_selected", title="Reactivate partners",
+                            form=_bound(request, ReasonForm, "reason"),
+                            call=lambda p, data: partners.partner_set_active(
+                                partner=p, active=True, actor=request.user, reason=data["reason"],
+                                ip=client_ip(request)))
+
+
+# --------------------------------------------------------------------------- terms
+@admin.register(TermsVersion)
+class TermsVersionAdmin(GovernanceAdmin):
+    list_display = ["version", "published_at", "created_by", "acceptance_count"]
+    fields = ["version", "published_at", "text", "created_by"]
+    readonly_fields = ["created_by"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by").annotate(_acceptances=Count("acceptances"))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj is not None else self.readonly_fields  # a published version never changes
+
+    @admin.display(description="accepted by", ordering="_acceptances")
+    def acceptance_count(self, terms) -> int:
+        return terms._acceptances
+
+    def save_model(self, request, obj, form, change) -> None:
+        created = partners.terms_publish(version=obj.version, text=obj.text, published_at=obj.published_at,
+                                         actor=request.user, ip=client_ip(request))
+        obj.pk = created.pk
+
+
+@admin.register(TermsAcceptance)
+class TermsAcceptanceAdmin(GovernanceAdmin):
+    list_display = ["user", "terms", "accepted_at", "ip"]
+    list_filter = ["terms"]
+    list_select_related = ["user", "terms"]
+
+
+# --------------------------------------------------------------------------- requests and grants
+@admin.register(AccessRequest)
+class AccessRequestAdmin(GovernanceAdmin):
+    list_display = ["id", "partner", "model_size", "requested_by", "status", "created_at", "decided_by"]
+    list_filter = ["status"]
+    list_select_related = ["partner", "model_size", "requested_by", "decided_by"]
+    fields = ["partner", "model_size", "requested_by", "purpose", "status", "created_at", "decided_by",
+              "decided_at", "decision_reason", "grant"]
+    readonly_fields = fields
+    actions = ["grant_selected", "refuse_selected"]
+
+    @admin.action(description="Grant selected requests")
+    def grant_selected(self, request, queryset):
+        def grant(obj, data):
+            grants.access_request_grant(
+                request=obj, actor=request.user, expires_at=timezone.now() + timedelta(days=data["expires_in_days"]),
+                quota_links=data["quota_links"], quota_period_s=data["quota_period_s"] if data["quota_links"] else None,
+                reason=data["reason"], ip=client_ip(request))
+
+        return reason_action(self, request, queryset, action="grant_selected", title="Grant access",
+                            form=_bound(request, GrantDecisionForm, "expires_in_days"), call=grant)
+
+    @admin.action(description="Refuse selected requests (reason required)")
+    def refuse_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="refuse_selected", title="Refuse access",
+                            form=_bound(request, ReasonForm, "reason"),
+                            call=lambda obj, data: grants.access_request_refuse(
+                                request=obj, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+
+
+@admin.register(AccessGrant)
+class AccessGrantAdmin(GovernanceAdmin):
+    list_display = ["id", "partner", "model_size", "state", "starts_at", "expires_at", "quota", "granted_by"]
+    list_filter = ["model_size__stage", "partner"]
+    list_select_related = ["partner", "model_size", "granted_by"]
+    search_fields = ["partner__name", "model_size__slug", "purpose"]
+    add_fields = ["partner", "model_size", "purpose", "starts_at", "expires_at", "quota_links", "quota_period_s"]
+    fields = [*add_fields, "granted_by", "created_at", "revoked_at", "revoked_by", "revoke_reason", "member_access"]
+    actions = ["revoke_selected"]
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.fields
+
+    @admin.display(description="state now")
+    def state(self, grant) -> str:
+        return access.grant_state(grant)
+
+    @admin.display(description="quota")
+    def quota(self, grant) -> str:
+        return f"{grant.quota_links} per file / {grant.quota_period_s} s" if grant.has_quota else "—"
+
+    @admin.display(description="what each member gets now")
+    def member_access(self, grant) -> str:
+        rows = []
+        for member in grant.partner.members.select_related("user"):
+            decision = access.may(member.user, grant.model_size, access.MANIFEST)
+            rows.append((member.user.get_username(), "may download" if decision.allowed else decision.reason,
+                         decision.detail))
+        return format_html_join("", "<div><strong>{}</strong>: {} — {}</div>", rows) or "No members."
+
+    def save_model(self, request, obj, form, change) -> None:
+        # The form has validated the model's constraints (dates in order, quota complete); the service records it.
+        created = grants.grant_create(
+            partner=obj.partner, size=obj.model_size, purpose=obj.purpose, actor=request.user,
+            starts_at=obj.starts_at, expires_at=obj.expires_at, quota_links=obj.quota_links,
+            quota_period_s=obj.quota_period_s, ip=client_ip(request))
+        obj.pk = created.pk
+
+    @admin.action(description="Revoke selected grants (reason required): no new links from now on")
+    def revoke_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="revoke_selected", title="Revoke grants",
+                            form=_bound(request, ReasonForm, "reason"),
+                            call=lambda grant, data: grants.grant_revoke(
+                                grant=grant, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+
+
+@admin.register(IssuedLink)
+class IssuedLinkAdmin(GovernanceAdmin):
+    list_display = ["issued_at", "user", "partner", "model_size", "filename", "basis", "grant", "expires_at", "ip"]
+    list_filter = ["basis", "model_size"]
+    list_select_related = ["user", "partner", "model_size", "grant"]
+
+
+# --------------------------------------------------------------------------- API tokens
+@admin.register(AuthToken)
+class TokenAdmin(GovernanceAdmin):
+    """Tokens are listed by their public prefix and revoked here; never created for someone else, never shown:
+    a token is created only by its owner (portal, API) or by an operator's `manage.py create_token`."""
+
+    list_display = ["token_key", "user", "name", "created", "expiry"]
+    list_select_related = ["user", "label"]
+    search_fields = ["token_key", "user__username", "label__name"]
+    fields = ["token_key", "user", "name", "created", "expiry"]
+    readonly_fields = fields
+    actions = ["revoke_selected"]
+
+    def has_revoke_permission(self, request) -> bool:
+        return can(request.user, REVOKE_TOKENS)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoking (below) is the audited way to delete a token
+
+    @admin.display(description="name")
+    def name(self, token) -> str:
+        label = getattr(token, "label", None)
+        return label.name if label else "—"
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        for token in queryset.select_related("user"):
+            tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request))
+        self.message_user(request, "Revoked.", messages.SUCCESS)

@@ -1,0 +1,148 @@
+"""Signed download links: issuing one (checked by `may`, recorded, audited) and the manifest a client plans with.
+
+No weight bytes pass through Django: a link is a SigV4-presigned GET straight to object storage, valid for
+STAGEGATE_LINK_TTL_S (at most an hour). Renewal is asking again while access holds. Revoking a grant or
+withdrawing a size stops new links at once; links already issued keep working until they expire.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from registry import storage
+from registry.errors import ArtifactNotFound, ModelSizeNotFound
+from registry.filenames import validate_filename
+from registry.models import Artifact, ModelSize
+from releases.access import rules as access
+from releases.audit.chain import audit_record
+from releases.models import IssuedLink
+
+DEFAULT_LINK_TTL_S = 10 * 60
+# A HEAD per link cost more than the rest of the link (bench/README.md), and links go to the same few files
+# many times a second; with checks a second apart, an outage is answered with 503 a second late at most.
+DEFAULT_STORAGE_CHECK_WINDOW_MS = 1000
+
+
+def link_ttl_s() -> int:
+    """The configured lifetime, clamped to 1 s … storage.LINK_TTL_MAX_S (an hour)."""
+    configured = int(getattr(settings, "STAGEGATE_LINK_TTL_S", DEFAULT_LINK_TTL_S))
+    return min(max(configured, 1), storage.LINK_TTL_MAX_S)
+
+
+def storage_check_window_s() -> float:
+    """How long one successful storage check of a file vouches for it in this process (0: check every link)."""
+    configured = int(getattr(settings, "STAGEGATE_STORAGE_CHECK_WINDOW_MS", DEFAULT_STORAGE_CHECK_WINDOW_MS))
+    return max(configured, 0) / 1000
+
+
+def size_by_slug(*, slug: str) -> ModelSize:
+    """Any size, whatever its stage: callers must pass it through `access.may` before showing anything."""
+    # get(), not first(): first() orders by the size's ordering, which costs a join on every link.
+    try:
+        return ModelSize.objects.select_related("family").get(slug=slug)
+    except ModelSize.DoesNotExist:
+        raise ModelSizeNotFound(f"No model size {slug!r}.") from None
+
+
+def filename_is_plain(filename: str) -> bool:
+    try:
+        validate_filename(filename)
+    except ValidationError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Link:
+    record: IssuedLink
+    url: str  # handed to the caller only; never stored or logged
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.record.expires_at
+
+
+def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -> Link:
+    """A fresh signed link to one of the size's files, if `may` allows; an IssuedLink row and an audit row.
+
+    Order matters. `may` is asked first, without locks, so a caller who may not have the file never makes
+    the platform contact storage (no timing tells them which files exist, none can tie up a worker on a
+    slow store). Storage is asked next, and the link signed, before any lock is taken, so no lock waits on
+    the network. Then, in one transaction, `may` is asked again with the grant rows share-locked: a
+    revocation committed meanwhile is seen, one committed later waits for this link, and concurrent links
+    on a grant with a quota are counted one after the other. With storage unreachable the caller gets 503
+    and nothing is recorded, from at most STAGEGATE_STORAGE_CHECK_WINDOW_MS (1 s) after the outage began: a
+    successful check vouches for the file that long in this process.
+    """
+    access.require(access.may(user, size, access.DOWNLOAD, filename=filename), size=size)
+    artifact = None
+    if filename_is_plain(filename):  # a hostile name never reaches a query (PostgreSQL: NUL → 500) or a key
+        # order_by(): the default ordering (by size) joined the sizes and families on every link; first()
+        # now orders by id alone, and there is at most one such file.
+        artifact = Artifact.objects.filter(model_size=size, filename=filename).order_by().first()
+    if artifact is None:
+        raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
+    # StorageUnavailable (503) / ObjectMissing (404) before any write
+    storage.head_recent(artifact.s3_key, within_s=storage_check_window_s())
+    ttl_s = link_ttl_s()
+    url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
+    with transaction.atomic():
+        # `may` reads the size's stage afresh: a withdrawal committed meanwhile is seen.
+        decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True),
+                                  size=size)
+        record = _record(user=user, size=size, artifact=artifact, decision=decision, ttl_s=ttl_s, ip=ip)
+    return Link(record=record, url=url)
+
+
+def _record(*, user, size: ModelSize, artifact: Artifact, decision: access.Decision, ttl_s: int,
+            ip: str | None) -> IssuedLink:
+    # The link is valid from its signing, a moment before this row: the recorded expiry errs late, never early.
+    now = timezone.now()
+    authenticated = user is not None and user.is_authenticated
+    record = IssuedLink.objects.create(
+        issued_at=now, expires_at=now + timedelta(seconds=ttl_s), user=user if authenticated else None,
+        partner=decision.partner, grant=decision.grant, terms=decision.terms, model_size=size, artifact=artifact,
+        filename=artifact.filename, bytes=artifact.bytes, sha256=artifact.sha256, basis=decision.reason, ip=ip,
+    )
+    audit_record(
+        actor=user if authenticated else None, action="link.issued", target=size, ip=ip,
+        data={
+            "link_id": record.pk, "file": artifact.filename, "basis": decision.reason,
+            "partner": decision.partner.name if decision.partner else None,
+            "grant_id": decision.grant.pk if decision.grant else None,
+            "terms_version": decision.terms.version if decision.terms else None,
+            "expires_at": record.expires_at.isoformat(), "anonymous": not authenticated,
+        },
+    )
+    return record
+
+
+# --------------------------------------------------------------------------- the manifest
+@dataclass(frozen=True)
+class ManifestFile:
+    artifact: Artifact
+    quota: access.QuotaUse | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    size: ModelSize
+    decision: access.Decision
+    files: list[ManifestFile]
+    link_ttl_s: int
+
+
+def manifest_get(*, user, size: ModelSize) -> Manifest:
+    """Every file with its bytes and sha256, the size's stage and the caller's grant (with quota use per file)."""
+    decision = access.require(access.may(user, size, access.MANIFEST), size=size)
+    now = timezone.now()
+    files = [
+        ManifestFile(artifact=artifact,
+                     quota=access.quota_use(decision.grant, artifact.filename, now=now) if decision.grant else None)
+        for artifact in Artifact.objects.filter(model_size=size).order_by("filename")
+    ]
+    return Manifest(size=size, decision=decision, files=files, link_ttl_s=link_ttl_s())

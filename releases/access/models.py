@@ -1,0 +1,197 @@
+"""Who may have what: partner organisations, members, terms of use, grants, access requests, issued links
+and the names of API tokens."""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from registry.models import ModelSize
+
+
+class TokenLabel(models.Model):
+    """A name for an API token (knox tokens have none), shown in the admin and audit."""
+
+    token = models.OneToOneField("knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="label")
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+
+class PartnerOrganisation(models.Model):
+    """A trusted organisation whose members may receive grants for sizes not yet public."""
+
+    class Kind(models.TextChoices):
+        RESEARCH = "research", "Research"
+        SECURITY = "security", "Security"
+        INDUSTRY = "industry", "Industry"
+        GOVERNMENT = "government", "Government"
+        OTHER = "other", "Other"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    contact_name = models.CharField(max_length=200, blank=True)
+    contact_email = models.EmailField(blank=True)
+    # Deactivating an organisation stops new links for all its members at once (grants stay on record).
+    active = models.BooleanField(default=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PartnerMember(models.Model):
+    """A user's membership of a partner organisation; a user belongs to at most one."""
+
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.CASCADE, related_name="members")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_membership")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["partner", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.partner})"
+
+
+class TermsVersion(models.Model):
+    """A version of the partner terms of use. The latest published one must be accepted before any new link."""
+
+    version = models.CharField(max_length=32, unique=True, help_text="e.g. v1, 2019-05")
+    text = models.TextField()
+    published_at = models.DateTimeField(help_text="In force from this moment; the latest in force must be accepted.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", editable=False)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Terms {self.version}"
+
+
+class TermsAcceptance(models.Model):
+    terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, related_name="acceptances")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="terms_acceptances")
+    accepted_at = models.DateTimeField(auto_now_add=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-accepted_at"]
+        constraints = [models.UniqueConstraint(fields=["terms", "user"], name="terms_accepted_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} accepted {self.terms.version}"
+
+
+class AccessGrantQuerySet(models.QuerySet):
+    def active(self, *, at: datetime) -> "AccessGrantQuerySet":
+        """Grants in force at `at`: started, not expired, not (yet) revoked. The one place this condition is
+        written as a query; `releases.access.rules.grant_state` names the same states for one grant."""
+        return self.filter(starts_at__lte=at, expires_at__gt=at).filter(
+            Q(revoked_at__isnull=True) | Q(revoked_at__gt=at))
+
+
+class AccessGrant(models.Model):
+    """Partner × size: the partner's members may get links for the size's files in [starts_at, expires_at),
+    unless revoked, and only while the size is at the `partners` stage (releases/access.py)."""
+
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="grants")
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="grants")
+    purpose = models.TextField()
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # Optional quota: at most quota_links links per file in any quota_period_s window.
+    quota_links = models.PositiveIntegerField(null=True, blank=True)
+    quota_period_s = models.PositiveIntegerField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", editable=False)
+    revoke_reason = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AccessGrantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["partner", "model_size"])]
+        permissions = [("revoke_accessgrant", "Can revoke access grants")]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("starts_at")), name="grant_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(quota_links__isnull=True, quota_period_s__isnull=True)
+                | Q(quota_links__gte=1, quota_period_s__gte=1),
+                name="grant_quota_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Grant #{self.pk}: {self.partner} → {self.model_size.slug}"
+
+    @property
+    def has_quota(self) -> bool:
+        return self.quota_links is not None
+
+
+class AccessRequest(models.Model):
+    """A partner member asks for a size with a purpose; staff grant (creating an AccessGrant) or refuse."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        GRANTED = "granted", "Granted"
+        REFUSED = "refused", "Refused"
+
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="access_requests")
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="access_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    purpose = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", editable=False)
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    decision_reason = models.TextField(blank=True, editable=False)
+    grant = models.OneToOneField(AccessGrant, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="request", editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Access request #{self.pk}: {self.partner} → {self.model_size.slug}"
+
+
+class IssuedLink(models.Model):
+    """One signed download link handed out (never the URL itself). Quotas count these rows."""
+
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+", help_text="Empty for anonymous downloads of public sizes.")
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+")
+    grant = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="links")
+    terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="+")
+    # Artifacts can be replaced (registry); the link row keeps what was handed out.
+    artifact = models.ForeignKey("registry.Artifact", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="+")
+    filename = models.CharField(max_length=255)
+    bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    basis = models.CharField(max_length=16, help_text="Why it was allowed: grant, public or staff.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["grant", "filename", "issued_at"])]
+
+    def __str__(self) -> str:
+        return f"Link to {self.model_size.slug}/{self.filename} at {self.issued_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,298 @@
+"""Admin for policy staff: requests with approve/reject/cancel actions, a request form, each size's stage
+timeline, reviews, dataset publication and the governance dashboard. Stage is never an editable field."""
+
+from datetime import UTC, datetime, time
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from config.client_ip import client_ip
+from config.errors import DomainError
+from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
+from releases.governance import reviews, selectors, stage_requests
+from releases.governance.dataset_publication import dataset_publish, dataset_unpublish
+from releases.governance.factors import FACTORS
+from releases.governance.forms import (
+    PublishForm,
+    RejectForm,
+    ReleaseStateForm,
+    ReviewForm,
+    StageRequestForm,
+    UnpublishForm,
+    add_domain_error,
+)
+from releases.governance.models import (
+    DatasetPublication,
+    SizeRelease,
+    StageChange,
+    StageChangeRequest,
+    StageDecision,
+)
+from releases.governance.second_factor import second_factor_require
+from releases.roles import REVIEW_STAGE, can
+
+
+# --------------------------------------------------------------------------- requests
+class StageDecisionInline(GovernanceInline):
+    model = StageDecision
+    can_delete = False
+    fields = ["decided_by", "verdict", "comment", "created_at"]
+    readonly_fields = fields
+
+
+
+
+
+@admin.register(StageChangeRequest)
+class StageChangeRequestAdmin(GovernanceAdmin):
+    list_display = ["id", "model_size", "transition", "status", "approvals", "requested_by", "effective_at",
+                    "created_at"]
+    list_filter = ["status", "to_stage", "model_size__family"]
+    list_select_related = ["model_size__family", "requested_by"]
+    search_fields = ["model_size__slug", "rationale"]
+    fields = ["model_size", "from_stage", "to_stage", "status", "approvals", "requested_by", "historical",
+              "rationale", "public_rationale", "factor_assessments", "effective_at", "review_by",
+              "created_at", "decided_at", "applied_at"]
+    readonly_fields = fields
+    inlines = [StageDecisionInline]
+    actions = ["approve_selected", "reject_selected", "cancel_selected"]
+    change_list_template = "admin/releases/stagechangerequest/change_list.html"
+    change_form_template = "admin/releases/stagechangerequest/change_form.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            approval_count=Count("decisions", filter=Q(decisions__verdict=StageDecision.Verdict.APPROVE))
+        )
+
+
+    @admin.display(description="change")
+    def transition(self, obj: StageChangeRequest) -> str:
+        return f"{obj.from_stage} → {obj.to_stage}"
+
+    @admin.display(description="approvals", ordering="approval_count")
+    def approvals(self, obj: StageChangeRequest) -> str:
+        return f"{obj.approval_count} / {obj.approvals_required}"
+
+    @admin.display(description="factors")
+    def factor_assessments(self, obj: StageChangeRequest) -> str:
+        if not obj.factors:
+            return "—"
+        return format_html("<dl>{}</dl>", format_html_join(
+            "", "<dt>{}</dt><dd>{}</dd>", ((FACTORS.get(key, key), text) for key, text in obj.factors.items())
+        ))
+
+    # ----------------------------------------------------------------- actions
+    def _each(self, request, queryset, verb: str, call) -> None:
+        done = 0
+        for obj in queryset.select_related("model_size"):
+            try:
+                call(obj)
+                done += 1
+            except DomainError as error:
+                self.message_user(request, f"#{obj.pk} ({obj.model_size.slug}): {error.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} request(s).", messages.SUCCESS)
+
+    def _second_factor(self, request) -> bool:
+        try:
+            second_factor_require(request)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return False
+        return True
+
+    @admin.action(description="Approve selected requests")
+    def approve_selected(self, request, queryset):
+        if not self._second_factor(request):
+            return
+        self._each(request, queryset, "Approved", lambda obj: stage_requests.stage_request_approve(
+            request=obj, approver=request.user, ip=client_ip(request)))
+
+    @admin.action(description="Reject selected requests (comment required)")
+    def reject_selected(self, request, queryset):
+        if not self._second_factor(request):
+            return None
+        form = RejectForm(request.POST if "comment" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            self._each(request, queryset, "Rejected", lambda obj: stage_requests.stage_request_reject(
+                request=obj, approver=request.user, comment=form.cleaned_data["comment"], ip=client_ip(request)))
+            return None
+        return TemplateResponse(request, "admin/releases/stagechangerequest/reject.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": "Reject requests",
+            "form": form, "queryset": queryset.select_related("model_size"),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+    @admin.action(description="Cancel selected requests (also stops an embargo)")
+    def cancel_selected(self, request, queryset):
+        self._each(request, queryset, "Cancelled", lambda obj: stage_requests.stage_request_cancel(
+            request=obj, actor=request.user, ip=client_ip(request)))
+
+    # ----------------------------------------------------------------- the request form
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = StageRequestForm(request.POST or None, initial={"model_size": request.GET.get("model_size")})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            effective_at = data["effective_at"]
+            if effective_at is not None and effective_at.tzinfo is None:
+                effective_at = effective_at.replace(tzinfo=UTC)
+            try:
+                created = stage_requests.stage_request_create(
+                    size=data["model_size"], requester=request.user, to_stage=data["to_stage"],
+                    rationale=data["rationale"], public_rationale=data["public_rationale"],
+                    factors=form.factors(), effective_at=effective_at, review_by=data["review_by"],
+                    ip=client_ip(request),
+                )
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                self.message_user(request, f"Request #{created.pk} filed; policy staff have been notified.",
+                                  messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:releases_stagechangerequest_change", args=[created.pk]))
+        return TemplateResponse(request, "admin/releases/stagechangerequest/request_form.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": "Request a stage change", "form": form,
+        })
+
+
+# --------------------------------------------------------------------------- applied changes and reviews
+@admin.register(StageChange)
+class StageChangeAdmin(GovernanceAdmin):
+    list_display = ["model_size", "from_stage", "to_stage", "applied_at", "applied_by", "review_by",
+                    "last_reviewed_at"]
+    list_filter = ["to_stage", "model_size__family"]
+    list_select_related = ["model_size__family", "applied_by"]
+    fields = ["model_size", "request", "from_stage", "to_stage", "applied_at", "applied_by", "review_by",
+              "last_reviewed_at"]
+    readonly_fields = fields
+
+
+    def get_urls(self):
+        return [
+            path("<int:change_id>/review/", self.admin_site.admin_view(self.review_view),
+                 name="releases_stagechange_review"),
+            *super().get_urls(),
+        ]
+
+    def review_view(self, request: HttpRequest, change_id: int) -> HttpResponse:
+        if not can(request.user, REVIEW_STAGE):
+            raise PermissionDenied
+        change = get_object_or_404(StageChange.objects.select_related("model_size"), pk=change_id)
+        form = ReviewForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                reviews.stage_review_record(size=change.model_size, reviewer=request.user,
+                                             ip=client_ip(request), **form.cleaned_data)
+            except DomainError as error:
+                add_domain_error(form, error)
+            else:
+                self.message_user(request, f"Review of {change.model_size.slug} recorded.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("releases-dashboard"))
+        return TemplateResponse(request, "admin/releases/stagechange/review.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": f"Review {change.model_size} ({change.to_stage})", "form": form, "change": change,
+        })
+
+
+class StageHistoryInline(GovernanceInline):
+    """The size's stage timeline on its admin page, oldest first."""
+
+    model = StageChange
+    verbose_name = "stage change"
+    verbose_name_plural = "stage history"
+    can_delete = False
+    fields = ["applied_at", "from_stage", "to_stage", "applied_by_or_history", "review_by", "request_link"]
+    readonly_fields = fields
+    ordering = ["applied_at", "id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("applied_by", "request")
+
+
+
+
+    @admin.display(description="applied by")
+    def applied_by_or_history(self, change: StageChange) -> str:
+        if change.request.historical:
+            return "recorded history"
+        return change.applied_by.get_username() if change.applied_by else "embargo task"
+
+    @admin.display(description="request")
+    def request_link(self, change: StageChange) -> str:
+        url = reverse("admin:releases_stagechangerequest_change", args=[change.request_id])
+        return format_html('<a href="{}">#{}</a>', url, change.request_id)
+
+
+@admin.register(SizeRelease)
+class SizeReleaseAdmin(GovernanceAdmin):
+    """Each size as release governance sees it: its stage, its timeline, and a way to request a change."""
+
+    list_display = ["slug", "family", "stage"]
+    list_filter = ["family", "stage"]
+    list_select_related = ["family"]
+    search_fields = ["slug", "display_name"]
+    fields = ["family", "slug", "display_name", "stage", "stage_actions"]
+    readonly_fields = fields
+    inlines = [StageHistoryInline]
+
+
+    @admin.display(description="stage changes")
+    def stage_actions(self, size: SizeRelease) -> str:
+        url = reverse("admin:releases_stagechangerequest_add") + f"?model_size={size.pk}"
+        return format_html('<a class="button" href="{}">Request a stage change</a>', url)
+
+
+# --------------------------------------------------------------------------- dataset publication
+@admin.register(DatasetPublication)
+class DatasetPublicationAdmin(GovernanceAdmin):
+    """Output datasets as release decisions: publish or unpublish, each with its reason (audited)."""
+
+    list_display = ["name", "kind", "model_size", "published_at", "created_at"]
+    list_filter = ["kind", ("published_at", admin.EmptyFieldListFilter), "model_size__family"]
+    list_select_related = ["model_size"]
+    search_fields = ["name", "model_size__slug"]
+    fields = ["name", "kind", "model_size", "sampling", "max_length", "published_at", "created_at"]
+    readonly_fields = fields
+    actions = ["publish", "unpublish"]
+
+
+    @admin.action(description="Publish (an audited release decision)")
+    def publish(self, request, queryset):
+        form = PublishForm(request.POST if "reason" in request.POST else None)
+        return reason_action(self, request, queryset, action="publish", title="Publish datasets", form=form,
+                             call=lambda dataset, data: dataset_publish(
+                                 dataset=dataset, actor=request.user, reason=data["reason"],
+                                 despite_unreleased_size=data["despite_unreleased_size"], ip=client_ip(request)))
+
+    @admin.action(description="Unpublish (an audited release decision)")
+    def unpublish(self, request, queryset):
+        form = UnpublishForm(request.POST if "reason" in request.POST else None)
+        return reason_action(self, request, queryset, action="unpublish", title="Unpublish datasets", form=form,
+                             call=lambda dataset, data: dataset_unpublish(
+                                 dataset=dataset, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+
+
+# --------------------------------------------------------------------------- dashboard
+def _dashboard(request: HttpRequest) -> HttpResponse:
+    if not can(request.user, "releases.view_stagechangerequest"):
+        raise PermissionDenied
+    state_form = ReleaseStateForm(request.GET or None)
+    release_state = None
+    if state_form.is_bound and state_form.is_valid():
+        at = datetime.combine(state_form.cleaned_data["at"], time.max, tzinfo=UTC)
+        release_state = selectors.release_state_on(when=at)
+    return TemplateResponse(request, "admin/releases/dashboard.html", {
+        **admin.site.each_context(request), "title": "Release governance dashboard",
+        "dashboard": selectors.governance_dashboard(), "state_form": state_form, "release_state": release_state,
+    })
+
+
+governance_dashboard_view = admin.site.admin_view(_dashboard)

@@ -1,0 +1,127 @@
+"""Input and output shapes of the release-governance API."""
+
+from rest_framework import serializers
+
+from releases.governance.factors import FACTORS
+from releases.governance.models import StageChange, StageChangeRequest, StageDecision
+from releases.stage_names import Stage
+
+
+# --------------------------------------------------------------------------- input
+class StageRequestCreateInput(serializers.Serializer):
+    to_stage = serializers.ChoiceField(choices=Stage.choices)
+    rationale = serializers.CharField(trim_whitespace=True, max_length=20000)
+    public_rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    factors = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=5000), required=False, default=dict,
+        help_text="Factor -> assessment. Factors: " + ", ".join(FACTORS) + ".",
+    )
+    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    review_by = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class DecisionInput(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class RejectInput(serializers.Serializer):
+    comment = serializers.CharField(max_length=5000)
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class ReviewInput(serializers.Serializer):
+    notes = serializers.CharField(max_length=20000)
+    outcome = serializers.ChoiceField(choices=["keep", "revisit"], default="keep")
+    next_review_by = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class StageRequestListQuery(serializers.Serializer):
+    status = serializers.ChoiceField(choices=StageChangeRequest.Status.choices, required=False)
+    model = serializers.SlugField(required=False)
+
+
+class ReleaseStateQuery(serializers.Serializer):
+    at = serializers.DateTimeField(help_text="ISO date or date-time, e.g. 2019-09-01 or 2019-09-01T12:00:00Z.")
+
+    def to_internal_value(self, data):
+        raw = data.get("at", "") if hasattr(data, "get") else ""
+        if isinstance(raw, str) and len(raw) == 10:  # a bare date means the end of that day (UTC)
+            data = {"at": f"{raw}T23:59:59.999999Z"}
+        return super().to_internal_value(data)
+
+
+# --------------------------------------------------------------------------- output
+class DecisionOutput(serializers.ModelSerializer):
+    by = serializers.CharField(source="decided_by.username")
+
+    class Meta:
+        model = StageDecision
+        fields = ["by", "verdict", "comment", "created_at"]
+
+
+class StageRequestOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="model_size.slug")
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    decisions = DecisionOutput(many=True)
+    approvals = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StageChangeRequest
+        fields = [
+            "id", "model", "from_stage", "to_stage", "status", "rationale", "public_rationale", "factors",
+            "effective_at", "review_by", "approvals_required", "approvals", "requested_by", "decisions",
+            "historical", "created_at", "decided_at", "applied_at",
+        ]
+
+    def get_approvals(self, request: StageChangeRequest) -> int:
+        annotated = getattr(request, "approval_count", None)
+        if annotated is not None:
+            return annotated
+        return sum(1 for decision in request.decisions.all() if decision.verdict == StageDecision.Verdict.APPROVE)
+
+
+class PublicHistoryOutput(serializers.ModelSerializer):
+    """What anyone may read about a size's applied changes: never the internal rationale or factors."""
+
+    public_rationale = serializers.CharField(source="request.public_rationale")
+
+    class Meta:
+        model = StageChange
+        fields = ["from_stage", "to_stage", "applied_at", "public_rationale"]
+
+
+class ModelHistoryOutput(serializers.Serializer):
+    model = serializers.CharField()
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    changes = PublicHistoryOutput(many=True)
+
+
+class ReviewOutput(serializers.Serializer):
+    model = serializers.CharField(source="change.model_size.slug")
+    stage = serializers.CharField(source="change.to_stage")
+    outcome = serializers.CharField()
+    notes = serializers.CharField()
+    next_review_by = serializers.DateField()
+    reviewed_by = serializers.CharField(source="reviewed_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class DownloadAudienceOutput(serializers.Serializer):
+    audience = serializers.CharField()
+    description = serializers.CharField()
+    grantees = serializers.ListField(child=serializers.CharField(), allow_null=True)
+
+
+class SizeOnDateOutput(serializers.Serializer):
+    model = serializers.CharField(source="size.slug")
+    family = serializers.CharField(source="size.family.slug")
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    download = DownloadAudienceOutput()
+
+
+class ReleaseStateOutput(serializers.Serializer):
+    at = serializers.DateTimeField()
+    sizes = SizeOnDateOutput(many=True)

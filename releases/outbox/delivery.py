@@ -1,0 +1,122 @@
+"""Writing messages into the outbox, and the dispatcher that sends them.
+
+Callers enqueue inside their own transaction: the message exists exactly when the decision does. The
+dispatcher (releases.tasks.dispatch_outbox_task, every STAGEGATE_OUTBOX_INTERVAL_S) claims each due message
+with a conditional UPDATE, so concurrent dispatchers never send one twice at once, then sends it. A failure
+(SMTP down, a webhook receiver erring) is recorded and retried with exponential backoff; one failing message
+holds up no other. After STAGEGATE_OUTBOX_GIVE_UP_H hours a message is marked failed and kept.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
+
+from releases.outbox.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Stagegate-Signature"
+EVENT_HEADER = "X-Stagegate-Event"
+DELIVERY_HEADER = "X-Stagegate-Delivery"
+# A claimed message is left alone by other dispatchers this long (a send takes at most the webhook timeout).
+CLAIM_LEASE_S = 120
+FIRST_RETRY_S = 15
+MAX_RETRY_S = 60 * 60
+
+
+def email_enqueue(*, event: str, subject: str, body: str, recipients: list[str]) -> OutboxMessage | None:
+    """One email to `recipients` (deduplicated); None when there is nobody to tell."""
+    recipients = sorted({address for address in recipients if address})
+    if not recipients:
+        return None
+    return OutboxMessage.objects.create(channel=OutboxMessage.Channel.EMAIL, event=event, subject=subject[:300],
+                                        body=body, recipients=recipients, next_attempt_at=timezone.now())
+
+
+def webhooks_enqueue(*, event: str, payload: dict) -> list[OutboxMessage]:
+    """One webhook per URL in STAGEGATE_WEBHOOK_URLS. The body, with its `id`, is fixed now: a redelivery
+    sends the same bytes and the same id."""
+    urls = list(getattr(settings, "STAGEGATE_WEBHOOK_URLS", []) or [])
+    if not urls:
+        return []
+    if not settings.STAGEGATE_WEBHOOK_SECRET:
+        log.error("STAGEGATE_WEBHOOK_URLS is set but STAGEGATE_WEBHOOK_SECRET is empty: webhooks not sent")
+        return []
+    messages = []
+    for url in urls:
+        message = OutboxMessage(channel=OutboxMessage.Channel.WEBHOOK, event=event, url=url,
+                                next_attempt_at=timezone.now())
+        message.body = json.dumps({"id": str(message.uid), "event": event,
+                                   "occurred_at": timezone.now().isoformat(), **payload}, sort_keys=True)
+        message.save()
+        messages.append(message)
+    return messages
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _send(message: OutboxMessage) -> None:
+    """Raises on any failure, so the dispatcher retries."""
+    if message.channel == OutboxMessage.Channel.EMAIL:
+        send_mail(message.subject, message.body, settings.DEFAULT_FROM_EMAIL, message.recipients,
+                  fail_silently=False)
+        return
+    raw = message.body.encode()
+    response = requests.post(
+        message.url, data=raw, timeout=settings.STAGEGATE_WEBHOOK_TIMEOUT_S,
+        headers={"Content-Type": "application/json", EVENT_HEADER: message.event, DELIVERY_HEADER: str(message.uid),
+                 SIGNATURE_HEADER: webhook_signature(raw, settings.STAGEGATE_WEBHOOK_SECRET)},
+    )
+    response.raise_for_status()
+
+
+def retry_delay_s(attempts: int) -> int:
+    """Seconds before the next try after `attempts` failures: 15 s, doubling, at most an hour."""
+    return min(FIRST_RETRY_S * 2 ** max(attempts - 1, 0), MAX_RETRY_S)
+
+
+@dataclass(frozen=True)
+class DispatchReport:
+    sent: int
+    retrying: int
+    failed: int
+
+
+def dispatch_due(*, now: datetime | None = None, limit: int = 100) -> DispatchReport:
+    """Send every message that is due (at most `limit`), each claimed first; returns what happened."""
+    now = now or timezone.now()
+    give_up_after = timedelta(hours=settings.STAGEGATE_OUTBOX_GIVE_UP_H)
+    due = OutboxMessage.objects.filter(sent_at=None, failed_at=None, next_attempt_at__lte=now)
+    sent = retrying = failed = 0
+    for pk in list(due.order_by("next_attempt_at", "id").values_list("pk", flat=True)[:limit]):
+        # Conditional UPDATE: a concurrent dispatcher that claimed it first leaves this one with 0 rows.
+        if due.filter(pk=pk).update(next_attempt_at=now + timedelta(seconds=CLAIM_LEASE_S)) != 1:
+            continue
+        message = OutboxMessage.objects.get(pk=pk)
+        try:
+            _send(message)
+        except Exception as exc:  # any failure of the channel: recorded and retried, never lost
+            attempts = message.attempts + 1
+            gave_up = now - message.created_at >= give_up_after
+            OutboxMessage.objects.filter(pk=pk).update(
+                attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                next_attempt_at=now + timedelta(seconds=retry_delay_s(attempts)),
+                failed_at=now if gave_up else None)
+            log.warning("outbox %s %s attempt %d failed: %s", message.channel, message.pk, attempts, exc)
+            failed += gave_up
+            retrying += not gave_up
+        else:
+            OutboxMessage.objects.filter(pk=pk).update(sent_at=timezone.now(), attempts=message.attempts + 1,
+                                                       last_error="")
+            sent += 1
+    return DispatchReport(sent=sent, retrying=retrying, failed=failed)

@@ -1,0 +1,49 @@
+"""The catalogue API: model sizes and output datasets, each shown only to those who may know it exists
+(releases.access.rules decides; internal sizes and unpublished datasets are 404 to everyone else)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ErrorOutput
+from config.throttles import DATASET_THROTTLES
+from registry import selectors
+from registry.datasets import selectors as dataset_selectors
+from registry.datasets.serializers import DatasetOutput
+from registry.serializers import ModelSizeDetailSerializer, ModelSizeSummarySerializer
+from releases.access.rules import visible_datasets, visible_sizes
+
+
+class ModelListView(ListAPIView):
+    serializer_class = ModelSizeSummarySerializer
+
+    def get_queryset(self):
+        return selectors.sizes_for_display(visible_sizes(self.request.user))
+
+
+class ModelDetailView(APIView):
+    @extend_schema(responses=ModelSizeDetailSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        size = selectors.size_from(visible_sizes(request.user), slug=slug)
+        return Response(ModelSizeDetailSerializer(size).data)
+
+
+class DatasetListView(ListAPIView):
+    """Published output datasets (staff also see unpublished ones)."""
+
+    serializer_class = DatasetOutput
+    throttle_classes = DATASET_THROTTLES
+
+    def get_queryset(self):
+        return dataset_selectors.datasets_for_display(visible_datasets(self.request.user))
+
+
+class DatasetDetailView(APIView):
+    throttle_classes = DATASET_THROTTLES
+
+    @extend_schema(responses={200: DatasetOutput, 404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput})
+    def get(self, request: Request, name: str) -> Response:
+        dataset = dataset_selectors.dataset_from(visible_datasets(request.user), name=name)
+        return Response(DatasetOutput(dataset).data)

@@ -1,0 +1,107 @@
+"""Public HTML pages of model sizes: the home page, a size's page and a training run's page."""
+
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from config.errors import NotFound
+from registry import selectors
+from registry.models import ModelCard, ModelSize, TrainingRun
+from releases.access import rules as access
+from releases.governance import selectors as release_selectors
+from releases.models import StageChange
+from web import plots
+
+SVG = "image/svg+xml"
+PLOT_MAX_AGE_S = 3600
+
+
+def _visible_size(slug: str, user) -> ModelSize:
+    try:
+        return selectors.size_from(access.visible_sizes(user), slug=slug)  # internal sizes: 404 to all but staff
+    except NotFound as error:
+        raise Http404(error.message) from error
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    changes = StageChange.objects.select_related("request").order_by("applied_at", "id")
+    sizes = selectors.sizes_for_display(access.visible_sizes(request.user)).prefetch_related(
+        Prefetch("stage_changes", queryset=changes, to_attr="history"))
+    families: dict = {}
+    for size in sizes:
+        families.setdefault(size.family, {"sizes": [], "timeline": []})
+        families[size.family]["sizes"].append(size)
+        families[size.family]["timeline"].extend((change, size) for change in size.history)
+    for family in families.values():
+        family["timeline"].sort(key=lambda pair: (pair[0].applied_at, pair[0].id))
+    return render(request, "public/home.html", {"families": families})
+
+
+# --------------------------------------------------------------------------- a size
+CARD_LABELS = {"details": "Model details", "intended_uses": "Intended uses",
+               "out_of_scope_uses": "Out-of-scope uses", "limitations_and_biases": "Limitations and biases",
+               "evaluation": "Evaluation"}
+
+
+def _how_to_get_access(request: HttpRequest, decision: access.Decision) -> dict | None:
+    """What someone refused can do next: sign in, or ask for access in the partner portal."""
+    if decision.reason == access.NOT_AUTHENTICATED:
+        return {"url": f"{reverse('portal-login')}?next={request.path}", "label": "Sign in to the partner portal"}
+    if decision.reason in (access.NOT_A_PARTNER, access.NO_GRANT, access.GRANT_EXPIRED, access.GRANT_REVOKED,
+                           access.TERMS_NOT_ACCEPTED, access.PARTNER_INACTIVE):
+        return {"url": reverse("portal-home"), "label": "Request access in the partner portal"}
+    return None
+
+
+def _download_url(size: ModelSize, filename: str, decision: access.Decision) -> str:
+    if decision.reason == access.GRANT:  # partners download through the portal with their session
+        return reverse("portal-file-download", args=[size.slug, filename])
+    return reverse("model-file", args=[size.slug, filename])
+
+
+def size_page(request: HttpRequest, slug: str) -> HttpResponse:
+    size = _visible_size(slug, request.user)
+    decision = access.may(request.user, size, access.DOWNLOAD)
+    files = [{"artifact": a, "url": _download_url(size, a.filename, decision)} for a in size.artifacts.all()]
+    card = ModelCard.objects.filter(model_size=size).first()
+    sections = [(CARD_LABELS[key], getattr(card, key)) for key in ModelCard.SECTIONS if card and getattr(card, key)]
+    return render(request, "public/size.html", {
+        "size": size, "decision": decision, "files": files if decision.allowed else [],
+        "file_count": len(files), "next_step": None if decision.allowed else _how_to_get_access(request, decision),
+        "history": release_selectors.stage_history(size=size), "card_sections": sections,
+        "evals": size.evals.all(), "runs": size.training_runs.all(),
+        "datasets": access.visible_datasets(request.user).filter(model_size=size).order_by("name"),
+    })
+
+
+# --------------------------------------------------------------------------- a training run
+def _visible_run(run_id: int, user) -> TrainingRun:
+    run = TrainingRun.objects.select_related("model_size").filter(pk=run_id).first()
+    if run is None:
+        raise Http404(f"No training run {run_id}.")
+    _visible_size(run.model_size.slug, user)  # runs of internal sizes: 404 to all but staff
+    return run
+
+
+def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _visible_run(run_id, request.user)
+    decision = access.may(request.user, run.model_size, access.DOWNLOAD)
+    artifacts = list(run.artifacts.order_by("filename"))
+    return render(request, "public/run.html", {
+        "run": run, "size": run.model_size, "settings": sorted(run.settings.items()),
+        "decision": decision, "next_step": None if decision.allowed else _how_to_get_access(request, decision),
+        "artifacts": [{"artifact": a, "url": _download_url(run.model_size, a.filename, decision)}
+                      for a in artifacts],
+        "evals": run.evals.all(), "points": len(run.loss_curve),
+    })
+
+
+def run_loss_plot(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _visible_run(run_id, request.user)
+    if not run.loss_curve:
+        raise Http404("This run recorded no loss curve.")
+    svg = plots.cached_svg("loss", {"run": run.pk, "curve": run.loss_curve}, plots.loss_curve(curve=run.loss_curve))
+    response = HttpResponse(svg, content_type=SVG)
+    response["Cache-Control"] = f"private, max-age={PLOT_MAX_AGE_S}"
+    return response

@@ -1,0 +1,1 @@
+"""The partner portal: a member's organisation, grants, terms, tokens, requests and files."""

@@ -1,0 +1,17 @@
+"""Routes of the partner portal (mounted at /portal/ by config/urls.py)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from web.portal import views as portal
+
+urlpatterns = [
+    path("", portal.home, name="portal-home"),
+    path("login/", portal.PortalLoginView.as_view(), name="portal-login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="portal-login"), name="portal-logout"),
+    path("terms/accept/", portal.terms_accept, name="portal-terms-accept"),
+    path("tokens/", portal.token_create, name="portal-token-create"),
+    path("tokens/<str:token_key>/revoke/", portal.token_revoke, name="portal-token-revoke"),
+    path("access-requests/", portal.access_request_create, name="portal-access-request"),
+    path("files/<slug:slug>/<str:filename>", portal.file_download, name="portal-file-download"),
+]

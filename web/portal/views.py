@@ -1,0 +1,155 @@
+"""The partner portal (session login): my organisation, grants with status and quota use, terms to accept,
+API tokens, access requests and the files each grant opens. What a member may download is asked of `may`."""
+
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from knox.models import AuthToken
+
+from config.client_ip import client_ip
+from config.errors import DomainError
+from registry.models import Artifact, ModelSize
+from releases.access import grants, links, partners, tokens
+from releases.access import rules as access
+from releases.models import AccessGrant, AccessRequest, PartnerMember, TermsVersion
+from releases.stage_names import Stage
+
+TOKEN_DAYS_CHOICES = (7, 30, 90)
+
+
+@dataclass
+class FileRow:
+    artifact: Artifact
+    quota: access.QuotaUse | None
+
+
+@dataclass
+class GrantRow:
+    grant: AccessGrant
+    state: str  # access.GRANT_ACTIVE or the refusal reason of the grant itself
+    decision: access.Decision  # may(user, size, MANIFEST): what the member can do with it now
+    files: list[FileRow] = field(default_factory=list)
+
+
+@dataclass
+class Overview:
+    membership: PartnerMember | None
+    terms: TermsVersion | None
+    terms_accepted: bool
+    grants: list[GrantRow]
+    requests: list[AccessRequest]
+    tokens: list[AuthToken]
+    requestable: list[ModelSize]
+
+
+def portal_overview(*, user) -> Overview:
+    now = timezone.now()
+    membership = PartnerMember.objects.select_related("partner").filter(user=user).first()
+    terms = access.terms_in_force(now=now)
+    accepted = terms is not None and terms.acceptances.filter(user=user).exists()
+    rows: list[GrantRow] = []
+    requests: list[AccessRequest] = []
+    requestable: list[ModelSize] = []
+    if membership is not None:
+        partner_grants = AccessGrant.objects.filter(partner=membership.partner).select_related("model_size__family")
+        for grant in partner_grants.order_by("-created_at"):
+            decision = access.may(user, grant.model_size, access.MANIFEST, now=now)
+            row = GrantRow(grant=grant, state=access.grant_state(grant, now=now), decision=decision)
+            # Files are listed only where `may` allows, and for the grant that allows it.
+            if decision.allowed and decision.grant is not None and decision.grant.pk == grant.pk:
+                row.files = [FileRow(artifact, access.quota_use(grant, artifact.filename, now=now))
+                             for artifact in grant.model_size.artifacts.order_by("filename")]
+            rows.append(row)
+        requests = list(AccessRequest.objects.filter(partner=membership.partner).select_related("model_size"))
+        requestable = list(ModelSize.objects.filter(stage=Stage.PARTNERS).select_related("family"))
+    live = Q(expiry__isnull=True) | Q(expiry__gt=now)  # expired ones authenticate nothing; a beat task deletes them
+    tokens = list(AuthToken.objects.filter(live, user=user).select_related("label").order_by("-created"))
+    return Overview(membership=membership, terms=terms, terms_accepted=accepted, grants=rows, requests=requests,
+                    tokens=tokens, requestable=requestable)
+
+
+class PortalLoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/home.html", {"o": portal_overview(user=request.user),
+                                                "token_days": TOKEN_DAYS_CHOICES, "now": timezone.now()})
+
+
+def _done(request: HttpRequest, call, success: str) -> HttpResponse:
+    try:
+        call()
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, success)
+    return redirect("portal-home")
+
+
+@login_required
+@require_POST
+def terms_accept(request: HttpRequest) -> HttpResponse:
+    terms = get_object_or_404(TermsVersion, pk=request.POST.get("terms"))
+    return _done(request, lambda: partners.terms_accept(user=request.user, terms=terms, ip=client_ip(request)),
+                 f"You accepted the terms of use {terms.version}.")
+
+
+@login_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    try:
+        days = int(request.POST.get("expires_days", 30))
+        token, key = tokens.token_create(user=request.user, name=request.POST.get("name", ""),
+                                           expires_days=days, actor=request.user, ip=client_ip(request))
+    except (ValueError, DomainError) as error:
+        messages.error(request, getattr(error, "message", "Choose a lifetime in days."))
+        return redirect("portal-home")
+    # The key is shown on this response only; it is stored hashed and cannot be shown again.
+    response = render(request, "portal/token_created.html", {"token": token, "key": key})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
+    token = get_object_or_404(AuthToken, user=request.user, token_key=token_key)
+    return _done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
+                 "Token revoked: it no longer works.")
+
+
+@login_required
+@require_POST
+def access_request_create(request: HttpRequest) -> HttpResponse:
+    size = ModelSize.objects.filter(pk=request.POST.get("model_size"), stage=Stage.PARTNERS).first()
+    if size is None:
+        messages.error(request, "Choose a size at the partners stage.")
+        return redirect("portal-home")
+    return _done(request, lambda: grants.access_request_create(
+        user=request.user, size=size, purpose=request.POST.get("purpose", ""), ip=client_ip(request)),
+        f"Access to {size.slug} requested; policy staff will decide.")
+
+
+@login_required
+@require_POST
+def file_download(request: HttpRequest, slug: str, filename: str) -> HttpResponse:
+    """A fresh signed link for the signed-in member, as a redirect; the browser downloads straight from storage."""
+    try:
+        link = links.link_issue(user=request.user, size=links.size_by_slug(slug=slug), filename=filename,
+                                ip=client_ip(request))
+    except DomainError as error:
+        messages.error(request, f"{slug}/{filename}: {error.message} [{error.code}]")
+        return redirect("portal-home")
+    response = HttpResponseRedirect(link.url)
+    response["Cache-Control"] = "no-store"
+    return response
