@@ -1,4 +1,6 @@
-"""Rate limits of the dataset endpoints: per IP for anonymous callers, per account (higher) for researchers.
+"""Rate limits of the anonymous endpoints that write (links to public sizes, dataset links, the compatibility
+path, the removal form): per client (config/client_ip.py) for anonymous callers, per account (higher) for
+signed-in researchers on the dataset endpoints.
 
 Counters live in Django's cache (Redis, shared by every gunicorn worker). Rates are read from settings at
 each request, so operators and tests can change them. A cache outage lets requests through (logged):
@@ -10,7 +12,7 @@ import logging
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from config.client_ip import client_ip
+from config.client_ip import client_key
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +28,8 @@ class _SettingsRateThrottle(SimpleRateThrottle):
         return getattr(settings, self.rate_setting)
 
     def get_ident(self, request) -> str:
-        # REMOTE_ADDR only, as the audit trail: X-Forwarded-For is client-controlled unless a trusted proxy
-        # rewrites it (and that proxy sets REMOTE_ADDR), so trusting it would let anyone dodge the limit.
-        return client_ip(request) or "unknown"
+        # The client as config.client_ip counts it: X-Forwarded-For only through trusted proxies, IPv6 by /64.
+        return client_key(request) or "unknown"
 
     def allow_request(self, request, view) -> bool:
         try:
@@ -59,6 +60,18 @@ class DatasetUserThrottle(_SettingsRateThrottle):
 
 
 DATASET_THROTTLES = [DatasetAnonThrottle, DatasetUserThrottle]
+
+
+class LinkAnonThrottle(_SettingsRateThrottle):
+    """Anonymous links to public sizes' files: each is recorded and audited, so their rate is bounded per client."""
+
+    scope = "link_anon"
+    rate_setting = "STAGEGATE_LINK_RATE_ANON"
+
+    def get_cache_key(self, request, view) -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None  # partners and staff: their grants' quotas and roles bound them
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class RemovalRequestThrottle(_SettingsRateThrottle):

@@ -1,6 +1,7 @@
 """Named actors and the real-service fixtures (SeaweedFS S3, a Celery worker) shared by all tests."""
 
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,12 @@ def rita(django_user_model):
 def admin_user(django_user_model):
     """A superuser; not policy staff."""
     return django_user_model.objects.create_superuser("admin", "admin@example.org", "pw-admin")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings):
+    """Rate-limit counters and cached plots of this test only (the cache is the shared Redis)."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 Every variable read here is listed, with its meaning, in `.env.example`.
 """
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -253,6 +254,16 @@ STAGEGATE_DATASET_RATE_ANON = _envrate("STAGEGATE_DATASET_RATE_ANON", "60/min")
 STAGEGATE_DATASET_RATE_USER = _envrate("STAGEGATE_DATASET_RATE_USER", "600/min")
 # Submissions of the data-removal form per IP.
 STAGEGATE_REMOVAL_RATE = _envrate("STAGEGATE_REMOVAL_RATE", "5/hour")
+# Anonymous links to public sizes' files (each recorded and audited) per client.
+STAGEGATE_LINK_RATE_ANON = _envrate("STAGEGATE_LINK_RATE_ANON", "120/min")
+# Proxies whose X-Forwarded-For is believed (comma-separated CIDRs, e.g. the TLS proxy's 10.0.0.5/32); empty:
+# the header is ignored and each request's peer is its client (config/client_ip.py).
+STAGEGATE_TRUSTED_PROXIES = envlist("STAGEGATE_TRUSTED_PROXIES", [])
+for _cidr in STAGEGATE_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"STAGEGATE_TRUSTED_PROXIES: {_cidr!r} is not an address or CIDR") from None
 
 # ---------------------------------------------------------------------------
 # Login protection and the second factor
@@ -267,6 +278,8 @@ AXES_FAILURE_LIMIT = envint("STAGEGATE_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("STAGEGATE_LOGIN_COOLOFF_MIN", 30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Locked out per username and client, the client as config.client_ip counts it (behind trusted proxies too).
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_key"
 # Approving or rejecting a stage change needs a TOTP-verified session (django-otp), or an `otp_token` in
 # an API call, for policy staff. On in production; off here so the demo runs without authenticator apps.
 STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", False)

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from config.api_errors import ErrorOutput
 from config.client_ip import client_ip
-from config.throttles import DATASET_THROTTLES
+from config.throttles import DATASET_THROTTLES, LinkAnonThrottle
 from registry.datasets.errors import DatasetNotFound
 from releases.access import dataset_links, links
 from releases.access.serializers import LinkOutput, ManifestOutput
@@ -38,6 +38,8 @@ class ModelManifestView(APIView):
 class ModelFileLinkView(APIView):
     """A fresh signed link to one file. Ask again for a new one whenever a link expires."""
 
+    throttle_classes = [LinkAnonThrottle]
+
     @extend_schema(request=None, responses={200: LinkOutput, **_DENIALS})
     def post(self, request: Request, slug: str, filename: str) -> Response:
         link = _issue(request, slug, filename)
@@ -48,6 +50,8 @@ class ModelFileLinkView(APIView):
 
 class ModelFileView(APIView):
     """302 to a fresh signed link, so `curl -L -H "Authorization: Token …"` downloads the file."""
+
+    throttle_classes = [LinkAnonThrottle]
 
     @extend_schema(responses={(302, "application/octet-stream"): None, **_DENIALS})
     def get(self, request: Request, slug: str, filename: str) -> HttpResponseRedirect:

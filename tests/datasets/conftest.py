@@ -1,6 +1,5 @@
 """Datasets registered through the workers' real service (files in SeaweedFS) and published through releases."""
 
-import uuid
 
 import pytest
 
@@ -12,12 +11,6 @@ from workers.generation import dataset_register
 SPLIT_LINES = {"train": 40, "valid": 6, "test": 6}
 PURE = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 K40 = {"temperature": 1.0, "top_k": 40, "top_p": 1.0}
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache(settings):
-    """Rate-limit counters and cached plots of this test only (the cache is the shared Redis)."""
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
 def records(name: str, split: str, lines: int) -> list[dict]:

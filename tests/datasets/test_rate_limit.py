@@ -47,3 +47,15 @@ def test_an_unreachable_cache_lets_requests_through(api, datasets, low_rates, se
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
     for _ in range(5):
         assert api.get("/api/v1/datasets/").status_code == 200
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit(api, datasets, low_rates, settings):
+    settings.STAGEGATE_TRUSTED_PROXIES = ["10.0.0.0/24"]
+    behind = {"REMOTE_ADDR": "10.0.0.5"}
+    for _ in range(3):
+        assert api.get("/api/v1/datasets/", HTTP_X_FORWARDED_FOR="198.51.100.1", **behind).status_code == 200
+    assert api.get("/api/v1/datasets/", HTTP_X_FORWARDED_FOR="198.51.100.1", **behind).status_code == 429
+    assert api.get("/api/v1/datasets/", HTTP_X_FORWARDED_FOR="198.51.100.2", **behind).status_code == 200
+    # A client cannot dodge its limit by prepending an address of its choosing.
+    spoofed = "203.0.113.9, 198.51.100.1"
+    assert api.get("/api/v1/datasets/", HTTP_X_FORWARDED_FOR=spoofed, **behind).status_code == 429

@@ -243,3 +243,22 @@ def test_public_sizes_need_no_account_and_links_are_recorded_as_anonymous(api, s
     link = IssuedLink.objects.get()
     assert (link.user, link.basis, link.grant) == (None, "public", None)
     assert AuditEvent.objects.get(action="link.issued").data["anonymous"] is True
+
+
+def test_anonymous_links_to_public_sizes_are_rate_limited_per_client(api, s3, size, alice, bob, carol, pat,
+                                                                     tmp_path, settings):
+    """Each anonymous link writes a permanent audit row, so their rate is bounded: 429 with Retry-After."""
+    settings.STAGEGATE_LINK_RATE_ANON = "2/min"
+    upload(size, tmp_path)
+    move(size, "public", requester=alice, approvers=[bob, carol])
+    assert _link(api, size).status_code == 200
+    assert api.get(f"/api/v1/models/{size.slug}/files/model.safetensors").status_code == 302
+    refused = _link(api, size)
+    assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+    assert int(refused["Retry-After"]) >= 1
+    assert IssuedLink.objects.count() == 2
+    assert api.post(f"/api/v1/models/{size.slug}/files/model.safetensors/link/",
+                    REMOTE_ADDR="203.0.113.50").status_code == 200  # another client
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    signed_in = _link(api, size)
+    assert signed_in.status_code == 200, signed_in.content  # bounded by grants and roles, not this limit
