@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from stagegate_client.api import Server, ServerRefused
-from stagegate_client.download import ChecksumMismatch, DownloadFailed, download
+from stagegate_client.download import ChecksumMismatch, DownloadFailed, UnsafeFilename, download, safe_target
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 SPLITS = ("train", "valid", "test")
-EXIT_REFUSED, EXIT_CHECKSUM, EXIT_FAILED = 2, 3, 4
+EXIT_REFUSED, EXIT_CHECKSUM, EXIT_FAILED, EXIT_UNSAFE = 2, 3, 4, 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +45,7 @@ def download_model(args: argparse.Namespace) -> int:
     manifest = server.model_manifest(args.slug)
     out = Path(args.out or Path("models") / args.slug)
     files = manifest["files"]
+    targets = {f["filename"]: safe_target(out, f["filename"]) for f in files}  # every name, before any byte
     total = sum(f["bytes"] for f in files)
     print(f"{args.slug} ({manifest['stage']}): {len(files)} files, {total:,} bytes → {out}")
     if args.dry_run:
@@ -54,7 +55,7 @@ def download_model(args: argparse.Namespace) -> int:
     for f in files:
         download(
             lambda name=f["filename"]: server.model_file_link(args.slug, name),
-            out / f["filename"], expected_bytes=f["bytes"], expected_sha256=f["sha256"],
+            targets[f["filename"]], expected_bytes=f["bytes"], expected_sha256=f["sha256"],
             verify=not args.no_verify, progress=not args.quiet,
         )
     print(f"Done: {len(files)} files{'' if args.no_verify else ', sha256 verified'}, in {out}")
@@ -70,6 +71,7 @@ def download_dataset(args: argparse.Namespace) -> int:
     if missing:
         raise ServerRefused(404, "split_not_found", f"{args.name} has no split {', '.join(missing)}.")
     out = Path(args.out)
+    targets = {part["split"]: safe_target(out, part["filename"]) for part in parts}
     total = sum(part["bytes"] for part in parts)
     print(f"{args.name}: {len(parts)} split(s), {total:,} bytes → {out}")
     if args.dry_run:
@@ -79,7 +81,7 @@ def download_dataset(args: argparse.Namespace) -> int:
     for part in parts:
         download(
             lambda split=part["split"]: server.dataset_split_link(args.name, split),
-            out / part["filename"], expected_bytes=part["bytes"], expected_sha256=part["sha256"],
+            targets[part["split"]], expected_bytes=part["bytes"], expected_sha256=part["sha256"],
             verify=not args.no_verify, progress=not args.quiet,
         )
     print(f"Done: {len(parts)} split(s){'' if args.no_verify else ', sha256 verified'}, in {out}")
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except DownloadFailed as exc:
         print(f"stagegate: download failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except UnsafeFilename as exc:
+        print(f"stagegate: refused to download: {exc}", file=sys.stderr)
+        return EXIT_UNSAFE
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Resumable, checksum-verified downloads from signed links that may expire mid-way."""
 
 import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,27 @@ MAX_ATTEMPTS = 8
 
 class ChecksumMismatch(Exception):
     pass
+
+
+class UnsafeFilename(Exception):
+    """The server named a file that is not one plain name: it could write outside the output folder."""
+
+
+MAX_FILENAME_CHARS = 255
+# The server's own rule for file names (registry/filenames.py): one path segment of plain characters.
+_PLAIN_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def safe_target(folder: Path, filename: object) -> Path:
+    """`folder / filename`, if `filename` is a plain name the server could have stored; else UnsafeFilename.
+
+    A server (or anyone impersonating one) that answers `../x` or `/etc/x` must not make the client write there.
+    """
+    if not isinstance(filename, str) or len(filename) > MAX_FILENAME_CHARS or ".." in filename \
+            or not _PLAIN_FILENAME.fullmatch(filename):
+        raise UnsafeFilename(f"the server named a file {filename!r}, which is not a plain file name; nothing "
+                             "was written")
+    return folder / filename
 
 
 class DownloadFailed(Exception):

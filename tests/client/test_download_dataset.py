@@ -11,7 +11,7 @@ from stagegate_client import cli, download
 from tests.datasets import conftest as dataset_fixtures
 
 # The dataset tests' fixtures: published datasets with real files in SeaweedFS, a fresh cache per test.
-datasets, fresh_cache, public_size = dataset_fixtures.datasets, dataset_fixtures.fresh_cache, dataset_fixtures.public_size
+datasets, public_size = dataset_fixtures.datasets, dataset_fixtures.public_size
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
