@@ -1,6 +1,5 @@
 """URL map: admin, the versioned API, its schema and docs, and the public site."""
 
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -10,14 +9,6 @@ from releases import urls as release_urls
 from releases.governance import admin as governance_admin
 
 handler404 = "config.api_errors.json_not_found"
-
-if settings.STAGEGATE_APPROVAL_REQUIRES_OTP:
-    # Staff with a TOTP device give its code when signing in to the admin, which verifies the session
-    # for release decisions (releases/governance/second_factor.py). Devices are added in the admin.
-    from django_otp.admin import OTPAdminAuthenticationForm
-
-    admin.site.login_form = OTPAdminAuthenticationForm
-    admin.site.login_template = "otp/admin111/login.html"
 
 urlpatterns = [
     path("admin/releases/dashboard/", governance_admin.governance_dashboard_view, name="releases-dashboard"),

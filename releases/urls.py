@@ -1,6 +1,6 @@
 """Routes of the release API (mounted under /api/v1/) and of the datasets' compatibility path (at /gpt-2/)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from releases.access import views as access
 from releases.governance import views as governance
@@ -11,6 +11,10 @@ urlpatterns = [
     path("models/<slug:slug>/files/<str:filename>/link/", access.ModelFileLinkView.as_view(), name="model-file-link"),
     path("models/<slug:slug>/files/<str:filename>", access.ModelFileView.as_view(), name="model-file"),
     path("datasets/<slug:name>/<str:split>/link/", access.DatasetSplitLinkView.as_view(), name="dataset-split-link"),
+    path("tokens/", access.TokenListCreateView.as_view(), name="token-list"),
+    # A token's public prefix is hex: anything else (a NUL byte, say) never reaches a query.
+    re_path(r"^tokens/(?P<token_key>[0-9A-Za-z]{1,64})/revoke/$", access.TokenRevokeView.as_view(),
+            name="token-revoke"),
     # release decisions (releases/governance/)
     path("models/<slug:slug>/history/", governance.ModelHistoryView.as_view(), name="model-history"),
     path("models/<slug:slug>/stage-requests/", governance.ModelStageRequestsView.as_view(),

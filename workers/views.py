@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from releases.governance.second_factor import OTP_PARAMETER, SecondFactorForChanges
 from releases.roles import CANCEL_JOB, SUBMIT_JOB, role_permission
 from workers import jobs, services
 from workers.errors import JobNotFound
@@ -31,9 +32,11 @@ class JobListCreateView(ListAPIView):
     queryset = Job.objects.all()
 
     def get_permissions(self):
-        return [CanSubmitJobs() if self.request.method == "POST" else CanSeeJobs()]
+        if self.request.method == "POST":
+            return [CanSubmitJobs(), SecondFactorForChanges()]
+        return [CanSeeJobs()]
 
-    @extend_schema(request=JobInputSerializer, responses={201: JobSerializer})
+    @extend_schema(request=JobInputSerializer, responses={201: JobSerializer}, parameters=[OTP_PARAMETER])
     def post(self, request: Request) -> Response:
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -51,8 +54,8 @@ class JobDetailView(APIView):
 
 
 class JobCancelView(APIView):
-    permission_classes = [CanCancelJobs]
+    permission_classes = [CanCancelJobs, SecondFactorForChanges]
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses=JobSerializer, parameters=[OTP_PARAMETER])
     def post(self, request: Request, job_id: int) -> Response:
         return Response(JobSerializer(jobs.job_cancel(job=_job(job_id))).data)

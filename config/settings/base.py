@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Audit rows name the API token a request acts through; cleared around each request.
+    "releases.audit.context.AuditContextMiddleware",
     # request.user.is_verified(): whether this session passed a second factor (approvals need one).
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -280,9 +282,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Locked out per username and client, the client as config.client_ip counts it (behind trusted proxies too).
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_key"
-# Approving or rejecting a stage change needs a TOTP-verified session (django-otp), or an `otp_token` in
-# an API call, for policy staff. On in production; off here so the demo runs without authenticator apps.
-STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", False)
+# The second factor (django-otp TOTP): every admin page needs a session verified at the admin's login, and every
+# governance API call (requests, decisions, reviews, jobs) a verified session, a token created with a code, or
+# the current code (`otp_token` in the body or the X-Stagegate-OTP header). On in production; off in the demo,
+# which runs without authenticator apps. Devices: `manage.py totp_device USERNAME`.
+STAGEGATE_SECOND_FACTOR = envbool("STAGEGATE_SECOND_FACTOR", False)
 OTP_TOTP_ISSUER = "Stagegate"
 # Signed download URLs must never leak through a Referer header (also in the demo): none leaves the site.
 # Not no-referrer: under it browsers send `Origin: null` on every form POST, which CSRF refuses.

@@ -53,4 +53,4 @@ X_FRAME_OPTIONS = "DENY"
 # ---------------------------------------------------------------------------
 # Second factor for release decisions (releases/governance/second_factor.py)
 # ---------------------------------------------------------------------------
-STAGEGATE_APPROVAL_REQUIRES_OTP = envbool("STAGEGATE_APPROVAL_REQUIRES_OTP", True)
+STAGEGATE_SECOND_FACTOR = envbool("STAGEGATE_SECOND_FACTOR", True)

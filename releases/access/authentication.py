@@ -5,10 +5,18 @@ from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.signals import token_expired
 
+from releases.audit.context import acting_token_set
+
 
 class TokenAuthentication(KnoxTokenAuthentication):
     """`Authorization: Token <key>`. Knox deletes a user's other expired tokens on each request (one more
-    query per call on the download path); an expired token is refused and deleted when it is used."""
+    query per call on the download path); an expired token is refused and deleted when it is used. The token
+    used is named in every audit row the request writes (releases/audit/context.py)."""
+
+    def authenticate_credentials(self, token: bytes):
+        user, auth_token = super().authenticate_credentials(token)
+        acting_token_set(auth_token.token_key)
+        return user, auth_token
 
     def _cleanup_token(self, auth_token) -> bool:
         if auth_token.expiry is not None and auth_token.expiry < timezone.now():

@@ -15,6 +15,9 @@ class TokenLabel(models.Model):
 
     token = models.OneToOneField("knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="label")
     name = models.CharField(max_length=100)
+    # Created with a second factor (a verified session or a current code): it may make governance calls
+    # where the second factor is required (releases/governance/second_factor.py).
+    verified = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.name

@@ -52,3 +52,35 @@ class ManifestOutput(serializers.Serializer):
     grant = GrantOutput(source="decision.grant", allow_null=True)
     link_ttl_s = serializers.IntegerField()
     files = ManifestFileOutput(many=True)
+
+
+class TokenCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    expires_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+    otp_token = serializers.CharField(
+        max_length=16, required=False, allow_blank=True, default="",
+        help_text="The current code of your TOTP device: the token is then verified (second factor).")
+
+
+class TokenOutput(serializers.Serializer):
+    token_key = serializers.CharField(help_text="The key's public prefix, as the admin and audit show it.")
+    name = serializers.SerializerMethodField()
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField(allow_null=True)
+    verified = serializers.SerializerMethodField(help_text="Created with a second factor.")
+
+    @staticmethod
+    def _label(token):
+        return getattr(token, "label", None)  # tokens made outside the services (knox directly) have none
+
+    def get_name(self, token) -> str:
+        label = self._label(token)
+        return label.name if label else ""
+
+    def get_verified(self, token) -> bool:
+        label = self._label(token)
+        return bool(label and label.verified)
+
+
+class TokenCreatedOutput(TokenOutput):
+    key = serializers.CharField(help_text="Shown this once only: only a hash is stored.")

@@ -4,6 +4,7 @@ hashed: the key is returned once and never recorded (audit rows carry only knox'
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from knox.models import AuthToken
 
@@ -16,13 +17,15 @@ TOKEN_MAX_DAYS = 365
 
 
 @transaction.atomic
-def token_create(*, user, name: str, expires_days: int | None, actor, ip: str | None = None) -> tuple[AuthToken, str]:
+def token_create(*, user, name: str, expires_days: int | None, actor, verified: bool = False,
+                 ip: str | None = None) -> tuple[AuthToken, str]:
     """A named token for `user`, created by `user` themself (portal, API) or by an operator's command on the
     server (actor None). Nobody else, superusers included: a key is someone's identity, so whoever could mint
     one for another account could act in that account's name (approve as them, download as them).
 
     Returns the token and its key; only a hash is stored, so the key can be shown this once only.
     expires_days 0 means no expiry (operators only); None means the default lifetime (REST_KNOX TOKEN_TTL).
+    `verified`: the owner passed a second factor when creating it (the caller checks that).
     """
     if actor is not None and actor.pk != user.pk:
         raise NotPermitted("A token can be created only by its owner (or by an operator on the server).")
@@ -35,9 +38,9 @@ def token_create(*, user, name: str, expires_days: int | None, actor, ip: str | 
         token, key = AuthToken.objects.create(user=user)
     else:
         token, key = AuthToken.objects.create(user=user, expiry=timedelta(days=expires_days) if expires_days else None)
-    TokenLabel.objects.create(token=token, name=name)
+    TokenLabel.objects.create(token=token, name=name, verified=verified)
     audit_record(actor=actor, action="token.created", target=user, ip=ip,
-                 data={"token_key": token.token_key, "name": name,
+                 data={"token_key": token.token_key, "name": name, "verified": verified,
                        "expiry": token.expiry.isoformat() if token.expiry else None})
     return token, key
 
@@ -59,3 +62,9 @@ def token_revoke(*, token: AuthToken, actor, ip: str | None = None) -> None:
     token.delete()
     audit_record(actor=actor, action="token.revoked", target=user, ip=ip,
                  data={"token_key": token_key, "name": label})
+
+
+def tokens_of(user) -> QuerySet[AuthToken]:
+    """The user's tokens that still authenticate (expired ones are deleted daily), newest first."""
+    live = Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
+    return AuthToken.objects.filter(live, user=user).select_related("label").order_by("-created")

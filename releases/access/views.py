@@ -5,16 +5,26 @@ import re
 
 from django.http import HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import ErrorOutput
 from config.client_ip import client_ip
+from config.errors import NotFound
 from config.throttles import DATASET_THROTTLES, LinkAnonThrottle
 from registry.datasets.errors import DatasetNotFound
-from releases.access import dataset_links, links
-from releases.access.serializers import LinkOutput, ManifestOutput
+from releases.access import dataset_links, links, tokens
+from releases.access.serializers import (
+    LinkOutput,
+    ManifestOutput,
+    TokenCreatedOutput,
+    TokenCreateInput,
+    TokenOutput,
+)
+from releases.governance.second_factor import SecondFactorRequired, code_matches, session_verified
 
 _DENIALS = {401: ErrorOutput, 403: ErrorOutput, 404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
 _DATASET_DENIALS = {404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
@@ -96,3 +106,56 @@ class CompatDatasetFileView(APIView):
         response = HttpResponseRedirect(link.url)
         response["Cache-Control"] = "no-store"
         return response
+
+
+
+# --------------------------------------------------------------------------- the caller's own API tokens
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+
+
+def _verified_now(request: Request, code: str) -> bool:
+    """A new token is verified when its owner passes a second factor now: a verified session or token, or a
+    current code. A code that is given and wrong refuses the request rather than quietly dropping it."""
+    if code:
+        if not code_matches(request.user, code):
+            raise SecondFactorRequired("That code is not the current code of any of your devices.")
+        return True
+    label = getattr(getattr(request, "auth", None), "label", None)
+    return session_verified(request) or bool(getattr(label, "verified", False))
+
+
+class TokenListCreateView(ListAPIView):
+    """Your API tokens (public prefixes only), and a new one for yourself. Nobody creates tokens for others."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = TokenOutput
+    pagination_class = None
+
+    def get_queryset(self):
+        return tokens.tokens_of(self.request.user)
+
+    @extend_schema(request=TokenCreateInput, responses={201: TokenCreatedOutput, 401: ErrorOutput, 403: ErrorOutput})
+    def post(self, request: Request) -> Response:
+        data = TokenCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        verified = _verified_now(request, data.validated_data["otp_token"])
+        token, key = tokens.token_create(user=request.user, name=data.validated_data["name"],
+                                         expires_days=data.validated_data["expires_days"], actor=request.user,
+                                         verified=verified, ip=client_ip(request))
+        token.key = key
+        return Response(TokenCreatedOutput(token).data, status=201, headers=_NO_STORE)
+
+
+class TokenRevokeView(APIView):
+    """Revoke one of your tokens: the next request that sends it gets 401."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None, 401: ErrorOutput, 404: ErrorOutput})
+    def post(self, request: Request, token_key: str) -> Response:
+        token = tokens.tokens_of(request.user).filter(token_key=token_key).first()
+        if token is None:
+            raise TokenNotFound(f"You have no token {token_key!r}.")
+        tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request))
+        return Response(status=204)

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from releases.models import AuditEvent
+from releases.audit.context import acting_token
+from releases.audit.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key: any bigint unique to this use.
@@ -84,12 +85,15 @@ def audit_record(
     *, actor, action: str, target: models.Model | AuditTarget, before=None, after=None, reason: str = "",
     ip: str | None = None, data: dict | None = None,
 ) -> AuditEvent:
-    """Append one event. `actor` is a user, or None for the system (embargo task, seeds).
+    """Append one event. `actor` is a user, or None for the system (embargo task, seeds); a request made with an
+    API token adds the token's public prefix to `data` as `via_token`.
 
     Inside a caller's transaction it takes no savepoint: if the append fails, the caller's whole
     transaction is rolled back with it (catching the error there and carrying on is not possible).
     """
     target = target_of(target)
+    if (token_key := acting_token()) is not None:
+        data = {**(data or {}), "via_token": token_key}
     with transaction.atomic(savepoint=False):
         _lock_chain()  # held until the outermost transaction commits
         last_seq, last_hash = _chain_head()

@@ -34,7 +34,6 @@ from releases.governance.models import (
     StageChangeRequest,
     StageDecision,
 )
-from releases.governance.second_factor import second_factor_require
 from releases.roles import REVIEW_STAGE, can
 
 
@@ -99,25 +98,13 @@ class StageChangeRequestAdmin(GovernanceAdmin):
         if done:
             self.message_user(request, f"{verb} {done} request(s).", messages.SUCCESS)
 
-    def _second_factor(self, request) -> bool:
-        try:
-            second_factor_require(request)
-        except DomainError as error:
-            self.message_user(request, error.message, messages.ERROR)
-            return False
-        return True
-
     @admin.action(description="Approve selected requests")
     def approve_selected(self, request, queryset):
-        if not self._second_factor(request):
-            return
         self._each(request, queryset, "Approved", lambda obj: stage_requests.stage_request_approve(
             request=obj, approver=request.user, ip=client_ip(request)))
 
     @admin.action(description="Reject selected requests (comment required)")
     def reject_selected(self, request, queryset):
-        if not self._second_factor(request):
-            return None
         form = RejectForm(request.POST if "comment" in request.POST else None)
         if form.is_bound and form.is_valid():
             self._each(request, queryset, "Rejected", lambda obj: stage_requests.stage_request_reject(

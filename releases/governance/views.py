@@ -11,7 +11,7 @@ from config.client_ip import client_ip
 from registry import selectors as registry_selectors
 from releases.access.rules import visible_sizes
 from releases.governance import reviews, selectors, stage_requests
-from releases.governance.second_factor import second_factor_require
+from releases.governance.second_factor import OTP_PARAMETER, SecondFactorForChanges
 from releases.governance.serializers import (
     CancelInput,
     DecisionInput,
@@ -32,7 +32,7 @@ IsPolicyStaff = role_permission("releases.view_stagechangerequest", to="take par
 
 
 class StaffAPIView(APIView):
-    permission_classes = [IsPolicyStaff]
+    permission_classes = [IsPolicyStaff, SecondFactorForChanges]
 
 
 def _request_output(request_id: int) -> dict:
@@ -40,7 +40,7 @@ def _request_output(request_id: int) -> dict:
 
 
 class ModelStageRequestsView(StaffAPIView):
-    @extend_schema(request=StageRequestCreateInput, responses={201: StageRequestOutput})
+    @extend_schema(request=StageRequestCreateInput, responses={201: StageRequestOutput}, parameters=[OTP_PARAMETER])
     def post(self, request: Request, slug: str) -> Response:
         size = selectors.model_size_for_staff(slug=slug)
         data = StageRequestCreateInput(data=request.data)
@@ -72,16 +72,11 @@ class StageRequestDetailView(StaffAPIView):
         return Response(_request_output(request_id))
 
 
-def _otp_token(request: Request) -> str | None:
-    return request.data.get("otp_token") if hasattr(request.data, "get") else None
-
-
 class StageRequestApproveView(StaffAPIView):
-    @extend_schema(request=DecisionInput, responses=StageRequestOutput)
+    @extend_schema(request=DecisionInput, responses=StageRequestOutput, parameters=[OTP_PARAMETER])
     def post(self, request: Request, request_id: int) -> Response:
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        second_factor_require(request, token=_otp_token(request))
         target = selectors.stage_request_get(request_id=request_id)
         stage_requests.stage_request_approve(request=target, approver=request.user, ip=client_ip(request),
                                        **data.validated_data)
@@ -89,11 +84,10 @@ class StageRequestApproveView(StaffAPIView):
 
 
 class StageRequestRejectView(StaffAPIView):
-    @extend_schema(request=RejectInput, responses=StageRequestOutput)
+    @extend_schema(request=RejectInput, responses=StageRequestOutput, parameters=[OTP_PARAMETER])
     def post(self, request: Request, request_id: int) -> Response:
         data = RejectInput(data=request.data)
         data.is_valid(raise_exception=True)
-        second_factor_require(request, token=_otp_token(request))
         target = selectors.stage_request_get(request_id=request_id)
         stage_requests.stage_request_reject(request=target, approver=request.user, ip=client_ip(request),
                                       **data.validated_data)
@@ -101,7 +95,7 @@ class StageRequestRejectView(StaffAPIView):
 
 
 class StageRequestCancelView(StaffAPIView):
-    @extend_schema(request=CancelInput, responses=StageRequestOutput)
+    @extend_schema(request=CancelInput, responses=StageRequestOutput, parameters=[OTP_PARAMETER])
     def post(self, request: Request, request_id: int) -> Response:
         data = CancelInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -112,7 +106,7 @@ class StageRequestCancelView(StaffAPIView):
 
 
 class ModelReviewView(StaffAPIView):
-    @extend_schema(request=ReviewInput, responses={201: ReviewOutput})
+    @extend_schema(request=ReviewInput, responses={201: ReviewOutput}, parameters=[OTP_PARAMETER])
     def post(self, request: Request, slug: str) -> Response:
         size = selectors.model_size_for_staff(slug=slug)
         data = ReviewInput(data=request.data)

@@ -33,7 +33,7 @@ admin = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "x",
 out["admin_without_csrf"] = admin.status_code
 from django.conf import settings
 out["settings"] = {k: getattr(settings, k) for k in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-    "SESSION_COOKIE_HTTPONLY", "STAGEGATE_APPROVAL_REQUIRES_OTP", "AXES_FAILURE_LIMIT")}
+    "SESSION_COOKIE_HTTPONLY", "STAGEGATE_SECOND_FACTOR", "AXES_FAILURE_LIMIT")}
 out["botocore_level"] = settings.LOGGING["loggers"]["botocore"]["level"]
 print(json.dumps(out))
 """
@@ -80,7 +80,7 @@ def test_session_logins_without_a_csrf_token_are_refused(probe):
 
 
 def test_production_turns_on_the_second_factor_and_login_lockout(probe):
-    assert probe["settings"]["STAGEGATE_APPROVAL_REQUIRES_OTP"] is True
+    assert probe["settings"]["STAGEGATE_SECOND_FACTOR"] is True
     assert probe["settings"]["AXES_FAILURE_LIMIT"] == 5
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -69,10 +68,8 @@ def portal_overview(*, user) -> Overview:
             rows.append(row)
         requests = list(AccessRequest.objects.filter(partner=membership.partner).select_related("model_size"))
         requestable = list(ModelSize.objects.filter(stage=Stage.PARTNERS).select_related("family"))
-    live = Q(expiry__isnull=True) | Q(expiry__gt=now)  # expired ones authenticate nothing; a beat task deletes them
-    tokens = list(AuthToken.objects.filter(live, user=user).select_related("label").order_by("-created"))
     return Overview(membership=membership, terms=terms, terms_accepted=accepted, grants=rows, requests=requests,
-                    tokens=tokens, requestable=requestable)
+                    tokens=list(tokens.tokens_of(user)), requestable=requestable)
 
 
 class PortalLoginView(auth_views.LoginView):
