@@ -97,12 +97,12 @@ def register_size(tmp: Path):
     from modelcore.model import GPT, GPTConfig
     from modelcore.tokenizer import train_tokenizer
     from registry import services
-    from workers import bridge
+    from workers import bridge, corpora
 
     family = services.family_upsert(slug="bench", name="Bench")
     size = services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams=HPARAMS)
     torch.manual_seed(0)
-    text, _ = bridge.split_corpus(bridge.corpus_text(bridge.DEFAULT_CORPUS))
+    text, _ = corpora.split_corpus(corpora.corpus_text(corpora.DEFAULT_CORPUS))
     out = export_hf(GPT(GPTConfig(**HPARAMS)), train_tokenizer([text], HPARAMS["n_vocab"]), tmp / "export")
     for name in bridge.MODEL_FILES:
         services.artifact_register(size=size, path=out / name)

@@ -62,6 +62,11 @@ class ModelSizeAdmin(admin.ModelAdmin):
     ]
     inlines = [ArtifactInline, EvalResultInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.artifacts.exists():  # the stored weights fix the shape
+            return [*self.readonly_fields, "n_vocab", "n_ctx", "n_embd", "n_head", "n_layer"]
+        return self.readonly_fields
+
     @admin.display(description="parameters")
     def parameters(self, size: ModelSize) -> str:
         return f"{size.parameter_count:,}" if size.pk or size.n_embd else "—"
@@ -77,6 +82,12 @@ class ArtifactAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # files enter and leave through artifact_register (audited), never through a form
 
     @admin.display(description="sha256")
     def short_sha256(self, artifact: Artifact) -> str:

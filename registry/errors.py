@@ -19,3 +19,9 @@ class UnsafeWeights(DomainError):
     """A weights file refused before storing: a pickle, a malformed safetensors file, or the wrong shapes."""
 
     code = "unsafe_weights"
+
+
+class ArtifactsFrozen(Conflict):
+    """The size has left `internal`: what partners or the public may download never changes."""
+
+    code = "artifacts_frozen"

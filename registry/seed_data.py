@@ -97,3 +97,34 @@ MINI_CARD = {
     "limitations_and_biases": "Trained on a small corpus of old plays; it imitates their style and their biases.",
     "evaluation": "Validation perplexity and bits per byte are recorded by each training run.",
 }
+
+
+def gpt2_family_seed() -> list:
+    """The GPT-2 family, its four sizes (real hparams), their card and the paper's results; their 2019 stages
+    are releases' to record (releases/governance/seed_history.py). Running it again changes nothing."""
+    from registry import services
+
+    gpt2 = services.family_upsert(**GPT2_FAMILY)
+    sizes = []
+    for order, spec in enumerate(GPT2_SIZES):
+        size = services.model_size_upsert(family=gpt2, order=order, **spec)
+        services.model_card_set(size=size, **GPT2_CARD)
+        if size.slug == "gpt2-1558m":
+            for dataset, metric, value in GPT2_1558M_EVALS:
+                services.eval_result_record(size=size, dataset=dataset, metric=metric, value=value,
+                                            source=GPT2_PAPER)
+        sizes.append(size)
+    return sizes
+
+
+def mini_family_seed() -> list:
+    """The bundled mini family, every size internal until released here."""
+    from registry import services
+
+    mini = services.family_upsert(**MINI_FAMILY)
+    sizes = []
+    for order, spec in enumerate(MINI_SIZES):
+        size = services.model_size_upsert(family=mini, order=order, **spec)
+        services.model_card_set(size=size, **MINI_CARD)
+        sizes.append(size)
+    return sizes

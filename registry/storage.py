@@ -199,11 +199,16 @@ def read_bytes(key: str) -> bytes:
         return client().get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
 
 
-def list_keys(prefix: str) -> list[str]:
-    """The keys of every object under prefix, sorted."""
+def list_sizes(prefix: str) -> list[tuple[str, int]]:
+    """(key, bytes) of every object under prefix, sorted by key."""
     with _s3_errors(prefix):
         pages = client().get_paginator("list_objects_v2").paginate(Bucket=settings.S3_BUCKET, Prefix=prefix)
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        return sorted((item["Key"], item["Size"]) for page in pages for item in page.get("Contents", []))
+
+
+def list_keys(prefix: str) -> list[str]:
+    """The keys of every object under prefix, sorted."""
+    return [key for key, _size in list_sizes(prefix)]
 
 
 def read_head(key: str, max_bytes: int) -> bytes:

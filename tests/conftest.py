@@ -181,16 +181,18 @@ def worker_process(transactional_db, s3, tmp_path):
     from django.db import connection
 
     db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        **s3.env(),
-        "STAGEGATE_CACHE_DIR": str(tmp_path / "worker-cache"),
-        "STAGEGATE_CORPORA_DIR": django_settings.STAGEGATE_CORPORA_DIR,
-        # Kill tests wait for a dead worker's job to go stale; keep that wait short.
-        "STAGEGATE_JOB_STALE_AFTER_S": "4",
-    }
+
+    def environment() -> dict[str, str]:  # read when a worker starts: a test may have set its corpora folder
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            **s3.env(),
+            "STAGEGATE_CACHE_DIR": str(tmp_path / "worker-cache"),
+            "STAGEGATE_CORPORA_DIR": django_settings.STAGEGATE_CORPORA_DIR,
+            # Kill tests wait for a dead worker's job to go stale; keep that wait short.
+            "STAGEGATE_JOB_STALE_AFTER_S": "4",
+        }
     started: list[subprocess.Popen] = []
 
     def start(name: str = "w1", queues: str | None = None) -> subprocess.Popen:
@@ -199,7 +201,7 @@ def worker_process(transactional_db, s3, tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
              "-Q", queues, "-n", f"{name}-{os.getpid()}-{len(started)}@%h", "--without-mingle", "--without-gossip"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append(proc)
         return proc

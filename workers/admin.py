@@ -4,8 +4,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 
+from config.client_ip import client_ip
 from config.errors import DomainError
-from workers import jobs, services
+from releases.admin_base import GovernanceAdmin
+from workers import services
+from workers.errors import JobParamsInvalid
+from workers.job_params import params_validate
 from workers.models import Job
 
 
@@ -19,14 +23,18 @@ class JobStartForm(forms.ModelForm):
         data = super().clean()
         if "kind" in data and "params" in data:
             try:
-                data["params"] = services.VALIDATORS[data["kind"]](data["params"] or {})
-            except DomainError as exc:
-                raise forms.ValidationError(exc.message) from exc
+                data["params"] = params_validate(data["kind"], data["params"] or {})
+            except JobParamsInvalid as exc:
+                fields = exc.extra.get("fields") or {}
+                raise forms.ValidationError({"params": [f"{name}: {' '.join(messages)}"
+                                                        for name, messages in fields.items()] or exc.message}) from exc
         return data
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(GovernanceAdmin):
+    """Operators and policy staff, by their roles' job permissions (no superuser bypass)."""
+
     list_display = ["id", "kind", "status", "progress", "created_by", "created_at", "finished_at"]
     list_filter = ["kind", "status"]
     list_select_related = ["created_by"]
@@ -43,9 +51,6 @@ class JobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else []
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)  # view, never edit
-
     @admin.display(description="progress")
     def progress(self, job: Job) -> str:
         if not job.progress_total:
@@ -54,7 +59,7 @@ class JobAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         try:
-            job = services.job_submit(kind=obj.kind, params=obj.params, user=request.user)
+            job = services.job_submit(kind=obj.kind, params=obj.params, user=request.user, ip=client_ip(request))
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
@@ -74,7 +79,7 @@ class JobAdmin(admin.ModelAdmin):
     def cancel_jobs(self, request, queryset):
         for job in queryset:
             try:
-                jobs.job_cancel(job=job)
+                services.job_cancel(job=job, user=request.user, ip=client_ip(request))
                 self.message_user(request, f"Cancelled job {job.pk}.", messages.SUCCESS)
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)

@@ -8,23 +8,9 @@ import json
 
 from registry import storage
 from registry.models import DetectionResult, OutputDataset
-from workers.errors import JobParamsInvalid
 
 C_GRID = [2.0**e for e in range(-6, 7)]
 METHOD = "tfidf-1-2gram-logreg"
-
-
-def validate_params(params: dict) -> dict:
-    names = {"dataset": params.get("dataset"), "reference": params.get("reference")}
-    found = {n.name: n for n in OutputDataset.objects.filter(name__in=[v for v in names.values() if v])}
-    for role, name in names.items():
-        if name not in found:
-            raise JobParamsInvalid(f"{role}: no dataset {name!r}.")
-    if found[names["dataset"]].kind != OutputDataset.Kind.GENERATED:
-        raise JobParamsInvalid("dataset: must be a generated dataset.")
-    if found[names["reference"]].kind != OutputDataset.Kind.REFERENCE:
-        raise JobParamsInvalid("reference: must be a reference (human) dataset.")
-    return names
 
 
 def _texts(dataset: OutputDataset, split: str) -> list[str]:

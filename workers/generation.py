@@ -18,8 +18,7 @@ from django.db import transaction
 
 from registry import storage
 from registry.models import DatasetSplit, ModelSize, OutputDataset
-from workers import bridge
-from workers.errors import JobParamsInvalid
+from workers import bridge, corpora
 
 SAMPLINGS = {
     "pure": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "suffix": ""},
@@ -50,40 +49,6 @@ def dataset_names(size_slug: str, samplings: list[str]) -> list[str]:
 
 def reference_name(size_slug: str) -> str:
     return f"{size_slug}-reference"
-
-
-def validate_params(params: dict) -> dict:
-    """Normalise a generate_output_dataset job's parameters, naming each problem."""
-    size = ModelSize.objects.filter(slug=params.get("model_size")).first()
-    if size is None:
-        raise JobParamsInvalid(f"model_size: no model size {params.get('model_size')!r}.")
-    samplings = params.get("samplings", ["pure", "k40"])
-    if not isinstance(samplings, list) or not samplings or not set(samplings) <= set(SAMPLINGS):
-        raise JobParamsInvalid(f"samplings: a non-empty list of {sorted(SAMPLINGS)}.")
-    splits = params.get("splits", DEFAULT_SPLITS)
-    if not isinstance(splits, dict) or set(splits) != set(DatasetSplit.SPLITS) or not all(
-        isinstance(n, int) and 1 <= n <= 1_000_000 for n in splits.values()
-    ):
-        raise JobParamsInvalid("splits: counts (1 to 1,000,000) for exactly train, valid and test.")
-    max_length = params.get("max_length", min(128, size.n_ctx - 1))
-    if not isinstance(max_length, int) or not 1 <= max_length <= size.n_ctx - 1:
-        raise JobParamsInvalid(f"max_length: 1 to {size.n_ctx - 1} tokens (n_ctx less the start token).")
-    shard_size = params.get("shard_size", DEFAULT_SHARD_SIZE)
-    if not isinstance(shard_size, int) or not 1 <= shard_size <= 100_000:
-        raise JobParamsInvalid("shard_size: 1 to 100,000 samples.")
-    names = dataset_names(size.slug, samplings)
-    if params.get("reference", True):
-        names.append(reference_name(size.slug))
-    taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
-    if taken:
-        raise JobParamsInvalid(f"datasets already exist: {', '.join(taken)}.")
-    if not size.artifacts.filter(filename="model.safetensors").exists():
-        raise JobParamsInvalid(f"model_size: {size.slug} has not been trained yet.")
-    return {
-        "model_size": size.slug, "samplings": samplings, "splits": splits, "max_length": max_length,
-        "shard_size": shard_size, "seed": int(params.get("seed", 0)), "reference": bool(params.get("reference", True)),
-        "corpus": params.get("corpus", bridge.DEFAULT_CORPUS),
-    }
 
 
 def _seed(*parts: object) -> int:
@@ -268,13 +233,13 @@ def dataset_job_finalize(*, prefix: str, params: dict) -> dict:
         names.append(name)
         if not OutputDataset.objects.filter(name=name).exists():
             _model, tokenizer, _config = bridge.load_model(size)
-            _train, held_out = bridge.split_corpus(bridge.corpus_text(params["corpus"]))
+            _train, held_out = corpora.split_corpus(corpora.corpus_text(params["corpus"]))
             dataset_register(
                 name=name, kind=OutputDataset.Kind.REFERENCE, size=None, sampling={},
-                max_length=params["max_length"], source=bridge.corpus_name(params["corpus"]),
+                max_length=params["max_length"], source=corpora.corpus_name(params["corpus"]),
                 records_by_split=reference_records(params=params, tokenizer=tokenizer, held_out=held_out),
                 card=(f"Human-written text held out from {size}'s training corpus "
-                      f"({bridge.corpus_name(params['corpus'])}), the role WebText plays for GPT-2's samples; "
+                      f"({corpora.corpus_name(params['corpus'])}), the role WebText plays for GPT-2's samples; "
                       f"lengths in {size}'s tokens."),
             )
     for shard in shards:

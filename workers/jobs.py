@@ -5,7 +5,6 @@ job twice at once or move a finished job: only the current claim (status running
 write progress or finish it.
 """
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,9 +12,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from workers.errors import BrokerUnavailable, JobLost, JobNotCancellable
+from workers.errors import JobLost, JobNotCancellable
 from workers.models import Job
 
 
@@ -23,23 +21,15 @@ def _stale_before():
     return timezone.now() - timedelta(seconds=settings.STAGEGATE_JOB_STALE_AFTER_S)
 
 
-def job_create(*, kind: str, params: dict, user=None, enqueue: Callable[[Job], None]) -> Job:
-    """Record a job and hand it to the broker; if the broker is down, nothing is left behind."""
-    job = Job.objects.create(kind=kind, params=params, created_by=user if user and user.pk else None)
-    try:
-        enqueue(job)
-    except (OperationalError, ConnectionError, OSError) as exc:
-        job.delete()
-        raise BrokerUnavailable(f"The job queue (Redis) is unreachable; no job was created ({exc}).") from exc
-    return job
-
-
 def job_claim(job_id: int) -> Job | None:
     """Take a queued job, or one whose worker stopped sending heartbeats; None if it isn't ours to run."""
     now = timezone.now()
     claimed = (
         Job.objects.filter(pk=job_id)
-        .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, heartbeat_at__lt=_stale_before()))
+        # A job whose worker died is taken over only while it has attempts left: one that kills every worker
+        # that runs it fails instead (services.jobs_requeue_stale) of being handed out for ever.
+        .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, heartbeat_at__lt=_stale_before(),
+                                                attempts__lt=settings.STAGEGATE_JOB_MAX_ATTEMPTS))
         .update(status=Job.Status.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1,
                 started_at=Coalesce(F("started_at"), now))
     )
@@ -76,6 +66,16 @@ def job_succeed(job: Job, *, result: dict) -> bool:
 def job_fail(job: Job, *, error: str) -> bool:
     return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
         status=Job.Status.FAILED, error=error[:5000], finished_at=timezone.now()
+    ) == 1
+
+
+def job_give_up(job: Job) -> bool:
+    """Fail a job whose worker died STAGEGATE_JOB_MAX_ATTEMPTS times (if no worker has taken it up meanwhile)."""
+    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts,
+                              heartbeat_at__lt=_stale_before()).update(
+        status=Job.Status.FAILED, finished_at=timezone.now(),
+        error=(f"Gave up after {job.attempts} attempts: each time, its worker stopped sending heartbeats "
+               "(killed, out of memory, or its host lost). Check the job's parameters before running it again."),
     ) == 1
 
 

@@ -1,19 +1,19 @@
-"""Submitting jobs: validate parameters per kind, record the job, enqueue it on the right queue."""
+"""Submitting and cancelling jobs (validated, audited, handed to the right queue), and the stale-job sweep."""
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
-from workers import detection, generation, jobs, training
-from workers.errors import JobParamsInvalid
+from releases.audit.chain import audit_record
+from releases.roles import CANCEL_JOB, SUBMIT_JOB, require
+from workers import jobs
+from workers.errors import BrokerUnavailable
+from workers.job_params import params_validate
 from workers.models import Job
 
-VALIDATORS = {
-    Job.Kind.TRAIN: training.validate_params,
-    Job.Kind.GENERATE: generation.validate_params,
-    Job.Kind.BASELINE: detection.validate_params,
-}
-
+JOB_ROLES = "operators or policy-staff"
 
 # The task that runs each kind, by its registered name: the tasks call this module, not the reverse.
 TASK_OF_KIND = {
@@ -27,25 +27,46 @@ def job_enqueue(job: Job) -> None:
     """Hand a job to the broker (again, for a stale one); the worker's claim makes duplicates harmless."""
     task = celery_app.tasks[TASK_OF_KIND[job.kind]]
     queue = settings.STAGEGATE_TRAINING_QUEUE if job.kind == Job.Kind.TRAIN else settings.CELERY_TASK_DEFAULT_QUEUE
-    task.apply_async(args=[job.pk], queue=queue)
+    try:
+        task.apply_async(args=[job.pk], queue=queue)
+    except (OperationalError, ConnectionError, OSError) as exc:
+        raise BrokerUnavailable(f"The job queue (Redis) is unreachable; no job was created ({exc}).") from exc
     Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now())
 
 
-def job_submit(*, kind: str, params: dict, user=None) -> Job:
-    if kind not in VALIDATORS:
-        raise JobParamsInvalid(f"kind: one of {', '.join(VALIDATORS)}.")
-    if not isinstance(params, dict):
-        raise JobParamsInvalid("params: a JSON object.")
-    valid = VALIDATORS[kind](params)
-    job = jobs.job_create(kind=kind, params=valid, user=user, enqueue=job_enqueue)
+@transaction.atomic
+def job_submit(*, kind: str, params: dict, user=None, ip: str | None = None) -> Job:
+    """Validate, record, audit and enqueue a job, all or nothing: with the broker down the caller gets 503 and
+    nothing is recorded. `user` None is an operator's command on the server."""
+    if user is not None:
+        require(user, SUBMIT_JOB, to="submit jobs", role=JOB_ROLES)
+    valid = params_validate(kind, params)
+    job = Job.objects.create(kind=kind, params=valid, created_by=user if user is not None and user.pk else None)
+    audit_record(actor=user, action="job.submitted", target=job, ip=ip, data={"kind": kind, "params": valid})
+    # Inside the transaction, so a broker outage rolls the job back; a worker that takes the message before
+    # the commit waits for the row (workers/tasks.py).
+    job_enqueue(job)
     job.refresh_from_db()
     return job
 
 
+@transaction.atomic
+def job_cancel(*, job: Job, user=None, ip: str | None = None) -> Job:
+    if user is not None:
+        require(user, CANCEL_JOB, to="cancel jobs", role=JOB_ROLES)
+    job = jobs.job_cancel(job=job)
+    audit_record(actor=user, action="job.cancelled", target=job, ip=ip, data={"kind": job.kind})
+    return job
+
+
 def jobs_requeue_stale() -> list[int]:
-    """Beat: hand jobs whose worker died, or whose message was lost, to the broker again."""
+    """Beat: hand jobs whose worker died, or whose message was lost, to the broker again; a job that has lost
+    its worker STAGEGATE_JOB_MAX_ATTEMPTS times fails with that reason instead (it may be what kills them)."""
     requeued = []
     for job in Job.objects.filter(pk__in=jobs.jobs_stale()):
+        if job.status == Job.Status.RUNNING and job.attempts >= settings.STAGEGATE_JOB_MAX_ATTEMPTS:
+            jobs.job_give_up(job)
+            continue
         job_enqueue(job)
         requeued.append(job.pk)
     return requeued

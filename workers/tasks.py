@@ -24,9 +24,14 @@ def _backoff_s(retries: int) -> int:
 
 def _run_claimed(task, job_id: int, work) -> None:
     from workers import jobs
+    from workers.models import Job
 
     job = jobs.job_claim(job_id)
     if job is None:
+        if not Job.objects.filter(pk=job_id).exists() and task.request.retries < MAX_TRANSIENT_RETRIES:
+            # Jobs are enqueued inside the transaction that records them: this message may have overtaken
+            # the commit. Look again shortly (a job that never commits is never found).
+            raise task.retry(countdown=1 + task.request.retries)
         return
     try:
         result = work(job)

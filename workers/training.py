@@ -13,41 +13,15 @@ from django.utils import timezone
 from registry import services as registry_services
 from registry import storage
 from registry.models import ModelSize, TrainingRun
-from workers import bridge, jobs
-from workers.errors import JobParamsInvalid
+from workers import bridge, corpora, jobs
 from workers.models import Job
 
-DEFAULTS = {"steps": 300, "batch_size": 16, "lr": 1e-3, "grad_accum": 1, "eval_interval": 50,
-            "checkpoint_interval": 50, "seed": 1337, "threads": 0}
 
 def _heartbeat_every_s() -> float:
     # Well inside the stale limit, so a live job is never mistaken for a dead one.
     return min(5.0, settings.STAGEGATE_JOB_STALE_AFTER_S / 4)
 
 MANIFEST = "manifest.json"
-
-
-def validate_params(params: dict) -> dict:
-    size = ModelSize.objects.filter(slug=params.get("model_size")).first()
-    if size is None:
-        raise JobParamsInvalid(f"model_size: no model size {params.get('model_size')!r}.")
-    unknown = sorted(set(params) - set(DEFAULTS) - {"model_size", "corpus", "device"})
-    if unknown:
-        raise JobParamsInvalid(f"unknown parameters: {', '.join(unknown)}.")
-    valid = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
-    for name in ("steps", "batch_size", "grad_accum", "eval_interval", "checkpoint_interval"):
-        if not isinstance(valid[name], int) or not 1 <= valid[name] <= 10_000_000:
-            raise JobParamsInvalid(f"{name}: a positive whole number.")
-    if not isinstance(valid["lr"], int | float) or not 0 < valid["lr"] < 1:
-        raise JobParamsInvalid("lr: a learning rate between 0 and 1.")
-    corpus = params.get("corpus", bridge.DEFAULT_CORPUS)
-    if not isinstance(corpus, str) or not (corpus == bridge.DEFAULT_CORPUS or corpus.startswith("s3://")
-                                           or Path(corpus).is_file()):
-        raise JobParamsInvalid(f"corpus: {corpus!r} is not a readable file, an s3:// prefix or 'default'.")
-    device = params.get("device", "cpu")
-    if device not in ("cpu", "cuda"):
-        raise JobParamsInvalid("device: cpu or cuda.")
-    return {"model_size": size.slug, "corpus": corpus, "device": device, **valid}
 
 
 def _checkpoint_prefix(job: Job) -> str:
@@ -129,15 +103,16 @@ def train_job_run(*, job: Job) -> dict:
 
     params = job.params
     size = ModelSize.objects.get(slug=params["model_size"])
+    registry_services.require_unreleased(size)  # released since submission: fail now, not after training
     config = bridge.gpt_config(size)
     work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / job.uid.hex
     checkpoint_dir = work / "checkpoint"
     resumed_from = _restore_checkpoint(job, checkpoint_dir)
 
-    train_text, held_out = bridge.split_corpus(bridge.corpus_text(params["corpus"]))
+    train_text, held_out = corpora.split_corpus(corpora.corpus_text(params["corpus"]))
     tokenizer = _tokenizer(job, work, train_text, config.n_vocab)
-    train_tokens = torch.tensor(bridge.encode_documents(tokenizer, train_text), dtype=torch.long)
-    val_tokens = torch.tensor(bridge.encode_documents(tokenizer, held_out), dtype=torch.long)
+    train_tokens = torch.tensor(corpora.encode_documents(tokenizer, train_text), dtype=torch.long)
+    val_tokens = torch.tensor(corpora.encode_documents(tokenizer, held_out), dtype=torch.long)
 
     last_beat = [0.0]
 
@@ -161,21 +136,23 @@ def train_job_run(*, job: Job) -> dict:
     export_dir = export_hf(result.model, tokenizer, work / "export")
     report = evaluate_text(result.model, tokenizer, held_out, stride=config.n_ctx // 2, batch_size=8)
     curve_png = work / "loss-curve.png"
-    _loss_curve_png(result.loss_curve, curve_png, f"{size} on {bridge.corpus_name(params['corpus'])}")
+    _loss_curve_png(result.loss_curve, curve_png, f"{size} on {corpora.corpus_name(params['corpus'])}")
 
     with transaction.atomic():
         run = TrainingRun.objects.create(
-            model_size=size, corpus=bridge.corpus_name(params["corpus"]) if params["corpus"] == "default"
+            model_size=size, corpus=corpora.corpus_name(params["corpus"]) if params["corpus"] == "default"
             else params["corpus"], settings={k: v for k, v in params.items() if k != "model_size"},
             steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
             finished_at=timezone.now(),
         )
     artifacts = [
-        registry_services.artifact_register(size=size, path=export_dir / name, training_run=run, replace=True)
+        registry_services.artifact_register(size=size, path=export_dir / name, training_run=run, replace=True,
+                                            actor=job.created_by)
         for name in bridge.MODEL_FILES
     ]
-    artifacts.append(registry_services.artifact_register(size=size, path=curve_png, training_run=run, replace=True))
-    held_out_name = f"{bridge.corpus_name(params['corpus'])} (held out)"
+    artifacts.append(registry_services.artifact_register(size=size, path=curve_png, training_run=run, replace=True,
+                                                         actor=job.created_by))
+    held_out_name = f"{corpora.corpus_name(params['corpus'])} (held out)"
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
                                              training_run=run)

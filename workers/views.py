@@ -6,9 +6,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.client_ip import client_ip
 from releases.governance.second_factor import OTP_PARAMETER, SecondFactorForChanges
 from releases.roles import CANCEL_JOB, SUBMIT_JOB, role_permission
-from workers import jobs, services
+from workers import services
 from workers.errors import JobNotFound
 from workers.models import Job
 from workers.serializers import JobInputSerializer, JobSerializer
@@ -21,7 +22,7 @@ def _job(job_id: int) -> Job:
     return job
 
 
-JOB_ROLES = "operators or policy-staff"
+JOB_ROLES = services.JOB_ROLES
 CanSeeJobs = role_permission("workers.view_job", to="see jobs", role=JOB_ROLES)
 CanSubmitJobs = role_permission(SUBMIT_JOB, to="submit jobs", role=JOB_ROLES)
 CanCancelJobs = role_permission(CANCEL_JOB, to="cancel jobs", role=JOB_ROLES)
@@ -41,7 +42,7 @@ class JobListCreateView(ListAPIView):
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.job_submit(kind=data.validated_data["kind"], params=data.validated_data["params"],
-                                  user=request.user)
+                                  user=request.user, ip=client_ip(request))
         return Response(JobSerializer(job).data, status=201)
 
 
@@ -58,4 +59,5 @@ class JobCancelView(APIView):
 
     @extend_schema(request=None, responses=JobSerializer, parameters=[OTP_PARAMETER])
     def post(self, request: Request, job_id: int) -> Response:
-        return Response(JobSerializer(jobs.job_cancel(job=_job(job_id))).data)
+        return Response(JobSerializer(services.job_cancel(job=_job(job_id), user=request.user,
+                                                          ip=client_ip(request))).data)

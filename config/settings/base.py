@@ -323,6 +323,18 @@ STAGEGATE_CORPORA_DIR = envstr("STAGEGATE_CORPORA_DIR", str(BASE_DIR.parent / "s
 STAGEGATE_CACHE_DIR = envstr("STAGEGATE_CACHE_DIR", str(RUN_DIR / "cache"))
 # A running job without a heartbeat for this long is taken to have lost its worker and is requeued.
 STAGEGATE_JOB_STALE_AFTER_S = envint("STAGEGATE_JOB_STALE_AFTER_S", 300)
+# A job whose worker dies this many times fails with that reason instead of being handed out again.
+STAGEGATE_JOB_MAX_ATTEMPTS = envint("STAGEGATE_JOB_MAX_ATTEMPTS", 3)
+# Bounds on job parameters (workers/job_params.py): none can keep a worker busy for ever, exhaust its memory
+# or fan a job out into more tasks than the queue should hold.
+STAGEGATE_JOB_MAX_STEPS = envint("STAGEGATE_JOB_MAX_STEPS", 200_000)
+STAGEGATE_JOB_MAX_BATCH = envint("STAGEGATE_JOB_MAX_BATCH", 512)
+STAGEGATE_JOB_MAX_BATCH_TOKENS = envint("STAGEGATE_JOB_MAX_BATCH_TOKENS", 256 * 1024)  # batch_size × n_ctx
+STAGEGATE_JOB_MAX_THREADS = envint("STAGEGATE_JOB_MAX_THREADS", 64)
+STAGEGATE_JOB_MAX_SPLIT_SAMPLES = envint("STAGEGATE_JOB_MAX_SPLIT_SAMPLES", 250_000)  # GPT-2's train split
+STAGEGATE_JOB_MAX_SHARDS = envint("STAGEGATE_JOB_MAX_SHARDS", 2_000)
+# A corpus (a file in the corpora folder or an s3://corpora/ prefix) above this is refused before it is read.
+STAGEGATE_CORPUS_MAX_BYTES = envint("STAGEGATE_CORPUS_MAX_BYTES", 1024**3)
 # Long training runs have their own queue (and workers), so they never hold up short jobs.
 STAGEGATE_TRAINING_QUEUE = envstr("STAGEGATE_TRAINING_QUEUE", "training")
 CELERY_BEAT_SCHEDULE["requeue-stale-jobs"] = {"task": "workers.tasks.requeue_stale_jobs_task", "schedule": 60.0}

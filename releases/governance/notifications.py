@@ -110,3 +110,15 @@ def review_reminder_email(*, changes: Iterable[StageChange], today: date) -> Non
     lines += ["", f"Dashboard: {settings.SITE_URL}/admin/releases/dashboard/"]
     subject = f"[Stagegate] {len(changes)} stage review(s) due, {overdue} overdue"
     email_enqueue(event="stage.review_due", subject=subject, body="\n".join(lines), recipients=staff_emails())
+
+
+def removal_request_notify(*, request) -> None:
+    """Tell staff (STAGEGATE_NOTIFY_EMAILS and policy staff) that someone asked for text to be removed."""
+    dataset = request.dataset.name if request.dataset else "a dataset (not named)"
+    body = "\n".join([
+        f"{request.name} <{request.email}> asks for text to be removed from {dataset}.",
+        "", "The text, or how to find it:", request.text, "", "Why:", request.reason, "",
+        f"Review it: {settings.SITE_URL}/admin/registry/dataremovalrequest/{request.pk}/change/",
+    ])
+    email_enqueue(event="removal_request.created", subject=f"[Stagegate] Data-removal request #{request.pk}",
+                  body=body, recipients=staff_emails())

@@ -5,7 +5,7 @@ import pytest
 
 from registry.models import DetectionResult, OutputDataset
 from releases.governance.dataset_publication import dataset_publish
-from tests.releases.conftest import eager_celery, make_size, move  # noqa: F401
+from tests.releases.conftest import eager_celery, make_size, move, upload  # noqa: F401
 from workers.generation import dataset_register
 
 SPLIT_LINES = {"train": 40, "valid": 6, "test": 6}
@@ -32,8 +32,10 @@ def detect(dataset: OutputDataset, reference: OutputDataset, accuracy: float) ->
 
 
 @pytest.fixture
-def public_size(db, alice, bob, carol):
+def public_size(db, s3, alice, bob, carol, tmp_path):
+    """mini-1m with its weights (stored while internal: a released size's files never change), public."""
     size = make_size("mini-1m")
+    upload(size, tmp_path)
     move(size, "public", requester=alice, approvers=[bob, carol])
     return size
 

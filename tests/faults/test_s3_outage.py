@@ -13,7 +13,16 @@ import requests
 from registry import services as registry_services
 from releases.access import links
 from releases.models import AuditEvent, IssuedLink
-from tests.releases.conftest import WEIGHTS, make_grant, make_partner, move, publish_terms, token_for, upload
+from tests.releases.conftest import (
+    WEIGHTS,
+    make_grant,
+    make_partner,
+    make_size,
+    move,
+    publish_terms,
+    token_for,
+    upload,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -51,10 +60,10 @@ def test_links_answer_503_and_record_nothing_while_s3_is_down_then_work_after_a_
         time.sleep(0.5)
     assert download.content == WEIGHTS
     assert IssuedLink.objects.count() == issued + 1
-    # Uploads work again too.
+    # Uploads work again too (to a size still internal: a released size's files never change).
     path = tmp_path / "config.json"
     path.write_text('{"n_layer": 2}')
-    artifact = registry_services.artifact_register(size=size, path=path)
+    artifact = registry_services.artifact_register(size=make_size("mini-3m"), path=path)
     assert registry_services.artifact_verify(artifact=artifact)
 
 

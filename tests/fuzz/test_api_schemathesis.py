@@ -39,12 +39,12 @@ def keep_the_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-@pytest.fixture
-def callers(db, django_user_model, policy_staff_group) -> dict[str, dict[str, str]]:
-    """A partner member with a grant and accepted terms, and policy staff, each with a token."""
+def _callers(django_user_model, policy_staff_group, *, weights_in=None) -> dict[str, dict[str, str]]:
+    """A partner member with a grant and accepted terms, and policy staff, each with a token; mini-1m at the
+    partners stage, with its weights when `weights_in` (a folder) is given (stored before its release)."""
     from knox.models import AuthToken
 
-    from tests.releases.conftest import make_grant, make_partner, make_size, move, publish_terms
+    from tests.releases.conftest import make_grant, make_partner, make_size, move, publish_terms, upload
 
     staff = django_user_model.objects.create_user("fuzz-staff", is_staff=True)
     staff.groups.add(policy_staff_group)
@@ -52,6 +52,8 @@ def callers(db, django_user_model, policy_staff_group) -> dict[str, dict[str, st
     other.groups.add(policy_staff_group)
     member = django_user_model.objects.create_user("fuzz-partner")
     size = make_size()
+    if weights_in is not None:
+        upload(size, weights_in)
     make_size("mini-3m")
     partner = make_partner(staff, member)
     publish_terms(staff, "v1", member)
@@ -62,6 +64,11 @@ def callers(db, django_user_model, policy_staff_group) -> dict[str, dict[str, st
         "partner": {"Authorization": f"Token {AuthToken.objects.create(user=member)[1]}"},
         "staff": {"Authorization": f"Token {AuthToken.objects.create(user=staff)[1]}"},
     }
+
+
+@pytest.fixture
+def callers(db, django_user_model, policy_staff_group) -> dict[str, dict[str, str]]:
+    return _callers(django_user_model, policy_staff_group)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -118,17 +125,11 @@ SUCCESSES = [
 
 
 @pytest.mark.integration
-def test_successful_answers_conform_too(callers, s3, tmp_path, alice, settings):
-    import uuid
-
-    from registry.models import ModelSize
+def test_successful_answers_conform_too(db, s3, django_user_model, policy_staff_group, tmp_path, alice):
     from releases.governance.dataset_publication import dataset_publish
     from tests.datasets.conftest import register
-    from tests.releases.conftest import upload
 
-    # Rate-limit counters of this test only: the fuzzing before it spends the anonymous budget.
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
-    upload(ModelSize.objects.get(slug="mini-1m"), tmp_path)
+    callers = _callers(django_user_model, policy_staff_group, weights_in=tmp_path)
     dataset_publish(dataset=register("fuzz-reference"), actor=alice)
     for who, method, path, parameters, status in SUCCESSES:
         case = schema[path][method].Case(path_parameters=parameters)

@@ -26,11 +26,13 @@ def test_home_lists_families_with_stages_and_gpt2s_2019_timeline(client, gpt2):
         assert link in html
 
 
-def test_a_public_size_page_shows_history_card_evals_and_files(client, gpt2, s3, tmp_path):
-    from registry.models import ModelSize
+def test_a_public_size_page_shows_history_card_evals_and_files(client, s3, tmp_path):
+    from registry.seed_data import gpt2_family_seed
+    from releases.governance.seed_history import gpt2_history_record
 
-    size = ModelSize.objects.get(slug="gpt2-1558m")
-    artifact = upload(size, tmp_path, "config.json", b'{"n_layer": 48}')
+    size = next(size for size in gpt2_family_seed() if size.slug == "gpt2-1558m")
+    artifact = upload(size, tmp_path, "config.json", b'{"n_layer": 48}')  # before its stages: files never change after
+    gpt2_history_record()
     html = client.get("/models/gpt2-1558m/").content.decode()
     assert "Released as the final stage" in html and "2019-11-05" in html
     assert ModelCard.objects.get(model_size=size).details[:40] in html

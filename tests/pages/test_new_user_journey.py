@@ -5,9 +5,7 @@ import re
 
 import pytest
 import requests
-
 from stagegate_client import cli
-from tests.releases.conftest import upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -21,7 +19,7 @@ def _follow(base: str, html: str, pattern: str) -> tuple[str, str]:
 
 def test_a_new_user_finds_a_size_s_files_and_a_dataset_s_download(live_server, datasets, public_size, s3, tmp_path):
     base = live_server.url
-    weights = upload(public_size, tmp_path)
+    weights = public_size.artifacts.get(filename="model.safetensors")
     home = requests.get(base + "/", timeout=30).text
     _, size_page = _follow(base, home, r'href="(/models/mini-1m/)"')
     _, file = _follow(base, size_page.text, r'href="(/api/v1/models/mini-1m/files/model\.safetensors)"')

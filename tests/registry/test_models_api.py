@@ -72,11 +72,15 @@ def test_unknown_slug_is_404_json(api, seeded):
     assert response.json() == {"error": "model_size_not_found", "detail": "No model size 'gpt2-9000m'."}
 
 
-def test_detail_carries_card_evals_and_artifacts(api, seeded, s3, tmp_path, schema):
+def test_detail_carries_card_evals_and_artifacts(api, db, s3, tmp_path, schema):
+    from registry.seed_data import gpt2_family_seed
+    from releases.governance.seed_history import gpt2_history_record
+
     config = tmp_path / "config.json"  # not weights: a well-formed 124M model.safetensors is 250 MB
     config.write_text('{"model_type": "gpt2", "n_layer": 12}')
-    size = ModelSize.objects.get(slug="gpt2-124m")
-    artifact = services.artifact_register(size=size, path=config)
+    size = next(size for size in gpt2_family_seed() if size.slug == "gpt2-124m")
+    artifact = services.artifact_register(size=size, path=config)  # stored while internal, then released
+    gpt2_history_record()
 
     response = api.get(reverse("model-detail", args=["gpt2-124m"]))
     assert response.status_code == 200

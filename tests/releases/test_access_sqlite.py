@@ -60,6 +60,9 @@ def reasons(user):
     return [unlocked.reason, locked.reason]
 
 
+storage.ensure_bucket()
+weights = Path(os.environ["WEIGHTS_PATH"])
+registry_services.artifact_register(size=size, path=weights)  # while internal: a released size's files never change
 answers = {}
 ModelSize.objects.filter(pk=size.pk).update(stage="partners")  # `may` reads the stage from the database
 for name, user in (("staff", staff), ("member", pat), ("no_terms", quinn), ("stranger", rita), ("anonymous", None)):
@@ -67,9 +70,6 @@ for name, user in (("staff", staff), ("member", pat), ("no_terms", quinn), ("str
 allowed = access.may(pat, size, access.DOWNLOAD)
 answers["grant_window"] = [allowed.grant.starts_at.isoformat(), allowed.grant.expires_at.isoformat(),
                            allowed.terms.version, allowed.partner.name]
-storage.ensure_bucket()
-weights = Path(os.environ["WEIGHTS_PATH"])
-registry_services.artifact_register(size=size, path=weights)
 link = links.link_issue(user=pat, size=size, filename="model.safetensors")
 answers["link"] = [link.record.basis, link.record.grant_id == grant.pk, link.url.startswith("http")]
 try:

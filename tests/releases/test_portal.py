@@ -19,6 +19,12 @@ def browser(pat) -> Client:
 
 
 @pytest.fixture
+def uploaded(s3, size, tmp_path):
+    """The size's file, stored while it is internal (a released size's files never change)."""
+    return upload(size, tmp_path)
+
+
+@pytest.fixture
 def lab(size, alice, bob, pat):
     partner = make_partner(alice, pat)
     move(size, "partners", requester=alice, approvers=[bob])
@@ -37,8 +43,7 @@ def test_signing_in_with_a_password_shows_the_organisation(lab, pat):
     assert "Example Security Lab" in response.content.decode()
 
 
-def test_it_lists_files_with_quota_use_only_where_may_allows(browser, s3, size, lab, alice, pat, tmp_path):
-    upload(size, tmp_path)
+def test_it_lists_files_with_quota_use_only_where_may_allows(browser, s3, size, uploaded, lab, alice, pat, tmp_path):
     publish_terms(alice, "v1", pat)
     make_grant(lab, size, alice, quota_links=3, quota_period_s=3600)
     page = browser.get("/portal/").content.decode()
@@ -49,8 +54,7 @@ def test_it_lists_files_with_quota_use_only_where_may_allows(browser, s3, size, 
     assert "1 of 3 used" in browser.get("/portal/").content.decode()
 
 
-def test_without_accepted_terms_no_files_are_listed_until_accepted(browser, s3, size, lab, alice, tmp_path):
-    upload(size, tmp_path)
+def test_without_accepted_terms_no_files_are_listed_until_accepted(browser, s3, size, uploaded, lab, alice, tmp_path):
     terms = publish_terms(alice, "v1")
     make_grant(lab, size, alice)
     page = browser.get("/portal/").content.decode()
@@ -64,8 +68,7 @@ def test_without_accepted_terms_no_files_are_listed_until_accepted(browser, s3, 
     assert AuditEvent.objects.filter(action="terms.accepted", actor_label="pat").exists()
 
 
-def test_a_revoked_grant_shows_its_reason_and_no_files(browser, s3, size, lab, alice, pat, tmp_path):
-    upload(size, tmp_path)
+def test_a_revoked_grant_shows_its_reason_and_no_files(browser, s3, size, uploaded, lab, alice, pat, tmp_path):
     publish_terms(alice, "v1", pat)
     grants.grant_revoke(grant=make_grant(lab, size, alice), actor=alice, reason="Agreement ended.")
     page = browser.get("/portal/").content.decode()

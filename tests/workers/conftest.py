@@ -12,8 +12,12 @@ TEXT = "\n\n".join(
 
 
 @pytest.fixture
-def corpus_file(tmp_path):
-    path = tmp_path / "corpus.txt"
+def corpus_file(tmp_path, settings):
+    """TEXT as a file in a corpora folder of this test's own (jobs read corpora from there only)."""
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    settings.STAGEGATE_CORPORA_DIR = str(folder)
+    path = folder / "corpus.txt"
     path.write_text(TEXT)
     return path
 

@@ -72,8 +72,9 @@ def test_datasets_have_the_gpt2_output_format_and_every_id_once(tiny_size, corpu
 
 def test_generation_is_reproducible_from_its_seed(tiny_size, corpus_file, worker_process):
     from workers import generation
+    from workers.job_params import params_validate
 
-    params = generation.validate_params({"model_size": "tiny-1", "splits": SPLITS, "max_length": 20,
+    params = params_validate("generate_output_dataset", {"model_size": "tiny-1", "splits": SPLITS, "max_length": 20,
                                          "shard_size": 10, "reference": False})
     shard = generation.plan_shards(params)[3]
     generation.shard_run(prefix="t/repro-a/", shard=shard, params=params)
@@ -89,12 +90,13 @@ def test_shards_run_on_the_fixed_layout_whatever_timing_prefers(tiny_size, monke
     from modelcore import kernels
     from tests.kernel_calls import count_kernel_calls
     from workers import generation
+    from workers.job_params import params_validate
 
     others = [name for name in kernels.LAYOUTS if name != kernels.FIXED_LAYOUT]
     monkeypatch.setattr(kernels, "_fastest", {})
     monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: {n: float(n not in others) for n in kernels.LAYOUTS})
     calls = count_kernel_calls(monkeypatch)
-    params = generation.validate_params({"model_size": "tiny-1", "splits": SPLITS, "max_length": 20,
+    params = params_validate("generate_output_dataset", {"model_size": "tiny-1", "splits": SPLITS, "max_length": 20,
                                          "shard_size": 10, "reference": False})
     assert generation.shard_run(prefix="t/fixed/", shard=generation.plan_shards(params)[0], params=params)
     assert calls[kernels.FIXED_LAYOUT] > 0 and all(calls[other] == 0 for other in others)
@@ -105,11 +107,12 @@ def test_a_one_sample_shard_stays_off_the_native_step(tiny_size, monkeypatch):
     from modelcore import fused, kernels
     from tests.kernel_calls import count_kernel_calls
     from workers import generation
+    from workers.job_params import params_validate
 
     steps = []
     monkeypatch.setattr(fused.FusedDecoder, "__call__", lambda self, token, pos: steps.append(pos))
     calls = count_kernel_calls(monkeypatch)
-    params = generation.validate_params({"model_size": "tiny-1", "splits": {"train": 1, "valid": 1, "test": 1},
+    params = params_validate("generate_output_dataset", {"model_size": "tiny-1", "splits": {"train": 1, "valid": 1, "test": 1},
                                          "max_length": 8, "shard_size": 1, "reference": False})  # fmt: skip
     [shard, *_] = generation.plan_shards(params)
     assert shard.count == 1
@@ -167,5 +170,5 @@ def test_detection_refuses_a_reference_as_the_generated_side(tiny_size, db):
     from workers.errors import JobParamsInvalid
 
     OutputDataset.objects.create(name="human", kind="reference", max_length=8)
-    with pytest.raises(JobParamsInvalid, match="dataset: must be a generated dataset"):
+    with pytest.raises(JobParamsInvalid, match="dataset: No generated dataset 'human'"):
         services.job_submit(kind="detection_baseline", params={"dataset": "human", "reference": "human"})

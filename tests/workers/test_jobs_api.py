@@ -16,8 +16,8 @@ def seeded(db):
 
 def test_staff_submit_a_training_job_and_it_is_queued(api, alice, seeded):
     api.force_authenticate(alice)
-    response = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m", "steps": 20}},
-                        format="json")
+    response = api.post(reverse("job-list"), {"kind": "train", "params": {
+        "model_size": "mini-1m", "steps": 20, "eval_interval": 10, "checkpoint_interval": 20}}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     job = Job.objects.get(pk=body["id"])
@@ -29,7 +29,7 @@ def test_staff_submit_a_training_job_and_it_is_queued(api, alice, seeded):
 @pytest.mark.parametrize("params, problem", [
     ({"model_size": "gpt2-9000m"}, "model_size"),
     ({"model_size": "mini-1m", "steps": -3}, "steps"),
-    ({"model_size": "mini-1m", "epochs": 3}, "unknown parameters: epochs"),
+    ({"model_size": "mini-1m", "epochs": 3}, "epochs: Unknown parameter"),
     ({"model_size": "mini-1m", "corpus": "/nonexistent.txt"}, "corpus"),
 ])
 def test_bad_parameters_are_named_and_create_nothing(api, alice, seeded, params, problem):

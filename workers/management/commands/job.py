@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import DomainError
-from workers import jobs, services
+from workers import services
 from workers.models import Job
 
 
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 if job is None:
                     raise CommandError(f"no job {options['job_id']}")
                 if action == "cancel":
-                    jobs.job_cancel(job=job)
+                    services.job_cancel(job=job)
                     self.stdout.write(f"Cancelled job {job.pk}.")
                 elif action == "wait":
                     self._wait(job.pk)

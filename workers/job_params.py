@@ -1,0 +1,196 @@
+"""The parameters of each kind of job: checked before a job exists, every problem named by its field.
+
+Limits come from the size's hyperparameters (a micro-batch of `batch_size × n_ctx` tokens, samples shorter than
+`n_ctx`) and from settings (STAGEGATE_JOB_MAX_*): no parameter can make a worker train for ever, hold a bucket
+in memory or fan a job out into millions of tasks. Unknown parameters are refused, never ignored. Corpora
+come from the allow-list in workers/corpora.py.
+"""
+
+import math
+
+from django.conf import settings
+from rest_framework import serializers
+
+from registry.models import DatasetSplit, ModelSize, OutputDataset
+from releases.stage_names import Stage
+from workers.corpora import DEFAULT_CORPUS, CorpusRefused, corpus_check
+from workers.errors import JobParamsInvalid
+from workers.generation import DEFAULT_SHARD_SIZE, DEFAULT_SPLITS, SAMPLINGS, dataset_names, reference_name
+from workers.models import Job
+
+SEED_MAX = 2**31 - 1
+GRAD_ACCUM_MAX = 64
+SHARD_SIZE_MAX = 100_000
+
+
+class _Params(serializers.Serializer):
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"params": ["A JSON object of parameters."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
+        return super().to_internal_value(data)
+
+    @staticmethod
+    def _size(slug: str) -> ModelSize:
+        size = ModelSize.objects.filter(slug=slug).first()
+        if size is None:
+            raise serializers.ValidationError(f"No model size {slug!r}.")
+        return size
+
+    @staticmethod
+    def _corpus(spec: str) -> str:
+        try:
+            return corpus_check(spec).spec
+        except CorpusRefused as refused:
+            raise serializers.ValidationError(str(refused)) from None
+
+
+def _at_most(value: int, setting: str) -> int:
+    limit = getattr(settings, setting)
+    if value > limit:
+        raise serializers.ValidationError(f"At most {limit:,} ({setting}).")
+    return value
+
+
+class TrainParams(_Params):
+    model_size = serializers.SlugField()
+    corpus = serializers.CharField(default=DEFAULT_CORPUS, max_length=1000)
+    steps = serializers.IntegerField(min_value=1, default=300)
+    batch_size = serializers.IntegerField(min_value=1, default=16)
+    lr = serializers.FloatField(default=1e-3)
+    grad_accum = serializers.IntegerField(min_value=1, max_value=GRAD_ACCUM_MAX, default=1)
+    eval_interval = serializers.IntegerField(min_value=1, default=50)
+    checkpoint_interval = serializers.IntegerField(min_value=1, default=50)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=1337)
+    threads = serializers.IntegerField(min_value=0, default=0, help_text="0: torch's default.")
+    device = serializers.ChoiceField(choices=["cpu", "cuda"], default="cpu")
+
+    def validate_steps(self, steps: int) -> int:
+        return _at_most(steps, "STAGEGATE_JOB_MAX_STEPS")
+
+    def validate_batch_size(self, batch_size: int) -> int:
+        return _at_most(batch_size, "STAGEGATE_JOB_MAX_BATCH")
+
+    def validate_threads(self, threads: int) -> int:
+        return _at_most(threads, "STAGEGATE_JOB_MAX_THREADS")
+
+    def validate_model_size(self, slug: str) -> str:
+        size = self._size(slug)
+        if size.stage != Stage.INTERNAL:
+            raise serializers.ValidationError(
+                f"{slug} is {size.stage}: its released files never change, so it cannot be trained again.")
+        return slug
+
+    def validate_corpus(self, spec: str) -> str:
+        return self._corpus(spec)
+
+    def validate_lr(self, lr: float) -> float:
+        if not (0 < lr < 1 and math.isfinite(lr)):
+            raise serializers.ValidationError("A learning rate between 0 and 1.")
+        return lr
+
+    def validate(self, data: dict) -> dict:
+        errors = {}
+        for name in ("eval_interval", "checkpoint_interval"):
+            if data[name] > data["steps"]:
+                errors[name] = [f"At most steps ({data['steps']})."]
+        n_ctx = ModelSize.objects.get(slug=data["model_size"]).n_ctx
+        if data["batch_size"] * n_ctx > settings.STAGEGATE_JOB_MAX_BATCH_TOKENS:
+            errors["batch_size"] = [f"At most {settings.STAGEGATE_JOB_MAX_BATCH_TOKENS // n_ctx} for this size: "
+                                    f"a micro-batch of batch_size × n_ctx ({n_ctx}) tokens is capped at "
+                                    f"STAGEGATE_JOB_MAX_BATCH_TOKENS ({settings.STAGEGATE_JOB_MAX_BATCH_TOKENS:,})."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
+class GenerateParams(_Params):
+    model_size = serializers.SlugField()
+    samplings = serializers.ListField(child=serializers.ChoiceField(choices=list(SAMPLINGS)), min_length=1,
+                                      max_length=len(SAMPLINGS), default=list(SAMPLINGS))
+    splits = serializers.DictField(child=serializers.IntegerField(min_value=1), default=dict(DEFAULT_SPLITS))
+    max_length = serializers.IntegerField(min_value=1, required=False)
+    shard_size = serializers.IntegerField(min_value=1, max_value=SHARD_SIZE_MAX, default=DEFAULT_SHARD_SIZE)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0)
+    reference = serializers.BooleanField(default=True)
+    corpus = serializers.CharField(default=DEFAULT_CORPUS, max_length=1000)
+
+    def validate_model_size(self, slug: str) -> str:
+        size = self._size(slug)
+        if not size.artifacts.filter(filename="model.safetensors").exists():
+            raise serializers.ValidationError(f"{slug} has not been trained yet.")
+        return slug
+
+    def validate_corpus(self, spec: str) -> str:
+        return self._corpus(spec)
+
+    def validate_samplings(self, samplings: list[str]) -> list[str]:
+        if len(set(samplings)) != len(samplings):
+            raise serializers.ValidationError("Each sampling once.")
+        return samplings
+
+    def validate_splits(self, splits: dict) -> dict:
+        if set(splits) != set(DatasetSplit.SPLITS):
+            raise serializers.ValidationError("Counts for exactly train, valid and test.")
+        limit = settings.STAGEGATE_JOB_MAX_SPLIT_SAMPLES
+        too_many = sorted(name for name, count in splits.items() if count > limit)
+        if too_many:
+            raise serializers.ValidationError(f"At most {limit:,} samples per split ({', '.join(too_many)}).")
+        return {name: splits[name] for name in DatasetSplit.SPLITS}
+
+    def validate(self, data: dict) -> dict:
+        size = ModelSize.objects.get(slug=data["model_size"])
+        data.setdefault("max_length", min(128, size.n_ctx - 1))
+        errors = {}
+        if data["max_length"] > size.n_ctx - 1:
+            errors["max_length"] = [f"1 to {size.n_ctx - 1} tokens (n_ctx less the start token)."]
+        shards = sum(math.ceil(count / data["shard_size"]) for count in data["splits"].values())
+        shards *= len(data["samplings"])
+        if shards > settings.STAGEGATE_JOB_MAX_SHARDS:
+            least = math.ceil(sum(data["splits"].values()) * len(data["samplings"]) / settings.STAGEGATE_JOB_MAX_SHARDS)
+            errors["shard_size"] = [f"At least {least} here: this job would run {shards:,} shard tasks, more than "
+                                    f"STAGEGATE_JOB_MAX_SHARDS ({settings.STAGEGATE_JOB_MAX_SHARDS:,})."]
+        names = dataset_names(size.slug, data["samplings"])
+        if data["reference"]:
+            names.append(reference_name(size.slug))
+        taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
+        if taken:
+            errors["model_size"] = [f"Datasets already exist: {', '.join(taken)}."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
+class BaselineParams(_Params):
+    dataset = serializers.SlugField()
+    reference = serializers.SlugField()
+
+    def validate_dataset(self, name: str) -> str:
+        dataset = OutputDataset.objects.filter(name=name).first()
+        if dataset is None or dataset.kind != OutputDataset.Kind.GENERATED:
+            raise serializers.ValidationError(f"No generated dataset {name!r}.")
+        return name
+
+    def validate_reference(self, name: str) -> str:
+        dataset = OutputDataset.objects.filter(name=name).first()
+        if dataset is None or dataset.kind != OutputDataset.Kind.REFERENCE:
+            raise serializers.ValidationError(f"No reference (human) dataset {name!r}.")
+        return name
+
+
+PARAMS = {Job.Kind.TRAIN: TrainParams, Job.Kind.GENERATE: GenerateParams, Job.Kind.BASELINE: BaselineParams}
+
+
+def params_validate(kind: str, params: object) -> dict:
+    """The normalised parameters of a `kind` job, or JobParamsInvalid naming each problem by its field."""
+    if kind not in PARAMS:
+        raise JobParamsInvalid(f"kind: one of {', '.join(PARAMS)}.", fields={"kind": [f"One of {', '.join(PARAMS)}."]})
+    serializer = PARAMS[kind](data=params)
+    if not serializer.is_valid():
+        fields = {name: [str(message) for message in messages] if isinstance(messages, list) else [str(messages)]
+                  for name, messages in serializer.errors.items()}
+        summary = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in fields.items())
+        raise JobParamsInvalid(f"The job's parameters are not valid: {summary}", fields=fields)
+    return dict(serializer.validated_data)
