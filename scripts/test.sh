@@ -15,3 +15,8 @@ eval "$(.venv/bin/python -m devstack test-env --run-dir "$STAGEGATE_RUN_DIR")"
 trap '.venv/bin/python -m devstack test-down --run-dir "$STAGEGATE_RUN_DIR"' EXIT
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
+# The demo runs on SQLite: the API fuzzing, the hostile-input tests and the roles run there too (whole runs only).
+if [ "$#" -eq 0 ]; then
+  .venv/bin/python -m pytest --ds config.settings.test_sqlite -q tests/fuzz tests/security/test_hostile_input.py \
+      tests/releases/test_roles.py
+fi

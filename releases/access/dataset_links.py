@@ -30,7 +30,8 @@ def dataset_link_issue(*, user, name: str, split: str, ip: str | None = None) ->
     """As `links.link_issue`: decide, ask storage and sign outside any lock, then decide again with the
     dataset row locked (an unpublication committed meanwhile is seen, a later one waits) and audit."""
     dataset, _decision = _decided(user, name, lock=False)
-    part = DatasetSplit.objects.filter(dataset=dataset, split=split).first()
+    # Only a known split name reaches the query (a NUL byte would make PostgreSQL fail with a 500).
+    part = DatasetSplit.objects.filter(dataset=dataset, split=split).first() if split in DatasetSplit.SPLITS else None
     if part is None:
         raise SplitNotFound(f"{dataset.name} has no split {split!r} (splits: train, valid, test).")
     # StorageUnavailable (503) / ObjectMissing (404) before any write

@@ -72,3 +72,8 @@ def test_unpublishing_stops_new_links_at_once_and_is_audited(api, datasets, bob)
     dataset_unpublish(dataset=datasets["mini-1m"], actor=bob, reason=REASON)
     assert _link(api).status_code == 404
     assert AuditEvent.objects.filter(action="dataset.unpublished", actor_label="bob").exists()
+
+
+def test_a_nul_byte_in_the_split_name_is_a_404_not_a_server_error(api, datasets):
+    response = api.post("/api/v1/datasets/mini-1m/va%00lid/link/")
+    assert response.status_code == 404 and response.json()["error"] == "split_not_found"

@@ -83,6 +83,11 @@ def home(request: HttpRequest) -> HttpResponse:
                                                 "token_days": TOKEN_DAYS_CHOICES, "now": timezone.now()})
 
 
+def _id(raw: str | None) -> int | None:
+    """A form's id field as a number, or None: `abc` or a NUL byte never reaches a query (a 500 on PostgreSQL)."""
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+
+
 def _done(request: HttpRequest, call, success: str) -> HttpResponse:
     try:
         call()
@@ -96,7 +101,7 @@ def _done(request: HttpRequest, call, success: str) -> HttpResponse:
 @login_required
 @require_POST
 def terms_accept(request: HttpRequest) -> HttpResponse:
-    terms = get_object_or_404(TermsVersion, pk=request.POST.get("terms"))
+    terms = get_object_or_404(TermsVersion, pk=_id(request.POST.get("terms")))
     return _done(request, lambda: partners.terms_accept(user=request.user, terms=terms, ip=client_ip(request)),
                  f"You accepted the terms of use {terms.version}.")
 
@@ -128,7 +133,7 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
 @login_required
 @require_POST
 def access_request_create(request: HttpRequest) -> HttpResponse:
-    size = ModelSize.objects.filter(pk=request.POST.get("model_size"), stage=Stage.PARTNERS).first()
+    size = ModelSize.objects.filter(pk=_id(request.POST.get("model_size")), stage=Stage.PARTNERS).first()
     if size is None:
         messages.error(request, "Choose a size at the partners stage.")
         return redirect("portal-home")
