@@ -149,6 +149,8 @@ def _report(port: int, passwords: dict[str, str], run_dir: Path) -> None:
     print("Demo accounts (also in .run/demo-accounts.json):")
     for username in DEMO_ACCOUNTS:
         print(f"  {username:<6} {passwords[username]:<20} {ROLES[username]}")
+    print("The second factor is off in the demo: a password opens the admin. Production turns it on")
+    print("(STAGEGATE_SECOND_FACTOR); `manage.py totp_device USERNAME` gives staff an authenticator device.")
     print()
     print(f"Logs and data: {run_dir}/   Management commands: .venv/bin/python manage.py …")
     print("Stop everything with: make down")
