@@ -1,12 +1,12 @@
 """A spoofed server names files outside `--out` (`../`, absolute paths): the client refuses before any download."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from stagegate_client import cli
 from stagegate_client.download import UnsafeFilename, safe_target
+
+from tests.http_stub import QuietHandler, loopback_server
 
 HOSTILE = ["../escaped.safetensors", "/tmp/absolute.safetensors", "sub/dir.json", "..", ".hidden", "a\x00b",
            "x" * 300, "", 7]
@@ -17,7 +17,7 @@ def spoofed_server():
     """Answers a manifest (and a dataset) whose file names are whatever the test sets; counts link requests."""
     state = {"names": [], "posts": 0}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             files = [{"filename": name, "bytes": 3, "sha256": "0" * 64} for name in state["names"]]
             if "/manifest/" in self.path:
@@ -37,16 +37,8 @@ def spoofed_server():
             self.send_response(500)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as base:
+        yield base, state
 
 
 @pytest.mark.parametrize("name", HOSTILE)

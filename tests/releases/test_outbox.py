@@ -2,9 +2,7 @@
 whatever the broker or the mail server are doing; a webhook keeps its id across redeliveries."""
 
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -15,6 +13,7 @@ from releases.governance import stage_requests
 from releases.outbox.delivery import dispatch_due
 from releases.outbox.models import OutboxMessage
 from releases.stage_names import Stage
+from tests.http_stub import QuietHandler, loopback_server
 from tests.releases.conftest import ALL_FACTORS, RATIONALE, request_change, token_for
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +31,7 @@ def receiver():
     """A webhook receiver that fails its first `fail` deliveries, then accepts; records every delivery."""
     state = {"fail": 0, "seen": []}
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state["seen"].append({"body": json.loads(body), "delivery": self.headers["X-Stagegate-Delivery"]})
@@ -41,16 +40,8 @@ def receiver():
             self.send_response(500 if failing else 204)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as base:
+        yield f"{base}/hook", state
 
 
 def test_a_decision_commits_and_answers_while_the_broker_is_down(api, size, dora, broker_url):

@@ -3,14 +3,13 @@
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from releases.governance import stage_requests
 from releases.outbox.delivery import dispatch_due, webhook_signature
 from releases.stage_names import Stage
+from tests.http_stub import QuietHandler, loopback_server
 from tests.releases.conftest import request_change
 
 SECRET = "webhook-test-secret"
@@ -20,7 +19,7 @@ SECRET = "webhook-test-secret"
 def receiver():
     received: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append({"body": body, "signature": self.headers["X-Stagegate-Signature"],
@@ -28,17 +27,8 @@ def receiver():
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hooks/stagegate", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as base:
+        yield f"{base}/hooks/stagegate", received
 
 
 def test_stage_events_are_delivered_with_a_valid_signature(receiver, settings, size, alice, bob):
