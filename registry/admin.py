@@ -149,12 +149,12 @@ class DetectionResultInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(OutputDataset)
 class OutputDatasetAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["name", "kind", "model_size", "published_at", "split_count", "max_length", "created_at"]
-    list_filter = ["kind", ("published_at", admin.EmptyFieldListFilter), "model_size__family"]
+    list_display = ["name", "kind", "model_size", "stage", "split_count", "max_length", "created_at"]
+    list_filter = ["kind", "stage", "model_size__family"]
     list_select_related = ["model_size"]
     search_fields = ["name", "model_size__slug"]
     readonly_fields = ["name", "kind", "model_size", "sampling", "max_length", "source", "stats", "card",
-                       "published_at", "created_at"]
+                       "stage", "created_at"]
     inlines = [DatasetSplitInline, DetectionResultInline]
 
     def get_queryset(self, request):

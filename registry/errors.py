@@ -21,7 +21,5 @@ class UnsafeWeights(DomainError):
     code = "unsafe_weights"
 
 
-class ArtifactsFrozen(Conflict):
-    """The size has left `internal`: what partners or the public may download never changes."""
-
-    code = "artifacts_frozen"
+class RevisionNotFound(NotFound):
+    code = "revision_not_found"

@@ -1,5 +1,7 @@
-"""What exists: model families, their sizes (hparams), stored artifacts, cards, training runs, evals."""
+"""What exists: model families, their sizes (hparams), revisions of their files, cards, training runs, evals,
+output datasets."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -37,7 +39,8 @@ class ModelSize(models.Model):
     n_embd = models.PositiveIntegerField()
     n_head = models.PositiveIntegerField()
     n_layer = models.PositiveIntegerField()
-    # Moves only through the services in releases/ (see releases/stages.py), never through a form.
+    # The highest stage any of its revisions holds (public, partners, withdrawn, internal, in that order): what
+    # lists and pages show. Kept by releases/governance/stage_changes.py, never written here or in a form.
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.INTERNAL, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -82,6 +85,41 @@ class TrainingRun(models.Model):
         return f"Training run {self.pk} of {self.model_size.slug}"
 
 
+class Revision(models.Model):
+    """An immutable set of a size's files, named by its content: `revision` is derived from the sorted file list
+    (filename, bytes, sha256) and the hyperparameters (registry/revisions.py), so the same bytes always give the
+    same id. Training or registering files makes a new revision; none is ever changed. Each revision has its own
+    release stage, moved only by releases/ (see releases/stages.py)."""
+
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="revisions")
+    revision = models.CharField(max_length=40, editable=False, help_text="40 lowercase hex digits.")
+    number = models.PositiveIntegerField(editable=False, help_text="1, 2, … within the size, for people.")
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children",
+                               editable=False)
+    hparams = models.JSONField(editable=False)
+    training_run = models.ForeignKey("TrainingRun", on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="revisions", editable=False)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+", editable=False)
+    note = models.TextField(blank=True, editable=False)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.INTERNAL, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_size", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_size", "revision"], name="revision_id_unique_per_size"),
+            models.UniqueConstraint(fields=["model_size", "number"], name="revision_number_unique_per_size"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_size.slug}@{self.short}"
+
+    @property
+    def short(self) -> str:
+        return self.revision[:12]
+
+
 class Artifact(models.Model):
     class Format(models.TextChoices):
         SAFETENSORS = "safetensors", "safetensors"
@@ -91,12 +129,14 @@ class Artifact(models.Model):
         JSONL = "jsonl", "JSON lines"
 
     model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="artifacts")
+    revision = models.ForeignKey(Revision, on_delete=models.PROTECT, related_name="artifacts")
     training_run = models.ForeignKey(
         TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="artifacts"
     )
     filename = models.CharField(max_length=255, validators=[validate_filename])
-    # Built by the server (registry.storage.artifact_key); clients never name keys.
-    s3_key = models.CharField(max_length=512, unique=True, editable=False)
+    # Built by the server: `blobs/sha256/<hex>`, shared by every revision holding the same bytes and never
+    # overwritten (files stored before revisions keep their earlier keys). Clients never name keys.
+    s3_key = models.CharField(max_length=512, editable=False)
     bytes = models.BigIntegerField(editable=False)
     sha256 = models.CharField(max_length=64, editable=False)
     format = models.CharField(max_length=16, choices=Format.choices)
@@ -105,7 +145,7 @@ class Artifact(models.Model):
     class Meta:
         ordering = ["model_size", "filename"]
         constraints = [
-            models.UniqueConstraint(fields=["model_size", "filename"], name="artifact_unique_filename_per_size")
+            models.UniqueConstraint(fields=["revision", "filename"], name="artifact_unique_filename_per_revision")
         ]
 
     def __str__(self) -> str:
@@ -131,6 +171,8 @@ class ModelCard(models.Model):
 
 class EvalResult(models.Model):
     model_size = models.ForeignKey(ModelSize, on_delete=models.CASCADE, related_name="evals")
+    # The revision measured, where one was (a training run's evaluation); empty for published figures.
+    revision = models.ForeignKey(Revision, on_delete=models.PROTECT, null=True, blank=True, related_name="evals")
     training_run = models.ForeignKey(
         TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="evals"
     )
@@ -159,14 +201,18 @@ class OutputDataset(models.Model):
     model_size = models.ForeignKey(
         ModelSize, on_delete=models.PROTECT, null=True, blank=True, related_name="output_datasets"
     )
+    # The revision sampled (generated datasets); empty for reference text.
+    revision = models.ForeignKey(Revision, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="output_datasets")
     # {"temperature": 1.0, "top_k": 0, "top_p": 1.0} for generated datasets; {} for reference text.
     sampling = models.JSONField(default=dict, blank=True)
     max_length = models.PositiveIntegerField(help_text="Token cap of each sample (at most n_ctx).")
     source = models.CharField(max_length=500, blank=True, help_text="Corpus of a reference dataset.")
     stats = models.JSONField(default=dict, blank=True)
     card = models.TextField(blank=True)
-    # Only published datasets are visible to the public; publishing is a release decision (audited).
-    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A release subject like a revision: moved only by releases/ through requests and approvals. Public datasets
+    # are anyone's; partners datasets are for members of organisations with a grant for the size.
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.INTERNAL, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from registry.models import Artifact, EvalResult, ModelCard, ModelFamily, ModelSize
+from registry.models import Artifact, EvalResult, ModelCard, ModelFamily, ModelSize, Revision
 
 
 class FamilySerializer(serializers.ModelSerializer):
@@ -52,13 +52,41 @@ class ModelSizeSummarySerializer(serializers.ModelSerializer):
         return size.hparams.as_dict()
 
 
+class RevisionSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Revision
+        fields = ["revision", "number", "stage", "created_at"]
+
+
 class ModelSizeDetailSerializer(ModelSizeSummarySerializer):
-    artifacts = ArtifactSerializer(many=True)
+    """A size with the revisions the caller may know of (context `revisions`, newest first): `artifacts` are the
+    files of the first of them, the one a download would serve."""
+
+    revision = serializers.SerializerMethodField()
+    revisions = serializers.SerializerMethodField()
+    artifacts = serializers.SerializerMethodField()
     card = serializers.SerializerMethodField()
     evals = EvalResultSerializer(many=True)
 
     class Meta(ModelSizeSummarySerializer.Meta):
-        fields = [*ModelSizeSummarySerializer.Meta.fields, "artifacts", "card", "evals"]
+        fields = [*ModelSizeSummarySerializer.Meta.fields, "revision", "revisions", "artifacts", "card", "evals"]
+
+    def _revisions(self) -> list[Revision]:
+        return list(self.context.get("revisions", []))
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_revision(self, size: ModelSize) -> str | None:
+        shown = self._revisions()
+        return shown[0].revision if shown else None
+
+    @extend_schema_field(RevisionSummarySerializer(many=True))
+    def get_revisions(self, size: ModelSize) -> list[dict]:
+        return RevisionSummarySerializer(self._revisions(), many=True).data
+
+    @extend_schema_field(ArtifactSerializer(many=True))
+    def get_artifacts(self, size: ModelSize) -> list[dict]:
+        shown = self._revisions()
+        return ArtifactSerializer(shown[0].artifacts.order_by("filename"), many=True).data if shown else []
 
     @extend_schema_field(ModelCardSerializer(allow_null=True))
     def get_card(self, size: ModelSize) -> dict | None:

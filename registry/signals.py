@@ -6,7 +6,7 @@ Sent inside the transaction that made the change, so a receiver's writes commit 
 
 from django.dispatch import Signal
 
-# A file was registered for a size: kwargs artifact, replaced (the Artifact row it replaced, or None), actor.
-artifact_registered = Signal()
+# A new revision of a size's files was made: kwargs revision, actor.
+revision_created = Signal()
 # Someone asked for text to be removed from a dataset: kwargs request (DataRemovalRequest), ip.
 removal_requested = Signal()

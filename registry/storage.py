@@ -96,12 +96,39 @@ def _chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
         yield chunk
 
 
+BLOB_PREFIX = "blobs/sha256/"
+
+
+def blob_key(sha256: str) -> str:
+    """Where a file with these bytes lives: every revision that holds them shares the one object."""
+    return f"{BLOB_PREFIX}{sha256.lower()}"
+
+
+def blob_put(path: Path, *, expected_sha256: str | None = None) -> StoredObject:
+    """Store a file under its content's key, once: an object already there (the same bytes) is never
+    overwritten, not even by a concurrent upload of the same file (the store refuses a second write)."""
+    sha256 = sha256_of_file(Path(path))
+    if expected_sha256 is not None and sha256 != expected_sha256.lower():
+        raise ChecksumMismatch(f"{Path(path).name}: sha256 is {sha256}, expected {expected_sha256}.",
+                               expected=expected_sha256, actual=sha256)
+    key = blob_key(sha256)
+    try:
+        existing = head(key)
+    except ObjectMissing:
+        return upload_file(path, key, expected_sha256=sha256, only_if_absent=True)
+    if existing.sha256 != sha256 or existing.bytes != Path(path).stat().st_size:
+        raise ChecksumMismatch(f"{key} holds other bytes than its name says; refusing to use it.")
+    return existing
+
+
 def upload_file(path: Path, key: str, *, expected_sha256: str | None = None,
-                content_type: str = "application/octet-stream") -> StoredObject:
+                content_type: str = "application/octet-stream", only_if_absent: bool = False) -> StoredObject:
     """Upload a file in parts, refusing it if its sha256 is not the expected one.
 
     The hash is taken twice: before the upload (to refuse a wrong file without sending it) and over
     the bytes actually sent (so a file changing underneath aborts the upload instead of storing it).
+    `only_if_absent`: the store completes the upload only if no object has the key yet (If-None-Match); if
+    one appeared meanwhile, that object is the answer and nothing is overwritten.
     """
     path = Path(path)
     sha256 = sha256_of_file(path)
@@ -129,7 +156,8 @@ def upload_file(path: Path, key: str, *, expected_sha256: str | None = None,
             if sent.hexdigest() != sha256:
                 raise ChecksumMismatch(f"{path.name} changed while it was being uploaded; nothing was stored.")
             s3.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts},
+                **({"IfNoneMatch": "*"} if only_if_absent else {}),
             )
         except BaseException:
             try:
@@ -137,7 +165,11 @@ def upload_file(path: Path, key: str, *, expected_sha256: str | None = None,
             except (BotoCoreError, ClientError):
                 pass  # the original error is the one to report
             raise
-    except (BotoCoreError, ClientError) as exc:
+    except ClientError as exc:
+        if only_if_absent and exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            return head(key)  # stored meanwhile by another upload of the same bytes
+        raise _unavailable(exc) from exc
+    except BotoCoreError as exc:
         raise _unavailable(exc) from exc
     return StoredObject(key=key, bytes=size, sha256=sha256)
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from registry import services
+from registry import revisions
 from registry.models import Artifact
 
 
@@ -10,4 +10,4 @@ from registry.models import Artifact
 def verify_artifact_task(artifact_id: int) -> bool:
     """Check that a stored file still has the bytes and sha256 the registry recorded (read-only, so idempotent)."""
     artifact = Artifact.objects.get(pk=artifact_id)
-    return services.artifact_verify(artifact=artifact)
+    return revisions.artifact_verify(artifact=artifact)

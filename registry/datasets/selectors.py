@@ -24,7 +24,7 @@ SAMPLE_CACHE_S = 24 * 60 * 60
 def datasets_for_display(datasets: QuerySet[OutputDataset]) -> QuerySet[OutputDataset]:
     """`datasets` with their size, splits and detection results fetched up front, by name."""
     return (
-        datasets.select_related("model_size__family")
+        datasets.select_related("model_size__family", "revision")
         .prefetch_related(
             Prefetch("splits", queryset=DatasetSplit.objects.order_by("split")),
             Prefetch("detection_results", queryset=DetectionResult.objects.select_related("reference")

@@ -40,6 +40,8 @@ class DetectionOutput(serializers.ModelSerializer):
 
 class DatasetOutput(serializers.ModelSerializer):
     model_size = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    revision = serializers.SlugRelatedField(slug_field="revision", read_only=True, allow_null=True,
+                                            help_text="The revision sampled (none for human reference text).")
     sampling = serializers.SerializerMethodField()
     splits = SplitOutput(many=True)
     statistics = serializers.SerializerMethodField()
@@ -48,7 +50,7 @@ class DatasetOutput(serializers.ModelSerializer):
     class Meta:
         model = OutputDataset
         fields = ["name", "kind", "model_size", "sampling", "max_length", "source", "splits", "statistics",
-                  "detection", "card", "published_at"]
+                  "detection", "card", "stage", "revision"]
 
     @extend_schema_field(SamplingOutput(allow_null=True))
     def get_sampling(self, dataset: OutputDataset) -> dict | None:

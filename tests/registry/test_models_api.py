@@ -7,7 +7,7 @@ from django.urls import reverse
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from registry import services
+from registry import revisions
 from registry.models import ModelSize
 from releases.stage_names import Stage
 
@@ -79,7 +79,7 @@ def test_detail_carries_card_evals_and_artifacts(api, db, s3, tmp_path, schema):
     config = tmp_path / "config.json"  # not weights: a well-formed 124M model.safetensors is 250 MB
     config.write_text('{"model_type": "gpt2", "n_layer": 12}')
     size = next(size for size in gpt2_family_seed() if size.slug == "gpt2-124m")
-    artifact = services.artifact_register(size=size, path=config)  # stored while internal, then released
+    artifact = revisions.artifact_register(size=size, path=config)  # stored while internal, then released
     gpt2_history_record()
 
     response = api.get(reverse("model-detail", args=["gpt2-124m"]))

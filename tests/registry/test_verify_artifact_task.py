@@ -2,7 +2,7 @@
 
 import pytest
 
-from registry import services, storage
+from registry import revisions, services, storage
 from registry.tasks import verify_artifact_task
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ def artifact(transactional_db, s3, tmp_path):
     )
     path = tmp_path / "config.json"
     path.write_text('{"n_embd": 32}')
-    return services.artifact_register(size=size, path=path)
+    return revisions.artifact_register(size=size, path=path)
 
 
 def test_worker_confirms_an_intact_file(artifact, celery_worker_thread):
