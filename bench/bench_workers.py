@@ -96,7 +96,7 @@ def register_size(tmp: Path):
     from modelcore.export import export_hf
     from modelcore.model import GPT, GPTConfig
     from modelcore.tokenizer import train_tokenizer
-    from registry import services
+    from registry import revisions, services
     from workers import bridge, corpora
 
     family = services.family_upsert(slug="bench", name="Bench")
@@ -105,7 +105,7 @@ def register_size(tmp: Path):
     text, _ = corpora.split_corpus(corpora.corpus_text(corpora.DEFAULT_CORPUS))
     out = export_hf(GPT(GPTConfig(**HPARAMS)), train_tokenizer([text], HPARAMS["n_vocab"]), tmp / "export")
     for name in bridge.MODEL_FILES:
-        services.artifact_register(size=size, path=out / name)
+        revisions.artifact_register(size=size, path=out / name)
     return size
 
 
@@ -264,6 +264,7 @@ def setup_partner_size(tmp: Path) -> tuple[str, str]:
     from django.utils import timezone
     from knox.models import AuthToken
 
+    from registry import revisions
     from registry import services as registry_services
     from releases.access import grants, partners
     from releases.governance import stage_requests
@@ -281,7 +282,7 @@ def setup_partner_size(tmp: Path) -> tuple[str, str]:
     size = registry_services.model_size_upsert(family=family, slug="bench-1m", display_name="1m", hparams=hparams)
     weights = tmp / "model.safetensors"
     weights.write_bytes(gpt2_safetensors(hparams))  # the registry stores only well-formed weights for the size
-    registry_services.artifact_register(size=size, path=weights)
+    revisions.artifact_register(size=size, path=weights)
     partner = partners.partner_create(name="Bench Lab", kind="security", actor=alice, contact_email="lab@example.org")
     partners.partner_member_add(partner=partner, user=pat, actor=alice)
     terms = partners.terms_publish(version="v1", text="Bench terms.", actor=alice)

@@ -4,6 +4,7 @@ from releases.access.models import (  # noqa: F401
     AccessGrant,
     AccessRequest,
     IssuedLink,
+    PartnerActivity,
     PartnerMember,
     PartnerOrganisation,
     TermsAcceptance,
@@ -11,5 +12,12 @@ from releases.access.models import (  # noqa: F401
     TokenLabel,
 )
 from releases.audit.models import AuditEvent  # noqa: F401
-from releases.governance.models import StageChange, StageChangeRequest, StageDecision, StageReview  # noqa: F401
+from releases.governance.models import (  # noqa: F401
+    DatasetPublication,
+    SizeRelease,
+    StageChange,
+    StageChangeRequest,
+    StageDecision,
+    StageReview,
+)
 from releases.outbox.models import OutboxMessage  # noqa: F401

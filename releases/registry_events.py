@@ -3,18 +3,18 @@ exists is an audit event, and data-removal requests reach staff through the outb
 
 from django.dispatch import receiver
 
-from registry.signals import artifact_registered, removal_requested
+from registry.signals import removal_requested, revision_created
 from releases.audit.chain import audit_record
 from releases.governance import notifications
 
 
-@receiver(artifact_registered, dispatch_uid="releases.audit_artifact_registered")
-def audit_artifact_registered(*, artifact, replaced, actor, **_ignored) -> None:
-    before = {"sha256": replaced.sha256, "bytes": replaced.bytes} if replaced is not None else None
-    audit_record(actor=actor, action="artifact.replaced" if replaced is not None else "artifact.registered",
-                 target=artifact.model_size, before=before,
-                 after={"file": artifact.filename, "sha256": artifact.sha256, "bytes": artifact.bytes},
-                 data={"artifact_id": artifact.pk, "training_run": artifact.training_run_id})
+@receiver(revision_created, dispatch_uid="releases.audit_revision_created")
+def audit_revision_created(*, revision, actor, **_ignored) -> None:
+    audit_record(actor=actor, action="revision.created", target=revision,
+                 after={"revision": revision.revision, "number": revision.number,
+                        "files": [[a.filename, a.bytes, a.sha256] for a in revision.artifacts.order_by("filename")]},
+                 data={"model": revision.model_size.slug, "parent": revision.parent.revision if revision.parent else None,
+                       "training_run": revision.training_run_id, "hparams": revision.hparams})
 
 
 @receiver(removal_requested, dispatch_uid="releases.removal_requested")

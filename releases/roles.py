@@ -1,4 +1,4 @@
-"""Who may do what: roles are Django permissions, granted to groups (releases/migrations/0006_roles.py).
+"""Who may do what: roles are Django permissions, granted to groups by data migrations (the latest sets them).
 
 `is_staff` only lets someone into the admin; it grants nothing else. A superuser holds only what was granted to
 them too (`can` has no superuser bypass): release decisions and access to unreleased sizes need a role, so one
@@ -20,7 +20,6 @@ REQUEST_STAGE_CHANGE = "releases.add_stagechangerequest"
 DECIDE_STAGE_CHANGE = "releases.decide_stagechangerequest"
 REVIEW_STAGE = "releases.review_stagechange"
 SEE_UNRELEASED = "releases.see_unreleased"  # see and download every size and dataset at every stage
-PUBLISH_DATASET = "releases.publish_datasetpublication"
 MANAGE_PARTNERS = "releases.change_partnerorganisation"  # create, (de)activate, members
 PUBLISH_TERMS = "releases.add_termsversion"
 GRANT_ACCESS = "releases.add_accessgrant"  # grant, and decide access requests
@@ -30,7 +29,7 @@ SUBMIT_JOB = "workers.add_job"
 CANCEL_JOB = "workers.cancel_job"
 
 _REGISTRY_VIEW = [f"registry.view_{model}" for model in (
-    "modelfamily", "modelsize", "artifact", "modelcard", "trainingrun", "evalresult", "outputdataset",
+    "modelfamily", "modelsize", "revision", "artifact", "modelcard", "trainingrun", "evalresult", "outputdataset",
     "datasetsplit", "detectionresult", "dataremovalrequest")]
 
 # What each group holds: least privilege. The data migration grants exactly these (a test compares them).
@@ -40,7 +39,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         SEE_UNRELEASED,
         "releases.view_stagechangerequest", REQUEST_STAGE_CHANGE, DECIDE_STAGE_CHANGE, "releases.view_stagedecision",
         "releases.view_stagechange", REVIEW_STAGE, "releases.view_stagereview", "releases.view_sizerelease",
-        "releases.view_datasetpublication", PUBLISH_DATASET, "releases.view_auditevent",
+        "releases.view_datasetpublication", "releases.view_auditevent",
         "releases.view_partnerorganisation", "releases.add_partnerorganisation", MANAGE_PARTNERS,
         "releases.view_partnermember", "releases.add_partnermember", "releases.delete_partnermember",
         "releases.view_termsversion", PUBLISH_TERMS, "releases.view_termsacceptance",

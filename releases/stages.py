@@ -1,6 +1,7 @@
-"""The release stages of a model size, the transitions between them and the approvals each needs.
+"""The release stages, the transitions between them and the approvals each needs.
 
-This is the one file with the stage rules: services, admin and API ask it, never repeat it.
+Stages belong to revisions of a size's files and to output datasets; a size shows the highest stage any of its
+revisions holds. This is the one file with the stage rules: services, admin and API ask it, never repeat it.
 """
 
 from django.conf import settings
@@ -33,6 +34,15 @@ FACTORS_REQUIRED_FOR: frozenset[Stage] = frozenset({Stage.PARTNERS, Stage.PUBLIC
 DEFAULT_REVIEW_INTERVAL_MONTHS = 6
 
 
+# How far each stage lets a subject out: a size shows the highest its revisions hold. A withdrawn revision was
+# out once and is known to have been; an internal one never was.
+RANK: dict[Stage, int] = {Stage.INTERNAL: 0, Stage.WITHDRAWN: 1, Stage.PARTNERS: 2, Stage.PUBLIC: 3}
+
+
+def highest(held) -> Stage:
+    return max((Stage(stage) for stage in held), key=RANK.__getitem__)
+
+
 def transition_allowed(from_stage: str, to_stage: str) -> bool:
     return Stage(to_stage) in TRANSITIONS[Stage(from_stage)]
 
@@ -47,6 +57,15 @@ def approvals_required(to_stage: str) -> int:
     required = int(configured.get(stage.value, DEFAULT_APPROVALS_REQUIRED[stage]))
     # At least one other person always decides: no stage change is ever self-approved.
     return max(required, 1)
+
+
+def approvals_required_for_samples(to_stage: str, *, revision_stage: str | None) -> int:
+    """Approvals for releasing an output dataset: as for any subject, and never fewer than a public release's
+    when the revision it was sampled from is still internal (samples tell much about unreleased weights)."""
+    required = approvals_required(to_stage)
+    if to_stage in (Stage.PARTNERS, Stage.PUBLIC) and revision_stage == Stage.INTERNAL:
+        required = max(required, approvals_required(Stage.PUBLIC))
+    return required
 
 
 def factors_required(to_stage: str) -> bool:

@@ -8,6 +8,7 @@ from releases.governance import views as governance
 urlpatterns = [
     # downloads: who may have what (releases/access/)
     path("models/<slug:slug>/manifest/", access.ModelManifestView.as_view(), name="model-manifest"),
+    path("models/<slug:slug>/revisions/", access.ModelRevisionsView.as_view(), name="model-revisions"),
     path("models/<slug:slug>/files/<str:filename>/link/", access.ModelFileLinkView.as_view(), name="model-file-link"),
     path("models/<slug:slug>/files/<str:filename>", access.ModelFileView.as_view(), name="model-file"),
     path("datasets/<slug:name>/<str:split>/link/", access.DatasetSplitLinkView.as_view(), name="dataset-split-link"),
@@ -19,7 +20,11 @@ urlpatterns = [
     path("models/<slug:slug>/history/", governance.ModelHistoryView.as_view(), name="model-history"),
     path("models/<slug:slug>/stage-requests/", governance.ModelStageRequestsView.as_view(),
          name="model-stage-requests"),
+    path("models/<slug:slug>/revisions/<str:revision>/purge/", governance.RevisionPurgeView.as_view(),
+         name="model-revision-purge"),
     path("models/<slug:slug>/reviews/", governance.ModelReviewView.as_view(), name="model-reviews"),
+    path("datasets/<slug:name>/stage-requests/", governance.DatasetStageRequestsView.as_view(),
+         name="dataset-stage-requests"),
     path("stage-requests/", governance.StageRequestListView.as_view(), name="stage-request-list"),
     path("stage-requests/<int:request_id>/", governance.StageRequestDetailView.as_view(),
          name="stage-request-detail"),

@@ -13,6 +13,7 @@ from registry import selectors
 from registry.datasets import selectors as dataset_selectors
 from registry.datasets.serializers import DatasetOutput
 from registry.serializers import ModelSizeDetailSerializer, ModelSizeSummarySerializer
+from releases.access import links
 from releases.access.rules import visible_datasets, visible_sizes
 
 
@@ -27,7 +28,8 @@ class ModelDetailView(APIView):
     @extend_schema(responses=ModelSizeDetailSerializer)
     def get(self, request: Request, slug: str) -> Response:
         size = selectors.size_from(visible_sizes(request.user), slug=slug)
-        return Response(ModelSizeDetailSerializer(size).data)
+        shown = [revision for revision, _decision in links.revisions_for(request.user, size)]
+        return Response(ModelSizeDetailSerializer(size, context={"revisions": shown}).data)
 
 
 class DatasetListView(ListAPIView):

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 
 from registry import storage
-from registry.models import ModelSize
+from registry.models import ModelSize, Revision
 
 MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 
@@ -17,20 +17,21 @@ def gpt_config(size: ModelSize):
     return GPTConfig.from_hparams(size.hparams.as_dict())
 
 
-def model_dir(size: ModelSize) -> Path:
-    """The size's HF-layout files in a local cache, fetched from S3 once and checked against the registry."""
-    artifacts = {a.filename: a for a in size.artifacts.filter(filename__in=MODEL_FILES)}
+def model_dir(revision: Revision) -> Path:
+    """A revision's HF-layout files in a local cache keyed by the revision's content (safe to lose), fetched
+    from S3 once and checked against the registry."""
+    artifacts = {a.filename: a for a in revision.artifacts.filter(filename__in=MODEL_FILES)}
     missing = sorted(set(MODEL_FILES) - set(artifacts))
     if missing:
-        raise FileNotFoundError(f"{size.slug} has no trained files ({', '.join(missing)} missing)")
-    target = Path(settings.STAGEGATE_CACHE_DIR) / "models" / artifacts["model.safetensors"].sha256
+        raise FileNotFoundError(f"{revision} has no trained files ({', '.join(missing)} missing)")
+    target = Path(settings.STAGEGATE_CACHE_DIR) / "models" / revision.revision
     for name, artifact in artifacts.items():
         path = target / name
         if not path.exists() or path.stat().st_size != artifact.bytes:
             stored = storage.download_file(artifact.s3_key, path)
             if stored.sha256 != artifact.sha256:
                 path.unlink(missing_ok=True)
-                raise storage.ChecksumMismatch(f"{size.slug}/{name} in S3 differs from the registry's record")
+                raise storage.ChecksumMismatch(f"{revision}/{name} in S3 differs from the registry's record")
     return target
 
 
@@ -41,6 +42,6 @@ def _load(directory: str):
     return import_hf(directory)
 
 
-def load_model(size: ModelSize):
-    """(model, tokenizer, config) of a trained size; kept in memory per worker process."""
-    return _load(str(model_dir(size)))
+def load_model(revision: Revision):
+    """(model, tokenizer, config) of a trained revision; kept in memory per worker process."""
+    return _load(str(model_dir(revision)))

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.db import transaction
 
 from registry import storage
-from registry.models import DatasetSplit, ModelSize, OutputDataset
+from registry.models import DatasetSplit, ModelSize, OutputDataset, Revision
 from workers import bridge, corpora
 
 SAMPLINGS = {
@@ -43,12 +43,13 @@ class Shard:
     seed: int
 
 
-def dataset_names(size_slug: str, samplings: list[str]) -> list[str]:
-    return [size_slug + SAMPLINGS[name]["suffix"] for name in samplings]
+def dataset_names(base: str, samplings: list[str]) -> list[str]:
+    """The datasets a job names `base` makes: `base` (pure), `base-k40` (top-k 40)."""
+    return [base + SAMPLINGS[name]["suffix"] for name in samplings]
 
 
-def reference_name(size_slug: str) -> str:
-    return f"{size_slug}-reference"
+def reference_name(base: str) -> str:
+    return f"{base}-reference"
 
 
 def _seed(*parts: object) -> int:
@@ -58,7 +59,7 @@ def _seed(*parts: object) -> int:
 def plan_shards(params: dict) -> list[Shard]:
     shards = []
     for sampling in params["samplings"]:
-        name = params["model_size"] + SAMPLINGS[sampling]["suffix"]
+        name = params["name"] + SAMPLINGS[sampling]["suffix"]
         first_id = 0
         for split in DatasetSplit.SPLITS:
             total = params["splits"][split]
@@ -85,8 +86,7 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
     from modelcore import kernels
     from modelcore.sample import generate
 
-    size = ModelSize.objects.get(slug=params["model_size"])
-    model, tokenizer, _config = bridge.load_model(size)
+    model, tokenizer, _config = bridge.load_model(_revision(params))
     setting = SAMPLINGS[shard.sampling]
     lines = []
     samples = generate(
@@ -165,8 +165,14 @@ def _summary(parts: list[_SplitStats], max_length: int) -> dict:
     }
 
 
+def _revision(params: dict) -> Revision:
+    return Revision.objects.select_related("model_size").get(model_size__slug=params["model_size"],
+                                                             revision=params["revision"])
+
+
 def dataset_register(*, name: str, kind: str, size: ModelSize | None, sampling: dict, max_length: int,
-                     source: str, records_by_split: dict[str, Iterable[dict]], card: str) -> OutputDataset:
+                     source: str, records_by_split: dict[str, Iterable[dict]], card: str,
+                     revision: Revision | None = None) -> OutputDataset:
     """Stream each split to `<name>.<split>.jsonl`, upload it (sha256 recorded) and register the dataset."""
     uploaded, stats = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,8 +189,8 @@ def dataset_register(*, name: str, kind: str, size: ModelSize | None, sampling: 
     summary["splits"] = {split: s.lines for split, s in stats.items()}
     with transaction.atomic():
         dataset = OutputDataset.objects.create(
-            name=name, kind=kind, model_size=size, sampling=sampling, max_length=max_length, source=source,
-            stats=summary, card=card,
+            name=name, kind=kind, model_size=size, revision=revision, sampling=sampling, max_length=max_length,
+            source=source, stats=summary, card=card,
         )
         for split, stored in uploaded.items():
             DatasetSplit.objects.create(dataset=dataset, split=split, lines=stats[split].lines,
@@ -204,35 +210,36 @@ def shard_as_dict(shard: Shard) -> dict:
     return asdict(shard)
 
 
-def _generated_card(size: ModelSize, setting: dict, max_length: int) -> str:
+def _generated_card(revision: Revision, setting: dict, max_length: int) -> str:
     how = "top-k 40 truncation" if setting["top_k"] else "pure sampling (temperature 1, no truncation)"
-    return (f"Unconditional samples of {size}, {how}, at most {max_length} tokens each, "
-            "in the gpt-2-output-dataset format.")
+    return (f"Unconditional samples of {revision.model_size} (revision {revision.revision}), {how}, at most "
+            f"{max_length} tokens each, in the gpt-2-output-dataset format.")
 
 
 def dataset_job_finalize(*, prefix: str, params: dict) -> dict:
     """Merge the shards into registered datasets (skipping any already registered) and add the reference."""
-    size = ModelSize.objects.get(slug=params["model_size"])
+    revision = _revision(params)
+    size = revision.model_size
     shards = plan_shards(params)
     names = []
     for sampling in params["samplings"]:
-        name = size.slug + SAMPLINGS[sampling]["suffix"]
+        name = params["name"] + SAMPLINGS[sampling]["suffix"]
         names.append(name)
         if OutputDataset.objects.filter(name=name).exists():
             continue  # a finalize retried after registering it
         setting = {k: v for k, v in SAMPLINGS[sampling].items() if k != "suffix"}
         dataset_register(
-            name=name, kind=OutputDataset.Kind.GENERATED, size=size, sampling=setting,
+            name=name, kind=OutputDataset.Kind.GENERATED, size=size, revision=revision, sampling=setting,
             max_length=params["max_length"], source="",
             records_by_split={split: shard_records(prefix, [s for s in shards if s.dataset == name and s.split == split])
                               for split in DatasetSplit.SPLITS},
-            card=_generated_card(size, setting, params["max_length"]),
+            card=_generated_card(revision, setting, params["max_length"]),
         )
     if params["reference"]:
-        name = reference_name(size.slug)
+        name = reference_name(params["name"])
         names.append(name)
         if not OutputDataset.objects.filter(name=name).exists():
-            _model, tokenizer, _config = bridge.load_model(size)
+            _model, tokenizer, _config = bridge.load_model(revision)
             _train, held_out = corpora.split_corpus(corpora.corpus_text(params["corpus"]))
             dataset_register(
                 name=name, kind=OutputDataset.Kind.REFERENCE, size=None, sampling={},

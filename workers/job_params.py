@@ -108,6 +108,10 @@ class TrainParams(_Params):
 
 class GenerateParams(_Params):
     model_size = serializers.SlugField()
+    revision = serializers.CharField(max_length=40, required=False,
+                                     help_text="The revision to sample (default: the newest with weights).")
+    name = serializers.SlugField(max_length=80, required=False,
+                                 help_text="Base name of the datasets (default: the size's slug, or slug-rN if taken).")
     samplings = serializers.ListField(child=serializers.ChoiceField(choices=list(SAMPLINGS)), min_length=1,
                                       max_length=len(SAMPLINGS), default=list(SAMPLINGS))
     splits = serializers.DictField(child=serializers.IntegerField(min_value=1), default=dict(DEFAULT_SPLITS))
@@ -144,6 +148,15 @@ class GenerateParams(_Params):
         size = ModelSize.objects.get(slug=data["model_size"])
         data.setdefault("max_length", min(128, size.n_ctx - 1))
         errors = {}
+        trained = size.revisions.filter(artifacts__filename="model.safetensors").order_by("-number")
+        revision = trained.filter(revision=data["revision"]).first() if "revision" in data else trained.first()
+        if revision is None:
+            raise serializers.ValidationError({"revision": [f"{size.slug} has no trained revision "
+                                                            f"{data.get('revision', '')!r}."]})
+        data["revision"] = revision.revision
+        if "name" not in data:
+            taken = OutputDataset.objects.filter(name=size.slug).exists()
+            data["name"] = f"{size.slug}-r{revision.number}" if taken else size.slug
         if data["max_length"] > size.n_ctx - 1:
             errors["max_length"] = [f"1 to {size.n_ctx - 1} tokens (n_ctx less the start token)."]
         shards = sum(math.ceil(count / data["shard_size"]) for count in data["splits"].values())
@@ -152,12 +165,12 @@ class GenerateParams(_Params):
             least = math.ceil(sum(data["splits"].values()) * len(data["samplings"]) / settings.STAGEGATE_JOB_MAX_SHARDS)
             errors["shard_size"] = [f"At least {least} here: this job would run {shards:,} shard tasks, more than "
                                     f"STAGEGATE_JOB_MAX_SHARDS ({settings.STAGEGATE_JOB_MAX_SHARDS:,})."]
-        names = dataset_names(size.slug, data["samplings"])
+        names = dataset_names(data["name"], data["samplings"])
         if data["reference"]:
-            names.append(reference_name(size.slug))
+            names.append(reference_name(data["name"]))
         taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
         if taken:
-            errors["model_size"] = [f"Datasets already exist: {', '.join(taken)}."]
+            errors["name"] = [f"Datasets already exist: {', '.join(taken)}; give another name."]
         if errors:
             raise serializers.ValidationError(errors)
         return data

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from registry import revisions, storage
 from registry import services as registry_services
-from registry import storage
 from registry.models import ModelSize, TrainingRun
 from workers import bridge, corpora, jobs
 from workers.models import Job
@@ -103,7 +103,6 @@ def train_job_run(*, job: Job) -> dict:
 
     params = job.params
     size = ModelSize.objects.get(slug=params["model_size"])
-    registry_services.require_unreleased(size)  # released since submission: fail now, not after training
     config = bridge.gpt_config(size)
     work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / job.uid.hex
     checkpoint_dir = work / "checkpoint"
@@ -145,20 +144,18 @@ def train_job_run(*, job: Job) -> dict:
             steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
             finished_at=timezone.now(),
         )
-    artifacts = [
-        registry_services.artifact_register(size=size, path=export_dir / name, training_run=run, replace=True,
-                                            actor=job.created_by)
-        for name in bridge.MODEL_FILES
-    ]
-    artifacts.append(registry_services.artifact_register(size=size, path=curve_png, training_run=run, replace=True,
-                                                         actor=job.created_by))
+    # A new internal revision of exactly this run's files: the revisions already released stay as they are.
+    revision = revisions.revision_create(
+        size=size, files={**{name: export_dir / name for name in bridge.MODEL_FILES}, curve_png.name: curve_png},
+        training_run=run, actor=job.created_by, note=f"Trained by job {job.pk} ({params['steps']} steps).")
     held_out_name = f"{corpora.corpus_name(params['corpus'])} (held out)"
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
-                                             training_run=run)
+                                             training_run=run, revision=revision)
     for name in [MANIFEST, *(p.name for p in checkpoint_dir.iterdir())] if checkpoint_dir.exists() else []:
         storage.delete(_checkpoint_prefix(job) + name)
     return {
-        "training_run": run.pk, "artifacts": [a.filename for a in artifacts], "val_loss": result.final_val_loss,
+        "training_run": run.pk, "revision": revision.revision,
+        "artifacts": sorted(revision.artifacts.values_list("filename", flat=True)), "val_loss": result.final_val_loss,
         "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,
     }

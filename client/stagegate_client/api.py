@@ -31,9 +31,9 @@ class Server:
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
 
-    def _call(self, method: str, path: str) -> dict:
+    def _call(self, method: str, path: str, params: dict | None = None) -> dict:
         try:
-            response = self.session.request(method, self.base_url + path, timeout=TIMEOUT_S)
+            response = self.session.request(method, self.base_url + path, params=params, timeout=TIMEOUT_S)
         except requests.RequestException as exc:
             raise ServerRefused(0, "server_unreachable", f"cannot reach {self.base_url}: {exc}") from exc
         try:
@@ -48,11 +48,13 @@ class Server:
             raise ServerRefused(response.status_code, body.get("error", "error"), detail)
         return body
 
-    def model_manifest(self, slug: str) -> dict:
-        return self._call("GET", f"/api/v1/models/{quote(slug, safe='')}/manifest/")
+    def model_manifest(self, slug: str, revision: str | None = None) -> dict:
+        return self._call("GET", f"/api/v1/models/{quote(slug, safe='')}/manifest/",
+                          params={"revision": revision} if revision else None)
 
-    def model_file_link(self, slug: str, filename: str) -> Link:
-        body = self._call("POST", f"/api/v1/models/{quote(slug, safe='')}/files/{quote(filename, safe='')}/link/")
+    def model_file_link(self, slug: str, filename: str, revision: str | None = None) -> Link:
+        body = self._call("POST", f"/api/v1/models/{quote(slug, safe='')}/files/{quote(filename, safe='')}/link/",
+                          params={"revision": revision} if revision else None)
         return Link(url=body["url"], expires_at=body["expires_at"], bytes=body["bytes"], sha256=body["sha256"])
 
     def dataset(self, name: str) -> dict:

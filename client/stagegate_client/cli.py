@@ -2,6 +2,7 @@
 resumable and sha256-verified."""
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     model = commands.add_parser("download-model", help="download every file of a model size")
     model.add_argument("slug", help="model size, e.g. gpt2-124m")
     model.add_argument("--out", help="directory for the files (default models/SLUG)")
+    model.add_argument("--revision", help="a revision id (40 hex digits); default: the newest you may have")
     _common(model, token_help="API token (default $STAGEGATE_TOKEN); public sizes need none")
 
     data = commands.add_parser("download-dataset", help="download the splits of an output dataset")
@@ -40,25 +42,33 @@ def _common(parser: argparse.ArgumentParser, *, token_help: str) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+REVISION_FILE = "stagegate-revision.json"
+
+
 def download_model(args: argparse.Namespace) -> int:
     server = Server(args.server, args.token)
-    manifest = server.model_manifest(args.slug)
+    manifest = server.model_manifest(args.slug, args.revision)
+    revision = manifest.get("revision")  # every file comes from this one revision, even if a newer one appears
     out = Path(args.out or Path("models") / args.slug)
     files = manifest["files"]
     targets = {f["filename"]: safe_target(out, f["filename"]) for f in files}  # every name, before any byte
     total = sum(f["bytes"] for f in files)
-    print(f"{args.slug} ({manifest['stage']}): {len(files)} files, {total:,} bytes → {out}")
+    print(f"{args.slug} revision {revision} ({manifest['stage']}): {len(files)} files, {total:,} bytes → {out}")
     if args.dry_run:
         for f in files:
             print(f"  {f['filename']:<24} {f['bytes']:>14,}  sha256 {f['sha256']}")
         return 0
     for f in files:
         download(
-            lambda name=f["filename"]: server.model_file_link(args.slug, name),
+            lambda name=f["filename"]: server.model_file_link(args.slug, name, revision),
             targets[f["filename"]], expected_bytes=f["bytes"], expected_sha256=f["sha256"],
             verify=not args.no_verify, progress=not args.quiet,
         )
-    print(f"Done: {len(files)} files{'' if args.no_verify else ', sha256 verified'}, in {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REVISION_FILE).write_text(json.dumps({
+        "model": args.slug, "revision": revision, "server": args.server,
+        "files": {f["filename"]: f["sha256"] for f in files}}, indent=2) + "\n")
+    print(f"Done: {len(files)} files{'' if args.no_verify else ', sha256 verified'}, revision {revision}, in {out}")
     return 0
 
 

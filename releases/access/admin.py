@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.html import format_html_join
 from knox.models import AuthToken
@@ -44,11 +44,16 @@ def _bound(request, form_class, field: str):
 
 # --------------------------------------------------------------------------- organisations and members
 class PartnerMemberInline(GovernanceInline):
+    """Current members; a removed member's membership is ended (kept, with its dates), not deleted."""
+
     model = PartnerMember
     extra = 1
     fields = ["user", "added_at"]
     readonly_fields = ["added_at"]
     autocomplete_fields = ["user"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).current()
 
 
 @admin.register(PartnerOrganisation)
@@ -62,7 +67,7 @@ class PartnerOrganisationAdmin(GovernanceAdmin):
     actions = ["deactivate_selected", "activate_selected"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_members=Count("members"))
+        return super().get_queryset(request).annotate(_members=Count("members", filter=Q(members__left_at__isnull=True)))
 
     @admin.display(description="members", ordering="_members")
     def member_count(self, partner) -> int:
@@ -190,7 +195,7 @@ class AccessGrantAdmin(GovernanceAdmin):
     @admin.display(description="what each member gets now")
     def member_access(self, grant) -> str:
         rows = []
-        for member in grant.partner.members.select_related("user"):
+        for member in grant.partner.members.current().select_related("user"):
             decision = access.may(member.user, grant.model_size, access.MANIFEST)
             rows.append((member.user.get_username(), "may download" if decision.allowed else decision.reason,
                          decision.detail))

@@ -40,7 +40,7 @@ def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None
     """A member of an active partner asks for a size (one not internal) with a purpose."""
     if size.stage == Stage.INTERNAL:
         raise ModelSizeNotFound(f"No model size {size.slug!r}.")
-    membership = PartnerMember.objects.select_related("partner").filter(user=user).first()
+    membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
     if membership is None or not membership.partner.active:
         raise InvalidPartnerAction("Only members of an active partner organisation may request access.",
                                    code="not_a_partner")

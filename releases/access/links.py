@@ -1,4 +1,5 @@
-"""Signed download links: issuing one (checked by `may`, recorded, audited) and the manifest a client plans with.
+"""Signed download links: issuing one (checked by `may`, recorded, audited) and the manifest a client plans with,
+for one revision of a size's files: the one asked for, or the newest the caller may have.
 
 No weight bytes pass through Django: a link is a SigV4-presigned GET straight to object storage, valid for
 STAGEGATE_LINK_TTL_S (at most an hour). Renewal is asking again while access holds. Revoking a grant or
@@ -14,9 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry import storage
-from registry.errors import ArtifactNotFound, ModelSizeNotFound
+from registry.errors import ArtifactNotFound, ModelSizeNotFound, RevisionNotFound
 from registry.filenames import validate_filename
-from registry.models import Artifact, ModelSize
+from registry.models import Artifact, ModelSize, Revision
+from registry.revisions import revision_get
 from releases.access import rules as access
 from releases.audit.chain import audit_record
 from releases.models import IssuedLink
@@ -56,6 +58,35 @@ def filename_is_plain(filename: str) -> bool:
     return True
 
 
+def revision_for(user, size: ModelSize, requested: str | None = None) -> tuple[Revision, access.Decision]:
+    """The revision to serve and what `may` says of it: the `requested` one (404 if unknown or hidden from the
+    caller), else the newest the caller may have; if they may have none, the newest they may know of, whose
+    refusal says why (and 404 when every revision is internal to them)."""
+    if requested is not None:
+        revision = revision_get(size, requested)
+        decision = access.may(user, size, access.MANIFEST, revision=revision)
+        if decision.reason == access.STAGE_INTERNAL:
+            raise RevisionNotFound(f"{size.slug} has no revision {requested!r}.")
+        return revision, decision
+    refused = None
+    for revision in size.revisions.order_by("-number"):
+        decision = access.may(user, size, access.MANIFEST, revision=revision)
+        if decision.allowed:
+            return revision, decision
+        if refused is None and decision.reason != access.STAGE_INTERNAL:
+            refused = revision, decision
+    if refused is not None:
+        return refused
+    raise ModelSizeNotFound(f"No model size {size.slug!r}.")
+
+
+def revisions_for(user, size: ModelSize) -> list[tuple[Revision, access.Decision]]:
+    """The size's revisions the caller may download (staff: every one), newest first, with `may`'s answer."""
+    answers = [(revision, access.may(user, size, access.MANIFEST, revision=revision))
+               for revision in size.revisions.select_related("parent", "training_run").order_by("-number")]
+    return [(revision, decision) for revision, decision in answers if decision.allowed]
+
+
 @dataclass(frozen=True)
 class Link:
     record: IssuedLink
@@ -66,8 +97,10 @@ class Link:
         return self.record.expires_at
 
 
-def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -> Link:
-    """A fresh signed link to one of the size's files, if `may` allows; an IssuedLink row and an audit row.
+def link_issue(*, user, size: ModelSize, filename: str, revision: str | None = None,
+               ip: str | None = None) -> Link:
+    """A fresh signed link to one file of a revision (`revision_for`), if `may` allows; an IssuedLink row and an
+    audit row, both naming the revision.
 
     Order matters. `may` is asked first, without locks, so a caller who may not have the file never makes
     the platform contact storage (no timing tells them which files exist, none can tie up a worker on a
@@ -78,22 +111,21 @@ def link_issue(*, user, size: ModelSize, filename: str, ip: str | None = None) -
     and nothing is recorded, from at most STAGEGATE_STORAGE_CHECK_WINDOW_MS (1 s) after the outage began: a
     successful check vouches for the file that long in this process.
     """
-    access.require(access.may(user, size, access.DOWNLOAD, filename=filename), size=size)
+    chosen, _decision = revision_for(user, size, revision)
+    access.require(access.may(user, size, access.DOWNLOAD, revision=chosen, filename=filename), size=size)
     artifact = None
     if filename_is_plain(filename):  # a hostile name never reaches a query (PostgreSQL: NUL → 500) or a key
-        # order_by(): the default ordering (by size) joined the sizes and families on every link; first()
-        # now orders by id alone, and there is at most one such file.
-        artifact = Artifact.objects.filter(model_size=size, filename=filename).order_by().first()
+        artifact = Artifact.objects.filter(revision=chosen, filename=filename).order_by().first()
     if artifact is None:
-        raise ArtifactNotFound(f"{size.slug} has no file named {filename!r}.")
+        raise ArtifactNotFound(f"{chosen} has no file named {filename!r}.")
     # StorageUnavailable (503) / ObjectMissing (404) before any write
     storage.head_recent(artifact.s3_key, within_s=storage_check_window_s())
     ttl_s = link_ttl_s()
     url = storage.presign_get(artifact.s3_key, ttl_s=ttl_s, download_name=artifact.filename)
     with transaction.atomic():
         # `may` reads the size's stage afresh: a withdrawal committed meanwhile is seen.
-        decision = access.require(access.may(user, size, access.DOWNLOAD, filename=filename, lock=True),
-                                  size=size)
+        decision = access.require(access.may(user, size, access.DOWNLOAD, revision=chosen, filename=filename,
+                                             lock=True), size=size)
         record = _record(user=user, size=size, artifact=artifact, decision=decision, ttl_s=ttl_s, ip=ip)
     return Link(record=record, url=url)
 
@@ -105,13 +137,15 @@ def _record(*, user, size: ModelSize, artifact: Artifact, decision: access.Decis
     authenticated = user is not None and user.is_authenticated
     record = IssuedLink.objects.create(
         issued_at=now, expires_at=now + timedelta(seconds=ttl_s), user=user if authenticated else None,
-        partner=decision.partner, grant=decision.grant, terms=decision.terms, model_size=size, artifact=artifact,
+        partner=decision.partner, grant=decision.grant, terms=decision.terms, model_size=size,
+        revision_id=artifact.revision_id, artifact=artifact,
         filename=artifact.filename, bytes=artifact.bytes, sha256=artifact.sha256, basis=decision.reason, ip=ip,
     )
     audit_record(
         actor=user if authenticated else None, action="link.issued", target=size, ip=ip,
         data={
-            "link_id": record.pk, "file": artifact.filename, "basis": decision.reason,
+            "link_id": record.pk, "file": artifact.filename, "revision": artifact.revision.revision,
+            "sha256": artifact.sha256, "basis": decision.reason,
             "partner": decision.partner.name if decision.partner else None,
             "grant_id": decision.grant.pk if decision.grant else None,
             "terms_version": decision.terms.version if decision.terms else None,
@@ -131,18 +165,21 @@ class ManifestFile:
 @dataclass(frozen=True)
 class Manifest:
     size: ModelSize
+    revision: Revision
     decision: access.Decision
     files: list[ManifestFile]
     link_ttl_s: int
 
 
-def manifest_get(*, user, size: ModelSize) -> Manifest:
-    """Every file with its bytes and sha256, the size's stage and the caller's grant (with quota use per file)."""
-    decision = access.require(access.may(user, size, access.MANIFEST), size=size)
+def manifest_get(*, user, size: ModelSize, revision: str | None = None) -> Manifest:
+    """A revision's files (`revision_for`) with bytes and sha256, its stage and the caller's grant (with quota
+    use per file)."""
+    chosen, decision = revision_for(user, size, revision)
+    access.require(decision, size=size)
     now = timezone.now()
     files = [
         ManifestFile(artifact=artifact,
                      quota=access.quota_use(decision.grant, artifact.filename, now=now) if decision.grant else None)
-        for artifact in Artifact.objects.filter(model_size=size).order_by("filename")
+        for artifact in chosen.artifacts.order_by("filename")
     ]
-    return Manifest(size=size, decision=decision, files=files, link_ttl_s=link_ttl_s())
+    return Manifest(size=size, revision=chosen, decision=decision, files=files, link_ttl_s=link_ttl_s())

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from registry.models import ModelSize
 
@@ -49,15 +50,46 @@ class PartnerOrganisation(models.Model):
         return self.name
 
 
-class PartnerMember(models.Model):
-    """A user's membership of a partner organisation; a user belongs to at most one."""
+class PartnerActivity(models.Model):
+    """When an organisation became active or inactive: the history `release-state` reads (nothing is deleted)."""
 
-    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.CASCADE, related_name="members")
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_membership")
-    added_at = models.DateTimeField(auto_now_add=True)
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="activity")
+    active = models.BooleanField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["partner", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {'active' if self.active else 'inactive'} from {self.at:%Y-%m-%d %H:%M}"
+
+
+class MembershipQuerySet(models.QuerySet):
+    def current(self) -> "MembershipQuerySet":
+        return self.filter(left_at__isnull=True)
+
+    def at(self, when: datetime) -> "MembershipQuerySet":
+        """Memberships that held at `when`."""
+        return self.filter(added_at__lte=when).filter(Q(left_at__isnull=True) | Q(left_at__gt=when))
+
+
+class PartnerMember(models.Model):
+    """A user's membership of a partner organisation, from `added_at` until `left_at` (kept after it ends, for
+    the history). A user belongs to at most one organisation at a time."""
+
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="partner_memberships")
+    added_at = models.DateTimeField(default=timezone.now)
+    left_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         ordering = ["partner", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user"], condition=Q(left_at__isnull=True),
+                                    name="one_current_membership_per_user"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.partner})"
@@ -183,7 +215,9 @@ class IssuedLink(models.Model):
     grant = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="links")
     terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="+")
-    # Artifacts can be replaced (registry); the link row keeps what was handed out.
+    revision = models.ForeignKey("registry.Revision", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+", help_text="Empty only for links issued before revisions.")
+    # The link row keeps what was handed out, whatever happens to the file's record.
     artifact = models.ForeignKey("registry.Artifact", on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="+")
     filename = models.CharField(max_length=255)

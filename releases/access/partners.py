@@ -9,8 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from releases.access.errors import InvalidPartnerAction
+from releases.access.models import (
+    PartnerActivity,
+    PartnerMember,
+    PartnerOrganisation,
+    TermsAcceptance,
+    TermsVersion,
+)
 from releases.audit.chain import audit_record
-from releases.models import PartnerMember, PartnerOrganisation, TermsAcceptance, TermsVersion
 from releases.roles import MANAGE_PARTNERS, PUBLISH_TERMS, require
 
 
@@ -26,6 +32,7 @@ def partner_create(*, name: str, kind: str, actor, contact_name: str = "", conta
         raise InvalidPartnerAction(f"Unknown kind {kind!r}.", fields={"kind": [str(PartnerOrganisation.Kind.values)]})
     partner = PartnerOrganisation.objects.create(name=name, kind=kind, contact_name=contact_name,
                                                  contact_email=contact_email)
+    PartnerActivity.objects.create(partner=partner, active=True, at=partner.created_at)
     audit_record(actor=actor, action="partner.created", target=partner, ip=ip,
                  after={"name": name, "kind": kind, "contact_email": contact_email})
     return partner
@@ -60,6 +67,7 @@ def partner_set_active(*, partner: PartnerOrganisation, active: bool, actor, rea
         raise InvalidPartnerAction("Say why.", fields={"reason": ["Required."]})
     if PartnerOrganisation.objects.filter(pk=partner.pk, active=not active).update(active=active) != 1:
         raise InvalidPartnerAction(f"{partner.name} is already {'active' if active else 'inactive'}.")
+    PartnerActivity.objects.create(partner=partner, active=active, at=timezone.now())
     partner.active = active
     audit_record(actor=actor, action="partner.activated" if active else "partner.deactivated", target=partner,
                  before=not active, after=active, reason=reason, ip=ip)
@@ -69,7 +77,7 @@ def partner_set_active(*, partner: PartnerOrganisation, active: bool, actor, rea
 @transaction.atomic
 def partner_member_add(*, partner: PartnerOrganisation, user, actor, ip: str | None = None) -> PartnerMember:
     require(actor, MANAGE_PARTNERS, to="manage partner organisations")
-    existing = PartnerMember.objects.filter(user=user).select_related("partner").first()
+    existing = PartnerMember.objects.current().filter(user=user).select_related("partner").first()
     if existing is not None:
         raise InvalidPartnerAction(f"{user.get_username()} is already a member of {existing.partner.name}.")
     member = PartnerMember.objects.create(partner=partner, user=user)
@@ -80,9 +88,11 @@ def partner_member_add(*, partner: PartnerOrganisation, user, actor, ip: str | N
 
 @transaction.atomic
 def partner_member_remove(*, member: PartnerMember, actor, ip: str | None = None) -> None:
+    """End a membership (kept, with when it ended: the history says who could download what, and when)."""
     require(actor, MANAGE_PARTNERS, to="manage partner organisations")
     partner, user = member.partner, member.user
-    member.delete()
+    if PartnerMember.objects.filter(pk=member.pk, left_at__isnull=True).update(left_at=timezone.now()) != 1:
+        raise InvalidPartnerAction(f"{user.get_username()} is no longer a member of {partner.name}.")
     audit_record(actor=actor, action="partner.member_removed", target=partner, ip=ip,
                  data={"user_id": user.pk, "username": user.get_username()})
 

@@ -1,23 +1,22 @@
-"""The access rule: `may(user, size, action)` says whether someone may have a size's files, and if not, why.
+"""The access rule: `may(user, size, action)` says whether someone may have a revision of a size's files, and
+if not, why; `may_dataset` says the same of an output dataset, by the same rule.
 
-Every API endpoint, admin view and portal page asks this one function; none repeats its logic.
-`require` turns a refusal into the one HTTP answer for its reason.
+Every API endpoint, admin view and portal page asks these; none repeats their logic. `visible_sizes` and
+`visible_datasets` say what someone may know exists; `require` turns a refusal into its one HTTP answer.
 """
 
-import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
-from django.db.models.expressions import Col
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from registry.datasets.errors import DatasetNotFound
 from registry.errors import ModelSizeNotFound
-from registry.models import ModelSize, OutputDataset
+from registry.models import ModelSize, OutputDataset, Revision
 from releases.access.errors import AccessDenied, AuthenticationRequired, QuotaExhausted
 from releases.access.models import (
     AccessGrant,
@@ -31,7 +30,7 @@ from releases.roles import SEE_UNRELEASED, can
 from releases.stage_names import Stage
 
 # Actions
-MANIFEST = "manifest"  # see the files of a size with their checksums, to plan a download
+MANIFEST = "manifest"  # see the files of a revision with their checksums, to plan a download
 DOWNLOAD = "download"  # get a signed link for one file (counts against a quota)
 ACTIONS = (MANIFEST, DOWNLOAD)
 
@@ -87,7 +86,8 @@ def sees_unreleased(user) -> bool:
 
 
 def visible_sizes(user) -> QuerySet[ModelSize]:
-    """The sizes `user` may know exist: every one for staff; for everyone else, those past `internal`.
+    """The sizes `user` may know exist: every one for staff; for everyone else, those whose highest stage is
+    past `internal` (a size's stage is the highest of its revisions').
 
     Every list, page, history and detail asks this (a size that is not visible answers 404, as no size does).
     """
@@ -96,9 +96,23 @@ def visible_sizes(user) -> QuerySet[ModelSize]:
 
 
 def visible_datasets(user) -> QuerySet[OutputDataset]:
-    """The output datasets `user` may know exist: published ones; staff also see the rest, to decide on them."""
+    """The output datasets `user` may know exist: public ones; partners ones to members of an organisation whose
+    grant for the dataset's size is in force; every one to staff, to decide on them."""
     datasets = OutputDataset.objects.all()
-    return datasets if sees_unreleased(user) else datasets.filter(published_at__isnull=False)
+    if sees_unreleased(user):
+        return datasets
+    shown = Q(stage=Stage.PUBLIC)
+    membership = _membership(user)
+    if membership is not None and membership.partner.active:
+        granted = AccessGrant.objects.active(at=timezone.now()).filter(partner=membership.partner)
+        shown |= Q(stage=Stage.PARTNERS, model_size__in=granted.values("model_size"))
+    return datasets.filter(shown)
+
+
+def _membership(user) -> PartnerMember | None:
+    if user is None or not user.is_authenticated:
+        return None
+    return PartnerMember.objects.current().select_related("partner").filter(user=user).first()
 
 
 def grant_state(grant: AccessGrant, *, now: datetime | None = None) -> str:
@@ -143,23 +157,24 @@ def _portal() -> str:
     return f"{settings.SITE_URL}/portal/"
 
 
-def may(user, size: ModelSize, action: str, *, filename: str | None = None, now: datetime | None = None,
-        lock: bool = False) -> Decision:
-    """May `user` (possibly anonymous) have `size`'s files for `action` (MANIFEST or DOWNLOAD of `filename`)?
+def may(user, size: ModelSize, action: str, *, revision: Revision | None = None, filename: str | None = None,
+        now: datetime | None = None, lock: bool = False) -> Decision:
+    """May `user` (possibly anonymous) have `revision` of `size` (default: its newest revision) for `action`
+    (MANIFEST, or DOWNLOAD of `filename`)?
 
     - Staff — users whose role grants releases.see_unreleased (policy staff, operators) — may always, at every
-      stage (internal and withdrawn included: they decide about these sizes). `is_staff` and superuser status
+      stage (internal and withdrawn included: they decide about these). `is_staff` and superuser status
       grant nothing here.
-    - Everyone else: an `internal` size is refused as `stage_internal` (endpoints answer 404, so its
-      existence is not revealed) and a `withdrawn` one as `withdrawn`; a `public` size needs no grant and
-      no account. A `partners` size needs an account that is a member of an active partner organisation
-      holding a grant for the size that has started, not expired and not been revoked, the terms of use in
-      force accepted, and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
+    - Everyone else, by the revision's stage: `internal` is refused as `stage_internal` (endpoints answer 404,
+      so its existence is not revealed), `withdrawn` as `withdrawn`, and `public` needs no account. A `partners`
+      revision needs an account that is a current member of an active partner organisation holding a grant
+      for the size that has started, not expired and not been revoked, the terms of use in force accepted,
+      and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
 
-    lock=True (inside a transaction) share-locks the partner's grant rows for the size first
-    (`_lock_access_rows`): a revocation that committed before this call is seen, one that comes later waits
-    until the caller's transaction ends, and concurrent links on a grant with a quota are counted one after
-    the other (`_lock_quota`).
+    lock=True (inside a transaction) share-locks the caller's membership and the partner's grant rows for the
+    size first (`_lock_access_rows`): a revocation that committed before this call is seen, one that comes
+    later waits until the caller's transaction ends, and concurrent links on a grant with a quota are counted
+    one after the other (`_lock_quota`).
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
@@ -169,35 +184,52 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
     # Read after any lock wait: a revocation that committed during the wait is stamped later than a clock
     # read before it. (Revocations are stamped with the moment they are made.)
     now = now or timezone.now()
-    facts = _facts(user if authenticated else None, size, now=now)
     if authenticated and sees_unreleased(user):
         return Decision(True, STAFF, "Staff may download every size at every stage.")
+    stage = _stage_now(size, revision)
     slug = size.slug
-    if facts.stage == Stage.INTERNAL:
+    if stage == Stage.INTERNAL:
         return _no(STAGE_INTERNAL, f"No model size {slug!r}.")
-    if facts.stage == Stage.WITHDRAWN:
+    if stage == Stage.WITHDRAWN:
         return _no(WITHDRAWN, f"{slug} has been withdrawn: no new download links are issued for it.")
-    if facts.stage == Stage.PUBLIC:
+    if stage == Stage.PUBLIC:
         return Decision(True, PUBLIC, f"{slug} is public: anyone may download it.")
-    # The partners stage.
-    if not authenticated:
+    return _as_partner(user if authenticated else None, size, action=action, filename=filename, now=now, lock=lock)
+
+
+def _stage_now(size: ModelSize, revision: Revision | None) -> str:
+    """The stage as the database has it now, whatever the caller's copy says (a link reads it twice)."""
+    revisions = Revision.objects.filter(pk=revision.pk) if revision is not None else size.revisions.order_by("-number")
+    stage = revisions.values_list("stage", flat=True).first()
+    if stage is None:
+        raise ModelSizeNotFound(f"No model size {size.slug!r}.")  # deleted meanwhile, or never given files
+    return stage
+
+
+def _as_partner(user, size: ModelSize, *, action: str, filename: str | None, now: datetime, lock: bool) -> Decision:
+    """The partners stage: a current member of an active organisation with a grant in force and the terms."""
+    slug = size.slug
+    if user is None:
         return _no(NOT_AUTHENTICATED, f"{slug} is available to partners holding a grant; send "
                                       "`Authorization: Token <key>` (create a token in the partner portal).")
-    partner, grants, terms = facts.partner, facts.grants, facts.terms
-    if partner is None:
+    membership = _membership(user)
+    if membership is None:
         return _no(NOT_A_PARTNER, f"{slug} is available only to members of partner organisations holding a "
                                   "grant for it; your account belongs to no partner organisation.")
+    partner = membership.partner
     if not partner.active:
         return _no(PARTNER_INACTIVE, f"{partner.name} is not an active partner organisation; its grants open "
                                      "nothing until staff reactivate it.", partner=partner)
+    grants = list(AccessGrant.objects.filter(partner=partner, model_size=size).order_by("-created_at", "-id"))
     active = [grant for grant in grants if grant_state(grant, now=now) == GRANT_ACTIVE]
     if not active:
         return _refuse_for_grants(grants, partner=partner, slug=slug, now=now)
     grant = active[0]
+    terms = terms_in_force(now=now)
     if terms is None:
         return _no(TERMS_NOT_ACCEPTED, "No partner terms of use are in force yet, so no partner links can be "
                                        "issued; ask policy staff to publish them.", grant=grant, partner=partner)
-    if not terms.accepted:
+    if not TermsAcceptance.objects.filter(terms=terms, user=user).exists():
         return _no(TERMS_NOT_ACCEPTED, f"Accept the partner terms of use {terms.version} in the portal "
                                        f"({_portal()}) before downloading.", grant=grant, partner=partner)
     if action == DOWNLOAD and filename is not None:
@@ -213,23 +245,12 @@ def may(user, size: ModelSize, action: str, *, filename: str | None = None, now:
                                  f"{grant.expires_at.isoformat()}.", grant=grant, partner=partner, terms=terms)
 
 
-@dataclass(frozen=True)
-class _Facts:
-    """What `may` decides on, as the database has it (read in one statement: a link reads it twice)."""
-
-    stage: str  # the size's stage now, whatever the caller's copy of the size says
-    partner: PartnerOrganisation | None  # the user's organisation (a user belongs to at most one)
-    grants: list[AccessGrant]  # its grants for the size, newest first
-    terms: TermsVersion | None  # the terms in force, with `accepted`: whether the user has accepted them
-
-
 def _lock_access_rows(user, size: ModelSize) -> None:
-    """Share-lock the user's membership, partner and grants for the size until the transaction ends.
-
-    Links proceed side by side, yet a revocation, a deactivation or a removal from the partner (an UPDATE or
-    DELETE of one of those rows) waits for them to commit, and they wait for an uncommitted one. The facts
-    are read after this, so they include whatever committed during the wait. SQLite serialises writers
-    itself, so there this locks nothing.
+    """Share-lock the user's current membership, their partner and its grants for the size until the transaction
+    ends. Links proceed side by side, yet a revocation, a deactivation or a departure (an UPDATE of one of those
+    rows) waits for them to commit, and they wait for an uncommitted one; the facts are read after this, so
+    they include whatever committed during the wait. Written out because the ORM has no FOR SHARE; SQLite
+    serialises writers itself, so there this locks nothing.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("may(lock=True) must run inside a transaction: its locks last until the commit")
@@ -241,85 +262,8 @@ def _lock_access_rows(user, size: ModelSize) -> None:
             SELECT 1 FROM {q(PartnerMember._meta.db_table)} m
             JOIN {q(PartnerOrganisation._meta.db_table)} p ON p.id = m.partner_id
             JOIN {q(AccessGrant._meta.db_table)} g ON g.partner_id = p.id AND g.model_size_id = %(size)s
-            WHERE m.user_id = %(user)s
+            WHERE m.user_id = %(user)s AND m.left_at IS NULL
             FOR SHARE""", {"user": user.pk, "size": size.pk})
-
-
-def _facts(user, size: ModelSize, *, now: datetime) -> _Facts:
-    """The facts for an authenticated `user`, or for anyone (user=None: only the stage counts), as of `now`."""
-    rows = _facts_rows(user, size, now=now)
-    if not rows:
-        raise ModelSizeNotFound(f"No model size {size.slug!r}.")  # deleted meanwhile
-    first = rows[0]
-    partner = _model_from_row(PartnerOrganisation, first, "p") if first[_column_index["p"]] is not None else None
-    grants = []
-    for row in rows:
-        if row[_column_index["g"]] is not None:
-            grant = _model_from_row(AccessGrant, row, "g")
-            grant.partner = partner
-            grants.append(grant)
-    terms = None
-    if first[_column_index["t"]] is not None:
-        terms = _model_from_row(TermsVersion, first, "t")
-        terms.accepted = bool(first[-1])
-    return _Facts(stage=first[0], partner=partner, grants=grants, terms=terms)
-
-
-# The columns `_facts_rows` selects: the stage, then the partner's, the grant's and some of
-# the terms' (each a model's columns in field order), and last whether the user accepted those terms.
-_facts_fields = {
-    "p": list(PartnerOrganisation._meta.concrete_fields),
-    "g": list(AccessGrant._meta.concrete_fields),
-    "t": [TermsVersion._meta.get_field(name) for name in ("id", "version", "published_at")],
-}
-_column_index = {"p": 1, "g": 1 + len(_facts_fields["p"]), "t": 1 + len(_facts_fields["p"]) + len(_facts_fields["g"])}
-
-
-def _facts_rows(user, size: ModelSize, *, now: datetime) -> list[tuple]:
-    # Hand-written: the ORM compiling these joins took longer than PostgreSQL answering them.
-    q = connection.ops.quote_name
-    table = {model: q(model._meta.db_table) for model in (
-        ModelSize, PartnerMember, PartnerOrganisation, AccessGrant, TermsVersion, TermsAcceptance)}
-    columns = ", ".join(f"{alias}.{q(field.column)}" for alias, fields in _facts_fields.items() for field in fields)
-    sql = f"""
-        SELECT s.stage,
-               {columns},
-               EXISTS (SELECT 1 FROM {table[TermsAcceptance]} a WHERE a.terms_id = t.id AND a.user_id = %(user)s)
-        FROM {table[ModelSize]} s
-        LEFT JOIN {table[PartnerMember]} m ON m.user_id = %(user)s
-        LEFT JOIN {table[PartnerOrganisation]} p ON p.id = m.partner_id
-        LEFT JOIN {table[AccessGrant]} g ON g.partner_id = p.id AND g.model_size_id = s.id
-        LEFT JOIN (SELECT id, version, published_at FROM {table[TermsVersion]} WHERE published_at <= %(now)s
-                   ORDER BY published_at DESC, id DESC LIMIT 1) t ON 1 = 1
-        WHERE s.id = %(size)s
-        ORDER BY g.created_at DESC, g.id DESC"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"user": user.pk if user is not None else None,
-                             "now": connection.ops.adapt_datetimefield_value(now), "size": size.pk})
-        return cursor.fetchall()
-
-
-def _model_from_row(model, row: tuple, alias: str):
-    """An instance from its columns in a `_facts_rows` row, converted as the ORM converts them (SQLite's
-    datetimes come back naive)."""
-    start = _column_index[alias]
-    values = list(row[start:start + len(_facts_fields[alias])])
-    for offset, col, converters in _converters(connection.vendor, alias):
-        for converter in converters:
-            values[offset] = converter(values[offset], col, connection)
-    return model.from_db(connection.alias, [field.attname for field in _facts_fields[alias]], values)
-
-
-@functools.cache
-def _converters(vendor: str, alias: str) -> list[tuple[int, Col, list]]:
-    # Per backend, the columns that have converters (none on PostgreSQL) and theirs: asked once, not per row.
-    found = []
-    for offset, field in enumerate(_facts_fields[alias]):
-        col = field.get_col(alias)
-        converters = [*connection.ops.get_db_converters(col), *field.get_db_converters(connection)]
-        if converters:
-            found.append((offset, col, converters))
-    return found
 
 
 def _lock_quota(grant: AccessGrant) -> None:
@@ -370,28 +314,38 @@ def require(decision: Decision, *, size: ModelSize) -> Decision:
 
 
 # --------------------------------------------------------------------------- output datasets
-# A dataset has its own release state: published or not (releases/datasets.py decides, audited). It does
-# not follow its size's stage: samples of unreleased sizes may be published, and withdrawing a size leaves
-# its published datasets public until staff unpublish them.
+# A dataset is a release subject of its own, moved through the same stages by the same requests and approvals
+# (releases/stages.py); its stage does not follow its size's.
 DATASET_VIEW = "view"  # see the dataset, its statistics and checksums
 DATASET_DOWNLOAD = "download"  # get a signed link to one split
 DATASET_ACTIONS = (DATASET_VIEW, DATASET_DOWNLOAD)
-UNPUBLISHED = "unpublished"
+# Refusals a partner member is told as such; anyone else is refused as if the dataset did not exist.
+_MEMBER_REFUSALS = (PARTNER_INACTIVE, NO_GRANT, GRANT_EXPIRED, GRANT_REVOKED, GRANT_NOT_STARTED, TERMS_NOT_ACCEPTED)
 
 
-def may_dataset(user, dataset, action: str) -> Decision:
-    """May `user` (possibly anonymous) see or download `dataset`? Published: anyone; unpublished: staff only."""
+def may_dataset(user, dataset: OutputDataset, action: str, *, now: datetime | None = None) -> Decision:
+    """May `user` (possibly anonymous) see or download `dataset`? By its stage, as for a revision: public,
+    anyone; partners, a member with a grant in force for the dataset's size and the terms accepted; internal
+    and withdrawn, staff only."""
     if action not in DATASET_ACTIONS:
         raise ValueError(f"unknown action {action!r}")
-    if dataset.published_at is not None:
-        return Decision(True, PUBLIC, f"{dataset.name} is published: anyone may download it.")
     if sees_unreleased(user):
-        return Decision(True, STAFF, f"{dataset.name} is not published; staff may see it.")
-    return _no(UNPUBLISHED, f"No dataset {dataset.name!r}.")
+        return Decision(True, STAFF, f"{dataset.name} is {dataset.stage}; staff may see it.")
+    stage = OutputDataset.objects.filter(pk=dataset.pk).values_list("stage", flat=True).first()
+    if stage == Stage.PUBLIC:
+        return Decision(True, PUBLIC, f"{dataset.name} is public: anyone may download it.")
+    if stage == Stage.PARTNERS and dataset.model_size_id is not None:
+        authenticated = user is not None and user.is_authenticated
+        return _as_partner(user if authenticated else None, dataset.model_size, action=MANIFEST, filename=None,
+                           now=now or timezone.now(), lock=False)
+    return _no(STAGE_INTERNAL, f"No dataset {dataset.name!r}.")
 
 
 def require_dataset(decision: Decision, *, dataset) -> Decision:
-    """The allowed decision, or 404: an unpublished dataset gets the same answer as no dataset at all."""
+    """The allowed decision; a member's refusal with its reason (403); otherwise 404, the same answer as for no
+    dataset at all."""
     if decision.allowed:
         return decision
+    if decision.reason in _MEMBER_REFUSALS:
+        raise AccessDenied(decision.detail, code=decision.reason)
     raise DatasetNotFound(f"No dataset {dataset.name!r}.")

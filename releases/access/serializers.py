@@ -10,6 +10,7 @@ class LinkOutput(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     bytes = serializers.IntegerField()
     sha256 = serializers.CharField()
+    revision = serializers.CharField(required=False, help_text="The revision the file belongs to (weights).")
 
 
 class QuotaUseOutput(serializers.Serializer):
@@ -44,10 +45,18 @@ class AccessOutput(serializers.Serializer):
     terms_version = serializers.CharField(source="terms.version", allow_null=True, default=None)
 
 
+class RevisionQuery(serializers.Serializer):
+    revision = serializers.RegexField(r"^[0-9a-f]{40}$", required=False,
+                                      help_text="A revision id (40 lowercase hex digits); default: the newest "
+                                                "revision you may have.")
+
+
 class ManifestOutput(serializers.Serializer):
     model = serializers.CharField(source="size.slug")
     display_name = serializers.CharField(source="size.display_name")
-    stage = serializers.ChoiceField(source="size.stage", choices=Stage.choices)
+    revision = serializers.CharField(source="revision.revision", help_text="The revision these files are.")
+    stage = serializers.ChoiceField(source="revision.stage", choices=Stage.choices,
+                                    help_text="The revision's stage.")
     access = AccessOutput(source="decision")
     grant = GrantOutput(source="decision.grant", allow_null=True)
     link_ttl_s = serializers.IntegerField()
@@ -84,3 +93,20 @@ class TokenOutput(serializers.Serializer):
 
 class TokenCreatedOutput(TokenOutput):
     key = serializers.CharField(help_text="Shown this once only: only a hash is stored.")
+
+
+class RevisionFileOutput(serializers.Serializer):
+    filename = serializers.CharField()
+    bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class RevisionOutput(serializers.Serializer):
+    revision = serializers.CharField()
+    number = serializers.IntegerField()
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    created_at = serializers.DateTimeField()
+    parent = serializers.CharField(source="parent.revision", allow_null=True, default=None)
+    training_run = serializers.IntegerField(source="training_run_id", allow_null=True)
+    note = serializers.CharField()
+    files = RevisionFileOutput(source="artifacts.all", many=True)

@@ -20,6 +20,8 @@ from releases.access import dataset_links, links, tokens
 from releases.access.serializers import (
     LinkOutput,
     ManifestOutput,
+    RevisionOutput,
+    RevisionQuery,
     TokenCreatedOutput,
     TokenCreateInput,
     TokenOutput,
@@ -31,18 +33,39 @@ _DATASET_DENIALS = {404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
 _NO_STORE = {"Cache-Control": "no-store"}  # links are personal and short-lived: never cache them
 
 
+def _revision(request: Request) -> str | None:
+    query = RevisionQuery(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data.get("revision")
+
+
 def _issue(request: Request, slug: str, filename: str) -> links.Link:
     size = links.size_by_slug(slug=slug)
-    return links.link_issue(user=request.user, size=size, filename=filename, ip=client_ip(request))
+    return links.link_issue(user=request.user, size=size, filename=filename, revision=_revision(request),
+                            ip=client_ip(request))
 
 
 class ModelManifestView(APIView):
-    """Every file of a size with bytes and sha256, its stage and the caller's grant: what a client plans with."""
+    """A revision's files with bytes and sha256 (`?revision=`, default: the newest you may have), its stage and
+    your grant: what a client plans with."""
 
-    @extend_schema(responses={200: ManifestOutput, **_DENIALS})
+    @extend_schema(parameters=[RevisionQuery], responses={200: ManifestOutput, 400: ErrorOutput, **_DENIALS})
     def get(self, request: Request, slug: str) -> Response:
-        manifest = links.manifest_get(user=request.user, size=links.size_by_slug(slug=slug))
+        manifest = links.manifest_get(user=request.user, size=links.size_by_slug(slug=slug),
+                                      revision=_revision(request))
         return Response(ManifestOutput(manifest).data, headers=_NO_STORE)
+
+
+class ModelRevisionsView(APIView):
+    """The revisions of a size you may download (staff: every one), newest first, each with its files."""
+
+    @extend_schema(responses={200: RevisionOutput(many=True), **_DENIALS})
+    def get(self, request: Request, slug: str) -> Response:
+        size = links.size_by_slug(slug=slug)
+        shown = [revision for revision, _decision in links.revisions_for(request.user, size)]
+        if not shown:  # nothing the caller may have: say why, as the manifest would
+            links.manifest_get(user=request.user, size=size)
+        return Response(RevisionOutput(shown, many=True).data)
 
 
 class ModelFileLinkView(APIView):
@@ -50,11 +73,11 @@ class ModelFileLinkView(APIView):
 
     throttle_classes = [LinkAnonThrottle]
 
-    @extend_schema(request=None, responses={200: LinkOutput, **_DENIALS})
+    @extend_schema(request=None, parameters=[RevisionQuery], responses={200: LinkOutput, 400: ErrorOutput, **_DENIALS})
     def post(self, request: Request, slug: str, filename: str) -> Response:
         link = _issue(request, slug, filename)
         body = {"url": link.url, "expires_at": link.expires_at, "bytes": link.record.bytes,
-                "sha256": link.record.sha256}
+                "sha256": link.record.sha256, "revision": link.record.revision.revision}
         return Response(LinkOutput(body).data, headers=_NO_STORE)
 
 
@@ -63,7 +86,8 @@ class ModelFileView(APIView):
 
     throttle_classes = [LinkAnonThrottle]
 
-    @extend_schema(responses={(302, "application/octet-stream"): None, **_DENIALS})
+    @extend_schema(parameters=[RevisionQuery],
+                   responses={(302, "application/octet-stream"): None, 400: ErrorOutput, **_DENIALS})
     def get(self, request: Request, slug: str, filename: str) -> HttpResponseRedirect:
         response = HttpResponseRedirect(_issue(request, slug, filename).url)
         response["Cache-Control"] = "no-store"

@@ -14,17 +14,16 @@ from django.utils.html import format_html, format_html_join
 
 from config.client_ip import client_ip
 from config.errors import DomainError
-from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
+from registry.models import Revision
+from releases.admin_base import GovernanceAdmin, GovernanceInline
 from releases.governance import reviews, selectors, stage_requests
-from releases.governance.dataset_publication import dataset_publish, dataset_unpublish
+from releases.governance.evidence import compare_with_stage
 from releases.governance.factors import FACTORS
 from releases.governance.forms import (
-    PublishForm,
     RejectForm,
     ReleaseStateForm,
     ReviewForm,
     StageRequestForm,
-    UnpublishForm,
     add_domain_error,
 )
 from releases.governance.models import (
@@ -50,14 +49,14 @@ class StageDecisionInline(GovernanceInline):
 
 @admin.register(StageChangeRequest)
 class StageChangeRequestAdmin(GovernanceAdmin):
-    list_display = ["id", "model_size", "transition", "status", "approvals", "requested_by", "effective_at",
+    list_display = ["id", "subject_label", "transition", "status", "approvals", "requested_by", "effective_at",
                     "created_at"]
     list_filter = ["status", "to_stage", "model_size__family"]
-    list_select_related = ["model_size__family", "requested_by"]
-    search_fields = ["model_size__slug", "rationale"]
-    fields = ["model_size", "from_stage", "to_stage", "status", "approvals", "requested_by", "historical",
-              "rationale", "public_rationale", "factor_assessments", "effective_at", "review_by",
-              "created_at", "decided_at", "applied_at"]
+    list_select_related = ["model_size__family", "revision", "dataset", "requested_by"]
+    search_fields = ["model_size__slug", "dataset__name", "revision__revision", "rationale"]
+    fields = ["subject_label", "what_it_releases", "compared", "from_stage", "to_stage", "status", "approvals",
+              "requested_by", "historical", "rationale", "public_rationale", "factor_assessments", "effective_at",
+              "review_by", "created_at", "decided_at", "applied_at"]
     readonly_fields = fields
     inlines = [StageDecisionInline]
     actions = ["approve_selected", "reject_selected", "cancel_selected"]
@@ -69,6 +68,48 @@ class StageChangeRequestAdmin(GovernanceAdmin):
             approval_count=Count("decisions", filter=Q(decisions__verdict=StageDecision.Verdict.APPROVE))
         )
 
+
+    @admin.display(description="subject")
+    def subject_label(self, obj: StageChangeRequest) -> str:
+        return obj.subject_label
+
+    @admin.display(description="what it releases")
+    def what_it_releases(self, obj: StageChangeRequest) -> str:
+        subject = obj.subject or {}
+        if "files" in subject:
+            rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                                    ((name, f"{size:,}", sha) for name, size, sha in subject["files"]))
+            return format_html("<p>Revision <code>{}</code> (#{})</p><table>{}</table>{}", subject["revision"],
+                               subject.get("number", "?"), rows, "" if subject["files"] else "No files.")
+        if "splits" in subject:
+            rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                                    ((split, f"{size:,}", sha) for split, size, sha in subject["splits"]))
+            return format_html("<p>Dataset {} (from revision {})</p><table>{}</table>", subject["dataset"],
+                               subject.get("revision") or "none", rows)
+        return format_html("Every revision of {}: {}", subject.get("model", "?"),
+                           ", ".join(r["revision"][:12] for r in subject.get("revisions", [])))
+
+    @admin.display(description="compared with the revision now at that stage")
+    def compared(self, obj: StageChangeRequest) -> str:
+        if obj.revision_id is None:
+            return "—"
+        comparison = compare_with_stage(obj.revision, obj.to_stage)
+        if comparison.baseline is None:
+            return f"No other revision of {obj.model_size.slug} is {obj.to_stage}: every file is new there."
+        parts = [format_html("Against <code>{}</code> (#{}):", comparison.baseline.revision,
+                             comparison.baseline.number)]
+        for label, names in (("added", comparison.added), ("removed", comparison.removed),
+                             ("changed", comparison.changed)):
+            if names:
+                parts.append(format_html("<div>{}: {}</div>", label, ", ".join(names)))
+        for key, (then, now) in comparison.hparams_changed.items():
+            parts.append(format_html("<div>{}: {} → {}</div>", key, then, now))
+        for dataset, metric, then, now in comparison.evals:
+            parts.append(format_html("<div>{} {}: {} → {}</div>", dataset, metric,
+                                     "—" if then is None else f"{then:.4g}", "—" if now is None else f"{now:.4g}"))
+        if len(parts) == 1:
+            parts.append(format_html("<div>{}</div>", "The same files and hyperparameters."))
+        return format_html_join("", "{}", ((part,) for part in parts))
 
     @admin.display(description="change")
     def transition(self, obj: StageChangeRequest) -> str:
@@ -125,7 +166,8 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = StageRequestForm(request.POST or None, initial={"model_size": request.GET.get("model_size")})
+        initial = {name: request.GET.get(name) for name in ("model_size", "revision", "dataset")}
+        form = StageRequestForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             effective_at = data["effective_at"]
@@ -133,7 +175,8 @@ class StageChangeRequestAdmin(GovernanceAdmin):
                 effective_at = effective_at.replace(tzinfo=UTC)
             try:
                 created = stage_requests.stage_request_create(
-                    size=data["model_size"], requester=request.user, to_stage=data["to_stage"],
+                    size=data["model_size"], revision=data["revision"], dataset=data["dataset"],
+                    all_revisions=data["all_revisions"], requester=request.user, to_stage=data["to_stage"],
                     rationale=data["rationale"], public_rationale=data["public_rationale"],
                     factors=form.factors(), effective_at=effective_at, review_by=data["review_by"],
                     ip=client_ip(request),
@@ -218,9 +261,29 @@ class StageHistoryInline(GovernanceInline):
         return format_html('<a href="{}">#{}</a>', url, change.request_id)
 
 
+class RevisionInline(GovernanceInline):
+    """Every revision of the size with its own stage, newest first; each can be requested on its own."""
+
+    model = Revision
+    fk_name = "model_size"
+    fields = ["number", "revision", "stage", "created_at", "training_run", "note", "request_link"]
+    readonly_fields = fields
+    ordering = ["-number"]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can(request.user, "registry.view_revision")
+
+    @admin.display(description="request")
+    def request_link(self, revision: Revision) -> str:
+        url = reverse("admin:releases_stagechangerequest_add") + f"?model_size={revision.model_size_id}" \
+            f"&revision={revision.pk}"
+        return format_html('<a href="{}">Request a change of this revision</a>', url)
+
+
 @admin.register(SizeRelease)
 class SizeReleaseAdmin(GovernanceAdmin):
-    """Each size as release governance sees it: its stage, its timeline, and a way to request a change."""
+    """Each size as release governance sees it: its stage (the highest of its revisions'), its revisions, its
+    timeline, and a way to request a change."""
 
     list_display = ["slug", "family", "stage"]
     list_filter = ["family", "stage"]
@@ -228,7 +291,7 @@ class SizeReleaseAdmin(GovernanceAdmin):
     search_fields = ["slug", "display_name"]
     fields = ["family", "slug", "display_name", "stage", "stage_actions"]
     readonly_fields = fields
-    inlines = [StageHistoryInline]
+    inlines = [RevisionInline, StageHistoryInline]
 
 
     @admin.display(description="stage changes")
@@ -240,31 +303,20 @@ class SizeReleaseAdmin(GovernanceAdmin):
 # --------------------------------------------------------------------------- dataset publication
 @admin.register(DatasetPublication)
 class DatasetPublicationAdmin(GovernanceAdmin):
-    """Output datasets as release decisions: publish or unpublish, each with its reason (audited)."""
+    """Output datasets as release subjects: each one's stage, its history, and a way to request a change."""
 
-    list_display = ["name", "kind", "model_size", "published_at", "created_at"]
-    list_filter = ["kind", ("published_at", admin.EmptyFieldListFilter), "model_size__family"]
-    list_select_related = ["model_size"]
+    list_display = ["name", "kind", "model_size", "revision", "stage", "created_at"]
+    list_filter = ["kind", "stage", "model_size__family"]
+    list_select_related = ["model_size", "revision__model_size"]
     search_fields = ["name", "model_size__slug"]
-    fields = ["name", "kind", "model_size", "sampling", "max_length", "published_at", "created_at"]
+    fields = ["name", "kind", "model_size", "revision", "sampling", "max_length", "stage", "created_at",
+              "stage_actions"]
     readonly_fields = fields
-    actions = ["publish", "unpublish"]
 
-
-    @admin.action(description="Publish (an audited release decision)")
-    def publish(self, request, queryset):
-        form = PublishForm(request.POST if "reason" in request.POST else None)
-        return reason_action(self, request, queryset, action="publish", title="Publish datasets", form=form,
-                             call=lambda dataset, data: dataset_publish(
-                                 dataset=dataset, actor=request.user, reason=data["reason"],
-                                 despite_unreleased_size=data["despite_unreleased_size"], ip=client_ip(request)))
-
-    @admin.action(description="Unpublish (an audited release decision)")
-    def unpublish(self, request, queryset):
-        form = UnpublishForm(request.POST if "reason" in request.POST else None)
-        return reason_action(self, request, queryset, action="unpublish", title="Unpublish datasets", form=form,
-                             call=lambda dataset, data: dataset_unpublish(
-                                 dataset=dataset, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+    @admin.display(description="stage changes")
+    def stage_actions(self, dataset: DatasetPublication) -> str:
+        url = reverse("admin:releases_stagechangerequest_add") + f"?dataset={dataset.pk}"
+        return format_html('<a class="button" href="{}">Request a stage change</a>', url)
 
 
 # --------------------------------------------------------------------------- dashboard

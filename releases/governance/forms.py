@@ -3,7 +3,7 @@
 from django import forms
 
 from config.errors import DomainError
-from registry.models import ModelSize
+from registry.models import ModelSize, OutputDataset, Revision
 from releases.governance.factors import FACTORS
 from releases.models import StageReview
 from releases.stage_names import Stage
@@ -13,10 +13,20 @@ _DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class StageRequestForm(forms.Form):
+    """A request for a revision of a size (default: its newest), for a whole size (to withdraw every revision)
+    or for an output dataset: the change starts from the subject's current stage."""
+
     model_size = forms.ModelChoiceField(
-        queryset=ModelSize.objects.select_related("family").order_by("family__name", "order"),
-        help_text="The change starts from the size's current stage.",
+        queryset=ModelSize.objects.select_related("family").order_by("family__name", "order"), required=False,
+        help_text="The size whose revision moves (empty for a dataset).",
     )
+    revision = forms.ModelChoiceField(
+        queryset=Revision.objects.select_related("model_size").order_by("model_size__slug", "-number"),
+        required=False, help_text="Empty: the size's newest revision.",
+    )
+    all_revisions = forms.BooleanField(required=False, label="Every revision of the size (withdrawal only)")
+    dataset = forms.ModelChoiceField(queryset=OutputDataset.objects.order_by("name"), required=False,
+                                     help_text="An output dataset to move instead of a revision.")
     to_stage = forms.ChoiceField(choices=Stage.choices)
     rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}),
                                 help_text="The full reasoning; seen by policy staff and reviewers only.")
@@ -41,8 +51,14 @@ class StageRequestForm(forms.Form):
         return [self[f"factor_{key}"] for key in FACTORS]
 
     def main_fields(self):
-        return [self[name] for name in ("model_size", "to_stage", "rationale", "public_rationale",
-                                        "effective_at", "review_by")]
+        return [self[name] for name in ("model_size", "revision", "all_revisions", "dataset", "to_stage",
+                                        "rationale", "public_rationale", "effective_at", "review_by")]
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("dataset") and not data.get("model_size") and not data.get("revision"):
+            raise forms.ValidationError("Choose a size (or one of its revisions) or a dataset.")
+        return data
 
 
 class RejectForm(forms.Form):
@@ -58,18 +74,6 @@ class ReviewForm(forms.Form):
 
 class ReleaseStateForm(forms.Form):
     at = forms.DateField(label="On date", widget=_DATE_INPUT)
-
-
-class PublishForm(forms.Form):
-    despite_unreleased_size = forms.BooleanField(
-        required=False, label="Publish although the size is not public",
-        help_text="An explicit release decision (as GPT-2's samples of unreleased sizes were published).")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
-                             help_text="Required when the size is not public; recorded in the audit trail.")
-
-
-class UnpublishForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the audit trail.")
 
 
 def add_domain_error(form: forms.Form, error: DomainError, *, prefix: str = "") -> None:

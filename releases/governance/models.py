@@ -1,13 +1,33 @@
-"""Release decisions: stage-change requests, each person's decision, applied changes and their reviews."""
+"""Release decisions: stage-change requests, each person's decision, applied changes and their reviews.
+
+A request moves one subject: a revision of a size's files, an output dataset, or (to withdraw) a size with all
+its revisions. What it releases is recorded with it (`subject`: the revision id and its file digests, or the
+dataset's split digests) and again with each decision and the applied change, so the record says which bytes
+each person approved.
+"""
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-from registry.models import ModelSize, OutputDataset
+from registry.models import ModelSize, OutputDataset, Revision
 from releases.stage_names import Stage
 
 
-class StageChangeRequest(models.Model):
+class SubjectMixin:
+    """What a request or a change is about, for people: `mini-1m@0123456789ab`, `dataset mini-1m-k40`,
+    `mini-1m (every revision)`."""
+
+    @property
+    def subject_label(self) -> str:
+        if self.dataset_id is not None:
+            return f"dataset {self.dataset.name}"
+        if self.revision_id is not None:
+            return f"{self.model_size.slug}@{self.revision.short}"
+        return f"{self.model_size.slug} (every revision)"
+
+
+class StageChangeRequest(SubjectMixin, models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         APPROVED = "approved", "Approved (embargoed)"
@@ -18,7 +38,16 @@ class StageChangeRequest(models.Model):
 
     OPEN = (Status.PENDING, Status.APPROVED)
 
-    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="stage_requests")
+    # The size concerned (empty only for a reference dataset, which belongs to no size).
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="stage_requests")
+    # The subject: a revision, or a dataset, or neither (a withdrawal of the whole size).
+    revision = models.ForeignKey(Revision, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="stage_requests")
+    dataset = models.ForeignKey(OutputDataset, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="stage_requests")
+    # What it releases, as filed: {"revision", "files": [[filename, bytes, sha256], ...]} or {"dataset", "splits"}.
+    subject = models.JSONField(default=dict, blank=True)
     from_stage = models.CharField(max_length=16, choices=Stage.choices)
     to_stage = models.CharField(max_length=16, choices=Stage.choices)
     rationale = models.TextField(help_text="The full reasoning, for policy staff and later reviewers.")
@@ -46,9 +75,15 @@ class StageChangeRequest(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "effective_at"])]
         permissions = [("decide_stagechangerequest", "Can approve or reject stage-change requests")]
+        constraints = [
+            models.CheckConstraint(condition=Q(revision__isnull=True) | Q(dataset__isnull=True),
+                                   name="stage_request_one_subject"),
+            models.CheckConstraint(condition=Q(model_size__isnull=False) | Q(dataset__isnull=False),
+                                   name="stage_request_has_a_subject"),
+        ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.model_size.slug}: {self.from_stage} → {self.to_stage}"
+        return f"#{self.pk} {self.subject_label}: {self.from_stage} → {self.to_stage}"
 
 
 class StageDecision(models.Model):
@@ -62,6 +97,8 @@ class StageDecision(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     comment = models.TextField(blank=True)
+    # The request's subject as this person decided on it (the same bytes as filed: a subject never changes).
+    subject = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -74,10 +111,16 @@ class StageDecision(models.Model):
         return f"{self.decided_by} {self.verdict}s #{self.request_id}"
 
 
-class StageChange(models.Model):
-    """An applied stage change: the size's stage history, one row per move."""
+class StageChange(SubjectMixin, models.Model):
+    """An applied stage change: the stage history of a revision, a dataset or a whole size, one row per move."""
 
-    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="stage_changes")
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="stage_changes")
+    revision = models.ForeignKey(Revision, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="stage_changes")
+    dataset = models.ForeignKey(OutputDataset, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="stage_changes")
+    subject = models.JSONField(default=dict, blank=True)
     request = models.OneToOneField(StageChangeRequest, on_delete=models.PROTECT, related_name="change")
     from_stage = models.CharField(max_length=16, choices=Stage.choices)
     to_stage = models.CharField(max_length=16, choices=Stage.choices)
@@ -97,7 +140,7 @@ class StageChange(models.Model):
         permissions = [("review_stagechange", "Can record reviews of applied stages")]
 
     def __str__(self) -> str:
-        return f"{self.model_size.slug}: {self.from_stage} → {self.to_stage} on {self.applied_at:%Y-%m-%d}"
+        return f"{self.subject_label}: {self.from_stage} → {self.to_stage} on {self.applied_at:%Y-%m-%d}"
 
 
 class StageReview(models.Model):
@@ -118,7 +161,7 @@ class StageReview(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Review of {self.change.model_size.slug} by {self.reviewed_by}: {self.outcome}"
+        return f"Review of {self.change.subject_label} by {self.reviewed_by}: {self.outcome}"
 
 
 class SizeRelease(ModelSize):
@@ -131,9 +174,8 @@ class SizeRelease(ModelSize):
 
 
 class DatasetPublication(OutputDataset):
-    """An output dataset as a release decision (its own admin: publish, unpublish)."""
+    """An output dataset as a release subject (its own admin: stage, history, requests)."""
 
     class Meta:
         proxy = True
-        verbose_name = "dataset publication"
-        permissions = [("publish_datasetpublication", "Can publish and unpublish output datasets")]
+        verbose_name = "dataset release"

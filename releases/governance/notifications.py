@@ -38,16 +38,17 @@ def _admin_url(request: StageChangeRequest) -> str:
 
 def stage_event_notify(*, event: str, request_id: int) -> None:
     """Email policy staff about the event and queue one signed webhook per configured URL (in the outbox)."""
-    request = StageChangeRequest.objects.select_related("model_size", "requested_by").get(pk=request_id)
+    request = StageChangeRequest.objects.select_related("model_size", "revision", "dataset", "requested_by").get(
+        pk=request_id)
     approvals = request.decisions.filter(verdict="approve").count()
     context = {
-        "size": request.model_size.slug, "from_stage": request.from_stage, "to_stage": request.to_stage,
+        "size": request.subject_label, "from_stage": request.from_stage, "to_stage": request.to_stage,
         "requester": request.requested_by.get_username() if request.requested_by else "history",
         "approvals": approvals, "required": request.approvals_required,
     }
     subject = "[Stagegate] " + _SUBJECTS.get(event, event).format(**context)
     lines = [
-        f"Request #{request.pk}: {request.model_size} from {request.from_stage} to {request.to_stage}.",
+        f"Request #{request.pk}: {request.subject_label} from {request.from_stage} to {request.to_stage}.",
         f"Status: {request.get_status_display()}. Approvals: {approvals} of {request.approvals_required}.",
     ]
     if request.effective_at:
@@ -60,13 +61,15 @@ def stage_event_notify(*, event: str, request_id: int) -> None:
     email_enqueue(event=event, subject=subject, body="\n".join(lines), recipients=staff_emails())
 
     payload = {
-        "event": event, "request_id": request.pk, "model": request.model_size.slug,
+        "event": event, "request_id": request.pk, "model": request.model_size.slug if request.model_size else None,
+        "revision": request.revision.revision if request.revision else None,
+        "dataset": request.dataset.name if request.dataset else None,
         "from_stage": request.from_stage, "to_stage": request.to_stage, "status": request.status,
         "effective_at": request.effective_at.isoformat() if request.effective_at else None,
         "public_rationale": request.public_rationale,
     }
     webhooks_enqueue(event=event, payload=payload)
-    if event == "stage.applied" and request.to_stage == Stage.WITHDRAWN:
+    if event == "stage.applied" and request.to_stage == Stage.WITHDRAWN and request.dataset_id is None:
         grantees_notify_withdrawal(request=request)
 
 
@@ -77,7 +80,7 @@ def grantees_notify_withdrawal(*, request: StageChangeRequest) -> int:
     partner_ids = AccessGrant.objects.active(at=now).filter(
         model_size=request.model_size, partner__active=True).values("partner_id")
     recipients = sorted(set(
-        PartnerMember.objects.filter(partner_id__in=partner_ids, user__is_active=True).exclude(user__email="")
+        PartnerMember.objects.current().filter(partner_id__in=partner_ids, user__is_active=True).exclude(user__email="")
         .values_list("user__email", flat=True)
     ))
     if not recipients:
@@ -105,7 +108,7 @@ def review_reminder_email(*, changes: Iterable[StageChange], today: date) -> Non
     lines = ["These release stages are due for review:", ""]
     for change in changes:
         state = "OVERDUE since" if change.review_by < today else "due"
-        lines.append(f"- {change.model_size.slug}: {change.to_stage} since {change.applied_at:%Y-%m-%d}, "
+        lines.append(f"- {change.subject_label}: {change.to_stage} since {change.applied_at:%Y-%m-%d}, "
                      f"review {state} {change.review_by.isoformat()}")
     lines += ["", f"Dashboard: {settings.SITE_URL}/admin/releases/dashboard/"]
     subject = f"[Stagegate] {len(changes)} stage review(s) due, {overdue} overdue"

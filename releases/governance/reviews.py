@@ -29,7 +29,7 @@ def stage_review_record(
     if outcome not in StageReview.Outcome.values:
         raise InvalidStageRequest(f"Unknown outcome {outcome!r}.", fields={"outcome": [str(StageReview.Outcome.values)]})
     change = (
-        StageChange.objects.select_for_update().filter(model_size=size).order_by("-applied_at", "-id").first()
+        StageChange.objects.select_for_update().filter(model_size=size, dataset=None).order_by("-applied_at", "-id").first()
     )
     if change is None:
         raise NothingToReview(f"{size.slug} has never changed stage; there is nothing to review.")

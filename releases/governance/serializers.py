@@ -9,6 +9,10 @@ from releases.stage_names import Stage
 
 # --------------------------------------------------------------------------- input
 class StageRequestCreateInput(serializers.Serializer):
+    revision = serializers.RegexField(r"^[0-9a-f]{40}$", required=False,
+                                      help_text="The revision to move (40 hex digits); default: the newest.")
+    all_revisions = serializers.BooleanField(default=False,
+                                             help_text="Withdraw the whole size: every revision (to_stage withdrawn).")
     to_stage = serializers.ChoiceField(choices=Stage.choices)
     rationale = serializers.CharField(trim_whitespace=True, max_length=20000)
     public_rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
@@ -30,6 +34,15 @@ class RejectInput(serializers.Serializer):
 
 class CancelInput(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class PurgeInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=20000)
+
+
+class PurgeOutput(serializers.Serializer):
+    revision = serializers.CharField()
+    objects_deleted = serializers.ListField(child=serializers.CharField())
 
 
 class ReviewInput(serializers.Serializer):
@@ -62,8 +75,22 @@ class DecisionOutput(serializers.ModelSerializer):
         fields = ["by", "verdict", "comment", "created_at"]
 
 
+class DatasetStageRequestInput(serializers.Serializer):
+    to_stage = serializers.ChoiceField(choices=Stage.choices)
+    rationale = serializers.CharField(trim_whitespace=True, max_length=20000)
+    public_rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    factors = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=5000), required=False,
+                                    default=dict)
+    effective_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    review_by = serializers.DateField(required=False, allow_null=True, default=None)
+
+
 class StageRequestOutput(serializers.ModelSerializer):
-    model = serializers.CharField(source="model_size.slug")
+    model = serializers.CharField(source="model_size.slug", allow_null=True, default=None)
+    revision = serializers.CharField(source="revision.revision", allow_null=True, default=None)
+    dataset = serializers.CharField(source="dataset.name", allow_null=True, default=None)
+    subject = serializers.JSONField(help_text="What it releases, as filed: the revision and its files' digests, "
+                                              "or the dataset's splits.")
     requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
     decisions = DecisionOutput(many=True)
     approvals = serializers.SerializerMethodField()
@@ -71,7 +98,8 @@ class StageRequestOutput(serializers.ModelSerializer):
     class Meta:
         model = StageChangeRequest
         fields = [
-            "id", "model", "from_stage", "to_stage", "status", "rationale", "public_rationale", "factors",
+            "id", "model", "revision", "dataset", "subject", "from_stage", "to_stage", "status", "rationale",
+            "public_rationale", "factors",
             "effective_at", "review_by", "approvals_required", "approvals", "requested_by", "decisions",
             "historical", "created_at", "decided_at", "applied_at",
         ]
@@ -87,10 +115,12 @@ class PublicHistoryOutput(serializers.ModelSerializer):
     """What anyone may read about a size's applied changes: never the internal rationale or factors."""
 
     public_rationale = serializers.CharField(source="request.public_rationale")
+    revision = serializers.CharField(source="revision.revision", allow_null=True, default=None,
+                                     help_text="The revision moved; empty when the whole size was withdrawn.")
 
     class Meta:
         model = StageChange
-        fields = ["from_stage", "to_stage", "applied_at", "public_rationale"]
+        fields = ["revision", "from_stage", "to_stage", "applied_at", "public_rationale"]
 
 
 class ModelHistoryOutput(serializers.Serializer):
@@ -109,10 +139,22 @@ class ReviewOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class MemberOnDateOutput(serializers.Serializer):
+    username = serializers.CharField()
+    terms_version = serializers.CharField(allow_null=True, help_text="The terms in force then, if accepted by then.")
+
+
+class OrganisationOnDateOutput(serializers.Serializer):
+    name = serializers.CharField()
+    grant_id = serializers.IntegerField()
+    members = MemberOnDateOutput(many=True)
+
+
 class DownloadAudienceOutput(serializers.Serializer):
     audience = serializers.CharField()
     description = serializers.CharField()
     grantees = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    organisations = OrganisationOnDateOutput(many=True, allow_null=True)
 
 
 class SizeOnDateOutput(serializers.Serializer):
@@ -122,6 +164,23 @@ class SizeOnDateOutput(serializers.Serializer):
     download = DownloadAudienceOutput()
 
 
+class RevisionOnDateOutput(serializers.Serializer):
+    model = serializers.CharField(source="revision.model_size.slug")
+    revision = serializers.CharField(source="revision.revision")
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    download = DownloadAudienceOutput()
+
+
+class DatasetOnDateOutput(serializers.Serializer):
+    dataset = serializers.CharField(source="dataset.name")
+    model = serializers.CharField(source="dataset.model_size.slug", allow_null=True, default=None)
+    revision = serializers.CharField(source="dataset.revision.revision", allow_null=True, default=None)
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    download = DownloadAudienceOutput()
+
+
 class ReleaseStateOutput(serializers.Serializer):
     at = serializers.DateTimeField()
     sizes = SizeOnDateOutput(many=True)
+    revisions = RevisionOnDateOutput(many=True)
+    datasets = DatasetOnDateOutput(many=True)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from registry.models import ModelSize
+from registry.models import ModelSize, OutputDataset, Revision
 from releases import stages
 from releases.audit.chain import audit_record
 from releases.governance import factors as release_factors
@@ -24,6 +24,7 @@ from releases.governance.errors import (
 )
 from releases.governance.models import StageChangeRequest, StageDecision
 from releases.governance.stage_changes import stage_change_apply
+from releases.governance.subjects import subject_for, subject_of
 from releases.roles import DECIDE_STAGE_CHANGE, REQUEST_STAGE_CHANGE, require
 from releases.stage_names import Stage
 
@@ -34,14 +35,15 @@ def _locked(request: StageChangeRequest) -> StageChangeRequest:
     # The row lock serialises decisions on one request: concurrent approvers count each other.
     return (
         StageChangeRequest.objects.select_for_update(of=("self",))
-        .select_related("model_size")
+        .select_related("model_size", "revision", "dataset")
         .get(pk=request.pk)
     )
 
 
 def _request_snapshot(request: StageChangeRequest) -> dict:
     return {
-        "model": request.model_size.slug, "from_stage": request.from_stage, "to_stage": request.to_stage,
+        "model": request.model_size.slug if request.model_size else None, "subject": request.subject,
+        "from_stage": request.from_stage, "to_stage": request.to_stage,
         "approvals_required": request.approvals_required,
         "effective_at": request.effective_at.isoformat() if request.effective_at else None,
         "review_by": request.review_by.isoformat() if request.review_by else None,
@@ -51,19 +53,26 @@ def _request_snapshot(request: StageChangeRequest) -> dict:
 
 @transaction.atomic
 def stage_request_create(
-    *, size: ModelSize, requester, to_stage: str, rationale: str, factors: dict | None = None,
+    *, requester, to_stage: str, rationale: str, size: ModelSize | None = None, revision: Revision | None = None,
+    dataset: OutputDataset | None = None, all_revisions: bool = False, factors: dict | None = None,
     public_rationale: str = "", effective_at: datetime | None = None, review_by: date | None = None,
     ip: str | None = None,
 ) -> StageChangeRequest:
+    """Ask to move a subject (releases/governance/subjects.py): a revision of `size` (default: its newest),
+    a `dataset`, or with `all_revisions` the whole size (to withdraw it)."""
     require(requester, REQUEST_STAGE_CHANGE, to="request stage changes")
-    size = ModelSize.objects.get(pk=size.pk)  # the stage as stored now, not as a caller last saw it
+    subject = subject_for(size=size, revision=revision, dataset=dataset, all_revisions=all_revisions)
     if to_stage not in Stage.values:
         raise InvalidStageRequest(f"Unknown stage {to_stage!r}.", fields={"to_stage": [f"One of {Stage.values}."]})
-    if not stages.transition_allowed(size.stage, to_stage):
-        allowed = ", ".join(stages.allowed_targets(size.stage))
+    if subject.whole_size and to_stage != Stage.WITHDRAWN:
+        raise InvalidStageRequest("A whole size can only be withdrawn; release its revisions one by one.",
+                                  fields={"to_stage": ["Only withdrawn, for every revision at once."]})
+    from_stage = subject.stage_now()  # as stored now, not as a caller last saw it
+    if not stages.transition_allowed(from_stage, to_stage):
+        allowed = ", ".join(stages.allowed_targets(from_stage))
         raise InvalidTransition(
-            f"{size.slug} is {size.stage}; it may move only to: {allowed}.",
-            from_stage=size.stage, to_stage=to_stage,
+            f"{subject.label} is {from_stage}; it may move only to: {allowed}.",
+            from_stage=from_stage, to_stage=to_stage,
         )
     rationale = release_factors.rationale_validate(rationale)
     cleaned_factors = release_factors.factors_validate(
@@ -77,10 +86,16 @@ def stage_request_create(
     if review_by is not None and review_by <= earliest_review:
         raise InvalidStageRequest("The review date must come after the change takes effect.",
                                   fields={"review_by": ["Must be after the effective date."]})
+    if subject.dataset is not None:
+        revision_stage = subject.dataset.revision.stage if subject.dataset.revision_id else None
+        required = stages.approvals_required_for_samples(to_stage, revision_stage=revision_stage)
+    else:
+        required = stages.approvals_required(to_stage)
     request = StageChangeRequest.objects.create(
-        model_size=size, from_stage=size.stage, to_stage=to_stage, rationale=rationale,
+        model_size=subject.size, revision=subject.revision, dataset=subject.dataset, subject=subject.snapshot(),
+        from_stage=from_stage, to_stage=to_stage, rationale=rationale,
         public_rationale=(public_rationale or "").strip(), factors=cleaned_factors, effective_at=effective_at,
-        review_by=review_by, approvals_required=stages.approvals_required(to_stage), requested_by=requester,
+        review_by=review_by, approvals_required=required, requested_by=requester,
     )
     audit_record(actor=requester, action="stage_request.created", target=request,
                  after=_request_snapshot(request), reason=rationale, ip=ip, data={"factors": cleaned_factors})
@@ -101,14 +116,16 @@ def stage_request_approve(
         raise SelfApproval("The requester cannot approve their own request.")
     if request.decisions.filter(decided_by=approver).exists():
         raise AlreadyDecided(f"{approver.get_username()} already approved request #{request.pk}.")
-    if request.model_size.stage != request.from_stage:
-        raise StageConflict(f"{request.model_size.slug} is now {request.model_size.stage}, "
-                            f"not {request.from_stage}: this request can no longer apply.")
+    subject = subject_of(request)
+    if (stage := subject.stage_now()) != request.from_stage:
+        raise StageConflict(f"{subject.label} is now {stage}, not {request.from_stage}: this request can no "
+                            "longer apply.")
     StageDecision.objects.create(request=request, decided_by=approver, verdict=StageDecision.Verdict.APPROVE,
-                                 comment=(comment or "").strip())
+                                 comment=(comment or "").strip(), subject=request.subject)
     approvals = request.decisions.filter(verdict=StageDecision.Verdict.APPROVE).count()
     audit_record(actor=approver, action="stage_request.approved", target=request, reason=comment, ip=ip,
-                 data={"approvals": approvals, "approvals_required": request.approvals_required})
+                 data={"approvals": approvals, "approvals_required": request.approvals_required,
+                       "subject": request.subject})
     notifications.stage_event_notify(event="stage_request.approved", request_id=request.pk)
     if approvals < request.approvals_required:
         return request
@@ -141,7 +158,7 @@ def stage_request_reject(
     if request.decisions.filter(decided_by=approver).exists():
         raise AlreadyDecided(f"{approver.get_username()} already decided request #{request.pk}.")
     StageDecision.objects.create(request=request, decided_by=approver, verdict=StageDecision.Verdict.REJECT,
-                                 comment=comment)
+                                 comment=comment, subject=request.subject)
     now = timezone.now()
     StageChangeRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
         status=Status.REJECTED, decided_at=now

@@ -9,13 +9,19 @@ from rest_framework.views import APIView
 
 from config.client_ip import client_ip
 from registry import selectors as registry_selectors
+from registry.datasets.errors import DatasetNotFound
+from registry.models import OutputDataset
+from registry.revisions import revision_get
 from releases.access.rules import visible_sizes
-from releases.governance import reviews, selectors, stage_requests
+from releases.governance import purges, reviews, selectors, stage_requests
 from releases.governance.second_factor import OTP_PARAMETER, SecondFactorForChanges
 from releases.governance.serializers import (
     CancelInput,
+    DatasetStageRequestInput,
     DecisionInput,
     ModelHistoryOutput,
+    PurgeInput,
+    PurgeOutput,
     RejectInput,
     ReleaseStateOutput,
     ReleaseStateQuery,
@@ -45,8 +51,26 @@ class ModelStageRequestsView(StaffAPIView):
         size = selectors.model_size_for_staff(slug=slug)
         data = StageRequestCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        created = stage_requests.stage_request_create(size=size, requester=request.user, ip=client_ip(request),
-                                                **data.validated_data)
+        values = dict(data.validated_data)
+        revision = revision_get(size, values.pop("revision")) if "revision" in values else None
+        created = stage_requests.stage_request_create(size=size, revision=revision, requester=request.user,
+                                                      ip=client_ip(request), **values)
+        return Response(_request_output(created.pk), status=status.HTTP_201_CREATED)
+
+
+class DatasetStageRequestsView(StaffAPIView):
+    """Ask to move an output dataset through the stages (the same rules and approvals as a revision's)."""
+
+    @extend_schema(request=DatasetStageRequestInput, responses={201: StageRequestOutput},
+                   parameters=[OTP_PARAMETER])
+    def post(self, request: Request, name: str) -> Response:
+        dataset = OutputDataset.objects.filter(name=name).first()
+        if dataset is None:
+            raise DatasetNotFound(f"No dataset {name!r}.")
+        data = DatasetStageRequestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = stage_requests.stage_request_create(dataset=dataset, requester=request.user,
+                                                      ip=client_ip(request), **data.validated_data)
         return Response(_request_output(created.pk), status=status.HTTP_201_CREATED)
 
 
@@ -116,6 +140,19 @@ class ModelReviewView(StaffAPIView):
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
 
 
+class RevisionPurgeView(StaffAPIView):
+    """Delete a revision that was never released, and the stored objects only it held."""
+
+    @extend_schema(request=PurgeInput, responses={200: PurgeOutput}, parameters=[OTP_PARAMETER])
+    def post(self, request: Request, slug: str, revision: str) -> Response:
+        target = revision_get(selectors.model_size_for_staff(slug=slug), revision)
+        data = PurgeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        deleted = purges.revision_purge(revision=target, actor=request.user, ip=client_ip(request),
+                                        **data.validated_data)
+        return Response(PurgeOutput({"revision": revision, "objects_deleted": deleted}).data)
+
+
 class ReleaseStateView(StaffAPIView):
     """What stage each size was in, and who could download it, at a moment in the past."""
 
@@ -124,7 +161,9 @@ class ReleaseStateView(StaffAPIView):
         query = ReleaseStateQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         at = query.validated_data["at"]
-        return Response(ReleaseStateOutput({"at": at, "sizes": selectors.release_state_on(when=at)}).data)
+        state = selectors.release_state_on(when=at)
+        return Response(ReleaseStateOutput({"at": at, "sizes": state.sizes, "revisions": state.revisions,
+                                            "datasets": state.datasets}).data)
 
 
 class ModelHistoryView(APIView):

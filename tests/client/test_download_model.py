@@ -12,7 +12,7 @@ import requests
 from stagegate_client import cli, download
 from stagegate_client.api import Server
 
-from registry import services as registry_services
+from registry import revisions
 from tests.releases.conftest import HPARAMS, make_grant, make_partner, move, publish_terms, token_for, upload
 from tests.weights import gpt2_safetensors
 
@@ -57,7 +57,8 @@ def test_it_downloads_and_verifies_every_file(granted, size, capsys):
     assert _run(granted, size) == 0
     assert (granted["out"] / "model.safetensors").read_bytes() == DATA
     assert (granted["out"] / "config.json").read_bytes() == CONFIG
-    assert sorted(p.name for p in granted["out"].iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in granted["out"].iterdir()) == ["config.json", "model.safetensors",
+                                                                 "stagegate-revision.json"]
     assert "sha256 verified" in capsys.readouterr().out
 
 
@@ -95,8 +96,8 @@ def test_an_expired_link_is_replaced_by_a_fresh_one(granted, size, settings, mon
     real = Server.model_file_link
     calls = []
 
-    def slow_first(self, slug, filename):
-        link = real(self, slug, filename)
+    def slow_first(self, slug, filename, revision=None):
+        link = real(self, slug, filename, revision)
         calls.append(filename)
         if len(calls) == 1:
             time.sleep(2.5)  # the first link expires before it is used
@@ -165,7 +166,7 @@ def test_the_download_is_a_model_transformers_loads(s3, live_server, size, alice
     saved = tmp_path / "saved"
     model.save_pretrained(saved)
     for path in sorted(saved.iterdir()):
-        registry_services.artifact_register(size=size, path=path)
+        revisions.artifact_register(size=size, path=path)
     move(size, "public", requester=alice, approvers=[bob, carol])
     out = tmp_path / "out"
     assert cli.main(["download-model", size.slug, "--server", live_server.url, "--out", str(out), "--quiet"]) == 0
@@ -193,3 +194,31 @@ def test_the_client_installs_alone_without_django_or_torch_and_downloads(granted
         timeout=120)
     assert result.returncode == 0, result.stderr
     assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+
+
+def test_revision_pins_the_bytes_and_a_held_revision_is_refused(granted, size, alice, bob, tmp_path, capsys):
+    import json
+
+    first = size.revisions.order_by("-number").first()  # the one released to partners
+    retrained = tmp_path / "retrained" / "model.safetensors"
+    retrained.parent.mkdir()
+    retrained.write_bytes(DATA[:-4] + b"\x00\x01\x02\x03")
+    second = revisions.artifact_register(size=size, path=retrained, replace=True).revision
+
+    assert _run(granted, size, "--revision", second.revision) == cli.EXIT_REFUSED  # still internal
+    assert "[revision_not_found]" in capsys.readouterr().err and not granted["out"].exists()
+    assert _run(granted, size) == 0 and (granted["out"] / "model.safetensors").read_bytes() == DATA
+
+    move(size, "partners", requester=alice, approvers=[bob])  # the newest revision is released too
+    newest = tmp_path / "newest"
+    assert cli.main(["download-model", size.slug, "--server", granted["server"], "--out", str(newest),
+                     "--token", granted["token"], "--quiet"]) == 0
+    assert (newest / "model.safetensors").read_bytes() == retrained.read_bytes()
+    assert json.loads((newest / "stagegate-revision.json").read_text())["revision"] == second.revision
+
+    pinned = tmp_path / "pinned"
+    assert cli.main(["download-model", size.slug, "--server", granted["server"], "--out", str(pinned),
+                     "--token", granted["token"], "--quiet", "--revision", first.revision]) == 0
+    assert (pinned / "model.safetensors").read_bytes() == DATA
+    assert (pinned / "config.json").read_bytes() == CONFIG
+    assert json.loads((pinned / "stagegate-revision.json").read_text())["revision"] == first.revision

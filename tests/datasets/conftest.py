@@ -4,8 +4,7 @@
 import pytest
 
 from registry.models import DetectionResult, OutputDataset
-from releases.governance.dataset_publication import dataset_publish
-from tests.releases.conftest import eager_celery, make_size, move, upload  # noqa: F401
+from tests.releases.conftest import eager_celery, make_size, move, move_dataset, upload  # noqa: F401
 from workers.generation import dataset_register
 
 SPLIT_LINES = {"train": 40, "valid": 6, "test": 6}
@@ -20,7 +19,9 @@ def records(name: str, split: str, lines: int) -> list[dict]:
 
 def register(name: str, *, size=None, sampling: dict | None = None) -> OutputDataset:
     return dataset_register(
-        name=name, kind="reference" if size is None else "generated", size=size, sampling=sampling if sampling is not None else ({} if size is None else PURE),
+        name=name, kind="reference" if size is None else "generated", size=size,
+        revision=size.revisions.order_by("-number").first() if size is not None else None,
+        sampling=sampling if sampling is not None else ({} if size is None else PURE),
         max_length=32, source="tests" if size is None else "",
         records_by_split={split: records(name, split, n) for split, n in SPLIT_LINES.items()},
         card=f"Test dataset {name}.")
@@ -41,7 +42,7 @@ def public_size(db, s3, alice, bob, carol, tmp_path):
 
 
 @pytest.fixture
-def datasets(s3, public_size, alice):
+def datasets(s3, public_size, alice, bob, carol):
     """mini-1m (pure, published), mini-1m-k40 (published), the reference (published), mini-1m-draft (not)."""
     reference = register("mini-1m-reference")
     pure = register("mini-1m", size=public_size)
@@ -50,5 +51,5 @@ def datasets(s3, public_size, alice):
     detect(pure, reference, 0.71)
     detect(k40, reference, 0.93)
     for dataset in (reference, pure, k40):
-        dataset_publish(dataset=dataset, actor=alice)
+        move_dataset(dataset, "public", requester=alice, approvers=[bob, carol])
     return {d.name: OutputDataset.objects.get(pk=d.pk) for d in (reference, pure, k40, draft)}

@@ -7,9 +7,8 @@ import pytest
 import requests
 
 from registry import storage
-from releases.governance.dataset_publication import dataset_unpublish
 from releases.models import AuditEvent
-from tests.releases.conftest import move
+from tests.releases.conftest import move, move_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +67,11 @@ def test_withdrawing_the_size_does_not_hide_its_published_datasets(api, datasets
     assert api.get("/api/v1/datasets/mini-1m/").status_code == 200
 
 
-def test_unpublishing_stops_new_links_at_once_and_is_audited(api, datasets, bob):
-    dataset_unpublish(dataset=datasets["mini-1m"], actor=bob, reason=REASON)
+def test_withdrawing_a_dataset_stops_new_links_at_once_and_is_audited(api, datasets, alice, bob):
+    move_dataset(datasets["mini-1m"], "withdrawn", requester=alice, approvers=[bob])
     assert _link(api).status_code == 404
-    assert AuditEvent.objects.filter(action="dataset.unpublished", actor_label="bob").exists()
+    assert AuditEvent.objects.filter(action="stage.applied", target_type="registry.outputdataset",
+                                     after="withdrawn").exists()
 
 
 def test_a_nul_byte_in_the_split_name_is_a_404_not_a_server_error(api, datasets):

@@ -23,7 +23,8 @@ def test_a_dataset_has_its_splits_statistics_detection_and_card(api, datasets):
     assert body["statistics"]["lines"] == 52 and len(body["statistics"]["length_histogram"]) == 16
     assert 0 < body["statistics"]["fraction_ended"] < 1
     assert body["detection"]["accuracy"] == 0.93 and body["detection"]["reference"] == "mini-1m-reference"
-    assert body["card"] == "Test dataset mini-1m-k40." and body["published_at"]
+    assert body["card"] == "Test dataset mini-1m-k40." and body["stage"] == "public"
+    assert body["revision"] == datasets["mini-1m-k40"].revision.revision
 
 
 def test_a_reference_dataset_has_no_size_and_no_sampling(api, datasets):
@@ -44,5 +45,5 @@ def test_an_unpublished_dataset_is_404_like_one_that_does_not_exist(api, dataset
 
 def test_staff_see_unpublished_datasets_to_check_them_before_deciding(api, datasets, alice):
     api.force_authenticate(alice)
-    assert api.get("/api/v1/datasets/mini-1m-draft/").json()["published_at"] is None
+    assert api.get("/api/v1/datasets/mini-1m-draft/").json()["stage"] == "internal"
     assert "mini-1m-draft" in [d["name"] for d in api.get("/api/v1/datasets/").json()["results"]]

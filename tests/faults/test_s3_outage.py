@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from registry import services as registry_services
+from registry import revisions
 from releases.access import links
 from releases.models import AuditEvent, IssuedLink
 from tests.releases.conftest import (
@@ -63,8 +63,8 @@ def test_links_answer_503_and_record_nothing_while_s3_is_down_then_work_after_a_
     # Uploads work again too (to a size still internal: a released size's files never change).
     path = tmp_path / "config.json"
     path.write_text('{"n_layer": 2}')
-    artifact = registry_services.artifact_register(size=make_size("mini-3m"), path=path)
-    assert registry_services.artifact_verify(artifact=artifact)
+    artifact = revisions.artifact_register(size=make_size("mini-3m"), path=path)
+    assert revisions.artifact_verify(artifact=artifact)
 
 
 def test_during_an_outage_callers_who_may_not_have_the_file_hear_only_their_refusal(
@@ -96,5 +96,5 @@ def test_registering_a_file_while_s3_is_down_stores_nothing(private_s3, size, tm
     path = tmp_path / "config.json"
     path.write_text("{}")
     with pytest.raises(StorageUnavailable):
-        registry_services.artifact_register(size=size, path=path)
+        revisions.artifact_register(size=size, path=path)
     assert not Artifact.objects.exists()

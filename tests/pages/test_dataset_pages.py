@@ -36,7 +36,7 @@ def test_an_unpublished_dataset_page_is_404_except_to_staff(client, datasets, al
     assert client.get("/datasets/mini-1m-draft/").status_code == 404
     assert client.get("/datasets/mini-1m-draft/plots/lengths.svg").status_code == 404
     client.force_login(alice)
-    assert "unpublished" in client.get("/datasets/mini-1m-draft/").content.decode()
+    assert "stage-internal" in client.get("/datasets/mini-1m-draft/").content.decode()
 
 
 def _removal(client, **overrides):

@@ -38,7 +38,8 @@ def test_a_public_size_page_shows_history_card_evals_and_files(client, s3, tmp_p
     assert ModelCard.objects.get(model_size=size).details[:40] in html
     evals = EvalResult.objects.filter(model_size=size)
     assert evals.exists() and evals.first().dataset in html
-    assert artifact.sha256 in html and 'href="/api/v1/models/gpt2-1558m/files/config.json"' in html
+    assert artifact.sha256 in html
+    assert f'href="/api/v1/models/gpt2-1558m/files/config.json?revision={artifact.revision.revision}"' in html
 
 
 def test_a_partners_size_tells_the_public_why_not_and_how_to_ask(client, s3, alice, bob, rita, tmp_path):

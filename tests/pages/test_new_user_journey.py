@@ -22,7 +22,7 @@ def test_a_new_user_finds_a_size_s_files_and_a_dataset_s_download(live_server, d
     weights = public_size.artifacts.get(filename="model.safetensors")
     home = requests.get(base + "/", timeout=30).text
     _, size_page = _follow(base, home, r'href="(/models/mini-1m/)"')
-    _, file = _follow(base, size_page.text, r'href="(/api/v1/models/mini-1m/files/model\.safetensors)"')
+    _, file = _follow(base, size_page.text, r'href="(/api/v1/models/mini-1m/files/model\.safetensors\?revision=[0-9a-f]{40})"')
     assert hashlib.sha256(file.content).hexdigest() == weights.sha256 and weights.sha256 in size_page.text
 
     _, catalogue = _follow(base, home, r'href="(/datasets/)"')

@@ -3,6 +3,7 @@
 import pytest
 from knox.models import AuthToken
 
+from registry import revisions
 from registry import services as registry_services
 from releases.governance import stage_requests
 from releases.governance.factors import FACTORS
@@ -50,6 +51,17 @@ def move(size, to_stage: str, *, requester, approvers):
         request = stage_requests.stage_request_approve(request=request, approver=approver)
     size.refresh_from_db()
     assert size.stage == to_stage
+    return request
+
+
+def move_dataset(dataset, to_stage: str, *, requester, approvers):
+    """Take an output dataset to a stage through the real request and approvals."""
+    request = stage_requests.stage_request_create(dataset=dataset, requester=requester, to_stage=to_stage,
+                                                  rationale=RATIONALE, factors=ALL_FACTORS)
+    for approver in approvers:
+        request = stage_requests.stage_request_approve(request=request, approver=approver)
+    dataset.refresh_from_db()
+    assert dataset.stage == to_stage
     return request
 
 
@@ -101,4 +113,4 @@ def make_grant(partner, size, actor, *, days: float = 30, starts_in_days: float 
 def upload(size, tmp_path, filename: str = "model.safetensors", data: bytes = WEIGHTS):
     path = tmp_path / filename
     path.write_bytes(data)
-    return registry_services.artifact_register(size=size, path=path)
+    return revisions.artifact_register(size=size, path=path)

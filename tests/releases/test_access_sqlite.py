@@ -28,6 +28,7 @@ from django.utils import timezone
 call_command("migrate", verbosity=0)
 assert connection.vendor == "sqlite", connection.vendor
 
+from registry import revisions
 from registry import services as registry_services
 from registry import storage
 from releases.access import grants, links, partners, rules as access
@@ -62,9 +63,9 @@ def reasons(user):
 
 storage.ensure_bucket()
 weights = Path(os.environ["WEIGHTS_PATH"])
-registry_services.artifact_register(size=size, path=weights)  # while internal: a released size's files never change
+revisions.artifact_register(size=size, path=weights)  # while internal: a released size's files never change
 answers = {}
-ModelSize.objects.filter(pk=size.pk).update(stage="partners")  # `may` reads the stage from the database
+size.revisions.update(stage="partners")  # `may` reads the revision's stage from the database
 for name, user in (("staff", staff), ("member", pat), ("no_terms", quinn), ("stranger", rita), ("anonymous", None)):
     answers[name] = reasons(user)
 allowed = access.may(pat, size, access.DOWNLOAD)
@@ -81,7 +82,7 @@ answers["audit"] = [checked, broken, AuditEvent.objects.count(),
                     list(AuditEvent.objects.order_by("-seq").values_list("action", flat=True)[:1])]
 grants.grant_revoke(grant=grant, actor=staff, reason="Breach.")
 answers["revoked"] = reasons(uma)
-ModelSize.objects.filter(pk=size.pk).update(stage="public")
+size.revisions.update(stage="public")
 answers["public"] = reasons(None)
 print("ANSWERS " + json.dumps(answers))
 """

@@ -157,7 +157,7 @@ def test_a_review_is_recorded_from_the_dashboard_link(as_user, size, alice, bob)
 
 def test_the_audit_trail_is_read_only(as_user, size, alice):
     request_change(size, alice, Stage.PARTNERS)
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.get(action="stage_request.created")
     client = as_user(alice)
     assert client.get(reverse("admin:releases_auditevent_changelist")).status_code == 200
     assert client.get(reverse("admin:releases_auditevent_add")).status_code == 403

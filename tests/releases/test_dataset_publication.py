@@ -1,85 +1,67 @@
-"""Publishing output datasets is a release decision: staff only, audited, explicit for unreleased sizes."""
+"""Output datasets are release subjects: they move through the stages by requests and approvals like revisions,
+each decision recording the splits' digests; samples of an internal revision need a public release's approvals."""
 
 import pytest
 
-from registry import services as registry_services
-from registry.models import ModelSize, OutputDataset
-from releases.governance.dataset_publication import (
-    PublicationConflict,
-    UnreleasedSizeNeedsDecision,
-    dataset_publish,
-    dataset_unpublish,
-)
-from releases.governance.errors import InvalidStageRequest
-from releases.models import AuditEvent
+from registry.models import OutputDataset
+from releases.governance import stage_requests
+from releases.governance.errors import InvalidTransition, SelfApproval
+from releases.models import AuditEvent, StageChange
 from releases.roles import NotPolicyStaff
 from releases.stage_names import Stage
-
-
-@pytest.fixture
-def size(db):
-    family = registry_services.family_upsert(slug="fam", name="Family")
-    return registry_services.model_size_upsert(
-        family=family, slug="fam-s", display_name="s",
-        hparams={"n_vocab": 256, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2})
+from tests.releases.conftest import ALL_FACTORS, RATIONALE, move, move_dataset
 
 
 @pytest.fixture
 def dataset(size):
-    return OutputDataset.objects.create(name="fam-s", kind="generated", model_size=size, max_length=32,
+    return OutputDataset.objects.create(name="mini-1m", kind="generated", model_size=size,
+                                        revision=size.revisions.get(), max_length=32,
                                         sampling={"temperature": 1.0, "top_k": 0, "top_p": 1.0})
 
 
-def _public(size):
-    ModelSize.objects.filter(pk=size.pk).update(stage=Stage.PUBLIC)  # stage path itself is tested elsewhere
+def _request(dataset, who, to_stage=Stage.PUBLIC):
+    return stage_requests.stage_request_create(dataset=dataset, requester=who, to_stage=to_stage,
+                                               rationale=RATIONALE, factors=ALL_FACTORS)
 
 
-def test_policy_staff_publish_samples_of_a_public_size(dataset, size, alice):
-    _public(size)
-    dataset_publish(dataset=dataset, actor=alice, ip="127.0.0.9")
-    dataset.refresh_from_db()
-    assert dataset.published_at is not None
-    event = AuditEvent.objects.get(action="dataset.published")
-    assert (event.actor_label, event.target_label, event.ip) == ("alice", "fam-s", "127.0.0.9")
-    assert event.data["size_stage"] == "public"
+def test_a_dataset_of_a_public_revision_is_released_by_request_and_approvals(size, dataset, alice, bob, carol):
+    move(size, Stage.PUBLIC, requester=alice, approvers=[bob, carol])
+    request = move_dataset(dataset, Stage.PUBLIC, requester=alice, approvers=[bob, carol])
+    assert request.subject["dataset"] == "mini-1m" and request.subject["revision"] == dataset.revision.revision
+    change = StageChange.objects.get(dataset=dataset)
+    assert (change.from_stage, change.to_stage, change.revision) == ("internal", "public", None)
+    assert AuditEvent.objects.filter(action="stage.applied", target_type="registry.outputdataset").exists()
 
 
-def test_samples_of_an_unreleased_size_need_an_explicit_decision(dataset, alice):
-    with pytest.raises(UnreleasedSizeNeedsDecision) as excinfo:
-        dataset_publish(dataset=dataset, actor=alice)
-    assert excinfo.value.as_json()["stage"] == "internal"
-    with pytest.raises(InvalidStageRequest):
-        dataset_publish(dataset=dataset, actor=alice, despite_unreleased_size=True, reason="ok")
-    dataset_publish(dataset=dataset, actor=alice, despite_unreleased_size=True,
-                    reason="Detection researchers need samples of the larger size before its weights are released.")
-    event = AuditEvent.objects.get(action="dataset.published")
-    assert event.data["despite_unreleased_size"] is True and "Detection researchers" in event.reason
+def test_samples_of_an_internal_revision_need_a_public_releases_approvals_even_for_partners(dataset, alice):
+    assert dataset.revision.stage == Stage.INTERNAL
+    assert _request(dataset, alice, Stage.PARTNERS).approvals_required == 2
 
 
-def test_only_policy_staff_publish(dataset, size, admin_user, rita):
-    _public(size)
+def test_only_policy_staff_request_and_nobody_approves_their_own(dataset, alice, admin_user, rita):
     for actor in (admin_user, rita):
         with pytest.raises(NotPolicyStaff):
-            dataset_publish(dataset=dataset, actor=actor)
+            _request(dataset, actor)
+    request = _request(dataset, alice)
+    with pytest.raises(SelfApproval):
+        stage_requests.stage_request_approve(request=request, approver=alice)
     dataset.refresh_from_db()
-    assert dataset.published_at is None and not AuditEvent.objects.filter(action="dataset.published").exists()
+    assert dataset.stage == Stage.INTERNAL
 
 
-def test_publishing_twice_is_a_conflict(dataset, size, alice):
-    _public(size)
-    dataset_publish(dataset=dataset, actor=alice)
-    with pytest.raises(PublicationConflict):
-        dataset_publish(dataset=dataset, actor=alice)
-    assert AuditEvent.objects.filter(action="dataset.published").count() == 1
+def test_a_public_dataset_is_withdrawn_like_a_revision(size, dataset, alice, bob, carol):
+    move_dataset(dataset, Stage.PUBLIC, requester=alice, approvers=[bob, carol])
+    with pytest.raises(InvalidTransition):
+        _request(dataset, alice, Stage.PARTNERS)
+    move_dataset(dataset, Stage.WITHDRAWN, requester=bob, approvers=[carol])
+    assert [c.to_stage for c in StageChange.objects.filter(dataset=dataset).order_by("applied_at")] == [
+        "public", "withdrawn"]
 
 
-def test_unpublishing_needs_a_reason_and_is_audited(dataset, size, alice, bob):
-    _public(size)
-    dataset_publish(dataset=dataset, actor=alice)
-    with pytest.raises(InvalidStageRequest):
-        dataset_unpublish(dataset=dataset, actor=bob, reason="")
-    dataset_unpublish(dataset=dataset, actor=bob,
-                      reason="The size was withdrawn and its samples reveal the withdrawn behaviour.")
-    dataset.refresh_from_db()
-    assert dataset.published_at is None
-    assert AuditEvent.objects.filter(action="dataset.unpublished", actor_label="bob").exists()
+def test_the_dataset_api_takes_requests_for_staff(api, dataset, dora):
+    api.force_authenticate(dora)
+    response = api.post(f"/api/v1/datasets/{dataset.name}/stage-requests/",
+                        {"to_stage": "public", "rationale": RATIONALE, "factors": ALL_FACTORS}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["dataset"] == "mini-1m" and response.json()["subject"]["dataset"] == "mini-1m"
+    assert api.post("/api/v1/datasets/nope/stage-requests/", {}, format="json").status_code == 404

@@ -36,7 +36,8 @@ def test_an_issued_link_downloads_the_bytes_as_an_attachment(api, size, granted)
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     body = response.json()
-    assert set(body) == {"url", "expires_at", "bytes", "sha256"}
+    assert set(body) == {"url", "expires_at", "bytes", "sha256", "revision"}
+    assert body["revision"] == granted["artifact"].revision.revision
     download = requests.get(body["url"], timeout=10)
     assert download.status_code == 200
     assert download.content == WEIGHTS

@@ -55,7 +55,7 @@ def test_overdue_reviews_are_emailed_to_policy_staff_once_a_day(partners_size, a
     dispatch_due()
     assert len(mail.outbox) == 1
     assert "1 stage review(s) due, 1 overdue" in mail.outbox[0].subject
-    assert "mini-1m: partners" in mail.outbox[0].body
+    assert f"mini-1m@{partners_size.revisions.get().short}: partners" in mail.outbox[0].body
     assert "alice@example.org" in mail.outbox[0].to
     assert send_stage_review_reminders_task() == []
     dispatch_due()

@@ -51,6 +51,6 @@ def test_a_withdrawn_size_was_staff_only_from_its_withdrawal(size, alice, bob, c
 
 
 def test_release_state_lists_every_size(gpt2):
-    rows = selectors.release_state_on(when=_on("2019-06-01"))
+    rows = selectors.release_state_on(when=_on("2019-06-01")).sizes
     assert {row.size.slug: row.stage for row in rows}["gpt2-774m"] == "partners"
     assert len(rows) == len(gpt2)

@@ -77,7 +77,7 @@ def test_a_request_whose_from_stage_no_longer_matches_cannot_apply(size, alice, 
 def test_a_pending_request_on_a_size_that_moved_conflicts(size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS)
     # Simulate a change made outside the services (e.g. a concurrent transaction that skipped superseding).
-    type(size).objects.filter(pk=size.pk).update(stage=Stage.WITHDRAWN)
+    size.revisions.update(stage=Stage.WITHDRAWN)
     with pytest.raises(StageConflict):
         stage_requests.stage_request_approve(request=request, approver=bob)
     request.refresh_from_db()
@@ -96,12 +96,13 @@ def test_an_embargoed_request_is_approved_but_not_applied(size, alice, bob):
 def test_approval_and_application_are_audited(size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS)
     stage_requests.stage_request_approve(request=request, approver=bob, comment="ok")
-    actions = list(AuditEvent.objects.values_list("action", "actor_label"))
+    actions = list(AuditEvent.objects.filter(action__startswith="stage").values_list("action", "actor_label"))
     assert actions == [("stage_request.created", "alice"), ("stage_request.approved", "bob"),
                        ("stage.applied", "bob")]
     applied = AuditEvent.objects.get(action="stage.applied")
     assert (applied.before, applied.after) == ("internal", "partners")
-    assert applied.target_label == str(size)
+    assert applied.target_label == str(size.revisions.get())  # the subject: the revision that moved
+    assert applied.data["subject"]["revision"] == size.revisions.get().revision
 
 
 def test_policy_staff_are_emailed_about_decisions(size, alice, bob):

@@ -4,6 +4,7 @@ Refused files (pickles, pickle names, oversized or malformed headers, the wrong 
 (400, `unsafe_weights`) before anything reaches S3 or the database.
 """
 
+import hashlib
 import json
 import pickle
 import secrets
@@ -14,7 +15,7 @@ import sys
 import pytest
 
 from modelcore.safetensors_header import MAX_HEADER_BYTES, PREFIX, expected_shapes
-from registry import services, storage
+from registry import revisions, storage
 from registry.errors import UnsafeWeights
 from registry.models import Artifact
 from tests.releases.conftest import HPARAMS, make_size
@@ -31,21 +32,23 @@ def size(db):
     return make_size(f"weights-{secrets.token_hex(4)}")  # its own S3 prefix, whatever other tests stored
 
 
-def _stored_keys(size) -> list[str]:
-    from django.conf import settings
-
-    listing = storage.client().list_objects_v2(Bucket=settings.S3_BUCKET, Prefix=f"models/{size.slug}/")
-    return [item["Key"] for item in listing.get("Contents", [])]
+def _stored(data: bytes) -> bool:
+    """Whether an object holds these bytes (files are stored under their content's key)."""
+    try:
+        storage.head(storage.blob_key(hashlib.sha256(data).hexdigest()))
+    except storage.ObjectMissing:
+        return False
+    return True
 
 
 def _refused(size, tmp_path, data: bytes, match: str, filename: str = "model.safetensors") -> UnsafeWeights:
     path = tmp_path / filename
     path.write_bytes(data)
     with pytest.raises(UnsafeWeights, match=match) as refused:
-        services.artifact_register(size=size, path=path)
+        revisions.artifact_register(size=size, path=path)
     assert refused.value.http_status == 400 and refused.value.code == "unsafe_weights"
     assert not Artifact.objects.filter(model_size=size).exists()
-    assert _stored_keys(size) == []
+    assert not _stored(data)
     return refused.value
 
 
@@ -57,8 +60,9 @@ def _header(entries: dict, data: bytes = b"") -> bytes:
 def test_well_formed_weights_for_the_size_are_stored(size, s3, tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(gpt2_safetensors(HPARAMS))
-    artifact = services.artifact_register(size=size, path=path)
-    assert artifact.format == Artifact.Format.SAFETENSORS and _stored_keys(size) == [artifact.s3_key]
+    artifact = revisions.artifact_register(size=size, path=path)
+    assert artifact.format == Artifact.Format.SAFETENSORS and _stored(path.read_bytes())
+    assert artifact.s3_key == storage.blob_key(artifact.sha256)
 
 
 def test_weights_of_another_shape_are_refused(size, s3, tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from registry import services
+from registry import revisions, services
 from workers.bridge import MODEL_FILES
 
 TINY_HPARAMS = {"n_vocab": 320, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 2}
@@ -38,5 +38,5 @@ def tiny_size(transactional_db, s3, tmp_path):
     tokenizer = train_tokenizer([TEXT], TINY_HPARAMS["n_vocab"])
     out = export_hf(model, tokenizer, tmp_path / "tiny-export")
     for name in MODEL_FILES:
-        services.artifact_register(size=size, path=out / name)
+        revisions.artifact_register(size=size, path=out / name)
     return size

@@ -72,13 +72,13 @@ def test_a_micro_batch_is_capped_in_tokens_by_the_sizes_context(seeded, settings
 
 @pytest.fixture
 def trained(seeded, s3, tmp_path):
-    from registry import services as registry_services
+    from registry import revisions
     from tests.weights import gpt2_safetensors
 
     size = ModelSize.objects.get(slug="mini-1m")
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(gpt2_safetensors(size.hparams.as_dict()))
-    registry_services.artifact_register(size=size, path=weights)
+    revisions.artifact_register(size=size, path=weights)
     return size
 
 

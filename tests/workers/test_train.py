@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from registry import revisions, storage
 from registry import services as registry_services
-from registry import storage
 from registry.models import Artifact, EvalResult, TrainingRun
 from workers import services
 from workers.models import Job
@@ -41,7 +41,7 @@ def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_
     names = set(Artifact.objects.filter(model_size=untrained_size).values_list("filename", flat=True))
     assert names == {"config.json", "model.safetensors", "vocab.json", "merges.txt", "loss-curve.png"}
     for artifact in Artifact.objects.filter(model_size=untrained_size):
-        assert registry_services.artifact_verify(artifact=artifact)
+        assert revisions.artifact_verify(artifact=artifact)
         assert artifact.training_run == run
     png = Artifact.objects.get(model_size=untrained_size, filename="loss-curve.png")
     assert storage.read_bytes(png.s3_key)[:8] == b"\x89PNG\r\n\x1a\n"

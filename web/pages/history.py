@@ -10,7 +10,8 @@ from releases.models import StageChange
 
 
 def history(request: HttpRequest) -> HttpResponse:
-    changes = StageChange.objects.select_related("request").order_by("applied_at", "id")
+    # The size's revisions' changes (datasets have their own pages), with the revision each moved.
+    changes = StageChange.objects.filter(dataset=None).select_related("request", "revision").order_by("applied_at", "id")
     sizes = registry_selectors.sizes_for_display(visible_sizes(request.user)).prefetch_related(
         Prefetch("stage_changes", queryset=changes, to_attr="history")
     )

@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from config.errors import NotFound
 from registry import selectors
-from registry.models import ModelCard, ModelSize, TrainingRun
+from registry.models import Artifact, ModelCard, ModelSize, Revision, TrainingRun
+from releases.access import links
 from releases.access import rules as access
 from releases.governance import selectors as release_selectors
 from releases.models import StageChange
@@ -25,7 +26,8 @@ def _visible_size(slug: str, user) -> ModelSize:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    changes = StageChange.objects.select_related("request").order_by("applied_at", "id")
+    # The size's revisions' changes (datasets have their own pages), with the revision each moved.
+    changes = StageChange.objects.filter(dataset=None).select_related("request", "revision").order_by("applied_at", "id")
     sizes = selectors.sizes_for_display(access.visible_sizes(request.user)).prefetch_related(
         Prefetch("stage_changes", queryset=changes, to_attr="history"))
     families: dict = {}
@@ -54,20 +56,24 @@ def _how_to_get_access(request: HttpRequest, decision: access.Decision) -> dict 
     return None
 
 
-def _download_url(size: ModelSize, filename: str, decision: access.Decision) -> str:
-    if decision.reason == access.GRANT:  # partners download through the portal with their session
-        return reverse("portal-file-download", args=[size.slug, filename])
-    return reverse("model-file", args=[size.slug, filename])
+def _download_url(size: ModelSize, artifact: Artifact, decision: access.Decision) -> str:
+    name = "portal-file-download" if decision.reason == access.GRANT else "model-file"  # partners: their session
+    return f"{reverse(name, args=[size.slug, artifact.filename])}?revision={artifact.revision.revision}"
 
 
 def size_page(request: HttpRequest, slug: str) -> HttpResponse:
     size = _visible_size(slug, request.user)
-    decision = access.may(request.user, size, access.DOWNLOAD)
-    files = [{"artifact": a, "url": _download_url(size, a.filename, decision)} for a in size.artifacts.all()]
+    try:
+        revision, decision = links.revision_for(request.user, size)  # the one a download would serve
+    except NotFound as error:
+        raise Http404(error.message) from error
+    artifacts = list(revision.artifacts.select_related("revision").order_by("filename"))
+    files = [{"artifact": a, "url": _download_url(size, a, decision)} for a in artifacts]
     card = ModelCard.objects.filter(model_size=size).first()
     sections = [(CARD_LABELS[key], getattr(card, key)) for key in ModelCard.SECTIONS if card and getattr(card, key)]
     return render(request, "public/size.html", {
-        "size": size, "decision": decision, "files": files if decision.allowed else [],
+        "size": size, "revision": revision, "decision": decision, "files": files if decision.allowed else [],
+        "revisions": [shown for shown, _decision in links.revisions_for(request.user, size)],
         "file_count": len(files), "next_step": None if decision.allowed else _how_to_get_access(request, decision),
         "history": release_selectors.stage_history(size=size), "card_sections": sections,
         "evals": size.evals.all(), "runs": size.training_runs.all(),
@@ -86,12 +92,15 @@ def _visible_run(run_id: int, user) -> TrainingRun:
 
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _visible_run(run_id, request.user)
-    decision = access.may(request.user, run.model_size, access.DOWNLOAD)
-    artifacts = list(run.artifacts.order_by("filename"))
+    # The run's files as its newest revision holding them has them (later revisions may inherit them).
+    revision = Revision.objects.filter(artifacts__training_run=run).order_by("-number").first()
+    decision = access.may(request.user, run.model_size, access.DOWNLOAD, revision=revision)
+    artifacts = list(revision.artifacts.filter(training_run=run).select_related("revision").order_by("filename")) \
+        if revision else []
     return render(request, "public/run.html", {
         "run": run, "size": run.model_size, "settings": sorted(run.settings.items()),
         "decision": decision, "next_step": None if decision.allowed else _how_to_get_access(request, decision),
-        "artifacts": [{"artifact": a, "url": _download_url(run.model_size, a.filename, decision)}
+        "artifacts": [{"artifact": a, "url": _download_url(run.model_size, a, decision)}
                       for a in artifacts],
         "evals": run.evals.all(), "points": len(run.loss_curve),
     })

@@ -14,7 +14,7 @@ from knox.models import AuthToken
 
 from config.client_ip import client_ip
 from config.errors import DomainError
-from registry.models import Artifact, ModelSize
+from registry.models import Artifact, ModelSize, Revision
 from releases.access import grants, links, partners, tokens
 from releases.access import rules as access
 from releases.models import AccessGrant, AccessRequest, PartnerMember, TermsVersion
@@ -34,6 +34,7 @@ class GrantRow:
     grant: AccessGrant
     state: str  # access.GRANT_ACTIVE or the refusal reason of the grant itself
     decision: access.Decision  # may(user, size, MANIFEST): what the member can do with it now
+    revision: Revision | None = None  # the revision a download would serve
     files: list[FileRow] = field(default_factory=list)
 
 
@@ -50,7 +51,7 @@ class Overview:
 
 def portal_overview(*, user) -> Overview:
     now = timezone.now()
-    membership = PartnerMember.objects.select_related("partner").filter(user=user).first()
+    membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
     terms = access.terms_in_force(now=now)
     accepted = terms is not None and terms.acceptances.filter(user=user).exists()
     rows: list[GrantRow] = []
@@ -59,12 +60,16 @@ def portal_overview(*, user) -> Overview:
     if membership is not None:
         partner_grants = AccessGrant.objects.filter(partner=membership.partner).select_related("model_size__family")
         for grant in partner_grants.order_by("-created_at"):
-            decision = access.may(user, grant.model_size, access.MANIFEST, now=now)
-            row = GrantRow(grant=grant, state=access.grant_state(grant, now=now), decision=decision)
+            try:
+                revision, decision = links.revision_for(user, grant.model_size)  # what a download would serve
+            except DomainError as hidden:
+                revision, decision = None, access.Decision(False, access.STAGE_INTERNAL, hidden.message)
+            row = GrantRow(grant=grant, state=access.grant_state(grant, now=now), decision=decision,
+                           revision=revision)
             # Files are listed only where `may` allows, and for the grant that allows it.
             if decision.allowed and decision.grant is not None and decision.grant.pk == grant.pk:
                 row.files = [FileRow(artifact, access.quota_use(grant, artifact.filename, now=now))
-                             for artifact in grant.model_size.artifacts.order_by("filename")]
+                             for artifact in revision.artifacts.order_by("filename")]
             rows.append(row)
         requests = list(AccessRequest.objects.filter(partner=membership.partner).select_related("model_size"))
         requestable = list(ModelSize.objects.filter(stage=Stage.PARTNERS).select_related("family"))
@@ -147,8 +152,9 @@ def access_request_create(request: HttpRequest) -> HttpResponse:
 def file_download(request: HttpRequest, slug: str, filename: str) -> HttpResponse:
     """A fresh signed link for the signed-in member, as a redirect; the browser downloads straight from storage."""
     try:
+        revision = request.GET.get("revision") or None
         link = links.link_issue(user=request.user, size=links.size_by_slug(slug=slug), filename=filename,
-                                ip=client_ip(request))
+                                revision=revision, ip=client_ip(request))
     except DomainError as error:
         messages.error(request, f"{slug}/{filename}: {error.message} [{error.code}]")
         return redirect("portal-home")

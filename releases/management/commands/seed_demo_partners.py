@@ -42,7 +42,7 @@ class Command(BaseCommand):
             name=PARTNER_NAME, kind=PartnerOrganisation.Kind.SECURITY, actor=alice,
             contact_name="Pat Example", contact_email="security-lab@example.org",
         )
-        if not PartnerMember.objects.filter(user=pat).exists():
+        if not PartnerMember.objects.current().filter(user=pat).exists():
             partners.partner_member_add(partner=partner, user=pat, actor=alice)
         terms = TermsVersion.objects.filter(version="v1").first() or partners.terms_publish(
             version="v1", text=TERMS_TEXT, actor=alice)

@@ -13,7 +13,6 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.models import DetectionResult, ModelSize, OutputDataset
-from releases.governance import dataset_publication as dataset_release
 from releases.governance import stage_requests
 from releases.governance.factors import FACTORS
 from releases.stage_names import Stage
@@ -59,9 +58,9 @@ class Command(BaseCommand):
         self._datasets("mini-1m", FULL_SPLITS if full else QUICK_SPLITS, timeout)
         for name in ("mini-1m", "mini-1m-k40"):
             self._baseline(name, "mini-1m-reference", timeout)
-        for dataset in OutputDataset.objects.filter(published_at=None, name__startswith="mini-1m"):
-            dataset_release.dataset_publish(dataset=dataset, actor=users["alice"])
-            self.stdout.write(f"Published dataset {dataset.name}.")
+        for dataset in OutputDataset.objects.exclude(stage=Stage.PUBLIC).filter(name__startswith="mini-1m"):
+            self._release(users, Stage.PUBLIC, dataset=dataset)
+            self.stdout.write(f"Published dataset {dataset.name} (released to the public, approved by bob, carol).")
 
     def _wait(self, job: Job, timeout: int) -> Job:
         deadline, last = time.monotonic() + timeout, None
@@ -96,18 +95,25 @@ class Command(BaseCommand):
         size = ModelSize.objects.get(slug=slug)
         if size.stage == target:
             return
-        request = stage_requests.stage_request_create(
-            size=size, requester=users["alice"], to_stage=target, factors=ASSESSMENTS,
-            rationale=(f"The demo's {size} model is tiny and trained on public-domain plays; its outputs pose "
-                       f"no risk that warrants holding it back from {target.label.lower()}."),
-            public_rationale=f"{size} is released to {target.label.lower()} after review of the 2019 factors.",
-        )
-        for approver in ("bob", "carol")[: request.approvals_required]:
-            request = stage_requests.stage_request_approve(request=request, approver=users[approver],
-                                                             comment="Agreed.")
+        request = self._release(users, target, size=size)
         size.refresh_from_db()
         self.stdout.write(f"{slug} is now {size.stage} (request #{request.pk}, approved by "
                           f"{', '.join(('bob', 'carol')[: request.approvals_required])}).")
+
+    def _release(self, users: dict, target: Stage, *, size=None, dataset=None):
+        """alice requests, bob (and carol where two are needed) approve: the newest revision of `size`, or
+        `dataset`."""
+        what = dataset.name if dataset is not None else str(size)
+        request = stage_requests.stage_request_create(
+            size=size, dataset=dataset, requester=users["alice"], to_stage=target, factors=ASSESSMENTS,
+            rationale=(f"The demo's {what} comes from a tiny model trained on public-domain plays; it poses no "
+                       f"risk that warrants holding it back from {target.label.lower()}."),
+            public_rationale=f"{what} is released to {target.label.lower()} after review of the 2019 factors.",
+        )
+        for approver in ("bob", "carol")[: request.approvals_required]:
+            request = stage_requests.stage_request_approve(request=request, approver=users[approver],
+                                                           comment="Agreed.")
+        return request
 
     def _datasets(self, slug: str, splits: dict, timeout: int) -> None:
         names = [*generation.dataset_names(slug, ["pure", "k40"]), generation.reference_name(slug)]
