@@ -12,7 +12,6 @@ from django.conf import settings
 from rest_framework import serializers
 
 from registry.models import DatasetSplit, ModelSize, OutputDataset
-from releases.stage_names import Stage
 from workers.corpora import DEFAULT_CORPUS, CorpusRefused, corpus_check
 from workers.errors import JobParamsInvalid
 from workers.generation import DEFAULT_SHARD_SIZE, DEFAULT_SPLITS, SAMPLINGS, dataset_names, reference_name
@@ -77,10 +76,7 @@ class TrainParams(_Params):
         return _at_most(threads, "STAGEGATE_JOB_MAX_THREADS")
 
     def validate_model_size(self, slug: str) -> str:
-        size = self._size(slug)
-        if size.stage != Stage.INTERNAL:
-            raise serializers.ValidationError(
-                f"{slug} is {size.stage}: its released files never change, so it cannot be trained again.")
+        self._size(slug)  # a released size may be trained: that makes a new internal revision (registry/revisions.py)
         return slug
 
     def validate_corpus(self, spec: str) -> str:

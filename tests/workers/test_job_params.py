@@ -94,13 +94,6 @@ def test_generation_parameters_are_bounded_and_named(trained, params, field):
     assert field in _fields("generate_output_dataset", {"model_size": "mini-1m", **params})
 
 
-def test_training_a_released_size_is_refused(trained, alice, bob, carol):
-    from tests.releases.conftest import move
-
-    move(trained, "public", requester=alice, approvers=[bob, carol])
-    assert "cannot be trained again" in _fields("train", {"model_size": "mini-1m"})["model_size"][0]
-
-
 def test_the_api_answers_400_with_field_errors_and_creates_nothing(api, otto, seeded):
     api.force_authenticate(otto)
     response = api.post(reverse("job-list"), {"kind": "train", "params": {

@@ -1,5 +1,6 @@
 """Training jobs on real worker processes: results land in S3 and the registry; a killed worker's job resumes."""
 
+import hashlib
 import json
 import time
 
@@ -102,3 +103,27 @@ def test_cancelling_a_training_job_stops_it_and_publishes_nothing(untrained_size
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED
     assert not Artifact.objects.filter(model_size=untrained_size).exists()
+
+
+def test_training_a_released_size_makes_a_new_internal_revision_and_overwrites_nothing(
+        untrained_size, corpus_file, worker_process, alice, bob):
+    from tests.releases.conftest import move
+
+    worker_process("trainer")
+    short = {"steps": 10, "eval_interval": 10, "checkpoint_interval": 10}
+    first = _wait(services.job_submit(kind="train", params=_params(corpus_file, **short)),
+                  until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
+    move(untrained_size, "partners", requester=alice, approvers=[bob])
+    released = revisions.revision_get(untrained_size, first.result["revision"])
+    files = {a.filename: (a.s3_key, a.sha256) for a in released.artifacts.all()}
+    objects = {key: sha for key, sha in files.values()}
+
+    second = _wait(services.job_submit(kind="train", params=_params(corpus_file, seed=7, **short)),
+                   until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
+    new = revisions.revision_get(untrained_size, second.result["revision"])
+    assert (new.stage, new.parent) == ("internal", released)
+    released.refresh_from_db()
+    assert released.stage == "partners"
+    assert {a.filename: (a.s3_key, a.sha256) for a in released.artifacts.all()} == files
+    stored = {key: hashlib.sha256(storage.read_bytes(key)).hexdigest() for key in objects}
+    assert stored == objects  # every object of the released revision still there, byte for byte
