@@ -40,11 +40,16 @@ def services_up(run_dir: Path) -> dict[str, str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     s3 = start_seaweedfs(run_dir / "s3", access_key=new_credentials()[0], secret_key=new_credentials()[1],
                          bucket="bench")
+    from releases.audit.signing import key_file_write
+
+    audit_key = run_dir / "audit-ed25519.pem"
+    key_file_write(audit_key)  # the sealer signs the bench's audit checkpoints with it
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings.base", "STAGEGATE_IGNORE_RUN_ENV": "1",
         "DATABASE_URL": f"{pg}/{name}", "REDIS_URL": ensure_redis(run_dir) + "/14",
         "STAGEGATE_DEFAULT_QUEUE": f"bench-{os.getpid()}", "STAGEGATE_TRAINING_QUEUE": f"bench-train-{os.getpid()}",
         "STAGEGATE_CACHE_DIR": str(run_dir / "cache"), "LOG_LEVEL": "WARNING", **s3.env(),
+        "STAGEGATE_AUDIT_KEY_FILE": str(audit_key),
         "_BENCH_DB": name, "_BENCH_PG": pg, "_BENCH_S3_PID": str(s3.pid_file),
     }
 

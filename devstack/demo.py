@@ -104,12 +104,23 @@ def _start_worker(run_dir: Path, env: dict[str, str]) -> None:
     )
 
 
+def _audit_key(run_dir: Path) -> Path:
+    """The demo's audit signing key, made once (releases/audit/signing.py); production brings its own."""
+    path = run_dir / "audit-ed25519.pem"
+    if not path.exists():
+        from releases.audit.signing import key_file_write
+
+        _say(f"audit signing key {path} (key id {key_file_write(path)[:16]}…)")
+    return path
+
+
 def up(run_dir: Path, port: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     env_path = run_dir / ENV_FILE_NAME
     values = read_env_file(env_path)
     values.setdefault("DJANGO_SECRET_KEY", new_secret_key())
     values.setdefault("DATABASE_URL", f"sqlite:///{run_dir / 'db.sqlite3'}")
+    values.setdefault("STAGEGATE_AUDIT_KEY_FILE", str(_audit_key(run_dir)))
     values["STAGEGATE_SITE_URL"] = f"http://127.0.0.1:{port}"
     redis_base = ensure_redis(run_dir)
     values["REDIS_URL"] = f"{redis_base}/0"

@@ -32,6 +32,13 @@ class ChecksumMismatch(DomainError):
     http_status = 422
 
 
+class ObjectExists(DomainError):
+    """A write-once key already holds an object."""
+
+    code = "object_exists"
+    http_status = 409
+
+
 class ObjectMissing(NotFound):
     code = "object_missing"
 
@@ -187,12 +194,23 @@ def _s3_errors(key: str):
         raise _unavailable(exc) from exc
 
 
-def upload_bytes(data: bytes, key: str, *, content_type: str = "application/octet-stream") -> StoredObject:
+def upload_bytes(data: bytes, key: str, *, content_type: str = "application/octet-stream",
+                 only_if_absent: bool = False) -> StoredObject:
+    """`only_if_absent`: write once; if the key holds an object already, nothing is written and ObjectExists
+    is raised (If-None-Match, checked by the store, so two writers cannot both succeed)."""
     sha256 = hashlib.sha256(data).hexdigest()
-    with _s3_errors(key):
-        client().put_object(
-            Bucket=settings.S3_BUCKET, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": sha256}
-        )
+    try:
+        with _s3_errors(key):
+            client().put_object(
+                Bucket=settings.S3_BUCKET, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": sha256},
+                **({"IfNoneMatch": "*"} if only_if_absent else {}),
+            )
+    except StorageUnavailable as exc:
+        cause = exc.__cause__
+        if only_if_absent and isinstance(cause, ClientError) and \
+                cause.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            raise ObjectExists(f"{key} already holds an object; it is never overwritten.") from cause
+        raise
     return StoredObject(key=key, bytes=len(data), sha256=sha256)
 
 

@@ -11,7 +11,7 @@ from releases.access.models import (  # noqa: F401
     TermsVersion,
     TokenLabel,
 )
-from releases.audit.models import AuditEvent  # noqa: F401
+from releases.audit.models import AuditCheckpoint, AuditEvent  # noqa: F401
 from releases.governance.models import (  # noqa: F401
     DatasetPublication,
     SizeRelease,

@@ -39,7 +39,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         SEE_UNRELEASED,
         "releases.view_stagechangerequest", REQUEST_STAGE_CHANGE, DECIDE_STAGE_CHANGE, "releases.view_stagedecision",
         "releases.view_stagechange", REVIEW_STAGE, "releases.view_stagereview", "releases.view_sizerelease",
-        "releases.view_datasetpublication", "releases.view_auditevent",
+        "releases.view_datasetpublication", "releases.view_auditevent", "releases.view_auditcheckpoint",
         "releases.view_partnerorganisation", "releases.add_partnerorganisation", MANAGE_PARTNERS,
         "releases.view_partnermember", "releases.add_partnermember", "releases.delete_partnermember",
         "releases.view_termsversion", PUBLISH_TERMS, "releases.view_termsacceptance",

@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from releases.access import views as access
+from releases.audit import views as audit
 from releases.governance import views as governance
 
 urlpatterns = [
@@ -35,6 +36,10 @@ urlpatterns = [
     path("stage-requests/<int:request_id>/cancel/", governance.StageRequestCancelView.as_view(),
          name="stage-request-cancel"),
     path("release-state/", governance.ReleaseStateView.as_view(), name="release-state"),
+    # the audit trail's signed checkpoints (releases/audit/)
+    path("audit/checkpoints/", audit.CheckpointListView.as_view(), name="audit-checkpoints"),
+    path("audit/public-key/", audit.PublicKeyView.as_view(), name="audit-public-key"),
+    path("audit/events/<int:event_id>/proof/", audit.EventProofView.as_view(), name="audit-event-proof"),
 ]
 
 compat_urlpatterns = [

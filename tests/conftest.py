@@ -123,13 +123,29 @@ def s3_server():
 @pytest.fixture
 def s3(s3_server, settings):
     """Point the platform's storage at the session's SeaweedFS."""
+    _point_at(settings, s3_server)
+    yield s3_server
+    _point_at(settings, s3_server)  # a test may have pointed it at a dead port
+    _audit_copies_remove()
+
+
+def _point_at(settings, s3_server) -> None:
     settings.S3_ENDPOINT_URL = s3_server.endpoint_url
     settings.S3_PUBLIC_ENDPOINT_URL = ""
     settings.S3_ACCESS_KEY_ID = s3_server.access_key
     settings.S3_SECRET_ACCESS_KEY = s3_server.secret_key
     settings.S3_BUCKET = s3_server.bucket
     settings.S3_CONNECT_TIMEOUT_S = 2
-    return s3_server
+
+
+def _audit_copies_remove() -> None:
+    """The session's bucket outlives each test's database: its audit checkpoints' copies go with the test (the
+    platform itself never deletes one)."""
+    from registry import storage
+    from releases.audit.sealer import CHECKPOINT_PREFIX
+
+    for key in storage.list_keys(CHECKPOINT_PREFIX):
+        storage.delete(key)
 
 
 @pytest.fixture

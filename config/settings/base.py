@@ -158,7 +158,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=envint("STAGEGATE_REVIEW_REMINDER_HOUR_UTC", 8), minute=0),
     },
     "delete-expired-tokens": {"task": "releases.tasks.delete_expired_tokens_task", "schedule": crontab(hour=3, minute=0)},
+    # The audit trail (releases/audit/): sealed and signed every few seconds, verified end to end daily.
+    "seal-audit-trail": {"task": "releases.tasks.seal_audit_trail_task",
+                         "schedule": float(envint("STAGEGATE_AUDIT_SEAL_INTERVAL_S", 2))},
+    "verify-audit-trail": {"task": "releases.tasks.verify_audit_trail_task",
+                           "schedule": crontab(hour=envint("STAGEGATE_AUDIT_VERIFY_HOUR_UTC", 4), minute=30)},
 }
+
+# The key that signs audit checkpoints (releases/audit/signing.py): a PEM file, or the key itself. It never
+# enters the database. `make demo` and the tests make their own; production refuses to start without one.
+STAGEGATE_AUDIT_KEY_FILE = envstr("STAGEGATE_AUDIT_KEY_FILE", "")
+STAGEGATE_AUDIT_KEY = envstr("STAGEGATE_AUDIT_KEY", "")
 
 # ---------------------------------------------------------------------------
 # API

@@ -30,6 +30,13 @@ S3_BUCKET = envsecret("S3_BUCKET")
 S3_ACCESS_KEY_ID = envsecret("S3_ACCESS_KEY_ID")
 S3_SECRET_ACCESS_KEY = envsecret("S3_SECRET_ACCESS_KEY")
 
+# Audit checkpoints are signed outside the database's reach, or the trail proves nothing against its operators.
+if not STAGEGATE_AUDIT_KEY and not STAGEGATE_AUDIT_KEY_FILE:  # noqa: F405
+    raise ImproperlyConfiguredEnv("STAGEGATE_AUDIT_KEY_FILE (or STAGEGATE_AUDIT_KEY) must name the audit signing "
+                                  "key; `manage.py audit_key PATH` writes one")
+if STAGEGATE_AUDIT_KEY_FILE and not os.access(STAGEGATE_AUDIT_KEY_FILE, os.R_OK):  # noqa: F405
+    raise ImproperlyConfiguredEnv(f"STAGEGATE_AUDIT_KEY_FILE: cannot read {STAGEGATE_AUDIT_KEY_FILE}")  # noqa: F405
+
 # ---------------------------------------------------------------------------
 # HTTPS and cookies (https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/)
 # ---------------------------------------------------------------------------

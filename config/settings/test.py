@@ -13,6 +13,17 @@ _RUN_ID = os.environ.setdefault("STAGEGATE_TEST_RUN_ID", str(os.getpid()))
 os.environ.setdefault("STAGEGATE_DEFAULT_QUEUE", f"default-test-{_RUN_ID}")
 os.environ.setdefault("STAGEGATE_TRAINING_QUEUE", f"training-test-{_RUN_ID}")
 
+# One audit signing key for the test run and its worker processes, made on first use (never the demo's).
+_AUDIT_KEY = Path(__file__).resolve().parents[2] / ".run" / "test" / "audit-ed25519.pem"
+os.environ.setdefault("STAGEGATE_AUDIT_KEY_FILE", str(_AUDIT_KEY))
+if not _AUDIT_KEY.exists():
+    from releases.audit.signing import key_file_write
+
+    try:
+        key_file_write(_AUDIT_KEY)
+    except FileExistsError:
+        pass  # another process of this run made it
+
 from config.settings.base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only

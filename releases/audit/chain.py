@@ -1,26 +1,27 @@
-"""The audit trail: one append-only, hash-chained row per governance event, and its verification.
+"""The audit trail: appending events, and the hash that chains them.
 
-Each row's hash is sha256 over the previous row's hash and the canonical JSON of the row, so
-editing, removing or reordering any row breaks every hash after it. Appends are serialised (an
-advisory lock on PostgreSQL; SQLite serialises writers itself) and `seq`/`prev_hash` are unique,
-so concurrent writers cannot fork the chain.
+Appending is one INSERT, with no lock and no chain computation: the event's `id` comes from the database's
+sequence and it is chained later by the sealer (releases/audit/sealer.py), so the link path and every other
+request never wait on one another for the trail.
+
+Chain: event `seq`'s hash is sha256(prev_hash || canonical_json(fields)), where fields are the event's
+contents with its `seq` and `prev_hash` (`event_fields`), canonical JSON has sorted keys, `,`/`:`
+separators and UTF-8 text, and the first event's prev_hash is 64 zeros. Editing, removing or reordering any
+sealed event changes every hash after it, and so the heads of the signed checkpoints.
 """
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection, models, transaction
+from django.db import models
 from django.utils import timezone
 
 from releases.audit.context import acting_token
 from releases.audit.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
-# pg_advisory_xact_lock key: any bigint unique to this use.
-_AUDIT_LOCK_KEY = int.from_bytes(b"SGAUDIT", "big")
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,12 @@ def target_of(obj: models.Model | AuditTarget) -> AuditTarget:
     return AuditTarget(type=f"{meta.app_label}.{meta.model_name}", id=str(obj.pk), label=str(obj)[:200])
 
 
-def _canonical(fields: dict) -> bytes:
+def canonical(fields: dict) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def _hashed_fields(event: AuditEvent) -> dict:
+def event_fields(event: AuditEvent) -> dict:
+    """What an event's hash covers, as plain JSON values (also what a proof hands out)."""
     at: datetime = event.at
     return {
         "seq": event.seq,
@@ -61,24 +63,12 @@ def _hashed_fields(event: AuditEvent) -> dict:
     }
 
 
+def fields_hash(fields: dict) -> str:
+    return hashlib.sha256(fields["prev_hash"].encode() + canonical(fields)).hexdigest()
+
+
 def event_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(event.prev_hash.encode() + _canonical(_hashed_fields(event))).hexdigest()
-
-
-def _lock_chain() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-
-
-def _chain_head() -> tuple[int, str]:
-    """The last row's seq and hash (0 and the genesis hash before the first). Written out: every issued
-    link appends a row, and the ORM compiled this one-row read slower than PostgreSQL answered it."""
-    with connection.cursor() as cursor:
-        table = connection.ops.quote_name(AuditEvent._meta.db_table)
-        cursor.execute(f"SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1")
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+    return fields_hash(event_fields(event))
 
 
 def audit_record(
@@ -88,72 +78,27 @@ def audit_record(
     """Append one event. `actor` is a user, or None for the system (embargo task, seeds); a request made with an
     API token adds the token's public prefix to `data` as `via_token`.
 
-    Inside a caller's transaction it takes no savepoint: if the append fails, the caller's whole
-    transaction is rolled back with it (catching the error there and carrying on is not possible).
+    It is written in the caller's transaction, so it commits or rolls back with the change it records.
     """
     target = target_of(target)
     if (token_key := acting_token()) is not None:
         data = {**(data or {}), "via_token": token_key}
-    with transaction.atomic(savepoint=False):
-        _lock_chain()  # held until the outermost transaction commits
-        last_seq, last_hash = _chain_head()
-        event = AuditEvent(
-            seq=last_seq + 1,
-            at=timezone.now(),
-            actor_id=str(actor.pk) if actor is not None else "",
-            actor_label=actor.get_username() if actor is not None else "system",
-            action=action,
-            target_type=target.type,
-            target_id=target.id,
-            target_label=target.label,
-            before=_jsonable(before),
-            after=_jsonable(after),
-            reason=reason or "",
-            ip=ip or None,
-            data=_jsonable(data) or {},
-            prev_hash=last_hash,
-        )
-        event.hash = event_hash(event)
-        event.save(force_insert=True)
-    return event
+    return AuditEvent.objects.create(
+        at=timezone.now(),
+        actor_id=str(actor.pk) if actor is not None else "",
+        actor_label=actor.get_username() if actor is not None else "system",
+        action=action,
+        target_type=target.type,
+        target_id=target.id,
+        target_label=target.label,
+        before=_jsonable(before),
+        after=_jsonable(after),
+        reason=reason or "",
+        ip=ip or None,
+        data=_jsonable(data) or {},
+    )
 
 
 def _jsonable(value):
-    # Round-trip through JSON so what is hashed now is exactly what the database gives back later.
-    return None if value is None else json.loads(_canonical(value))
-
-
-# --------------------------------------------------------------------------- verification
-@dataclass(frozen=True)
-class ChainBreak:
-    seq: int
-    event_id: int
-    problem: str
-
-
-def audit_verify(*, batch_size: int = 2000) -> tuple[int, ChainBreak | None]:
-    """Check the whole chain in order; return (rows checked, the first break or None)."""
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
-    checked = 0
-    for event in _iterate(batch_size):
-        if event.seq != expected_seq:
-            return checked, ChainBreak(event.seq, event.pk, f"sequence gap: expected #{expected_seq}")
-        if event.prev_hash != expected_prev:
-            return checked, ChainBreak(event.seq, event.pk, "previous-hash link does not match the row before")
-        if event_hash(event) != event.hash:
-            return checked, ChainBreak(event.seq, event.pk, "contents do not match the stored hash")
-        expected_prev = event.hash
-        expected_seq += 1
-        checked += 1
-    return checked, None
-
-
-def _iterate(batch_size: int) -> Iterator[AuditEvent]:
-    after = 0
-    while True:
-        batch = list(AuditEvent.objects.filter(seq__gt=after).order_by("seq")[:batch_size])
-        if not batch:
-            return
-        yield from batch
-        after = batch[-1].seq
+    # Round-trip through JSON so what is hashed later is exactly what the database gives back.
+    return None if value is None else json.loads(canonical(value))

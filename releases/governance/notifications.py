@@ -125,3 +125,15 @@ def removal_request_notify(*, request) -> None:
     ])
     email_enqueue(event="removal_request.created", subject=f"[Stagegate] Data-removal request #{request.pk}",
                   body=body, recipients=staff_emails())
+
+
+def audit_failure_notify(*, problem: str) -> None:
+    """Tell staff the daily verification of the audit trail failed, and where."""
+    body = "\n".join([
+        "The daily verification of the audit trail failed:", "", f"  {problem}", "",
+        "The chain, its signed checkpoints or their copies in S3 disagree: history may have been rewritten.",
+        "Check it by hand with `manage.py audit_verify` (and `--checkpoint FILE` against any checkpoint saved",
+        f"outside this system); the published checkpoints are at {settings.SITE_URL}/api/v1/audit/checkpoints/.",
+    ])
+    email_enqueue(event="audit.verify_failed", subject="[Stagegate] The audit trail failed verification",
+                  body=body, recipients=staff_emails())

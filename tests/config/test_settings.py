@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "S3_BUCKET": "weights",
     "S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
     "S3_SECRET_ACCESS_KEY": "example-secret",
+    "STAGEGATE_AUDIT_KEY": secrets.token_hex(32),  # an Ed25519 private key as 64 hex digits
 }
 
 
@@ -36,7 +37,7 @@ def test_check_deploy_is_clean_with_every_secret_set():
 
 
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "S3_BUCKET",
-                                     "S3_SECRET_ACCESS_KEY", "DJANGO_ALLOWED_HOSTS"])
+                                     "S3_SECRET_ACCESS_KEY", "DJANGO_ALLOWED_HOSTS", "STAGEGATE_AUDIT_KEY"])
 def test_production_refuses_to_start_without(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     result = _manage("check", env=env)

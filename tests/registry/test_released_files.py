@@ -71,7 +71,7 @@ def test_a_revision_is_never_changed_through_the_admin(client, admin_user, s3, s
 def test_every_new_revision_is_an_audit_event_with_its_files(s3, size, tmp_path, alice):
     first = upload(size, tmp_path)
     second = revisions.artifact_register(size=size, path=_other_weights(tmp_path, "second"), replace=True, actor=alice)
-    events = list(AuditEvent.objects.filter(action="revision.created").order_by("seq"))
+    events = list(AuditEvent.objects.filter(action="revision.created").order_by("id"))
     made = [event.after["revision"] for event in events]
     assert first.revision.revision in made and second.revision.revision in made
     latest = events[-1]
