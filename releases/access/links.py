@@ -102,20 +102,22 @@ def link_issue(*, user, size: ModelSize, filename: str, revision: str | None = N
     """A fresh signed link to one file of a revision (`revision_for`), if `may` allows; an IssuedLink row and an
     audit row, both naming the revision.
 
-    Order matters. `may` is asked first, without locks, so a caller who may not have the file never makes
-    the platform contact storage (no timing tells them which files exist, none can tie up a worker on a
-    slow store). Storage is asked next, and the link signed, before any lock is taken, so no lock waits on
-    the network. Then, in one transaction, `may` is asked again with the grant rows share-locked: a
+    Order matters. `may` is asked first, without locks (choosing the revision), so a caller who may not have
+    it never makes the platform contact storage (no timing tells them which files exist, none can tie up a
+    worker on a slow store). Storage is asked next, and the link signed, before any lock is taken, so no lock
+    waits on the network. Then, in one transaction, `may` is asked for the download with the grant rows
+    share-locked (and the file's quota counted): a
     revocation committed meanwhile is seen, one committed later waits for this link, and concurrent links
     on a grant with a quota are counted one after the other. With storage unreachable the caller gets 503
     and nothing is recorded, from at most STAGEGATE_STORAGE_CHECK_WINDOW_MS (1 s) after the outage began: a
     successful check vouches for the file that long in this process.
     """
-    chosen, _decision = revision_for(user, size, revision)
-    access.require(access.may(user, size, access.DOWNLOAD, revision=chosen, filename=filename), size=size)
+    chosen, decision = revision_for(user, size, revision)
+    access.require(decision, size=size)
     artifact = None
     if filename_is_plain(filename):  # a hostile name never reaches a query (PostgreSQL: NUL → 500) or a key
-        artifact = Artifact.objects.filter(revision=chosen, filename=filename).order_by().first()
+        artifact = Artifact.objects.filter(revision=chosen, filename=filename).select_related("revision") \
+            .order_by().first()
     if artifact is None:
         raise ArtifactNotFound(f"{chosen} has no file named {filename!r}.")
     # StorageUnavailable (503) / ObjectMissing (404) before any write
@@ -138,7 +140,7 @@ def _record(*, user, size: ModelSize, artifact: Artifact, decision: access.Decis
     record = IssuedLink.objects.create(
         issued_at=now, expires_at=now + timedelta(seconds=ttl_s), user=user if authenticated else None,
         partner=decision.partner, grant=decision.grant, terms=decision.terms, model_size=size,
-        revision_id=artifact.revision_id, artifact=artifact,
+        revision=artifact.revision, artifact=artifact,
         filename=artifact.filename, bytes=artifact.bytes, sha256=artifact.sha256, basis=decision.reason, ip=ip,
     )
     audit_record(

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from registry.datasets.errors import DatasetNotFound
 from registry.errors import ModelSizeNotFound
 from registry.models import ModelSize, OutputDataset, Revision
+from releases.access import locks
 from releases.access.errors import AccessDenied, AuthenticationRequired, QuotaExhausted
 from releases.access.models import (
     AccessGrant,
@@ -172,15 +172,15 @@ def may(user, size: ModelSize, action: str, *, revision: Revision | None = None,
       and, for a DOWNLOAD of a file under a quota, a link left in the quota's window.
 
     lock=True (inside a transaction) share-locks the caller's membership and the partner's grant rows for the
-    size first (`_lock_access_rows`): a revocation that committed before this call is seen, one that comes
+    size first (releases/access/locks.py): a revocation that committed before this call is seen, one that comes
     later waits until the caller's transaction ends, and concurrent links on a grant with a quota are counted
-    one after the other (`_lock_quota`).
+    one after the other.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     authenticated = user is not None and user.is_authenticated
     if lock:
-        _lock_access_rows(user if authenticated else None, size)
+        locks.access_rows_share(user if authenticated else None, size)
     # Read after any lock wait: a revocation that committed during the wait is stamped later than a clock
     # read before it. (Revocations are stamped with the moment they are made.)
     now = now or timezone.now()
@@ -199,8 +199,9 @@ def may(user, size: ModelSize, action: str, *, revision: Revision | None = None,
 
 def _stage_now(size: ModelSize, revision: Revision | None) -> str:
     """The stage as the database has it now, whatever the caller's copy says (a link reads it twice)."""
-    revisions = Revision.objects.filter(pk=revision.pk) if revision is not None else size.revisions.order_by("-number")
-    stage = revisions.values_list("stage", flat=True).first()
+    revisions = Revision.objects.filter(pk=revision.pk) if revision is not None else size.revisions
+    # Ordered by number only: the model's default ordering would join the size and its family on every link.
+    stage = revisions.order_by("-number").values_list("stage", flat=True).first()
     if stage is None:
         raise ModelSizeNotFound(f"No model size {size.slug!r}.")  # deleted meanwhile, or never given files
     return stage
@@ -234,7 +235,7 @@ def _as_partner(user, size: ModelSize, *, action: str, filename: str | None, now
                                        f"({_portal()}) before downloading.", grant=grant, partner=partner)
     if action == DOWNLOAD and filename is not None:
         if lock and grant.has_quota:
-            _lock_quota(grant)
+            locks.quota_lock(grant)
         use = quota_use(grant, filename, now=now)
         if use is not None and use.remaining == 0:
             return _no(QUOTA_EXHAUSTED, f"Your grant allows {use.limit} link(s) per file every {use.period_s} s "
@@ -243,42 +244,6 @@ def _as_partner(user, size: ModelSize, *, action: str, filename: str | None, now
                        retry_after_s=use.retry_after_s)
     return Decision(True, GRANT, f"Grant #{grant.pk} of {partner.name} for {slug}, until "
                                  f"{grant.expires_at.isoformat()}.", grant=grant, partner=partner, terms=terms)
-
-
-def _lock_access_rows(user, size: ModelSize) -> None:
-    """Share-lock the user's current membership, their partner and its grants for the size until the transaction
-    ends. Links proceed side by side, yet a revocation, a deactivation or a departure (an UPDATE of one of those
-    rows) waits for them to commit, and they wait for an uncommitted one; the facts are read after this, so
-    they include whatever committed during the wait. Written out because the ORM has no FOR SHARE; SQLite
-    serialises writers itself, so there this locks nothing.
-    """
-    if not connection.in_atomic_block:
-        raise RuntimeError("may(lock=True) must run inside a transaction: its locks last until the commit")
-    if user is None or connection.vendor != "postgresql":
-        return
-    q = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(f"""
-            SELECT 1 FROM {q(PartnerMember._meta.db_table)} m
-            JOIN {q(PartnerOrganisation._meta.db_table)} p ON p.id = m.partner_id
-            JOIN {q(AccessGrant._meta.db_table)} g ON g.partner_id = p.id AND g.model_size_id = %(size)s
-            WHERE m.user_id = %(user)s AND m.left_at IS NULL
-            FOR SHARE""", {"user": user.pk, "size": size.pk})
-
-
-def _lock_quota(grant: AccessGrant) -> None:
-    """Links counted against one grant's quota are issued one after the other (until the caller commits).
-
-    An advisory lock rather than FOR UPDATE on the grant row: the row is already held FOR SHARE, and two
-    links upgrading their share locks at once would deadlock.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUOTA_LOCK_CLASS, grant.pk])
-
-
-# pg_advisory_xact_lock(int, int) key class for quota counting; two-key locks never meet one-key locks.
-_QUOTA_LOCK_CLASS = int.from_bytes(b"SGQT", "big") >> 1
 
 
 def _refuse_for_grants(grants: list[AccessGrant], *, partner: PartnerOrganisation, slug: str,

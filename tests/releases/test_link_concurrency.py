@@ -120,16 +120,16 @@ def test_a_revocation_waits_for_a_link_being_issued_which_was_decided_before_it(
 def _link_with_a_change_before_its_locks(pat, size, change, monkeypatch) -> list:
     """Issue a link in a thread, and run `change` (committed) after the link has begun deciding but before
     it takes its locks; return what the link gave."""
-    from releases.access import rules as access
+    from releases.access import locks
 
-    lock_rows, waiting, go = access._lock_access_rows, threading.Event(), threading.Event()
+    lock_rows, waiting, go = locks.access_rows_share, threading.Event(), threading.Event()
 
     def lock_after_the_change(user, size):
         waiting.set()
         assert go.wait(timeout=10)
         return lock_rows(user, size)
 
-    monkeypatch.setattr(access, "_lock_access_rows", lock_after_the_change)
+    monkeypatch.setattr(locks, "access_rows_share", lock_after_the_change)
     link_results: list = []
     requester = _in_thread(lambda: links.link_issue(user=pat, size=size, filename="model.safetensors"),
                            link_results)
