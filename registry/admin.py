@@ -1,9 +1,14 @@
 """Admin for the registry. Derived and server-built fields are read-only; stage moves and dataset publication
-are release decisions (the release app's admin), never fields here."""
+are release decisions (the release app's admin), never fields here. Every save and delete goes through the
+registry's services with the user and their address, so each is announced and audited (registry/changes.py)."""
 
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count
 
+from config.client_ip import client_ip
+from registry import services
+from registry.datasets.removal import removal_request_handle
 from registry.models import (
     Artifact,
     DataRemovalRequest,
@@ -18,8 +23,20 @@ from registry.models import (
 )
 
 
+class AuditedDeletes:
+    """Deletes, one by one or from the changelist's action, through the service that announces each."""
+
+    def delete_model(self, request, obj) -> None:
+        services.registry_record_delete(obj=obj, actor=request.user, ip=client_ip(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():  # all selected or none, as Django's own bulk delete
+            for obj in queryset:
+                services.registry_record_delete(obj=obj, actor=request.user, ip=client_ip(request))
+
+
 @admin.register(ModelFamily)
-class ModelFamilyAdmin(admin.ModelAdmin):
+class ModelFamilyAdmin(AuditedDeletes, admin.ModelAdmin):
     list_display = ["name", "slug", "bundled", "size_count"]
     list_filter = ["bundled"]
     search_fields = ["name", "slug"]
@@ -30,6 +47,9 @@ class ModelFamilyAdmin(admin.ModelAdmin):
     @admin.display(description="sizes", ordering="_size_count")
     def size_count(self, family: ModelFamily) -> int:
         return family._size_count
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.family_save(family=obj, actor=request.user, ip=client_ip(request))
 
 
 class ArtifactInline(admin.TabularInline):
@@ -50,7 +70,7 @@ class EvalResultInline(admin.TabularInline):
 
 
 @admin.register(ModelSize)
-class ModelSizeAdmin(admin.ModelAdmin):
+class ModelSizeAdmin(AuditedDeletes, admin.ModelAdmin):
     list_display = ["slug", "family", "display_name", "stage", "parameters", "n_layer", "n_embd", "n_head"]
     list_filter = ["family", "stage"]
     list_select_related = ["family"]
@@ -70,6 +90,19 @@ class ModelSizeAdmin(admin.ModelAdmin):
     @admin.display(description="parameters")
     def parameters(self, size: ModelSize) -> str:
         return f"{size.parameter_count:,}" if size.pk or size.n_embd else "—"
+
+    def save_model(self, request, obj, form, change) -> None:
+        # The service also gives a new size its first revision, as every size has one.
+        services.model_size_save(size=obj, actor=request.user, ip=client_ip(request))
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not EvalResult:  # the files inline is read-only
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)
+        for result in formset.deleted_objects:
+            services.registry_record_delete(obj=result, actor=request.user, ip=client_ip(request))
+        for result in [*formset.new_objects, *(obj for obj, _fields in formset.changed_objects)]:
+            services.eval_result_save(result=result, actor=request.user, ip=client_ip(request))
 
 
 @admin.register(Artifact)
@@ -95,27 +128,36 @@ class ArtifactAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelCard)
-class ModelCardAdmin(admin.ModelAdmin):
+class ModelCardAdmin(AuditedDeletes, admin.ModelAdmin):
     list_display = ["model_size", "updated_at"]
     list_select_related = ["model_size__family"]
     search_fields = ["model_size__slug"]
 
+    def save_model(self, request, obj, form, change) -> None:
+        services.model_card_save(card=obj, actor=request.user, ip=client_ip(request))
+
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(AuditedDeletes, admin.ModelAdmin):
     list_display = ["id", "model_size", "corpus", "steps", "final_val_loss", "created_at", "finished_at"]
     list_filter = ["model_size__family"]
     list_select_related = ["model_size"]
     search_fields = ["model_size__slug", "corpus"]
     readonly_fields = ["loss_curve", "created_at"]
 
+    def save_model(self, request, obj, form, change) -> None:
+        services.training_run_save(run=obj, actor=request.user, ip=client_ip(request))
+
 
 @admin.register(EvalResult)
-class EvalResultAdmin(admin.ModelAdmin):
+class EvalResultAdmin(AuditedDeletes, admin.ModelAdmin):
     list_display = ["model_size", "dataset", "metric", "value", "source", "created_at"]
     list_filter = ["dataset", "metric", "model_size__family"]
     list_select_related = ["model_size"]
     search_fields = ["model_size__slug", "dataset"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.eval_result_save(result=obj, actor=request.user, ip=client_ip(request))
 
 
 # --------------------------------------------------------------------------- output datasets
@@ -196,3 +238,6 @@ class DataRemovalRequestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        removal_request_handle(request=obj, actor=request.user, ip=client_ip(request))

@@ -10,3 +10,9 @@ from django.dispatch import Signal
 revision_created = Signal()
 # Someone asked for text to be removed from a dataset: kwargs request (DataRemovalRequest), ip.
 removal_requested = Signal()
+# Any other record of what exists was created, changed or deleted (a family, size, card, eval result, training
+# run, dataset, detection result, a removal request's handling): kwargs instance (sent before a delete, while it
+# still has its pk), action ("<noun>.created|updated|deleted"), actor (a user, None for the system), before and
+# after (the fields that moved, as JSON values; None on the side where the record did not exist), ip, data.
+# registry/changes.py sends it; nothing else should.
+record_changed = Signal()

@@ -3,7 +3,7 @@ exists is an audit event, and data-removal requests reach staff through the outb
 
 from django.dispatch import receiver
 
-from registry.signals import removal_requested, revision_created
+from registry.signals import record_changed, removal_requested, revision_created
 from releases.audit.chain import audit_record
 from releases.governance import notifications
 
@@ -22,3 +22,8 @@ def removal_request_recorded(*, request, ip, **_ignored) -> None:
     audit_record(actor=None, action="removal_request.created", target=request, ip=ip,
                  data={"dataset": request.dataset.name if request.dataset else None, "email": request.email})
     notifications.removal_request_notify(request=request)
+
+
+@receiver(record_changed, dispatch_uid="releases.audit_record_changed")
+def audit_record_changed(*, instance, action, actor, before, after, ip=None, data=None, **_ignored) -> None:
+    audit_record(actor=actor, action=action, target=instance, before=before, after=after, ip=ip, data=data)

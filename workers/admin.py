@@ -58,6 +58,8 @@ class JobAdmin(GovernanceAdmin):
         return f"{job.progress_done:,} / {job.progress_total:,} {job.progress_unit}"
 
     def save_model(self, request, obj, form, change):
+        if change:  # a job's record is the workers' to write; staff start new jobs or cancel them
+            return
         try:
             job = services.job_submit(kind=obj.kind, params=obj.params, user=request.user, ip=client_ip(request))
         except DomainError as exc:

@@ -7,6 +7,7 @@ valid from 1/64 to 64 (powers of two), accuracy on test, half human and half mod
 import json
 
 from registry import storage
+from registry.changes import record_save
 from registry.models import DetectionResult, OutputDataset
 
 C_GRID = [2.0**e for e in range(-6, 7)]
@@ -38,9 +39,10 @@ def detection_run(*, dataset: OutputDataset, reference: OutputDataset) -> Detect
         if score > best_valid:
             best_c, best_valid, best_model = c, score, model
     accuracy = best_model.score(test_x, data["test"][1])
-    result, _ = DetectionResult.objects.update_or_create(
-        dataset=dataset, reference=reference, method=METHOD,
-        defaults={"accuracy": accuracy, "valid_accuracy": best_valid, "c": best_c,
-                  "train_pairs": len(data["train"][1]) // 2, "test_pairs": len(data["test"][1]) // 2},
-    )
+    result = (DetectionResult.objects.filter(dataset=dataset, reference=reference, method=METHOD).first()
+              or DetectionResult(dataset=dataset, reference=reference, method=METHOD))
+    result.accuracy, result.valid_accuracy, result.c = accuracy, best_valid, best_c
+    result.train_pairs, result.test_pairs = len(data["train"][1]) // 2, len(data["test"][1]) // 2
+    record_save(result, noun="detection_result", actor=None, fields=(
+        "dataset", "reference", "method", "accuracy", "valid_accuracy", "c", "train_pairs", "test_pairs"))
     return result

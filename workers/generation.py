@@ -17,6 +17,7 @@ from pathlib import Path
 from django.db import transaction
 
 from registry import storage
+from registry.changes import record_announce, record_fields
 from registry.models import DatasetSplit, ModelSize, OutputDataset, Revision
 from workers import bridge, corpora
 
@@ -195,6 +196,11 @@ def dataset_register(*, name: str, kind: str, size: ModelSize | None, sampling: 
         for split, stored in uploaded.items():
             DatasetSplit.objects.create(dataset=dataset, split=split, lines=stats[split].lines,
                                         s3_key=stored.key, bytes=stored.bytes, sha256=stored.sha256)
+        # A new release subject (internal until a request moves it): audited by releases/ with its files.
+        record_announce(dataset, "dataset.created", actor=None, before=None, after={
+            **record_fields(dataset, ("name", "kind", "model_size", "revision", "sampling", "max_length", "source")),
+            "splits": {split: [stats[split].lines, stored.bytes, stored.sha256] for split, stored in uploaded.items()},
+        })
     return dataset
 
 

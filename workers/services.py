@@ -54,8 +54,11 @@ def job_submit(*, kind: str, params: dict, user=None, ip: str | None = None) -> 
 def job_cancel(*, job: Job, user=None, ip: str | None = None) -> Job:
     if user is not None:
         require(user, CANCEL_JOB, to="cancel jobs", role=JOB_ROLES)
+    # Locked, so the status recorded as `before` is the one this cancel ended.
+    before = Job.objects.select_for_update().filter(pk=job.pk).values_list("status", flat=True).first()
     job = jobs.job_cancel(job=job)
-    audit_record(actor=user, action="job.cancelled", target=job, ip=ip, data={"kind": job.kind})
+    audit_record(actor=user, action="job.cancelled", target=job, before=before, after=job.status, ip=ip,
+                 data={"kind": job.kind})
     return job
 
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from registry import revisions, storage
@@ -137,13 +136,13 @@ def train_job_run(*, job: Job) -> dict:
     curve_png = work / "loss-curve.png"
     _loss_curve_png(result.loss_curve, curve_png, f"{size} on {corpora.corpus_name(params['corpus'])}")
 
-    with transaction.atomic():
-        run = TrainingRun.objects.create(
-            model_size=size, corpus=corpora.corpus_name(params["corpus"]) if params["corpus"] == "default"
-            else params["corpus"], settings={k: v for k, v in params.items() if k != "model_size"},
-            steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
-            finished_at=timezone.now(),
-        )
+    # Recorded, and audited, in the name of whoever submitted the job.
+    run = registry_services.training_run_save(run=TrainingRun(
+        model_size=size, corpus=corpora.corpus_name(params["corpus"]) if params["corpus"] == "default"
+        else params["corpus"], settings={k: v for k, v in params.items() if k != "model_size"},
+        steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
+        finished_at=timezone.now(),
+    ), actor=job.created_by)
     # A new internal revision of exactly this run's files: the revisions already released stay as they are.
     revision = revisions.revision_create(
         size=size, files={**{name: export_dir / name for name in bridge.MODEL_FILES}, curve_png.name: curve_png},
@@ -151,7 +150,7 @@ def train_job_run(*, job: Job) -> dict:
     held_out_name = f"{corpora.corpus_name(params['corpus'])} (held out)"
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
-                                             training_run=run, revision=revision)
+                                             training_run=run, revision=revision, actor=job.created_by)
     for name in [MANIFEST, *(p.name for p in checkpoint_dir.iterdir())] if checkpoint_dir.exists() else []:
         storage.delete(_checkpoint_prefix(job) + name)
     return {

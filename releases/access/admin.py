@@ -1,18 +1,23 @@
 """Admin for partners, members, terms, access requests, grants (grant/refuse/revoke with a reason), issued
-links and API tokens (revoked here, never created for someone else). Every write goes through the audited
-services (partners.py, grants.py, tokens.py); the grant page shows what `may` answers each member now."""
+links, API tokens (revoked here, never created for someone else), and accounts and role groups. Every write goes
+through the audited services (partners.py, grants.py, tokens.py) or is audited with what it changed
+(accounts.py); the grant page shows what `may` answers each member now."""
 
 from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.html import format_html_join
 from knox.models import AuthToken
 
 from config.client_ip import client_ip
-from releases.access import grants, partners, tokens
+from releases.access import accounts, grants, partners, tokens
 from releases.access import rules as access
 from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
 from releases.models import (
@@ -126,6 +131,8 @@ class TermsVersionAdmin(GovernanceAdmin):
         return terms._acceptances
 
     def save_model(self, request, obj, form, change) -> None:
+        if change:  # a published version never changes (every field is read-only); publish a new one
+            return
         created = partners.terms_publish(version=obj.version, text=obj.text, published_at=obj.published_at,
                                          actor=request.user, ip=client_ip(request))
         obj.pk = created.pk
@@ -202,6 +209,8 @@ class AccessGrantAdmin(GovernanceAdmin):
         return format_html_join("", "<div><strong>{}</strong>: {} — {}</div>", rows) or "No members."
 
     def save_model(self, request, obj, form, change) -> None:
+        if change:  # a grant never changes once given (every field is read-only): it is revoked instead
+            return
         # The form has validated the model's constraints (dates in order, quota complete); the service records it.
         created = grants.grant_create(
             partner=obj.partner, size=obj.model_size, purpose=obj.purpose, actor=request.user,
@@ -253,3 +262,57 @@ class TokenAdmin(GovernanceAdmin):
         for token in queryset.select_related("user"):
             tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request))
         self.message_user(request, "Revoked.", messages.SUCCESS)
+
+
+# --------------------------------------------------------------------------- accounts and role groups
+# Django's own user and group admins (superusers only: no role holds auth's permissions), with every change to
+# what decides someone's access audited: a superuser who put themself in policy-staff would otherwise leave no
+# trace, and the role is what lets one approve releases and see unreleased sizes.
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    def save_model(self, request, obj, form, change) -> None:
+        # Read before the save; the groups and permissions themselves are saved later, in save_related.
+        form.roles_before = accounts.account_roles(User.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        accounts.account_change_record(user=form.instance, before=form.roles_before, actor=request.user,
+                                       ip=client_ip(request))
+
+    def delete_model(self, request, obj) -> None:
+        accounts.account_delete_record(user=obj, actor=request.user, ip=client_ip(request))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for user in queryset:
+                accounts.account_delete_record(user=user, actor=request.user, ip=client_ip(request))
+            super().delete_queryset(request, queryset)
+
+
+@admin.register(Group)
+class RoleGroupAdmin(GroupAdmin):
+    def save_model(self, request, obj, form, change) -> None:
+        form.grants_before = accounts.group_grants(Group.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        accounts.group_change_record(group=form.instance, before=form.grants_before, actor=request.user,
+                                     ip=client_ip(request))
+
+    def delete_model(self, request, obj) -> None:
+        accounts.group_delete_record(group=obj, actor=request.user, ip=client_ip(request))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for group in queryset:
+                accounts.group_delete_record(group=group, actor=request.user, ip=client_ip(request))
+            super().delete_queryset(request, queryset)

@@ -7,6 +7,7 @@ import pytest
 
 from registry import storage
 from registry.models import OutputDataset
+from releases.models import AuditEvent
 from workers import services
 from workers.models import Job
 
@@ -68,6 +69,13 @@ def test_datasets_have_the_gpt2_output_format_and_every_id_once(tiny_size, corpu
     ref_rows = _records(reference)
     assert all(len(ref_rows[s]) == SPLITS[s] for s in SPLITS)
     assert all("to be" in row["text"].lower() for row in ref_rows["test"])
+
+    # Each new dataset is a release subject on the audit trail, with its files.
+    created = {e.target_label: e for e in AuditEvent.objects.filter(action="dataset.created")}
+    assert set(created) == {"tiny-1", "tiny-1-k40", "tiny-1-reference"}
+    valid = OutputDataset.objects.get(name="tiny-1").splits.get(split="valid")
+    assert created["tiny-1"].after["splits"]["valid"] == [valid.lines, valid.bytes, valid.sha256]
+    assert created["tiny-1"].after["revision"] == str(OutputDataset.objects.get(name="tiny-1").revision)
 
 
 def test_generation_is_reproducible_from_its_seed(tiny_size, corpus_file, worker_process):
@@ -164,6 +172,8 @@ def test_detection_baseline_tells_random_model_text_from_human_text(tiny_size, c
     assert result.train_pairs == SPLITS["train"] and result.test_pairs == SPLITS["test"]
     # An untrained model's text is gibberish next to the corpus: the baseline must see it.
     assert result.accuracy >= 0.9
+    recorded = AuditEvent.objects.get(action="detection_result.created")
+    assert recorded.target_id == str(result.pk) and recorded.after["accuracy"] == result.accuracy
 
 
 def test_detection_refuses_a_reference_as_the_generated_side(tiny_size, db):

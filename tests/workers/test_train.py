@@ -9,6 +9,7 @@ import pytest
 from registry import revisions, storage
 from registry import services as registry_services
 from registry.models import Artifact, EvalResult, TrainingRun
+from releases.models import AuditEvent
 from workers import services
 from workers.models import Job
 from workers.training import MANIFEST, _checkpoint_prefix
@@ -30,9 +31,9 @@ def _params(corpus_file, **extra) -> dict:
             "eval_interval": 20, "checkpoint_interval": 20, "lr": 3e-3, **extra}
 
 
-def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_file, worker_process):
+def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_file, worker_process, otto):
     worker_process("trainer")
-    job = services.job_submit(kind="train", params=_params(corpus_file))
+    job = services.job_submit(kind="train", params=_params(corpus_file), user=otto)
     job = _wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
 
     run = TrainingRun.objects.get(pk=job.result["training_run"])
@@ -54,6 +55,11 @@ def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_
     assert job.progress_done == job.progress_total == 40 and job.progress_unit == "steps"
     with pytest.raises(storage.ObjectMissing):
         storage.head(_checkpoint_prefix(job) + MANIFEST)  # checkpoints are cleaned up
+    # What the job recorded is on the audit trail in the name of whoever submitted it.
+    recorded = list(AuditEvent.objects.filter(action__in=["training_run.created", "revision.created",
+                                                          "eval_result.created"],
+                                              actor_label="otto").order_by("id").values_list("action", flat=True))
+    assert recorded == ["training_run.created", "revision.created", "eval_result.created", "eval_result.created"]
 
 
 def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(untrained_size, corpus_file,
