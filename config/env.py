@@ -61,11 +61,20 @@ def database(url: str) -> dict:
     it DATABASE_PREPARE_THRESHOLD times (default 5): planning cost PostgreSQL more than running the access
     and link statements did. 0 turns it off, as a transaction-pooling PgBouncer without prepared-statement
     support (before 1.21, or max_prepared_statements = 0) needs.
+
+    On SQLite (the demo), the web server, the workers and the audit sealer write to one file at once.
+    Transactions take the write lock when they begin (IMMEDIATE) and wait for it up to 20 s: a deferred
+    transaction that reads and then writes fails at once with "database is locked" when another writer
+    came in between, which no waiting can fix. WAL lets readers go on while one of them writes.
     """
     config = dj_database_url.parse(url, conn_max_age=60)
     threshold = envint("DATABASE_PREPARE_THRESHOLD", 5)
     if config["ENGINE"] == "django.db.backends.postgresql" and threshold > 0:
         config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=threshold)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config.setdefault("OPTIONS", {}).update(
+            transaction_mode="IMMEDIATE", timeout=20, init_command="PRAGMA journal_mode=WAL;"
+        )
     return config
 
 
