@@ -8,11 +8,11 @@ round trips alone cost, on the same machine, so the load goal can be set against
      logic), by --processes processes (one per core by default) over the same stretch of time, each on
      its own connection with prepared statements, as the app
      runs: the token lookup, the size, the unlocked check, the file, then BEGIN, the row locks, the
-     locked check, the IssuedLink insert, the audit chain's lock and head, the audit insert, COMMIT;
+     locked check, the IssuedLink insert, the audit insert (unsealed: the sealer chains it later), COMMIT;
   3. for the peer, the same processes replay `SELECT 1` as often per "link" as the link sends
      statements: what the round trips cost apart from the work PostgreSQL does in them.
-Each replayed audit row takes its seq and previous hash from the chain's head, as the app does, and a
-random hash of its own (so the scratch chain no longer verifies: it is dropped after). Prints links/s for
+The replayed audit rows are appended unsealed, as the app appends them (the scratch database is dropped
+after). Prints links/s for
 each, and the CPU time per link of the replaying processes and of PostgreSQL (its backends and the rest
 of its cluster); --per-statement N adds what each statement costs alone.
 Starts its own SeaweedFS and a scratch PostgreSQL database (bench/bench_workers.py); cleans up after.
@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -36,8 +35,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_workers import django_on_services, setup_partner_size  # noqa: E402
-
-AUDIT_INSERT = re.compile(r'^INSERT INTO "releases_auditevent" \((?P<columns>[^)]*)\)')
 
 
 def capture_one_link(slug: str, token: str) -> list[tuple[str, object, bool]]:
@@ -74,14 +71,8 @@ def _replay(dsn: str, statements, *, peer: bool, duration_s: float, start) -> tu
     import psycopg
 
     conn = psycopg.connect(dsn, prepare_threshold=5, autocommit=True)  # as Django: BEGIN only for the transaction
-    audit_columns = None
-    for sql, _, _ in statements:
-        if match := AUDIT_INSERT.match(sql.strip()):
-            audit_columns = [name.strip().strip('"') for name in match["columns"].split(",")]
-    head = None
 
     def one_link() -> None:
-        nonlocal head
         with conn.cursor() as cursor:
             inside = False
             for sql, params, in_transaction in statements:
@@ -92,16 +83,9 @@ def _replay(dsn: str, statements, *, peer: bool, duration_s: float, start) -> tu
                     cursor.execute("SELECT 1")
                     cursor.fetchall()
                     continue
-                if audit_columns and AUDIT_INSERT.match(sql.strip()):
-                    params = list(params)
-                    params[audit_columns.index("seq")] = head[0] + 1
-                    params[audit_columns.index("prev_hash")] = head[1]
-                    params[audit_columns.index("hash")] = os.urandom(32).hex()
                 cursor.execute(sql, params)
                 if cursor.description is not None:
-                    rows = cursor.fetchall()
-                    if "ORDER BY seq DESC LIMIT 1" in sql:
-                        head = rows[0]
+                    cursor.fetchall()
             if inside:
                 cursor.execute("COMMIT")
 
@@ -190,15 +174,13 @@ def replay_links(dsn: str, statements, *, peer: bool, processes: int, duration_s
 
 def per_statement(dsn: str, statements, *, repeat: int) -> list[tuple[str, float, float, float]]:
     """Each statement alone, `repeat` times in autocommit in one process: (sql, wall, client CPU,
-    PostgreSQL CPU) in ms a run. The audit insert is left out: its seq and hashes must be unique."""
+    PostgreSQL CPU) in ms a run."""
     import psycopg
 
     found = []
     with psycopg.connect(dsn, prepare_threshold=5, autocommit=True) as conn:
         backend = backend_pid(conn)
         for sql, params, _ in statements:
-            if AUDIT_INSERT.match(sql.strip()):
-                continue
             with conn.cursor() as cursor:
                 for timed in (False, True):  # the first pass goes past the prepare threshold
                     wall, cpu, backend_cpu = time.perf_counter(), time.process_time(), cpu_s(backend)
