@@ -20,5 +20,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", health.healthz, name="healthz"),
     path("gpt-2/", include(release_urls.compat_urlpatterns)),
+    # The Hugging Face Hub's read protocol, at the root as HF_ENDPOINT clients expect (releases/hub/).
+    path("", include("releases.hub.urls")),
     path("", include("web.urls")),
 ]

@@ -4,11 +4,16 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import freezegun
 import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from releases.roles import OPERATORS_GROUP, POLICY_STAFF_GROUP, role_groups_ensure
+
+# freeze_time walks every loaded module; on transformers' lazy modules that imports all of transformers (its
+# RAG model imports `datasets`, pyarrow and pandas), which crashed the interpreter in garbage collection.
+freezegun.configure(extend_ignore_list=["transformers", "datasets", "huggingface_hub", "pyarrow", "pandas"])
 
 
 # --------------------------------------------------------------------------- actors

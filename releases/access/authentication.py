@@ -4,14 +4,26 @@ from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.signals import token_expired
+from rest_framework.authentication import get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
 
 from releases.audit.context import acting_token_set
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
-    """`Authorization: Token <key>`. Knox deletes a user's other expired tokens on each request (one more
-    query per call on the download path); an expired token is refused and deleted when it is used. The token
-    used is named in every audit row the request writes (releases/audit/context.py)."""
+    """`Authorization: Token <key>`, or `Bearer <key>` as Hugging Face clients send it. Knox deletes a user's
+    other expired tokens on each request (one more query per call on the download path); an expired token is
+    refused and deleted when it is used. The token used is named in every audit row the request writes
+    (releases/audit/context.py)."""
+
+    def authenticate(self, request):
+        scheme, _, key = get_authorization_header(request).partition(b" ")
+        if scheme.lower() not in (b"token", b"bearer"):
+            return None  # another scheme, for another authenticator
+        key = key.strip()
+        if not key or b" " in key:
+            raise AuthenticationFailed("Invalid token header: send `Authorization: Token <key>` (or `Bearer <key>`).")
+        return self.authenticate_credentials(key)
 
     def authenticate_credentials(self, token: bytes):
         user, auth_token = super().authenticate_credentials(token)
