@@ -52,6 +52,8 @@ def test_it_lists_files_with_quota_use_only_where_may_allows(browser, s3, size, 
     assert download.status_code == 302 and download["Location"].startswith(s3.endpoint_url)
     assert IssuedLink.objects.get().user == pat
     assert "1 of 3 used" in browser.get("/portal/").content.decode()
+    # The Hugging Face clients' two variables and the repository name (releases/hub/).
+    assert "export HF_ENDPOINT=http://testserver HF_TOKEN=" in page and f"mini/{size.slug}" in page
 
 
 def test_without_accepted_terms_no_files_are_listed_until_accepted(browser, s3, size, uploaded, lab, alice, tmp_path):
@@ -79,6 +81,7 @@ def test_tokens_are_created_shown_once_and_revoked(browser, pat, api, lab):
     response = browser.post("/portal/tokens/", {"name": "lab workstation", "expires_days": "7"})
     key = response.context["key"]
     assert key in response.content.decode() and response["Cache-Control"] == "no-store"
+    assert "export HF_ENDPOINT=http://testserver HF_TOKEN=&lt;key&gt;" in response.content.decode()
     token = AuthToken.objects.get(user=pat)
     assert token.label.name == "lab workstation"
     assert key not in browser.get("/portal/").content.decode()
