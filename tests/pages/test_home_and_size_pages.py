@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from registry.models import EvalResult, ModelCard, TrainingRun
-from tests.releases.conftest import make_size, move, upload
+from tests.releases.conftest import make_grant, make_partner, make_size, move, publish_terms, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +52,32 @@ def test_a_partners_size_tells_the_public_why_not_and_how_to_ask(client, s3, ali
     client.force_login(rita)
     html = client.get("/models/mini-3m/").content.decode()
     assert "belongs to no partner organisation" in html and "Request access in the partner portal" in html
+
+
+def test_a_partner_downloads_from_the_size_page_with_a_form_that_posts(s3, alice, bob, pat, tmp_path):
+    """Issue #20, defect 1: the size page's file links went to the portal's POST-only view and answered 405."""
+    import re
+
+    from django.test import Client
+
+    from releases.models import IssuedLink
+
+    size = make_size("mini-3m")
+    artifact = upload(size, tmp_path)
+    move(size, "partners", requester=alice, approvers=[bob])
+    make_grant(make_partner(alice, pat), size, alice)
+    publish_terms(alice, "v1", pat)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(pat)
+    html = browser.get("/models/mini-3m/").content.decode()
+    action = f"/portal/files/mini-3m/model.safetensors?revision={artifact.revision.revision}"
+    assert f'<form method="post" action="{action}"' in html and f'href="{action}"' not in html
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    download = browser.post(action, {"csrfmiddlewaretoken": token})
+    assert download.status_code == 302 and download["Location"].startswith(s3.endpoint_url)
+    assert IssuedLink.objects.get().user == pat
+    assert browser.post(action).status_code == 403  # without the form's CSRF token: nothing issued
+    assert IssuedLink.objects.count() == 1
 
 
 def test_an_internal_size_is_404_except_to_staff(client, alice):

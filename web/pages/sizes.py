@@ -56,9 +56,14 @@ def _how_to_get_access(request: HttpRequest, decision: access.Decision) -> dict 
     return None
 
 
-def _download_url(size: ModelSize, artifact: Artifact, decision: access.Decision) -> str:
-    name = "portal-file-download" if decision.reason == access.GRANT else "model-file"  # partners: their session
-    return f"{reverse(name, args=[size.slug, artifact.filename])}?revision={artifact.revision.revision}"
+def _download(size: ModelSize, artifact: Artifact, decision: access.Decision) -> dict:
+    """A public file is a plain link (the API's 302 to a signed link). A partner's download goes through their
+    session and counts against their grant's quota, so it is a POST (a form, CSRF-checked), never a GET that
+    a prefetch or a crawler could fire."""
+    by_session = decision.reason == access.GRANT
+    name = "portal-file-download" if by_session else "model-file"
+    url = f"{reverse(name, args=[size.slug, artifact.filename])}?revision={artifact.revision.revision}"
+    return {"artifact": artifact, "url": url, "post": by_session}
 
 
 def size_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -68,7 +73,7 @@ def size_page(request: HttpRequest, slug: str) -> HttpResponse:
     except NotFound as error:
         raise Http404(error.message) from error
     artifacts = list(revision.artifacts.select_related("revision").order_by("filename"))
-    files = [{"artifact": a, "url": _download_url(size, a, decision)} for a in artifacts]
+    files = [_download(size, a, decision) for a in artifacts]
     card = ModelCard.objects.filter(model_size=size).first()
     sections = [(CARD_LABELS[key], getattr(card, key)) for key in ModelCard.SECTIONS if card and getattr(card, key)]
     return render(request, "public/size.html", {
@@ -100,8 +105,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "public/run.html", {
         "run": run, "size": run.model_size, "settings": sorted(run.settings.items()),
         "decision": decision, "next_step": None if decision.allowed else _how_to_get_access(request, decision),
-        "artifacts": [{"artifact": a, "url": _download_url(run.model_size, a, decision)}
-                      for a in artifacts],
+        "artifacts": [_download(run.model_size, a, decision) for a in artifacts],
         "evals": run.evals.all(), "points": len(run.loss_curve),
     })
 
