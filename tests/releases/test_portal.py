@@ -78,15 +78,27 @@ def test_a_revoked_grant_shows_its_reason_and_no_files(browser, s3, size, upload
 
 
 def test_tokens_are_created_shown_once_and_revoked(browser, pat, api, lab):
-    response = browser.post("/portal/tokens/", {"name": "lab workstation", "expires_days": "7"})
+    created = browser.post("/portal/tokens/", {"name": "lab workstation", "expires_days": "7"})
+    assert created.status_code == 302 and created["Location"] == "/portal/tokens/new/"
+    response = browser.get("/portal/tokens/new/")
     key = response.context["key"]
     assert key in response.content.decode() and response["Cache-Control"] == "no-store"
     assert "export HF_ENDPOINT=http://testserver HF_TOKEN=&lt;key&gt;" in response.content.decode()
     token = AuthToken.objects.get(user=pat)
     assert token.label.name == "lab workstation"
+    # Issue #20, defect 7: reloading the page neither shows the key again nor makes a second token.
+    reloaded = browser.get("/portal/tokens/new/", follow=True)
+    assert key not in reloaded.content.decode() and "shown once" in reloaded.content.decode()
+    assert AuthToken.objects.filter(user=pat).count() == 1
     assert key not in browser.get("/portal/").content.decode()
+    listed = browser.get("/portal/tokens/")  # by GET: the token list, not a blank 405
+    assert listed.status_code == 302 and listed["Location"] == "/portal/#tokens"
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/models/").status_code == 200
+    # Revoking asks first: the GET is a confirmation page that changes nothing.
+    confirm = browser.get(f"/portal/tokens/{token.token_key}/revoke/")
+    assert confirm.status_code == 200 and "Revoke this token" in confirm.content.decode()
+    assert AuthToken.objects.filter(user=pat).exists()
     browser.post(f"/portal/tokens/{token.token_key}/revoke/")
     assert not AuthToken.objects.filter(user=pat).exists()
     assert api.get("/api/v1/models/").status_code == 401

@@ -11,6 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="portal-login"), name="portal-logout"),
     path("terms/accept/", portal.terms_accept, name="portal-terms-accept"),
     path("tokens/", portal.token_create, name="portal-token-create"),
+    path("tokens/new/", portal.token_created, name="portal-token-created"),
     re_path(r"^tokens/(?P<token_key>[0-9A-Za-z]{1,64})/revoke/$", portal.token_revoke, name="portal-token-revoke"),
     path("access-requests/", portal.access_request_create, name="portal-access-request"),
     path("files/<slug:slug>/<str:filename>", portal.file_download, name="portal-file-download"),

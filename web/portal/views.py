@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from knox.models import AuthToken
@@ -111,9 +112,15 @@ def terms_accept(request: HttpRequest) -> HttpResponse:
                  f"You accepted the terms of use {terms.version}.")
 
 
+NEW_TOKEN_SESSION_KEY = "portal_new_token"
+
+
 @login_required
-@require_POST
 def token_create(request: HttpRequest) -> HttpResponse:
+    """POST creates a token, then redirects to the page that shows its key once, so reloading that page
+    creates nothing. A GET (a bookmark, a reload of an old form) goes to the token list."""
+    if request.method != "POST":
+        return redirect(f"{reverse('portal-home')}#tokens")
     try:
         days = int(request.POST.get("expires_days", 30))
         token, key = tokens.token_create(user=request.user, name=request.POST.get("name", ""),
@@ -121,16 +128,31 @@ def token_create(request: HttpRequest) -> HttpResponse:
     except (ValueError, DomainError) as error:
         messages.error(request, getattr(error, "message", "Choose a lifetime in days."))
         return redirect("portal-home")
-    # The key is shown on this response only; it is stored hashed and cannot be shown again.
-    response = render(request, "portal/token_created.html", {"token": token, "key": key})
+    # Held in the server-side session only until the next page shows it, which removes it.
+    request.session[NEW_TOKEN_SESSION_KEY] = {"token_key": token.token_key, "key": key}
+    return redirect("portal-token-created")
+
+
+@login_required
+def token_created(request: HttpRequest) -> HttpResponse:
+    """The new token's key, shown once: it is stored hashed and cannot be shown again."""
+    new = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    token = AuthToken.objects.filter(user=request.user, token_key=new["token_key"]).first() if new else None
+    if token is None:
+        messages.info(request, "A token's key is shown once, when it is created. Create a new token if you "
+                               "did not copy it, and revoke the old one.")
+        return redirect(f"{reverse('portal-home')}#tokens")
+    response = render(request, "portal/token_created.html", {"token": token, "key": new["key"]})
     response["Cache-Control"] = "no-store"
     return response
 
 
 @login_required
-@require_POST
 def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
+    """GET asks for confirmation; POST revokes."""
     token = get_object_or_404(AuthToken, user=request.user, token_key=token_key)
+    if request.method != "POST":
+        return render(request, "portal/token_revoke.html", {"token": token})
     return _done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
                  "Token revoked: it no longer works.")
 
