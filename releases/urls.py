@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from releases.access import member_views as member
 from releases.access import views as access
 from releases.audit import views as audit
 from releases.governance import views as governance
@@ -17,6 +18,11 @@ urlpatterns = [
     # A token's public prefix is hex: anything else (a NUL byte, say) never reaches a query.
     re_path(r"^tokens/(?P<token_key>[0-9A-Za-z]{1,64})/revoke/$", access.TokenRevokeView.as_view(),
             name="token-revoke"),
+    # a partner member's own grants, access requests and terms (releases/access/member_views.py)
+    path("grants/", member.GrantListView.as_view(), name="grant-list"),
+    path("access-requests/", member.AccessRequestListCreateView.as_view(), name="access-request-list"),
+    path("terms/", member.TermsView.as_view(), name="terms"),
+    path("terms/accept/", member.TermsAcceptView.as_view(), name="terms-accept"),
     # release decisions (releases/governance/)
     path("models/<slug:slug>/history/", governance.ModelHistoryView.as_view(), name="model-history"),
     path("models/<slug:slug>/stage-requests/", governance.ModelStageRequestsView.as_view(),

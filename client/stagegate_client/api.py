@@ -31,9 +31,10 @@ class Server:
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
 
-    def _call(self, method: str, path: str, params: dict | None = None) -> dict:
+    def _call(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> dict | list:
         try:
-            response = self.session.request(method, self.base_url + path, params=params, timeout=TIMEOUT_S)
+            response = self.session.request(method, self.base_url + path, params=params, json=body,
+                                            timeout=TIMEOUT_S)
         except requests.RequestException as exc:
             raise ServerRefused(0, "server_unreachable", f"cannot reach {self.base_url}: {exc}") from exc
         try:
@@ -41,6 +42,8 @@ class Server:
         except ValueError:
             body = {}
         if response.status_code >= 400:
+            if not isinstance(body, dict):
+                body = {}
             retry = response.headers.get("Retry-After")
             detail = body.get("detail") or response.reason
             if retry:
@@ -63,3 +66,16 @@ class Server:
     def dataset_split_link(self, name: str, split: str) -> Link:
         body = self._call("POST", f"/api/v1/datasets/{quote(name, safe='')}/{quote(split, safe='')}/link/")
         return Link(url=body["url"], expires_at=body["expires_at"], bytes=body["bytes"], sha256=body["sha256"])
+
+    # ----------------------------------------------------------------------- a partner member's own records
+    def grants(self) -> list[dict]:
+        return self._call("GET", "/api/v1/grants/")
+
+    def access_request(self, slug: str, purpose: str) -> dict:
+        return self._call("POST", "/api/v1/access-requests/", body={"model_size": slug, "purpose": purpose})
+
+    def terms(self) -> dict:
+        return self._call("GET", "/api/v1/terms/")
+
+    def terms_accept(self, version: str) -> dict:
+        return self._call("POST", "/api/v1/terms/accept/", body={"version": version})

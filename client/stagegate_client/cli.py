@@ -1,5 +1,6 @@
 """`stagegate download-model SLUG` and `stagegate download-dataset NAME`: fetch through signed links,
-resumable and sha256-verified."""
+resumable and sha256-verified. `stagegate grants`, `stagegate request-access SLUG`, `stagegate terms
+[accept]`: a partner member's grants, requests and terms, as in the portal."""
 
 import argparse
 import json
@@ -30,7 +31,26 @@ def _parser() -> argparse.ArgumentParser:
                       help="a split to fetch (repeat for several; default: all)")
     data.add_argument("--out", default="datasets", help="directory for <name>.<split>.jsonl (default datasets/)")
     _common(data, token_help="API token (default $STAGEGATE_TOKEN): optional, raises the rate limit")
+
+    listed = commands.add_parser("grants", help="your organisation's grants, with their state and quota")
+    _account(listed)
+    ask = commands.add_parser("request-access", help="ask policy staff for a grant for a size")
+    ask.add_argument("slug", help="model size at the partners stage, e.g. mini-3m")
+    ask.add_argument("--purpose", required=True, help="what your organisation needs the size for")
+    _account(ask)
+    terms = commands.add_parser("terms", help="show the partner terms of use in force; `terms accept` accepts them")
+    terms.add_argument("action", nargs="?", choices=["show", "accept"], default="show")
+    terms.add_argument("--version", help="with accept: the version you read (default: the one in force, shown "
+                                         "first)")
+    _account(terms)
     return parser
+
+
+def _account(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=os.environ.get("STAGEGATE_SERVER", DEFAULT_SERVER),
+                        help=f"Stagegate base URL (default $STAGEGATE_SERVER or {DEFAULT_SERVER})")
+    parser.add_argument("--token", default=os.environ.get("STAGEGATE_TOKEN"),
+                        help="API token (default $STAGEGATE_TOKEN)")
 
 
 def _common(parser: argparse.ArgumentParser, *, token_help: str) -> None:
@@ -98,7 +118,40 @@ def download_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"download-model": download_model, "download-dataset": download_dataset}
+def list_grants(args: argparse.Namespace) -> int:
+    rows = Server(args.server, args.token).grants()
+    if not rows:
+        print("Your organisation holds no grants.")
+        return 0
+    print(f"{'grant':>6}  {'size':<16} {'state':<18} {'from':<10} {'until':<10}  quota")
+    for grant in rows:
+        quota = (f"{grant['quota_links']} link(s) per file per {grant['quota_period_s']:,} s"
+                 if grant["quota_links"] else "none")
+        print(f"{grant['id']:>6}  {grant['model_size']:<16} {grant['state']:<18} {grant['starts_at'][:10]:<10} "
+              f"{grant['expires_at'][:10]:<10}  {quota}")
+    return 0
+
+
+def request_access(args: argparse.Namespace) -> int:
+    made = Server(args.server, args.token).access_request(args.slug, args.purpose)
+    print(f"Access request #{made['id']} for {made['model_size']} ({made['partner']}): {made['status']}.")
+    return 0
+
+
+def terms(args: argparse.Namespace) -> int:
+    server = Server(args.server, args.token)
+    current = server.terms()
+    if args.action == "show":
+        print(f"Terms of use {current['version']} (in force since {current['published_at'][:10]}; "
+              f"{'accepted' if current['accepted'] else 'not accepted yet'}):\n\n{current['text']}")
+        return 0
+    accepted = server.terms_accept(args.version or current["version"])
+    print(f"You accepted the terms of use {accepted['version']}.")
+    return 0
+
+
+COMMANDS = {"download-model": download_model, "download-dataset": download_dataset, "grants": list_grants,
+            "request-access": request_access, "terms": terms}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,3 +36,7 @@ class AccessRequestNotPending(Conflict):
 
 class GrantAlreadyRevoked(Conflict):
     code = "grant_already_revoked"
+
+
+class GrantAlreadyHeld(Conflict):
+    code = "grant_already_held"

@@ -10,7 +10,12 @@ from django.utils import timezone
 
 from registry.errors import ModelSizeNotFound
 from registry.models import ModelSize
-from releases.access.errors import AccessRequestNotPending, GrantAlreadyRevoked, InvalidPartnerAction
+from releases.access.errors import (
+    AccessRequestNotPending,
+    GrantAlreadyHeld,
+    GrantAlreadyRevoked,
+    InvalidPartnerAction,
+)
 from releases.audit.chain import audit_record
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation
 from releases.roles import GRANT_ACCESS, REVOKE_ACCESS, require
@@ -34,6 +39,29 @@ def _required(text: str, field: str, message: str) -> str:
     return text
 
 
+# --------------------------------------------------------------------------- what a member sees
+def member_partner(user) -> PartnerOrganisation | None:
+    """The organisation `user` is a current member of, if any."""
+    membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
+    return membership.partner if membership else None
+
+
+def grants_of(user) -> list[AccessGrant]:
+    """The grants of the caller's organisation, newest first (none for someone in no organisation)."""
+    partner = member_partner(user)
+    if partner is None:
+        return []
+    return list(AccessGrant.objects.filter(partner=partner).select_related("partner", "model_size")
+                .order_by("-created_at", "-id"))
+
+
+def access_requests_of(user) -> list[AccessRequest]:
+    partner = member_partner(user)
+    if partner is None:
+        return []
+    return list(AccessRequest.objects.filter(partner=partner).select_related("partner", "model_size"))
+
+
 # --------------------------------------------------------------------------- requests
 @transaction.atomic
 def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None = None) -> AccessRequest:
@@ -47,6 +75,10 @@ def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None
     purpose = _required(purpose, "purpose", "Say what the size is needed for.")
     if AccessRequest.objects.filter(partner=membership.partner, model_size=size, status=Status.PENDING).exists():
         raise AccessRequestNotPending(f"{membership.partner.name} already has a pending request for {size.slug}.")
+    held = AccessGrant.objects.active(at=timezone.now()).filter(partner=membership.partner, model_size=size).first()
+    if held is not None:
+        raise GrantAlreadyHeld(f"{membership.partner.name} already holds grant #{held.pk} for {size.slug}, until "
+                               f"{held.expires_at.isoformat()}.")
     request = AccessRequest.objects.create(partner=membership.partner, model_size=size, requested_by=user,
                                            purpose=purpose)
     audit_record(actor=user, action="access_request.created", target=request, reason=purpose, ip=ip,

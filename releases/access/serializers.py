@@ -110,3 +110,48 @@ class RevisionOutput(serializers.Serializer):
     training_run = serializers.IntegerField(source="training_run_id", allow_null=True)
     note = serializers.CharField()
     files = RevisionFileOutput(source="artifacts.all", many=True)
+
+
+# --------------------------------------------------------------------------- a partner member's own records
+class MemberGrantOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    model_size = serializers.CharField(source="model_size.slug")
+    partner = serializers.CharField(source="partner.name")
+    state = serializers.SerializerMethodField(help_text="active, grant_revoked, grant_expired or grant_not_started")
+    purpose = serializers.CharField()
+    starts_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    quota_links = serializers.IntegerField(allow_null=True)
+    quota_period_s = serializers.IntegerField(allow_null=True)
+
+    def get_state(self, grant) -> str:
+        from releases.access.rules import grant_state
+
+        return grant_state(grant)
+
+
+class AccessRequestInput(serializers.Serializer):
+    model_size = serializers.SlugField(help_text="The size's slug, e.g. mini-3m.")
+    purpose = serializers.CharField(help_text="What the size is needed for.")
+
+
+class AccessRequestOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    model_size = serializers.CharField(source="model_size.slug")
+    partner = serializers.CharField(source="partner.name")
+    purpose = serializers.CharField()
+    status = serializers.CharField(help_text="pending, granted or refused")
+    created_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_reason = serializers.CharField()
+
+
+class TermsOutput(serializers.Serializer):
+    version = serializers.CharField()
+    text = serializers.CharField()
+    published_at = serializers.DateTimeField()
+    accepted = serializers.BooleanField(help_text="Whether you have accepted this version.")
+
+
+class TermsAcceptInput(serializers.Serializer):
+    version = serializers.CharField(help_text="The version you accept: the one in force (GET /api/v1/terms/).")

@@ -1,0 +1,103 @@
+"""What a partner member does through the API as in the portal: their organisation's grants and access
+requests, and the terms of use. Thin views over releases/access/grants.py and partners.py."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api_errors import ErrorOutput
+from config.client_ip import client_ip
+from config.errors import Conflict, NotFound
+from registry.errors import ModelSizeNotFound
+from releases.access import grants, partners
+from releases.access import rules as access
+from releases.access.serializers import (
+    AccessRequestInput,
+    AccessRequestOutput,
+    MemberGrantOutput,
+    TermsAcceptInput,
+    TermsOutput,
+)
+
+
+class TermsNotFound(NotFound):
+    code = "terms_not_found"
+
+
+class TermsVersionMismatch(Conflict):
+    code = "terms_version_mismatch"
+
+
+class GrantListView(APIView):
+    """Your organisation's grants, newest first, each with its state (none if you belong to no organisation)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: MemberGrantOutput(many=True), 401: ErrorOutput})
+    def get(self, request: Request) -> Response:
+        return Response(MemberGrantOutput(grants.grants_of(request.user), many=True).data)
+
+
+class AccessRequestListCreateView(APIView):
+    """Your organisation's access requests; a new one for a size at the partners stage, with a purpose."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: AccessRequestOutput(many=True), 401: ErrorOutput})
+    def get(self, request: Request) -> Response:
+        return Response(AccessRequestOutput(grants.access_requests_of(request.user), many=True).data)
+
+    @extend_schema(request=AccessRequestInput,
+                   responses={201: AccessRequestOutput, 400: ErrorOutput, 401: ErrorOutput, 404: ErrorOutput,
+                              409: ErrorOutput})
+    def post(self, request: Request) -> Response:
+        data = AccessRequestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        slug = data.validated_data["model_size"]
+        size = access.visible_sizes(request.user).filter(slug=slug).first()
+        if size is None:
+            raise ModelSizeNotFound(f"No model size {slug!r}.")
+        created = grants.access_request_create(user=request.user, size=size, purpose=data.validated_data["purpose"],
+                                               ip=client_ip(request))
+        return Response(AccessRequestOutput(created).data, status=201)
+
+
+class TermsView(APIView):
+    """The partner terms of use in force, and whether you have accepted them."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: TermsOutput, 401: ErrorOutput, 404: ErrorOutput})
+    def get(self, request: Request) -> Response:
+        terms = _in_force()
+        terms.accepted = terms.acceptances.filter(user=request.user).exists()
+        return Response(TermsOutput(terms).data)
+
+
+class TermsAcceptView(APIView):
+    """Accept the terms in force, naming the version you read (accepting again changes nothing)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=TermsAcceptInput, responses={200: TermsOutput, 400: ErrorOutput, 401: ErrorOutput,
+                                                         404: ErrorOutput, 409: ErrorOutput})
+    def post(self, request: Request) -> Response:
+        data = TermsAcceptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        terms = _in_force()
+        if data.validated_data["version"] != terms.version:
+            raise TermsVersionMismatch(f"The terms in force are version {terms.version}, not "
+                                       f"{data.validated_data['version']!r}: read them and accept that version.")
+        partners.terms_accept(user=request.user, terms=terms, ip=client_ip(request))
+        terms.accepted = True
+        return Response(TermsOutput(terms).data)
+
+
+def _in_force():
+    terms = access.terms_in_force()
+    if terms is None:
+        raise TermsNotFound("No partner terms of use are in force yet.")
+    return terms
+
