@@ -110,3 +110,24 @@ def test_the_training_run_page_shows_loss_curve_hparams_corpus_and_artifacts(cli
     svg = client.get(f"/runs/{run.pk}/loss-curve.svg")
     assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
     assert f'href="/runs/{run.pk}/"' in client.get("/models/mini-1m/").content.decode()
+
+
+def test_unknown_pages_and_hidden_sizes_get_the_sites_own_404_page_and_the_api_json(client, db):
+    """Issue #20, defect 10: they showed Django's bare "Not Found"."""
+    make_size("mini-13m")  # internal
+    for url in ("/no-such-page/", "/models/mini-13m/", "/models/mini-99m/"):
+        response = client.get(url)
+        html = response.content.decode()
+        assert response.status_code == 404 and "<h1>Not found</h1>" in html
+        assert 'href="/datasets/"' in html and 'href="/portal/"' in html  # the site's navigation
+    assert client.get("/models/mini-13m/").content == client.get("/models/mini-99m/").content.replace(
+        b"/models/mini-99m/", b"/models/mini-13m/")  # a hidden size says no more than a missing one
+    api = client.get("/api/v1/no-such-thing/")
+    assert api.status_code == 404 and api.json()["error"] == "not_found"
+
+
+def test_a_page_a_staff_role_may_not_open_is_the_sites_403_page(client, alice, rita):
+    client.force_login(alice)  # policy staff: no permission on user accounts
+    response = client.get(f"/admin/auth/user/{rita.pk}/change/")
+    assert response.status_code == 403
+    assert "<h1>Not allowed</h1>" in response.content.decode() and 'href="/admin/"' in response.content.decode()
