@@ -48,6 +48,7 @@ def test_it_lists_files_with_quota_use_only_where_may_allows(browser, s3, size, 
     make_grant(lab, size, alice, quota_links=3, quota_period_s=3600)
     page = browser.get("/portal/").content.decode()
     assert "model.safetensors" in page and "0 of 3 used" in page and "active" in page
+    assert "Quota: 3 links per file per hour." in page
     download = browser.post(f"/portal/files/{size.slug}/model.safetensors")
     assert download.status_code == 302 and download["Location"].startswith(s3.endpoint_url)
     assert IssuedLink.objects.get().user == pat
