@@ -1,5 +1,6 @@
-"""Admin for policy staff: requests with approve/reject/cancel actions, a request form, each size's stage
-timeline, reviews, dataset publication and the governance dashboard. Stage is never an editable field."""
+"""Admin for policy staff: requests (approved one at a time on their own page, with a comment and a
+confirmation; rejected or cancelled there or in bulk), a request form, each size's stage timeline, reviews,
+dataset publication and the governance dashboard. Stage is never an editable field."""
 
 from datetime import UTC, datetime, time
 
@@ -20,6 +21,7 @@ from releases.governance import reviews, selectors, stage_requests
 from releases.governance.evidence import compare_with_stage
 from releases.governance.factors import FACTORS
 from releases.governance.forms import (
+    ApproveForm,
     RejectForm,
     ReleaseStateForm,
     ReviewForm,
@@ -33,7 +35,7 @@ from releases.governance.models import (
     StageChangeRequest,
     StageDecision,
 )
-from releases.roles import REVIEW_STAGE, can
+from releases.roles import DECIDE_STAGE_CHANGE, REVIEW_STAGE, can
 
 
 # --------------------------------------------------------------------------- requests
@@ -59,7 +61,8 @@ class StageChangeRequestAdmin(GovernanceAdmin):
               "review_by", "created_at", "decided_at", "applied_at"]
     readonly_fields = fields
     inlines = [StageDecisionInline]
-    actions = ["approve_selected", "reject_selected", "cancel_selected"]
+    # No bulk approval: an approval is given on the request's own page, where what it releases is shown.
+    actions = ["reject_selected", "cancel_selected"]
     change_list_template = "admin/releases/stagechangerequest/change_list.html"
     change_form_template = "admin/releases/stagechangerequest/change_form.html"
 
@@ -139,11 +142,6 @@ class StageChangeRequestAdmin(GovernanceAdmin):
         if done:
             self.message_user(request, f"{verb} {done} request(s).", messages.SUCCESS)
 
-    @admin.action(description="Approve selected requests")
-    def approve_selected(self, request, queryset):
-        self._each(request, queryset, "Approved", lambda obj: stage_requests.stage_request_approve(
-            request=obj, approver=request.user, ip=client_ip(request)))
-
     @admin.action(description="Reject selected requests (comment required)")
     def reject_selected(self, request, queryset):
         form = RejectForm(request.POST if "comment" in request.POST else None)
@@ -161,6 +159,44 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     def cancel_selected(self, request, queryset):
         self._each(request, queryset, "Cancelled", lambda obj: stage_requests.stage_request_cancel(
             request=obj, actor=request.user, ip=client_ip(request)))
+
+    # ----------------------------------------------------------------- approving, on the request's own page
+    def get_urls(self):
+        approve = self.admin_site.admin_view(self.approve_view)
+        return [path("<int:pk>/approve/", approve, name="releases_stagechangerequest_approve"),
+                *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        may_approve = (obj is not None and obj.status == StageChangeRequest.Status.PENDING
+                       and can(request.user, DECIDE_STAGE_CHANGE) and obj.requested_by_id != request.user.pk
+                       and not obj.decisions.filter(decided_by=request.user).exists())
+        return super().change_view(request, object_id, form_url,
+                                   {**(extra_context or {}), "may_approve": may_approve})
+
+    def approve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: what the request releases, and a comment to give; POST: the approval, with that comment. A
+        refusal (the requester, a second approval by the same person) comes back to the request's page."""
+        obj = get_object_or_404(StageChangeRequest, pk=pk)
+        if not can(request.user, DECIDE_STAGE_CHANGE):
+            raise PermissionDenied
+        page = reverse("admin:releases_stagechangerequest_change", args=[obj.pk])
+        form = ApproveForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                stage_requests.stage_request_approve(request=obj, approver=request.user,
+                                                     comment=form.cleaned_data["comment"], ip=client_ip(request))
+            except DomainError as error:
+                self.message_user(request, f"#{obj.pk}: {error.message}", messages.ERROR)
+            else:
+                obj.refresh_from_db()
+                self.message_user(request, f"You approved request #{obj.pk}; it is {obj.status}.", messages.SUCCESS)
+            return HttpResponseRedirect(page)
+        return TemplateResponse(request, "admin/releases/stagechangerequest/approve.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "original": obj,
+            "title": f"Approve request #{obj.pk}", "form": form, "what_it_releases": self.what_it_releases(obj),
+            "compared": self.compared(obj), "page": page,
+        })
 
     # ----------------------------------------------------------------- the request form
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:

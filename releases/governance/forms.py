@@ -61,6 +61,12 @@ class StageRequestForm(forms.Form):
         return data
 
 
+class ApproveForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}),
+                              help_text="Required: what you checked and why you approve; recorded with the approval.")
+    confirm = forms.BooleanField(label="I have read what this request releases and approve it.")
+
+
 class RejectForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}),
                               help_text="Required: the reason recorded with the rejection.")

@@ -87,11 +87,14 @@ def _admin_login(browser, base: str, username: str):
 def _approve(page, request: StageChangeRequest, shots: Path, step: str) -> None:
     page.goto(f"/admin/releases/stagechangerequest/{request.pk}/change/")
     page.screenshot(path=shots / f"{step}-request.png", full_page=True)
-    page.click("form.decision-buttons button[value=approve_selected]")
+    page.click("form.decision-buttons a:has-text('Approve')")
+    page.fill("textarea[name=comment]", "Checked the files, the evaluation and the rationale.")
+    page.check("input[name=confirm]")
+    page.click("input[type=submit][value=Approve]")
     page.wait_for_selector("ul.messagelist")
     page.screenshot(path=shots / f"{step}-approved.png", full_page=True)
     messages = page.inner_text("ul.messagelist")
-    assert "Approved 1 request(s)." in messages, messages
+    assert f"You approved request #{request.pk}" in messages, messages
 
 
 def test_staff_release_a_size_to_the_public_and_a_partner_sees_its_grant(

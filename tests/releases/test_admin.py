@@ -36,20 +36,45 @@ def test_policy_staff_see_pending_requests(as_user, size, alice, bob):
     assert f"#{request.pk}" in str(request) and "internal → partners" in response.content.decode()
 
 
-def test_the_approve_action_applies_the_change(as_user, size, alice, bob):
+def _approve(client, request, comment="Checked the files and the evaluation.", confirm=True):
+    data = {"comment": comment, **({"confirm": "on"} if confirm else {})}
+    return client.post(reverse("admin:releases_stagechangerequest_approve", args=[request.pk]), data, follow=True)
+
+
+def test_approving_on_the_requests_page_takes_a_comment_and_a_confirmation(as_user, size, alice, bob):
     request = request_change(size, alice, Stage.PARTNERS)
-    response = _action(as_user(bob), "approve_selected", [request])
-    assert "Approved 1 request(s)." in response.content.decode()
+    client = as_user(bob)
+    form = client.get(reverse("admin:releases_stagechangerequest_approve", args=[request.pk])).content.decode()
+    assert "What it releases" in form and RATIONALE in form and 'name="confirm"' in form
+    for missing in ({"comment": ""}, {"confirm": False}):
+        page = _approve(client, request, **missing)
+        assert "This field is required." in page.content.decode()
+        request.refresh_from_db()
+        assert request.status == Status.PENDING
+    response = _approve(client, request)
+    assert "You approved request" in response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("admin:releases_stagechangerequest_change", args=[request.pk])
     request.refresh_from_db()
     size.refresh_from_db()
     assert (request.status, size.stage) == (Status.APPLIED, Stage.PARTNERS)
+    assert request.decisions.get().comment == "Checked the files and the evaluation."
     assert AuditEvent.objects.get(action="stage.applied").ip == "127.0.0.1"
 
 
-def test_the_approve_action_reports_a_refusal(as_user, size, alice):
+def test_a_refused_approval_comes_back_to_the_requests_page(as_user, size, alice):
     request = request_change(size, alice, Stage.PARTNERS)
-    response = _action(as_user(alice), "approve_selected", [request])
+    response = _approve(as_user(alice), request)
     assert "The requester cannot approve their own request." in response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("admin:releases_stagechangerequest_change", args=[request.pk])
+    request.refresh_from_db()
+    assert request.status == Status.PENDING
+
+
+def test_there_is_no_bulk_approval(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS)
+    client = as_user(bob)
+    assert 'value="approve_selected"' not in client.get(reverse(CHANGELIST)).content.decode()
+    _action(client, "approve_selected", [request])
     request.refresh_from_db()
     assert request.status == Status.PENDING
 
@@ -58,7 +83,7 @@ def test_the_approve_action_reports_a_refusal(as_user, size, alice):
 def test_a_superuser_or_a_staff_member_without_the_role_cannot_approve_in_the_admin(as_user, size, alice, who,
                                                                                    request):
     change = request_change(size, alice, Stage.PARTNERS)
-    response = _action(as_user(request.getfixturevalue(who)), "approve_selected", [change])
+    response = _approve(as_user(request.getfixturevalue(who)), change)
     assert response.status_code == 403
     change.refresh_from_db()
     assert change.status == Status.PENDING
@@ -166,14 +191,19 @@ def test_the_audit_trail_is_read_only(as_user, size, alice):
     assert 'name="reason"' not in page
 
 
-def test_a_pending_requests_page_has_approve_and_reject_buttons(as_user, size, alice, bob):
+def test_a_pending_requests_page_has_approve_and_reject_buttons_but_not_for_the_requester(as_user, size, alice,
+                                                                                         bob):
     request = request_change(size, alice, Stage.PARTNERS)
+    change = reverse("admin:releases_stagechangerequest_change", args=[request.pk])
+    approve = reverse("admin:releases_stagechangerequest_approve", args=[request.pk])
+    page = as_user(alice).get(change).content.decode()
+    assert f'href="{approve}"' not in page and 'value="reject_selected"' in page  # her own request
     client = as_user(bob)
-    page = client.get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
-    assert 'value="approve_selected"' in page and 'value="reject_selected"' in page
+    page = client.get(change).content.decode()
+    assert f'href="{approve}"' in page and 'value="reject_selected"' in page
     assert RATIONALE in page
-    client.post(reverse(CHANGELIST), {"action": "approve_selected", ACTION_CHECKBOX_NAME: request.pk})
+    _approve(client, request)
     request.refresh_from_db()
     assert request.status == Status.APPLIED
-    page = client.get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
-    assert 'value="approve_selected"' not in page
+    page = client.get(change).content.decode()
+    assert f'href="{approve}"' not in page

@@ -107,9 +107,8 @@ def test_an_api_rejection_also_needs_the_second_factor(api, bob, pending, otp_on
 
 
 def _admin_approve(client: Client, request_id: int):
-    return client.post("/admin/releases/stagechangerequest/", {
-        "action": "approve_selected", "_selected_action": [request_id], "index": 0,
-    }, follow=True)
+    return client.post(f"/admin/releases/stagechangerequest/{request_id}/approve/", {
+        "comment": "Checked.", "confirm": "on"}, follow=True)
 
 
 def test_an_admin_approval_from_an_unverified_session_is_refused(bob, pending, otp_on):
