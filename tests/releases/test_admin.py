@@ -207,3 +207,18 @@ def test_a_pending_requests_page_has_approve_and_reject_buttons_but_not_for_the_
     assert request.status == Status.APPLIED
     page = client.get(change).content.decode()
     assert f'href="{approve}"' not in page
+
+
+def test_the_audit_list_is_newest_first_links_its_targets_and_names_anonymous_downloads(as_user, size, alice, bob):
+    """Issue #20, defect 9."""
+    from releases.audit.chain import audit_record
+
+    request = request_change(size, alice, Stage.PARTNERS)
+    audit_record(actor=None, action="link.issued", target=size, data={"anonymous": True})
+    page = as_user(bob).get(reverse("admin:releases_auditevent_changelist")).content.decode()
+    assert page.index("link.issued") < page.index("stage_request.created")  # newest first
+    assert f'href="{reverse("admin:releases_stagechangerequest_change", args=[request.pk])}"' in page
+    at = page.index("link.issued")
+    row = page[page.rindex("<tr", 0, at):page.index("</tr>", at)]
+    assert "anonymous" in row and "system" not in row
+    assert "<th" in page and '"before"' not in page  # before/after stay on the event's own page
