@@ -7,10 +7,11 @@ from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from registry.models import ModelSize, OutputDataset, Revision
+from registry.models import DataRemovalRequest, ModelSize, OutputDataset, Revision
 from releases import stages
 from releases.access.models import (
     AccessGrant,
+    AccessRequest,
     PartnerActivity,
     PartnerMember,
     TermsAcceptance,
@@ -87,6 +88,13 @@ class Dashboard:
     embargoed: list[StageChangeRequest]
     overdue_reviews: list[StageChange]
     reviews_due_soon: list[StageChange]
+    # What else waits on policy staff: partners' requests, people's data-removal requests, grants ending soon.
+    access_requests: list = field(default_factory=list)
+    removal_requests: list = field(default_factory=list)
+    grants_expiring: list = field(default_factory=list)
+
+
+GRANTS_EXPIRING_WITHIN = timedelta(days=30)
 
 
 def governance_dashboard(*, now: datetime | None = None) -> Dashboard:
@@ -98,6 +106,12 @@ def governance_dashboard(*, now: datetime | None = None) -> Dashboard:
         embargoed=list(stage_request_list(status=Status.APPROVED).order_by("effective_at", "id")),
         overdue_reviews=[change for change in due if change.review_by < today],
         reviews_due_soon=[change for change in due if change.review_by >= today],
+        access_requests=list(AccessRequest.objects.filter(status=AccessRequest.Status.PENDING)
+                             .select_related("partner", "model_size").order_by("created_at", "id")),
+        removal_requests=list(DataRemovalRequest.objects.filter(status=DataRemovalRequest.Status.OPEN)
+                              .select_related("dataset").order_by("created_at", "id")),
+        grants_expiring=list(AccessGrant.objects.active(at=now).filter(expires_at__lte=now + GRANTS_EXPIRING_WITHIN)
+                             .select_related("partner", "model_size").order_by("expires_at", "id")),
     )
 
 

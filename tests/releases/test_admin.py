@@ -222,3 +222,29 @@ def test_the_audit_list_is_newest_first_links_its_targets_and_names_anonymous_do
     row = page[page.rindex("<tr", 0, at):page.index("</tr>", at)]
     assert "anonymous" in row and "system" not in row
     assert "<th" in page and '"before"' not in page  # before/after stay on the event's own page
+
+
+
+def test_the_dashboard_is_linked_from_the_admin_home_and_shows_what_waits_on_staff(as_user, size, alice, bob, pat,
+                                                                                  steve):
+    """Issue #20, defect 5."""
+    from registry.models import DataRemovalRequest
+    from releases.access import grants as grant_service
+    from tests.releases.conftest import make_grant, make_partner, make_size
+
+    move(size, Stage.PARTNERS, requester=alice, approvers=[bob])
+    partner = make_partner(alice, pat)
+    ending = make_grant(partner, size, alice, days=10)
+    other = make_size("mini-3m")
+    move(other, Stage.PARTNERS, requester=alice, approvers=[bob])
+    asked = grant_service.access_request_create(user=pat, size=other, purpose="Evaluating the larger size.")
+    removal = DataRemovalRequest.objects.create(name="Ann", email="ann@example.org", text="line 3",
+                                                reason="My text.")
+    home = as_user(bob).get(reverse("admin:index")).content.decode()
+    assert f'href="{reverse("releases-dashboard")}"' in home
+    page = as_user(bob).get(reverse("releases-dashboard")).content.decode()
+    assert f'href="{reverse("admin:releases_accessrequest_change", args=[asked.pk])}"' in page
+    assert f'href="{reverse("admin:registry_dataremovalrequest_change", args=[removal.pk])}"' in page
+    assert f'href="{reverse("admin:releases_accessgrant_change", args=[ending.pk])}"' in page
+    assert 'href="/models/mini-3m/"' in page
+    assert f'href="{reverse("releases-dashboard")}"' not in as_user(steve).get(reverse("admin:index")).content.decode()
