@@ -12,6 +12,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from knox.models import AuthToken
@@ -152,9 +153,19 @@ class AccessRequestAdmin(GovernanceAdmin):
     list_filter = ["status"]
     list_select_related = ["partner", "model_size", "requested_by", "decided_by"]
     fields = ["partner", "model_size", "requested_by", "purpose", "status", "created_at", "decided_by",
-              "decided_at", "decision_reason", "grant"]
+              "decided_at", "decision_reason", "grant", "partner_grants"]
     readonly_fields = fields
     actions = ["grant_selected", "refuse_selected"]
+    change_form_template = "admin/releases/accessrequest/change_form.html"
+
+    @admin.display(description="the organisation's grants")
+    def partner_grants(self, obj: AccessRequest) -> str:
+        held = obj.partner.grants.select_related("model_size").order_by("-created_at")
+        if not held:
+            return "None."
+        return format_html_join("", '<div><a href="{}">#{}</a> {}: {}, until {}</div>', (
+            (reverse("admin:releases_accessgrant_change", args=[grant.pk]), grant.pk, grant.model_size.slug,
+             access.grant_state(grant), grant.expires_at.strftime("%Y-%m-%d")) for grant in held))
 
     @admin.action(description="Grant selected requests")
     def grant_selected(self, request, queryset):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from releases.access import grants
+from releases.access.errors import GrantAlreadyHeld
 from releases.models import AccessGrant, AccessRequest, AuditEvent, PartnerMember, PartnerOrganisation
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms
 
@@ -86,12 +87,33 @@ def test_requests_are_granted_or_refused_with_a_reason(staff, size, lab, alice, 
                      "quota_links": 5, "quota_period_s": 86400, "reason": "Known lab."})
     first.refresh_from_db()
     assert first.status == "granted" and first.grant.quota_links == 5
+    with pytest.raises(GrantAlreadyHeld):  # issue #20, defect 6: no request for a grant already held
+        grants.access_request_create(user=pat, size=size, purpose="More.")
+    grants.grant_revoke(grant=first.grant, actor=alice, reason="Project ended.")
     second = grants.access_request_create(user=pat, size=size, purpose="More.")
     assert staff.post(url, {"action": "refuse_selected", "_selected_action": [second.pk], "reason": ""}
                       ).status_code == 200
     assert AccessRequest.objects.get(pk=second.pk).status == "pending"
     staff.post(url, {"action": "refuse_selected", "_selected_action": [second.pk], "reason": "One grant suffices."})
     assert AccessRequest.objects.get(pk=second.pk).decision_reason == "One grant suffices."
+
+
+def test_a_requests_page_has_grant_and_refuse_buttons_and_the_organisations_grants(staff, size, lab, alice,
+                                                                                     bob, pat):
+    """Issue #20, defect 6."""
+    from tests.releases.conftest import make_size
+
+    move(size, "partners", requester=alice, approvers=[bob])
+    held = make_grant(lab, size, alice)
+    other = make_size("mini-3m")
+    move(other, "partners", requester=alice, approvers=[bob])
+    asked = grants.access_request_create(user=pat, size=other, purpose="The larger size.")
+    page = staff.get(f"/admin/releases/accessrequest/{asked.pk}/change/").content.decode()
+    assert 'value="grant_selected"' in page and 'value="refuse_selected"' in page
+    assert f'href="/admin/releases/accessgrant/{held.pk}/change/"' in page and "mini-1m: active" in page
+    form = staff.post(CHANGELIST.format("accessrequest"), {"action": "grant_selected", "_selected_action": [asked.pk]})
+    assert form.status_code == 200 and 'name="expires_in_days"' in form.content.decode()  # asks before granting
+    assert AccessRequest.objects.get(pk=asked.pk).status == "pending"
 
 
 def test_partners_and_members_are_added_through_the_services(staff, rita):

@@ -122,3 +122,17 @@ def test_plain_accounts_see_no_organisation(rita):
     client = Client()
     client.force_login(rita)
     assert "belongs to no partner organisation" in client.get("/portal/").content.decode()
+
+
+def test_request_access_from_a_size_page_preselects_that_size(browser, s3, size, lab, alice, bob, tmp_path):
+    """Issue #20, defect 6: the portal's form preselected the first size, whatever page the member came from."""
+    from tests.releases.conftest import make_size
+
+    other = make_size("mini-3m")
+    upload(other, tmp_path)
+    move(other, "partners", requester=alice, approvers=[bob])
+    size_page = browser.get("/models/mini-3m/").content.decode()
+    assert 'href="/portal/?request=mini-3m#access-requests"' in size_page
+    portal = browser.get("/portal/?request=mini-3m").content.decode()
+    assert f'<option value="{other.pk}" selected>' in portal and f'<option value="{size.pk}">' in portal
+    assert '<label for="request-purpose">' in portal

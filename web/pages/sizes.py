@@ -46,13 +46,14 @@ CARD_LABELS = {"details": "Model details", "intended_uses": "Intended uses",
                "evaluation": "Evaluation"}
 
 
-def _how_to_get_access(request: HttpRequest, decision: access.Decision) -> dict | None:
-    """What someone refused can do next: sign in, or ask for access in the partner portal."""
+def _how_to_get_access(request: HttpRequest, decision: access.Decision, size: ModelSize) -> dict | None:
+    """What someone refused can do next: sign in, or ask for this size in the partner portal."""
     if decision.reason == access.NOT_AUTHENTICATED:
         return {"url": f"{reverse('portal-login')}?next={request.path}", "label": "Sign in to the partner portal"}
     if decision.reason in (access.NOT_A_PARTNER, access.NO_GRANT, access.GRANT_EXPIRED, access.GRANT_REVOKED,
                            access.TERMS_NOT_ACCEPTED, access.PARTNER_INACTIVE):
-        return {"url": reverse("portal-home"), "label": "Request access in the partner portal"}
+        return {"url": f"{reverse('portal-home')}?request={size.slug}#access-requests",
+                "label": f"Request access to {size.slug} in the partner portal"}
     return None
 
 
@@ -79,7 +80,8 @@ def size_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "public/size.html", {
         "size": size, "revision": revision, "decision": decision, "files": files if decision.allowed else [],
         "revisions": [shown for shown, _decision in links.revisions_for(request.user, size)],
-        "file_count": len(files), "next_step": None if decision.allowed else _how_to_get_access(request, decision),
+        "file_count": len(files),
+        "next_step": None if decision.allowed else _how_to_get_access(request, decision, size),
         "history": release_selectors.stage_history(size=size), "card_sections": sections,
         "evals": size.evals.all(), "runs": size.training_runs.all(),
         "datasets": access.visible_datasets(request.user).filter(model_size=size).order_by("name"),
@@ -104,7 +106,8 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         if revision else []
     return render(request, "public/run.html", {
         "run": run, "size": run.model_size, "settings": sorted(run.settings.items()),
-        "decision": decision, "next_step": None if decision.allowed else _how_to_get_access(request, decision),
+        "decision": decision,
+        "next_step": None if decision.allowed else _how_to_get_access(request, decision, run.model_size),
         "artifacts": [_download(run.model_size, a, decision) for a in artifacts],
         "evals": run.evals.all(), "points": len(run.loss_curve),
     })

@@ -86,7 +86,9 @@ class PortalLoginView(auth_views.LoginView):
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html", {"o": portal_overview(user=request.user),
-                                                "token_days": TOKEN_DAYS_CHOICES, "now": timezone.now()})
+                                                "token_days": TOKEN_DAYS_CHOICES, "now": timezone.now(),
+                                                # "Request access" on a size's page names the size to ask for.
+                                                "preselect": request.GET.get("request", "")})
 
 
 def _id(raw: str | None) -> int | None:
