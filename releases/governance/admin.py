@@ -3,6 +3,7 @@ confirmation; rejected or cancelled there or in bulk), a request form, each size
 dataset publication and the governance dashboard. Stage is never an editable field."""
 
 from datetime import UTC, datetime, time
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from config.client_ip import client_ip
@@ -34,6 +36,7 @@ from releases.governance.models import (
     StageChange,
     StageChangeRequest,
     StageDecision,
+    StageReview,
 )
 from releases.roles import DECIDE_STAGE_CHANGE, REVIEW_STAGE, can
 
@@ -202,7 +205,7 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        initial = {name: request.GET.get(name) for name in ("model_size", "revision", "dataset")}
+        initial = {name: request.GET.get(name) for name in ("model_size", "revision", "dataset", "rationale")}
         form = StageRequestForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -261,6 +264,13 @@ class StageChangeAdmin(GovernanceAdmin):
                 add_domain_error(form, error)
             else:
                 self.message_user(request, f"Review of {change.model_size.slug} recorded.", messages.SUCCESS)
+                if form.cleaned_data["outcome"] == StageReview.Outcome.REVISIT:
+                    # A revisit leads to a stage-change request: the form, filled in from the review.
+                    self.message_user(request, "File the stage change the review calls for.", messages.INFO)
+                    query = urlencode({"model_size": change.model_size_id, "from_review": "1",
+                                       "rationale": f"Review of {timezone.localdate():%Y-%m-%d}: "
+                                                    f"{form.cleaned_data['notes']}"})
+                    return HttpResponseRedirect(f"{reverse('admin:releases_stagechangerequest_add')}?{query}")
                 return HttpResponseRedirect(reverse("releases-dashboard"))
         return TemplateResponse(request, "admin/releases/stagechange/review.html", {
             **self.admin_site.each_context(request), "opts": self.model._meta,

@@ -18,7 +18,7 @@ from releases.access.models import (
     TermsVersion,
 )
 from releases.governance.errors import StageRequestNotFound
-from releases.models import StageChange, StageChangeRequest, StageDecision
+from releases.models import StageChange, StageChangeRequest, StageDecision, StageReview
 from releases.stage_names import Stage
 
 Status = StageChangeRequest.Status
@@ -75,11 +75,21 @@ def current_changes() -> QuerySet[StageChange]:
         "model_size__family", "revision")
 
 
+def stage_reviews(*, size: ModelSize) -> list[StageReview]:
+    """The size's stage reviews, newest first, with who reviewed."""
+    return list(StageReview.objects.filter(change__model_size=size).select_related("reviewed_by", "change")
+                .order_by("-created_at", "-id"))
+
+
 def reviews_due(*, today: date | None = None) -> QuerySet[StageChange]:
-    """Current stages whose review is overdue or due within STAGEGATE_REVIEW_DUE_SOON_DAYS."""
+    """Current stages whose review is overdue or due within STAGEGATE_REVIEW_DUE_SOON_DAYS.
+
+    A change recorded from history (GPT-2's 2019 releases) was not decided here: it is not due for review
+    until staff review it once, which puts it on the schedule like any other."""
     today = today or timezone.localdate()
     window = today + timedelta(days=int(getattr(settings, "STAGEGATE_REVIEW_DUE_SOON_DAYS", 14)))
-    return current_changes().filter(review_by__lte=window).order_by("review_by", "id")
+    return (current_changes().filter(review_by__lte=window)
+            .exclude(request__historical=True, last_reviewed_at__isnull=True).order_by("review_by", "id"))
 
 
 @dataclass

@@ -93,3 +93,32 @@ def test_the_dashboard_lists_pending_embargoed_and_overdue_items(partners_size, 
     assert [r.pk for r in dashboard.pending] == [pending.pk]
     assert [r.pk for r in dashboard.embargoed] == [embargoed.pk]
     assert [c.model_size for c in dashboard.overdue_reviews] == [partners_size]
+
+
+def test_a_revisit_leads_to_a_prefilled_stage_change_request_and_notes_show_to_staff(partners_size, carol, client,
+                                                                                      rita):
+    """Issue #20, defect 4: a "revisit" created nothing, and review notes were visible only as raw audit data."""
+    change = _make_overdue(partners_size)
+    client.force_login(carol)
+    response = client.post(f"/admin/releases/stagechange/{change.pk}/review/",
+                           {"outcome": "revisit", "notes": "Misuse reports from two labs.", "next_review_by": ""})
+    assert response.status_code == 302 and response["Location"].startswith("/admin/releases/stagechangerequest/add/")
+    form = client.get(response["Location"]).content.decode()
+    assert "Misuse reports from two labs." in form
+    assert f'<option value="{partners_size.pk}" selected>' in form
+    page = client.get(f"/models/{partners_size.slug}/").content.decode()
+    assert "Stage reviews" in page and "Misuse reports from two labs." in page and "Revisit" in page
+    client.force_login(rita)
+    assert "Misuse reports" not in client.get(f"/models/{partners_size.slug}/").content.decode()
+
+
+def test_history_recorded_from_2019_is_not_overdue_until_staff_review_it(db, carol):
+    from django.core.management import call_command
+
+    call_command("seed_gpt2", verbosity=0)
+    assert StageChange.objects.filter(request__historical=True).exists()
+    assert list(selectors.reviews_due()) == []
+    size = StageChange.objects.filter(request__historical=True).first().model_size
+    reviews.stage_review_record(size=size, reviewer=carol, notes="Looked again in 2026.",
+                                next_review_by=timezone.localdate() + timedelta(days=3))
+    assert [change.model_size for change in selectors.reviews_due()] == [size]

@@ -85,6 +85,8 @@ def size_page(request: HttpRequest, slug: str) -> HttpResponse:
         "history": release_selectors.stage_history(size=size), "card_sections": sections,
         "evals": size.evals.all(), "runs": size.training_runs.all(),
         "datasets": access.visible_datasets(request.user).filter(model_size=size).order_by("name"),
+        # Review notes are for those who decide: staff only.
+        "reviews": release_selectors.stage_reviews(size=size) if access.sees_unreleased(request.user) else None,
     })
 
 
