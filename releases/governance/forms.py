@@ -12,22 +12,34 @@ _DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="
 _DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
+class _WithStage(forms.ModelChoiceField):
+    """Each choice names its current stage: a request starts from it."""
+
+    def label_from_instance(self, obj) -> str:
+        number = f" #{obj.number}" if isinstance(obj, Revision) else ""
+        return f"{obj}{number} — now {obj.get_stage_display()}"
+
+
 class StageRequestForm(forms.Form):
     """A request for a revision of a size (default: its newest), for a whole size (to withdraw every revision)
     or for an output dataset: the change starts from the subject's current stage."""
 
-    model_size = forms.ModelChoiceField(
+    required_css_class = "required"  # the admin's stylesheet marks these labels
+
+    model_size = _WithStage(
         queryset=ModelSize.objects.select_related("family").order_by("family__name", "order"), required=False,
         help_text="The size whose revision moves (empty for a dataset).",
     )
-    revision = forms.ModelChoiceField(
+    revision = _WithStage(
         queryset=Revision.objects.select_related("model_size").order_by("model_size__slug", "-number"),
         required=False, help_text="Empty: the size's newest revision.",
     )
     all_revisions = forms.BooleanField(required=False, label="Every revision of the size (withdrawal only)")
-    dataset = forms.ModelChoiceField(queryset=OutputDataset.objects.order_by("name"), required=False,
+    dataset = _WithStage(queryset=OutputDataset.objects.order_by("name"), required=False,
                                      help_text="An output dataset to move instead of a revision.")
-    to_stage = forms.ChoiceField(choices=Stage.choices)
+    # No default: the current stage first in the list made "no change" the easiest request to file.
+    to_stage = forms.ChoiceField(choices=[("", "— choose the stage to move to —"), *Stage.choices],
+                                 help_text="Internal → partners → public; any stage → withdrawn.")
     rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}),
                                 help_text="The full reasoning; seen by policy staff and reviewers only.")
     public_rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
@@ -40,8 +52,8 @@ class StageRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         for key, question in FACTORS.items():
             self.fields[f"factor_{key}"] = forms.CharField(
-                label=question, required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                help_text="Required for releases to partners or the public.",
+                label=f"{question} (required for partners or public)", required=False,
+                widget=forms.Textarea(attrs={"rows": 2}), help_text="Required for releases to partners or the public.",
             )
 
     def factors(self) -> dict[str, str]:

@@ -248,3 +248,15 @@ def test_the_dashboard_is_linked_from_the_admin_home_and_shows_what_waits_on_sta
     assert f'href="{reverse("admin:releases_accessgrant_change", args=[ending.pk])}"' in page
     assert 'href="/models/mini-3m/"' in page
     assert f'href="{reverse("releases-dashboard")}"' not in as_user(steve).get(reverse("admin:index")).content.decode()
+
+
+def test_the_request_form_names_current_stages_asks_for_the_target_and_marks_required_fields(as_user, size,
+                                                                                              alice):
+    """Issue #20, defect 14."""
+    page = as_user(alice).get(reverse("admin:releases_stagechangerequest_add")).content.decode()
+    assert f"{size} — now Internal" in page
+    assert '<option value="" selected>— choose the stage to move to —</option>' in page
+    assert "(required for partners or public)" in page and 'class="required"' in page
+    refused = as_user(alice).post(reverse("admin:releases_stagechangerequest_add"),
+                                  {"model_size": size.pk, "rationale": RATIONALE})
+    assert refused.status_code == 200 and not StageChangeRequest.objects.exists()
