@@ -20,7 +20,7 @@ from config.errors import DomainError
 from registry.models import Revision
 from releases.admin_base import GovernanceAdmin, GovernanceInline
 from releases.governance import reviews, selectors, stage_requests
-from releases.governance.evidence import compare_with_stage
+from releases.governance.evidence import compare_with_stage, missing_evidence
 from releases.governance.factors import FACTORS
 from releases.governance.forms import (
     ApproveForm,
@@ -59,7 +59,7 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     list_filter = ["status", "to_stage", "model_size__family"]
     list_select_related = ["model_size__family", "revision", "dataset", "requested_by"]
     search_fields = ["model_size__slug", "dataset__name", "revision__revision", "rationale"]
-    fields = ["subject_label", "what_it_releases", "compared", "from_stage", "to_stage", "status", "approvals",
+    fields = ["subject_label", "missing", "what_it_releases", "compared", "from_stage", "to_stage", "status", "approvals",
               "requested_by", "historical", "rationale", "public_rationale", "factor_assessments", "effective_at",
               "review_by", "created_at", "decided_at", "applied_at"]
     readonly_fields = fields
@@ -78,6 +78,14 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     @admin.display(description="subject")
     def subject_label(self, obj: StageChangeRequest) -> str:
         return obj.subject_label
+
+    @admin.display(description="missing")
+    def missing(self, obj: StageChangeRequest) -> str:
+        gaps = missing_evidence(revision=obj.revision, dataset=obj.dataset) if obj.revision_id or obj.dataset_id \
+            else []
+        if not gaps:
+            return "Nothing: files, evaluation and training run are on the record."
+        return format_html('<ul class="errorlist">{}</ul>', format_html_join("", "<li>{}</li>", ((g,) for g in gaps)))
 
     @admin.display(description="what it releases")
     def what_it_releases(self, obj: StageChangeRequest) -> str:
@@ -198,6 +206,7 @@ class StageChangeRequestAdmin(GovernanceAdmin):
         return TemplateResponse(request, "admin/releases/stagechangerequest/approve.html", {
             **self.admin_site.each_context(request), "opts": self.model._meta, "original": obj,
             "title": f"Approve request #{obj.pk}", "form": form, "what_it_releases": self.what_it_releases(obj),
+            "missing": self.missing(obj),
             "compared": self.compared(obj), "page": page,
         })
 

@@ -43,3 +43,23 @@ def compare_with_stage(revision: Revision, stage: str) -> Comparison:
     comparison.evals = [(dataset, metric, evals_then.get((dataset, metric)), evals_now.get((dataset, metric)))
                         for dataset, metric in sorted(set(evals_now) | set(evals_then))]
     return comparison
+
+
+def missing_evidence(*, revision: Revision | None = None, dataset=None) -> list[str]:
+    """What a decision would want to see and cannot, in words: shown on the request and approval pages so
+    nobody releases a size with no files, no evaluation or no training run without being told."""
+    gaps: list[str] = []
+    if revision is not None:
+        if not revision.artifacts.exists():
+            gaps.append(f"Revision #{revision.number} has no files: releasing it gives nobody anything to download.")
+        if not EvalResult.objects.filter(revision=revision).exists() and \
+                not EvalResult.objects.filter(model_size=revision.model_size, revision=None).exists():
+            gaps.append("No evaluation results are recorded for this revision or its size.")
+        if revision.training_run_id is None and not revision.artifacts.filter(training_run__isnull=False).exists():
+            gaps.append("No training run is recorded: how these weights were made is not on the record.")
+    if dataset is not None:
+        if not dataset.splits.exists():
+            gaps.append(f"Dataset {dataset.name} has no splits stored.")
+        if dataset.kind == "generated" and not dataset.detection_results.exists():
+            gaps.append("No detection baseline has been run on this dataset.")
+    return gaps

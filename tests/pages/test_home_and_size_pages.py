@@ -132,3 +132,10 @@ def test_a_page_a_staff_role_may_not_open_is_the_sites_403_page(client, alice, r
     response = client.get(f"/admin/auth/user/{rita.pk}/change/")
     assert response.status_code == 403
     assert "<h1>Not allowed</h1>" in response.content.decode() and 'href="/admin/"' in response.content.decode()
+
+
+def test_a_released_size_without_files_says_so_rather_than_zero_files(client, alice, bob):
+    size = make_size("mini-3m")
+    move(size, "partners", requester=alice, approvers=[bob])
+    html = client.get("/models/mini-3m/").content.decode()
+    assert "No files are stored for this size yet." in html and "0 files" not in html

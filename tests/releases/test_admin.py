@@ -260,3 +260,19 @@ def test_the_request_form_names_current_stages_asks_for_the_target_and_marks_req
     refused = as_user(alice).post(reverse("admin:releases_stagechangerequest_add"),
                                   {"model_size": size.pk, "rationale": RATIONALE})
     assert refused.status_code == 200 and not StageChangeRequest.objects.exists()
+
+
+def test_a_request_says_in_words_what_is_missing_from_the_record(as_user, size, alice, bob, s3, tmp_path):
+    """Issue #20, defect 3: a size with no files, evaluation or training run went out with no warning."""
+    from tests.releases.conftest import upload
+
+    bare = request_change(size, alice, Stage.PARTNERS)
+    page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[bare.pk])).content.decode()
+    assert "has no files" in page and "No evaluation results" in page and "No training run" in page
+    approve = as_user(bob).get(reverse("admin:releases_stagechangerequest_approve", args=[bare.pk])).content.decode()
+    assert "has no files" in approve
+    stage_requests.stage_request_cancel(request=bare, actor=alice)
+    upload(size, tmp_path)
+    filed = request_change(size, alice, Stage.PARTNERS)
+    page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[filed.pk])).content.decode()
+    assert "has no files" not in page and "No evaluation results" in page
