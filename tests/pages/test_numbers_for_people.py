@@ -29,3 +29,22 @@ def test_the_pages_use_them(client, datasets):
     size = datasets["mini-1m-k40"].model_size
     html = client.get(f"/models/{size.slug}/").content.decode()
     assert f"{size.parameter_count:,} parameters" in html and size.parameter_count > 999
+
+
+def test_the_detection_charts_legend_covers_no_bar_and_names_the_chance_line():
+    """Issue #20, defect 12: the legend hid the top-k 40 bar; the 50% line had no label."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from web.plots import _SIZE_IN, detection_accuracy
+
+    figure = Figure(figsize=_SIZE_IN)
+    FigureCanvasAgg(figure)
+    detection_accuracy(rows=[("mini-1m", 0.71, 0.93), ("mini-3m", 0.65, 0.99), ("mini-7m", 0.6, 0.97)])(figure)
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    legend = ax.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["chance (50%)", "pure sampling", "top-k 40"]
+    box = legend.get_window_extent(renderer)
+    bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+    assert len(bars) == 6 and not any(box.overlaps(bar) for bar in bars)
