@@ -18,6 +18,8 @@ from releases.access.rules import visible_datasets, visible_sizes
 
 
 class ModelListView(ListAPIView):
+    """Every model size you may know exists, with its family, stage and shape."""
+
     serializer_class = ModelSizeSummarySerializer
 
     def get_queryset(self):
@@ -25,6 +27,8 @@ class ModelListView(ListAPIView):
 
 
 class ModelDetailView(APIView):
+    """One model size: its stage, shape, card, evaluations, training runs and revisions."""
+
     @extend_schema(responses=ModelSizeDetailSerializer)
     def get(self, request: Request, slug: str) -> Response:
         size = selectors.size_from(visible_sizes(request.user), slug=slug)
@@ -43,6 +47,8 @@ class DatasetListView(ListAPIView):
 
 
 class DatasetDetailView(APIView):
+    """One output dataset: its splits with checksums, statistics, detection results and card."""
+
     throttle_classes = DATASET_THROTTLES
 
     @extend_schema(responses={200: DatasetOutput, 404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput})

@@ -29,6 +29,8 @@ CanCancelJobs = role_permission(CANCEL_JOB, to="cancel jobs", role=JOB_ROLES)
 
 
 class JobListCreateView(ListAPIView):
+    """Jobs, newest first: training, generation, detection."""
+
     serializer_class = JobSerializer
     queryset = Job.objects.all()
 
@@ -39,6 +41,7 @@ class JobListCreateView(ListAPIView):
 
     @extend_schema(request=JobInputSerializer, responses={201: JobSerializer}, parameters=[OTP_PARAMETER])
     def post(self, request: Request) -> Response:
+        """Submit a job (train, generate or detect) to the workers' queues."""
         data = JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.job_submit(kind=data.validated_data["kind"], params=data.validated_data["params"],
@@ -47,6 +50,8 @@ class JobListCreateView(ListAPIView):
 
 
 class JobDetailView(APIView):
+    """One job: its kind, settings, state, progress and results."""
+
     permission_classes = [CanSeeJobs]
 
     @extend_schema(responses=JobSerializer)
@@ -55,6 +60,8 @@ class JobDetailView(APIView):
 
 
 class JobCancelView(APIView):
+    """Cancel a queued or running job; a running one stops at its next checkpoint."""
+
     permission_classes = [CanCancelJobs, SecondFactorForChanges]
 
     @extend_schema(request=None, responses=JobSerializer, parameters=[OTP_PARAMETER])

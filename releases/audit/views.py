@@ -49,6 +49,8 @@ class CheckpointListView(ListAPIView):
 
 
 class PublicKeyView(APIView):
+    """The Ed25519 public key that signs the audit checkpoints."""
+
     permission_classes = [AllowAny]
 
     @extend_schema(responses=PublicKeyOutput)

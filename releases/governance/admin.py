@@ -60,7 +60,7 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     list_select_related = ["model_size__family", "revision", "dataset", "requested_by"]
     search_fields = ["model_size__slug", "dataset__name", "revision__revision", "rationale"]
     fields = ["subject_label", "missing", "what_it_releases", "compared", "from_stage", "to_stage", "status", "approvals",
-              "requested_by", "historical", "rationale", "public_rationale", "factor_assessments", "effective_at",
+              "requested_by", "decided_where", "rationale", "public_rationale", "factor_assessments", "effective_at",
               "review_by", "created_at", "decided_at", "applied_at"]
     readonly_fields = fields
     inlines = [StageDecisionInline]
@@ -78,6 +78,12 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     @admin.display(description="subject")
     def subject_label(self, obj: StageChangeRequest) -> str:
         return obj.subject_label
+
+    @admin.display(description="decided")
+    def decided_where(self, obj: StageChangeRequest) -> str:
+        # In words: the admin's boolean icon ("Historical: ❌") said nothing to a reader.
+        return "Recorded from history (decided before Stagegate; no approvals here)" if obj.historical \
+            else "Here, by the approvals below"
 
     @admin.display(description="missing")
     def missing(self, obj: StageChangeRequest) -> str:

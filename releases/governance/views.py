@@ -46,6 +46,8 @@ def _request_output(request_id: int) -> dict:
 
 
 class ModelStageRequestsView(StaffAPIView):
+    """Ask to move a revision of a size (default: its newest) to another stage, or withdraw the whole size."""
+
     @extend_schema(request=StageRequestCreateInput, responses={201: StageRequestOutput}, parameters=[OTP_PARAMETER])
     def post(self, request: Request, slug: str) -> Response:
         size = selectors.model_size_for_staff(slug=slug)
@@ -75,6 +77,8 @@ class DatasetStageRequestsView(StaffAPIView):
 
 
 class StageRequestListView(ListAPIView):
+    """Stage-change requests, newest first, filtered by status."""
+
     permission_classes = [IsPolicyStaff]
     serializer_class = StageRequestOutput
 
@@ -91,12 +95,16 @@ class StageRequestListView(ListAPIView):
 
 
 class StageRequestDetailView(StaffAPIView):
+    """One stage-change request with its decisions and what it releases."""
+
     @extend_schema(responses=StageRequestOutput)
     def get(self, request: Request, request_id: int) -> Response:
         return Response(_request_output(request_id))
 
 
 class StageRequestApproveView(StaffAPIView):
+    """Approve a request (never your own); the approval that reaches the required count applies it."""
+
     @extend_schema(request=DecisionInput, responses=StageRequestOutput, parameters=[OTP_PARAMETER])
     def post(self, request: Request, request_id: int) -> Response:
         data = DecisionInput(data=request.data)
@@ -108,6 +116,8 @@ class StageRequestApproveView(StaffAPIView):
 
 
 class StageRequestRejectView(StaffAPIView):
+    """Reject a request with a comment; one rejection ends it."""
+
     @extend_schema(request=RejectInput, responses=StageRequestOutput, parameters=[OTP_PARAMETER])
     def post(self, request: Request, request_id: int) -> Response:
         data = RejectInput(data=request.data)
@@ -119,6 +129,8 @@ class StageRequestRejectView(StaffAPIView):
 
 
 class StageRequestCancelView(StaffAPIView):
+    """Cancel a pending or embargoed request (also stops an embargo)."""
+
     @extend_schema(request=CancelInput, responses=StageRequestOutput, parameters=[OTP_PARAMETER])
     def post(self, request: Request, request_id: int) -> Response:
         data = CancelInput(data=request.data)
@@ -130,6 +142,8 @@ class StageRequestCancelView(StaffAPIView):
 
 
 class ModelReviewView(StaffAPIView):
+    """Record a review of a size's current stage and when it is next due."""
+
     @extend_schema(request=ReviewInput, responses={201: ReviewOutput}, parameters=[OTP_PARAMETER])
     def post(self, request: Request, slug: str) -> Response:
         size = selectors.model_size_for_staff(slug=slug)

@@ -139,3 +139,8 @@ def test_a_released_size_without_files_says_so_rather_than_zero_files(client, al
     move(size, "partners", requester=alice, approvers=[bob])
     html = client.get("/models/mini-3m/").content.decode()
     assert "No files are stored for this size yet." in html and "0 files" not in html
+
+
+def test_the_history_page_links_each_size(client, gpt2):
+    html = client.get("/history/").content.decode()
+    assert '<h2><a href="/models/gpt2-124m/">' in html

@@ -276,3 +276,9 @@ def test_a_request_says_in_words_what_is_missing_from_the_record(as_user, size, 
     filed = request_change(size, alice, Stage.PARTNERS)
     page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[filed.pk])).content.decode()
     assert "has no files" not in page and "No evaluation results" in page
+
+
+def test_a_request_says_in_words_where_it_was_decided(as_user, size, alice, bob):
+    request = request_change(size, alice, Stage.PARTNERS)
+    page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
+    assert "Here, by the approvals below" in page and "icon-no" not in page

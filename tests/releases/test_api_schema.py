@@ -38,3 +38,23 @@ def test_create_list_history_and_release_state_match_the_schema(api, schema, siz
     assert [c["to_stage"] for c in history.json()["changes"]] == ["partners", "public"]
     state = api.get(reverse("release-state"), {"at": "2019-09-01"})
     _validate(schema, "/api/v1/release-state/", "get", "200", state.json())
+
+
+def test_every_operation_has_a_summary_and_the_errors_it_can_answer(schema):
+    """Issue #20, defect 15: operations had no summaries and most listed no error codes."""
+    anonymous_reads = {("/api/v1/audit/public-key/", "get")}  # no input, no account: nothing to refuse
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), (method, path)
+            codes = set(operation["responses"])
+            if (path, method) in anonymous_reads:
+                continue
+            assert any(code.startswith("4") for code in codes), (method, path, codes)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            if method == "post":
+                assert "400" in codes, (method, path)
+            for code in codes - {"200", "201", "204", "302"}:
+                body = operation["responses"][code].get("content", {}).get("application/json", {}).get("schema")
+                assert body is None or body.get("$ref", "").endswith("/ErrorOutput") or code.startswith("3"), \
+                    (method, path, code)
