@@ -61,7 +61,7 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     search_fields = ["model_size__slug", "dataset__name", "revision__revision", "rationale"]
     fields = ["subject_label", "missing", "what_it_releases", "compared", "from_stage", "to_stage", "status", "approvals",
               "requested_by", "decided_where", "rationale", "public_rationale", "factor_assessments", "effective_at",
-              "review_by", "created_at", "decided_at", "applied_at"]
+              "review_due", "created_at", "decided_at", "applied_at"]
     readonly_fields = fields
     inlines = [StageDecisionInline]
     # No bulk approval: an approval is given on the request's own page, where what it releases is shown.
@@ -78,6 +78,14 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     @admin.display(description="subject")
     def subject_label(self, obj: StageChangeRequest) -> str:
         return obj.subject_label
+
+    @admin.display(description="review by")
+    def review_due(self, obj: StageChangeRequest) -> str:
+        """The date asked for, or once applied the date the change was given (the default when none was asked)."""
+        change = StageChange.objects.filter(request=obj).only("review_by").first()
+        if change is not None:
+            return f"{change.review_by:%Y-%m-%d}" + ("" if obj.review_by else " (the default interval)")
+        return f"{obj.review_by:%Y-%m-%d}" if obj.review_by else "six months after it applies (the default)"
 
     @admin.display(description="decided")
     def decided_where(self, obj: StageChangeRequest) -> str:

@@ -144,3 +144,16 @@ def test_a_released_size_without_files_says_so_rather_than_zero_files(client, al
 def test_the_history_page_links_each_size(client, gpt2):
     html = client.get("/history/").content.decode()
     assert '<h2><a href="/models/gpt2-124m/">' in html
+
+
+def test_a_run_page_explains_why_its_validation_loss_and_evaluation_perplexity_differ(client, s3, alice, bob,
+                                                                                      carol, tmp_path):
+    """Issue #20, defect 11."""
+    size = make_size("mini-1m")
+    upload(size, tmp_path)
+    move(size, "public", requester=alice, approvers=[bob, carol])
+    run = _run(size)
+    EvalResult.objects.create(model_size=size, training_run=run, dataset="shakespeare (held out)",
+                              metric="perplexity", value=2.71)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="loss-vs-perplexity"' in html and "a perplexity of 3.00" in html and "20 fixed batches" in html

@@ -282,3 +282,11 @@ def test_a_request_says_in_words_where_it_was_decided(as_user, size, alice, bob)
     request = request_change(size, alice, Stage.PARTNERS)
     page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
     assert "Here, by the approvals below" in page and "icon-no" not in page
+
+
+def test_an_applied_request_shows_the_review_date_it_was_given(as_user, size, alice, bob):
+    """Issue #20, defect 11: "Review by: -" on an applied request whose change had a date."""
+    request = move(size, Stage.PARTNERS, requester=alice, approvers=[bob])
+    due = StageChange.objects.get(request=request).review_by
+    page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
+    assert f"{due:%Y-%m-%d} (the default interval)" in page

@@ -1,5 +1,7 @@
 """Public HTML pages of model sizes: the home page, a size's page and a training run's page."""
 
+import math
+
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -112,6 +114,8 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         "next_step": None if decision.allowed else _how_to_get_access(request, decision, run.model_size),
         "artifacts": [_download(run.model_size, a, decision) for a in artifacts],
         "evals": run.evals.all(), "points": len(run.loss_curve),
+        "val_perplexity": math.exp(run.final_val_loss) if run.final_val_loss is not None else None,
+        "eval_batches": run.settings.get("eval_batches", 20),
     })
 
 
