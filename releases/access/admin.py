@@ -196,11 +196,24 @@ class AccessGrantAdmin(GovernanceAdmin):
     fields = [*add_fields, "granted_by", "created_at", "revoked_at", "revoked_by", "revoke_reason", "member_access"]
     actions = ["revoke_selected"]
 
+    HELP = {
+        "partner": "The organisation whose current members may download.",
+        "model_size": "The size: the grant opens its revisions at the partners stage (public ones need none).",
+        "purpose": "What the organisation may use the size for; its members see it in the portal.",
+        "starts_at": "UTC. Links are issued from this moment on.",
+        "expires_at": "UTC. No links after this moment; a renewal is a new grant.",
+        "quota_links": "Links per file within each quota period. Empty: no quota.",
+        "quota_period_s": "The quota's window in seconds (86400 is a day). Only with a number of links.",
+    }
+
     def get_fields(self, request, obj=None):
         return self.add_fields if obj is None else self.fields
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        return super().get_form(request, obj, help_texts={**self.HELP, **kwargs.pop("help_texts", {})}, **kwargs)
 
     @admin.display(description="state now")
     def state(self, grant) -> str:

@@ -150,3 +150,30 @@ def test_staff_release_a_size_to_the_public_and_a_partner_sees_its_grant(
     assert grant.count() == 1
     assert size.display_name in grant.locator("h3").inner_text()
     assert grant.locator(".grant-state").inner_text() == "active"
+
+
+def test_the_portal_fits_a_phone_and_a_partner_downloads_from_the_size_page(live_server, browser, alice, bob, pat,
+                                                                             s3, tmp_path, shots):
+    """Issue #20, defects 1 and 13: at 390 px the portal scrolled sideways; the size page's file links
+    answered 405."""
+    from tests.releases.conftest import upload
+
+    size = make_size("mini-3m")
+    upload(size, tmp_path)
+    partner = make_partner(alice, pat)
+    publish_terms(alice, "v1", pat)
+    make_grant(partner, size, alice, days=180)
+    move(size, "partners", requester=alice, approvers=[bob])
+    page = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto("/portal/login/")
+    page.fill("#id_username", "pat")
+    page.fill("#id_password", "pw-pat")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(re.compile(r"/portal/$"))
+    page.screenshot(path=shots / "portal-390.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(f"/models/{size.slug}/")
+    with page.expect_response(lambda r: "/portal/files/" in r.url) as answer:
+        page.click("form.inline button")
+    assert answer.value.status == 302

@@ -136,3 +136,20 @@ def test_request_access_from_a_size_page_preselects_that_size(browser, s3, size,
     portal = browser.get("/portal/?request=mini-3m").content.decode()
     assert f'<option value="{other.pk}" selected>' in portal and f'<option value="{size.pk}">' in portal
     assert '<label for="request-purpose">' in portal
+
+
+def test_the_portal_reads_well_labelled_and_on_a_phone(browser, s3, size, uploaded, lab, alice, pat):
+    """Issue #20, defect 13: no labels, accepted terms unreadable, sha256 in nine-line columns at 390 px,
+    admin grant fields without help."""
+    publish_terms(alice, "v1", pat)
+    make_grant(lab, size, alice)
+    page = browser.get("/portal/").content.decode()
+    assert 'id="accepted-terms"' in page and "Read the terms v1 again" in page
+    assert '<label for="token-name">' in page and '<label for="token-days">' in page
+    assert f'<td class="hash sha256">{uploaded.sha256}</td>' in page
+    assert page.count('<div class="scroll"><table>') == 2  # tables scroll inside the page, not the page
+    assert f'<option value="{size.pk}"' not in page  # the size whose grant is held is not offered to request
+    staff = Client()
+    staff.force_login(alice)
+    form = staff.get("/admin/releases/accessgrant/add/").content.decode()
+    assert "Links per file within each quota period" in form and "86400 is a day" in form

@@ -73,7 +73,10 @@ def portal_overview(*, user) -> Overview:
                              for artifact in revision.artifacts.order_by("filename")]
             rows.append(row)
         requests = list(AccessRequest.objects.filter(partner=membership.partner).select_related("model_size"))
-        requestable = list(ModelSize.objects.filter(stage=Stage.PARTNERS).select_related("family"))
+        # Sizes whose grant the organisation holds are not offered: such a request is refused.
+        held = AccessGrant.objects.active(at=now).filter(partner=membership.partner).values("model_size")
+        requestable = list(ModelSize.objects.filter(stage=Stage.PARTNERS).exclude(pk__in=held)
+                           .select_related("family"))
     return Overview(membership=membership, terms=terms, terms_accepted=accepted, grants=rows, requests=requests,
                     tokens=list(tokens.tokens_of(user)), requestable=requestable)
 
