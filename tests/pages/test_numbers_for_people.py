@@ -48,3 +48,22 @@ def test_the_detection_charts_legend_covers_no_bar_and_names_the_chance_line():
     box = legend.get_window_extent(renderer)
     bars = [patch.get_window_extent(renderer) for patch in ax.patches]
     assert len(bars) == 6 and not any(box.overlaps(bar) for bar in bars)
+
+
+def test_backticks_in_messages_become_code_and_nothing_else_is_markup():
+    from web.templatetags.for_people import code_spans
+
+    assert code_spans("send `Authorization: Token <key>` now") == \
+        "send <code>Authorization: Token &lt;key&gt;</code> now"
+    assert code_spans("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
+
+
+@pytest.mark.django_db
+def test_a_refusal_on_a_size_page_shows_no_literal_backticks(client, s3, alice, bob, tmp_path):
+    from tests.releases.conftest import make_size, move, upload
+
+    size = make_size("mini-3m")
+    upload(size, tmp_path)
+    move(size, "partners", requester=alice, approvers=[bob])
+    html = client.get("/models/mini-3m/").content.decode()
+    assert "<code>Authorization: Token &lt;key&gt;</code>" in html and "`" not in html

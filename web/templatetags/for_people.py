@@ -49,3 +49,15 @@ def per_duration(seconds) -> str:
     """86400 → "day", 3600 → "hour", 7200 → "2 hours": after "per"."""
     text = duration(seconds)
     return text.removeprefix("1 ") if text.startswith("1 ") else text
+
+
+@register.filter
+def code_spans(text) -> str:
+    """The access rule's messages mark code with backticks (they are API text too): on a page, `x` is <code>x</code>
+    rather than literal backticks. Everything else is escaped."""
+    import re
+
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(str(text))))  # noqa: S308 - escaped first
