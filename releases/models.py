@@ -5,6 +5,7 @@ from releases.access.models import (  # noqa: F401
     AccessRequest,
     IssuedLink,
     PartnerActivity,
+    PartnerApplication,
     PartnerMember,
     PartnerOrganisation,
     TermsAcceptance,

@@ -18,23 +18,30 @@ from django.utils.html import format_html_join
 from knox.models import AuthToken
 
 from config.client_ip import client_ip
-from releases.access import accounts, grants, partners, tokens
+from releases.access import accounts, applications, grants, partners, tokens
 from releases.access import rules as access
 from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
 from releases.models import (
     AccessGrant,
     AccessRequest,
     IssuedLink,
+    PartnerApplication,
     PartnerMember,
     PartnerOrganisation,
     TermsAcceptance,
     TermsVersion,
 )
-from releases.roles import REVOKE_TOKENS, can
+from releases.roles import MANAGE_PARTNERS, REVOKE_TOKENS, can
 
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded and shown to the partner.")
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                             help_text="Recorded with the decision and shown to the applicant.")
+    confirm = forms.BooleanField(label="I have read the application and accept it.")
 
 
 class GrantDecisionForm(forms.Form):
@@ -184,6 +191,38 @@ class AccessRequestAdmin(GovernanceAdmin):
                             form=_bound(request, ReasonForm, "reason"),
                             call=lambda obj, data: grants.access_request_refuse(
                                 request=obj, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+
+
+@admin.register(PartnerApplication)
+class PartnerApplicationAdmin(GovernanceAdmin):
+    """Applications to become a partner, accepted or refused like access requests (with a reason)."""
+
+    list_display = ["id", "organisation", "kind", "applicant", "status", "created_at", "decided_by"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["applicant", "decided_by"]
+    search_fields = ["organisation", "contact_email", "applicant__username"]
+    fields = ["organisation", "kind", "applicant", "contact_name", "contact_email", "intended_use", "terms",
+              "status", "created_at", "decided_by", "decided_at", "decision_reason", "partner"]
+    readonly_fields = fields
+    actions = ["accept_selected", "refuse_selected"]
+    change_form_template = "admin/releases/partnerapplication/change_form.html"
+
+    def has_decide_permission(self, request) -> bool:
+        return can(request.user, MANAGE_PARTNERS)
+
+    @admin.action(description="Accept selected applications", permissions=["decide"])
+    def accept_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="accept_selected", title="Accept applications",
+                             form=_bound(request, OptionalReasonForm, "reason"),
+                             call=lambda obj, data: applications.partner_application_accept(
+                                 application=obj, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+
+    @admin.action(description="Refuse selected applications (reason required)", permissions=["decide"])
+    def refuse_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="refuse_selected", title="Refuse applications",
+                             form=_bound(request, ReasonForm, "reason"),
+                             call=lambda obj, data: applications.partner_application_refuse(
+                                 application=obj, actor=request.user, reason=data["reason"], ip=client_ip(request)))
 
 
 @admin.register(AccessGrant)

@@ -232,3 +232,37 @@ class IssuedLink(models.Model):
 
     def __str__(self) -> str:
         return f"Link to {self.model_size.slug}/{self.filename} at {self.issued_at:%Y-%m-%d %H:%M}"
+
+
+class PartnerApplication(models.Model):
+    """Someone asks for their organisation to become a partner (or to join it): organisation, contact, the
+    intended use and the terms they agreed to. Policy staff accept (the organisation is created or joined and
+    the applicant becomes a member) or refuse, with a reason."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REFUSED = "refused", "Refused"
+
+    applicant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    organisation = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=PartnerOrganisation.Kind.choices)
+    contact_name = models.CharField(max_length=200)
+    contact_email = models.EmailField()
+    intended_use = models.TextField()
+    terms = models.ForeignKey(TermsVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              help_text="The terms of use in force that the applicant agreed to.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", editable=False)
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    decision_reason = models.TextField(blank=True, editable=False)
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="applications", editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Partner application #{self.pk}: {self.organisation}"

@@ -13,6 +13,7 @@ from releases.access.models import (
     AccessGrant,
     AccessRequest,
     PartnerActivity,
+    PartnerApplication,
     PartnerMember,
     TermsAcceptance,
     TermsVersion,
@@ -102,6 +103,7 @@ class Dashboard:
     access_requests: list = field(default_factory=list)
     removal_requests: list = field(default_factory=list)
     grants_expiring: list = field(default_factory=list)
+    partner_applications: list = field(default_factory=list)
 
 
 GRANTS_EXPIRING_WITHIN = timedelta(days=30)
@@ -120,6 +122,8 @@ def governance_dashboard(*, now: datetime | None = None) -> Dashboard:
                              .select_related("partner", "model_size").order_by("created_at", "id")),
         removal_requests=list(DataRemovalRequest.objects.filter(status=DataRemovalRequest.Status.OPEN)
                               .select_related("dataset").order_by("created_at", "id")),
+        partner_applications=list(PartnerApplication.objects.filter(status=PartnerApplication.Status.PENDING)
+                                  .select_related("applicant").order_by("created_at", "id")),
         grants_expiring=list(AccessGrant.objects.active(at=now).filter(expires_at__lte=now + GRANTS_EXPIRING_WITHIN)
                              .select_related("partner", "model_size").order_by("expires_at", "id")),
     )

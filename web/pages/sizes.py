@@ -52,7 +52,10 @@ def _how_to_get_access(request: HttpRequest, decision: access.Decision, size: Mo
     """What someone refused can do next: sign in, or ask for this size in the partner portal."""
     if decision.reason == access.NOT_AUTHENTICATED:
         return {"url": f"{reverse('portal-login')}?next={request.path}", "label": "Sign in to the partner portal"}
-    if decision.reason in (access.NOT_A_PARTNER, access.NO_GRANT, access.GRANT_EXPIRED, access.GRANT_REVOKED,
+    if decision.reason == access.NOT_A_PARTNER:
+        return {"url": f"{reverse('portal-home')}#become-a-partner",
+                "label": "Apply for your organisation to become a partner"}
+    if decision.reason in (access.NO_GRANT, access.GRANT_EXPIRED, access.GRANT_REVOKED,
                            access.TERMS_NOT_ACCEPTED, access.PARTNER_INACTIVE):
         return {"url": f"{reverse('portal-home')}?request={size.slug}#access-requests",
                 "label": f"Request access to {size.slug} in the partner portal"}

@@ -16,9 +16,9 @@ from knox.models import AuthToken
 from config.client_ip import client_ip
 from config.errors import DomainError
 from registry.models import Artifact, ModelSize, Revision
-from releases.access import grants, links, partners, tokens
+from releases.access import applications, grants, links, partners, tokens
 from releases.access import rules as access
-from releases.models import AccessGrant, AccessRequest, PartnerMember, TermsVersion
+from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation, TermsVersion
 from releases.stage_names import Stage
 
 TOKEN_DAYS_CHOICES = (7, 30, 90)
@@ -91,7 +91,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/home.html", {"o": portal_overview(user=request.user),
                                                 "token_days": TOKEN_DAYS_CHOICES, "now": timezone.now(),
                                                 # "Request access" on a size's page names the size to ask for.
-                                                "preselect": request.GET.get("request", "")})
+                                                "preselect": request.GET.get("request", ""),
+                                                "applications": applications.applications_of(request.user),
+                                                "partner_kinds": PartnerOrganisation.Kind.choices})
 
 
 def _id(raw: str | None) -> int | None:
@@ -160,6 +162,17 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
         return render(request, "portal/token_revoke.html", {"token": token})
     return _done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
                  "Token revoked: it no longer works.")
+
+
+@login_required
+@require_POST
+def partner_application_create(request: HttpRequest) -> HttpResponse:
+    """Someone in no organisation applies for theirs to become a partner."""
+    return _done(request, lambda: applications.partner_application_create(
+        user=request.user, organisation=request.POST.get("organisation", ""), kind=request.POST.get("kind", ""),
+        contact_name=request.POST.get("contact_name", ""), contact_email=request.POST.get("contact_email", ""),
+        intended_use=request.POST.get("intended_use", ""), agrees_to_terms=request.POST.get("agrees_to_terms") == "on",
+        ip=client_ip(request)), "Application sent; policy staff will decide and you will see their answer here.")
 
 
 @login_required
