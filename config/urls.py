@@ -12,6 +12,7 @@ handler404 = "config.api_errors.json_not_found"
 
 urlpatterns = [
     path("admin/releases/dashboard/", governance_admin.governance_dashboard_view, name="releases-dashboard"),
+    path("admin/releases/usage/", governance_admin.usage_view, name="releases-usage"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("web.api_urls")),
     path("api/v1/", include("workers.urls")),

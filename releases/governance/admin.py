@@ -18,6 +18,8 @@ from django.utils.html import format_html, format_html_join
 from config.client_ip import client_ip
 from config.errors import DomainError
 from registry.models import Revision
+from releases.access import usage
+from releases.access.models import PartnerOrganisation
 from releases.admin_base import GovernanceAdmin, GovernanceInline
 from releases.governance import reviews, selectors, stage_requests
 from releases.governance.evidence import compare_with_stage, missing_evidence
@@ -28,6 +30,7 @@ from releases.governance.forms import (
     ReleaseStateForm,
     ReviewForm,
     StageRequestForm,
+    UsageFilterForm,
     add_domain_error,
 )
 from releases.governance.models import (
@@ -404,3 +407,29 @@ def _dashboard(request: HttpRequest) -> HttpResponse:
 
 
 governance_dashboard_view = admin.site.admin_view(_dashboard)
+
+
+def _usage(request: HttpRequest) -> HttpResponse:
+    """Links issued per organisation, size, revision and day (releases/access/usage.py), filtered; ?format=csv."""
+    if not can(request.user, "releases.view_issuedlink"):
+        raise PermissionDenied
+    form = UsageFilterForm(request.GET or None)
+    chosen = form.cleaned_data if form.is_valid() else {}
+    rows = usage.usage_rows(partner=chosen.get("partner"), size_slug=chosen.get("size") or None,
+                            since=chosen.get("since"), until=chosen.get("until"))
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(usage.usage_csv(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="stagegate-usage.csv"'
+        return response
+    query = "&".join(f"{key}={value}" for key, value in request.GET.items() if key != "format" and value)
+    return TemplateResponse(request, "admin/releases/usage.html", {
+        **admin.site.each_context(request), "title": "Usage: links issued", "rows": rows,
+        "total_links": sum(row.links for row in rows), "total_bytes": sum(row.bytes for row in rows),
+        "partners": PartnerOrganisation.objects.order_by("name"), "query": query,
+        "errors": "" if form.is_valid() or not form.is_bound else form.errors.as_text(),
+        "chosen": {"partner": chosen["partner"].pk if chosen.get("partner") else None, "size": chosen.get("size", ""),
+                   "since": chosen.get("since"), "until": chosen.get("until")},
+    })
+
+
+usage_view = admin.site.admin_view(_usage)

@@ -5,7 +5,7 @@ from django import forms
 from config.errors import DomainError
 from registry.models import ModelSize, OutputDataset, Revision
 from releases.governance.factors import FACTORS
-from releases.models import StageReview
+from releases.models import PartnerOrganisation, StageReview
 from releases.stage_names import Stage
 
 _DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -109,3 +109,10 @@ def add_domain_error(form: forms.Form, error: DomainError, *, prefix: str = "") 
             placed = True
     if not placed:
         form.add_error(None, error.message)
+
+
+class UsageFilterForm(forms.Form):
+    partner = forms.ModelChoiceField(queryset=PartnerOrganisation.objects.all(), required=False)
+    size = forms.SlugField(required=False)
+    since = forms.DateField(required=False)
+    until = forms.DateField(required=False)

@@ -15,5 +15,6 @@ urlpatterns = [
     re_path(r"^tokens/(?P<token_key>[0-9A-Za-z]{1,64})/revoke/$", portal.token_revoke, name="portal-token-revoke"),
     path("access-requests/", portal.access_request_create, name="portal-access-request"),
     path("applications/", portal.partner_application_create, name="portal-partner-application"),
+    path("usage.csv", portal.usage_csv, name="portal-usage-csv"),
     path("files/<slug:slug>/<str:filename>", portal.file_download, name="portal-file-download"),
 ]

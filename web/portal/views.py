@@ -16,7 +16,7 @@ from knox.models import AuthToken
 from config.client_ip import client_ip
 from config.errors import DomainError
 from registry.models import Artifact, ModelSize, Revision
-from releases.access import applications, grants, links, partners, tokens
+from releases.access import applications, grants, links, partners, tokens, usage
 from releases.access import rules as access
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation, TermsVersion
 from releases.stage_names import Stage
@@ -162,6 +162,18 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
         return render(request, "portal/token_revoke.html", {"token": token})
     return _done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
                  "Token revoked: it no longer works.")
+
+
+@login_required
+def usage_csv(request: HttpRequest) -> HttpResponse:
+    """The member's organisation's links, per size, revision and day, as CSV (releases/access/usage.py)."""
+    partner = grants.member_partner(request.user)
+    if partner is None:
+        messages.info(request, "Usage is kept per partner organisation; your account belongs to none.")
+        return redirect("portal-home")
+    response = HttpResponse(usage.usage_csv(usage.usage_rows(partner=partner)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="usage.csv"'
+    return response
 
 
 @login_required
