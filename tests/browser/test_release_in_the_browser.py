@@ -162,9 +162,10 @@ def test_the_portal_fits_a_phone_and_a_partner_downloads_from_the_size_page(live
     upload(size, tmp_path)
     partner = make_partner(alice, pat)
     publish_terms(alice, "v1", pat)
-    make_grant(partner, size, alice, days=180)
+    make_grant(partner, size, alice, days=180, quota_links=3, quota_period_s=86400)
     move(size, "partners", requester=alice, approvers=[bob])
-    page = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}).new_page()
+    page = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844},
+                               accept_downloads=True).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto("/portal/login/")
     page.fill("#id_username", "pat")
@@ -173,6 +174,10 @@ def test_the_portal_fits_a_phone_and_a_partner_downloads_from_the_size_page(live
     page.wait_for_url(re.compile(r"/portal/$"))
     page.screenshot(path=shots / "portal-390.png", full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "0 of 3 used" in page.inner_text("main")
+    with page.expect_download():
+        page.click("form.download button")
+    page.wait_for_selector("text=1 of 3 used")  # defect 11: the counts were stale until a manual reload
     page.goto(f"/models/{size.slug}/")
     with page.expect_response(lambda r: "/portal/files/" in r.url) as answer:
         page.click("form.inline button")
