@@ -19,6 +19,7 @@ from releases.governance.models import (  # noqa: F401
     StageChange,
     StageChangeRequest,
     StageDecision,
+    StageRequestComment,
     StageReview,
 )
 from releases.outbox.models import OutboxMessage  # noqa: F401

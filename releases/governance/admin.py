@@ -39,6 +39,7 @@ from releases.governance.models import (
     StageChange,
     StageChangeRequest,
     StageDecision,
+    StageRequestComment,
     StageReview,
 )
 from releases.roles import DECIDE_STAGE_CHANGE, REVIEW_STAGE, can
@@ -55,6 +56,14 @@ class StageDecisionInline(GovernanceInline):
 
 
 
+class StageRequestCommentInline(GovernanceInline):
+    model = StageRequestComment
+    verbose_name, verbose_name_plural = "comment", "discussion"
+    can_delete = False
+    fields = ["created_at", "author", "text"]
+    readonly_fields = fields
+
+
 @admin.register(StageChangeRequest)
 class StageChangeRequestAdmin(GovernanceAdmin):
     list_display = ["id", "subject_label", "transition", "status", "approvals", "requested_by", "effective_at",
@@ -66,7 +75,7 @@ class StageChangeRequestAdmin(GovernanceAdmin):
               "requested_by", "decided_where", "rationale", "public_rationale", "factor_assessments", "effective_at",
               "review_due", "created_at", "decided_at", "applied_at"]
     readonly_fields = fields
-    inlines = [StageDecisionInline]
+    inlines = [StageDecisionInline, StageRequestCommentInline]
     # No bulk approval: an approval is given on the request's own page, where what it releases is shown.
     actions = ["reject_selected", "cancel_selected"]
     change_list_template = "admin/releases/stagechangerequest/change_list.html"
@@ -191,8 +200,24 @@ class StageChangeRequestAdmin(GovernanceAdmin):
     # ----------------------------------------------------------------- approving, on the request's own page
     def get_urls(self):
         approve = self.admin_site.admin_view(self.approve_view)
+        comment = self.admin_site.admin_view(self.comment_view)
         return [path("<int:pk>/approve/", approve, name="releases_stagechangerequest_approve"),
+                path("<int:pk>/comment/", comment, name="releases_stagechangerequest_comment"),
                 *super().get_urls()]
+
+    def comment_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """POST: add to the request's discussion; back to the request's page either way."""
+        obj = get_object_or_404(StageChangeRequest, pk=pk)
+        if request.method != "POST" or not can(request.user, DECIDE_STAGE_CHANGE):
+            raise PermissionDenied
+        try:
+            stage_requests.stage_request_comment(request=obj, author=request.user, text=request.POST.get("text", ""),
+                                                 ip=client_ip(request))
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            self.message_user(request, "Comment added; policy staff have been told.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:releases_stagechangerequest_change", args=[obj.pk]) + "#discussion")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)

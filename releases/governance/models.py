@@ -111,6 +111,21 @@ class StageDecision(models.Model):
         return f"{self.decided_by} {self.verdict}s #{self.request_id}"
 
 
+class StageRequestComment(models.Model):
+    """One message in a request's discussion among policy staff: part of the record, never edited."""
+
+    request = models.ForeignKey(StageChangeRequest, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.author} on #{self.request_id}"
+
+
 class StageChange(SubjectMixin, models.Model):
     """An applied stage change: the stage history of a revision, a dataset or a whole size, one row per move."""
 

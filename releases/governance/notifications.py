@@ -22,6 +22,7 @@ _SUBJECTS = {
     "stage_request.approved": "{size}: {from_stage} → {to_stage} approved ({approvals}/{required})",
     "stage_request.rejected": "{size}: {from_stage} → {to_stage} rejected",
     "stage_request.cancelled": "{size}: {from_stage} → {to_stage} cancelled",
+    "stage_request.commented": "{size}: {from_stage} → {to_stage}: {commenter} commented",
     "stage.applied": "{size} is now {to_stage}",
 }
 
@@ -41,7 +42,9 @@ def stage_event_notify(*, event: str, request_id: int) -> None:
     request = StageChangeRequest.objects.select_related("model_size", "revision", "dataset", "requested_by").get(
         pk=request_id)
     approvals = request.decisions.filter(verdict="approve").count()
+    last_comment = request.comments.select_related("author").last()
     context = {
+        "commenter": last_comment.author.get_username() if last_comment else "",
         "size": request.subject_label, "from_stage": request.from_stage, "to_stage": request.to_stage,
         "requester": request.requested_by.get_username() if request.requested_by else "history",
         "approvals": approvals, "required": request.approvals_required,
@@ -57,6 +60,8 @@ def stage_event_notify(*, event: str, request_id: int) -> None:
     if event in ("stage_request.approved", "stage_request.rejected") and last_decision is not None:
         lines.append(f"{last_decision.decided_by.get_username()} {last_decision.verdict}d: "
                      f"{last_decision.comment or '(no comment)'}")
+    if event == "stage_request.commented" and last_comment is not None:
+        lines += ["", f"{last_comment.author.get_username()} wrote:", last_comment.text]
     lines += ["", "Rationale:", request.rationale, "", f"Review it: {_admin_url(request)}"]
     email_enqueue(event=event, subject=subject, body="\n".join(lines), recipients=staff_emails())
 

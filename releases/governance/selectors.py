@@ -28,7 +28,7 @@ Status = StageChangeRequest.Status
 def stage_request_list(*, status: str | None = None, size: ModelSize | None = None) -> QuerySet[StageChangeRequest]:
     requests = (
         StageChangeRequest.objects.select_related("model_size", "revision", "dataset", "requested_by")
-        .prefetch_related("decisions__decided_by")
+        .prefetch_related("decisions__decided_by", "comments__author")
         .annotate(approval_count=Count("decisions", filter=Q(decisions__verdict=StageDecision.Verdict.APPROVE)))
     )
     if status:

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from releases.governance.factors import FACTORS
-from releases.governance.models import StageChange, StageChangeRequest, StageDecision
+from releases.governance.models import StageChange, StageChangeRequest, StageDecision, StageRequestComment
 from releases.stage_names import Stage
 
 
@@ -75,6 +75,14 @@ class DecisionOutput(serializers.ModelSerializer):
         fields = ["by", "verdict", "comment", "created_at"]
 
 
+class CommentOutput(serializers.ModelSerializer):
+    by = serializers.CharField(source="author.username")
+
+    class Meta:
+        model = StageRequestComment
+        fields = ["by", "text", "created_at"]
+
+
 class DatasetStageRequestInput(serializers.Serializer):
     to_stage = serializers.ChoiceField(choices=Stage.choices)
     rationale = serializers.CharField(trim_whitespace=True, max_length=20000)
@@ -93,6 +101,7 @@ class StageRequestOutput(serializers.ModelSerializer):
                                               "or the dataset's splits.")
     requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
     decisions = DecisionOutput(many=True)
+    comments = CommentOutput(many=True, help_text="The request's discussion among policy staff, oldest first.")
     approvals = serializers.SerializerMethodField()
 
     class Meta:
@@ -101,7 +110,7 @@ class StageRequestOutput(serializers.ModelSerializer):
             "id", "model", "revision", "dataset", "subject", "from_stage", "to_stage", "status", "rationale",
             "public_rationale", "factors",
             "effective_at", "review_by", "approvals_required", "approvals", "requested_by", "decisions",
-            "historical", "created_at", "decided_at", "applied_at",
+            "comments", "historical", "created_at", "decided_at", "applied_at",
         ]
 
     def get_approvals(self, request: StageChangeRequest) -> int:

@@ -22,7 +22,7 @@ from releases.governance.errors import (
     SelfApproval,
     StageConflict,
 )
-from releases.governance.models import StageChangeRequest, StageDecision
+from releases.governance.models import StageChangeRequest, StageDecision, StageRequestComment
 from releases.governance.stage_changes import stage_change_apply
 from releases.governance.subjects import subject_for, subject_of
 from releases.roles import DECIDE_STAGE_CHANGE, REQUEST_STAGE_CHANGE, require
@@ -187,3 +187,19 @@ def stage_request_cancel(
                  after=Status.CANCELLED, reason=reason, ip=ip)
     notifications.stage_event_notify(event="stage_request.cancelled", request_id=request.pk)
     return request
+
+
+@transaction.atomic
+def stage_request_comment(*, request: StageChangeRequest, author, text: str,
+                          ip: str | None = None) -> StageRequestComment:
+    """Add to a request's discussion (policy staff only, at any status: a decided request can still be
+    discussed for the record); the other policy staff are told."""
+    require(author, DECIDE_STAGE_CHANGE, to="discuss stage-change requests")
+    text = (text or "").strip()
+    if not text:
+        raise InvalidStageRequest("A comment needs some text.", fields={"text": ["This field is required."]})
+    comment = StageRequestComment.objects.create(request=request, author=author, text=text)
+    audit_record(actor=author, action="stage_request.commented", target=request, reason=text, ip=ip,
+                 data={"comment_id": comment.pk})
+    notifications.stage_event_notify(event="stage_request.commented", request_id=request.pk)
+    return comment

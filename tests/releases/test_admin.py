@@ -290,3 +290,25 @@ def test_an_applied_request_shows_the_review_date_it_was_given(as_user, size, al
     due = StageChange.objects.get(request=request).review_by
     page = as_user(bob).get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
     assert f"{due:%Y-%m-%d} (the default interval)" in page
+
+
+def test_a_request_has_a_discussion_on_the_record_and_policy_staff_are_told(as_user, size, alice, bob, steve):
+    from django.core import mail
+
+    from releases.models import StageRequestComment
+    from releases.outbox.delivery import dispatch_due
+
+    request = request_change(size, alice, Stage.PARTNERS)
+    client = as_user(bob)
+    client.post(reverse("admin:releases_stagechangerequest_comment", args=[request.pk]),
+                {"text": "Has the red-team report for this revision come in?"})
+    comment = StageRequestComment.objects.get()
+    assert (comment.author, comment.request) == (bob, request)
+    page = client.get(reverse("admin:releases_stagechangerequest_change", args=[request.pk])).content.decode()
+    assert "Has the red-team report for this revision come in?" in page and 'id="discussion"' in page
+    assert AuditEvent.objects.get(action="stage_request.commented").reason == comment.text
+    dispatch_due()
+    told = [m for m in mail.outbox if "commented" in m.subject]
+    assert told and comment.text in told[-1].body and "alice@example.org" in told[-1].to
+    as_user(steve).post(reverse("admin:releases_stagechangerequest_comment", args=[request.pk]), {"text": "x"})
+    assert StageRequestComment.objects.count() == 1  # a staff member without the role cannot comment
