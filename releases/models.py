@@ -3,6 +3,7 @@
 from releases.access.models import (  # noqa: F401
     AccessGrant,
     AccessRequest,
+    GrantExpiryNotice,
     IssuedLink,
     PartnerActivity,
     PartnerApplication,

@@ -4,7 +4,7 @@ expired tokens) and the audit trail's sealer and daily check. Each is a thin wra
 from celery import shared_task
 from django.db import transaction
 
-from releases.access import tokens
+from releases.access import renewals, tokens
 from releases.audit.sealer import audit_seal
 from releases.audit.verify import audit_verify
 from releases.governance import notifications, reviews, stage_changes
@@ -28,6 +28,12 @@ def apply_due_stage_changes_task() -> list[int]:
 def send_stage_review_reminders_task() -> list[int]:
     """Beat, daily: remind policy staff of due and overdue stage reviews (at most once per change per day)."""
     return reviews.stage_review_reminders_send()
+
+
+@shared_task(acks_late=True)
+def send_grant_expiry_notices_task() -> list[int]:
+    """Beat, daily: grants ending within 30, 7 or 1 days; their organisations are told once per threshold."""
+    return renewals.grant_expiry_notices_send()
 
 
 @shared_task(acks_late=True)

@@ -158,6 +158,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=envint("STAGEGATE_REVIEW_REMINDER_HOUR_UTC", 8), minute=0),
     },
     "delete-expired-tokens": {"task": "releases.tasks.delete_expired_tokens_task", "schedule": crontab(hour=3, minute=0)},
+    "send-grant-expiry-notices": {"task": "releases.tasks.send_grant_expiry_notices_task",
+                                  "schedule": crontab(hour=envint("STAGEGATE_GRANT_NOTICE_HOUR_UTC", 9), minute=0)},
     # The audit trail (releases/audit/): sealed and signed every few seconds, verified end to end daily.
     "seal-audit-trail": {"task": "releases.tasks.seal_audit_trail_task",
                          "schedule": float(envint("STAGEGATE_AUDIT_SEAL_INTERVAL_S", 2))},

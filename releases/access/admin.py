@@ -18,7 +18,7 @@ from django.utils.html import format_html_join
 from knox.models import AuthToken
 
 from config.client_ip import client_ip
-from releases.access import accounts, applications, grants, partners, tokens
+from releases.access import accounts, applications, grants, partners, renewals, tokens
 from releases.access import rules as access
 from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
 from releases.models import (
@@ -35,6 +35,13 @@ from releases.roles import MANAGE_PARTNERS, REVOKE_TOKENS, can
 
 
 class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded and shown to the partner.")
+
+
+class ExtendForm(forms.Form):
+    expires_at = forms.DateTimeField(label="New end (UTC)", help_text="Later than now and than the current end.",
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+                                     input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"])
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded and shown to the partner.")
 
 
@@ -233,7 +240,7 @@ class AccessGrantAdmin(GovernanceAdmin):
     search_fields = ["partner__name", "model_size__slug", "purpose"]
     add_fields = ["partner", "model_size", "purpose", "starts_at", "expires_at", "quota_links", "quota_period_s"]
     fields = [*add_fields, "granted_by", "created_at", "revoked_at", "revoked_by", "revoke_reason", "member_access"]
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "extend_selected"]
 
     HELP = {
         "partner": "The organisation whose current members may download.",
@@ -253,6 +260,14 @@ class AccessGrantAdmin(GovernanceAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         return super().get_form(request, obj, help_texts={**self.HELP, **kwargs.pop("help_texts", {})}, **kwargs)
+
+    @admin.action(description="Extend selected grants (new end and reason required)")
+    def extend_selected(self, request, queryset):
+        return reason_action(self, request, queryset, action="extend_selected", title="Extend grants",
+                             form=_bound(request, ExtendForm, "reason"),
+                             call=lambda obj, data: renewals.grant_extend(
+                                 grant=obj, actor=request.user, expires_at=data["expires_at"], reason=data["reason"],
+                                 ip=client_ip(request)))
 
     @admin.display(description="state now")
     def state(self, grant) -> str:

@@ -95,6 +95,12 @@ def access_request_grant(
     request = AccessRequest.objects.select_for_update().select_related("partner", "model_size").get(pk=request.pk)
     if request.status != Status.PENDING:
         raise AccessRequestNotPending(f"Access request #{request.pk} is {request.status}.")
+    if request.renewal_of_id is not None:
+        # A renewal extends the grant it names: same grant, same quota, a later end.
+        from releases.access.renewals import grant_extend
+
+        return grant_extend(grant=request.renewal_of, actor=actor, expires_at=expires_at,
+                            reason=(reason or "").strip() or f"Renewal request #{request.pk}: {request.purpose}", ip=ip)
     grant = grant_create(partner=request.partner, size=request.model_size, purpose=request.purpose, actor=actor,
                          starts_at=starts_at, expires_at=expires_at, quota_links=quota_links,
                          quota_period_s=quota_period_s, ip=ip)

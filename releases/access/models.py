@@ -195,12 +195,33 @@ class AccessRequest(models.Model):
     decision_reason = models.TextField(blank=True, editable=False)
     grant = models.OneToOneField(AccessGrant, on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="request", editable=False)
+    # A renewal asks for more time on a grant the organisation holds; granting it extends that grant.
+    renewal_of = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="renewal_requests", editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Access request #{self.pk}: {self.partner} → {self.model_size.slug}"
+        kind = "Renewal request" if self.renewal_of_id else "Access request"
+        return f"{kind} #{self.pk}: {self.partner} → {self.model_size.slug}"
+
+
+class GrantExpiryNotice(models.Model):
+    """That the members of a grant's organisation were told it ends within `days_before` days (once each)."""
+
+    grant = models.ForeignKey(AccessGrant, on_delete=models.CASCADE, related_name="expiry_notices")
+    days_before = models.PositiveSmallIntegerField()
+    # The expiry the notice was about: extending the grant makes its notices due again.
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["grant", "days_before", "expires_at"],
+                                               name="grant_expiry_notice_once")]
+
+    def __str__(self) -> str:
+        return f"Grant #{self.grant_id}: {self.days_before}-day notice"
 
 
 class IssuedLink(models.Model):

@@ -16,5 +16,6 @@ urlpatterns = [
     path("access-requests/", portal.access_request_create, name="portal-access-request"),
     path("applications/", portal.partner_application_create, name="portal-partner-application"),
     path("usage.csv", portal.usage_csv, name="portal-usage-csv"),
+    path("grants/<int:grant_id>/renew/", portal.grant_renewal_request, name="portal-grant-renew"),
     path("files/<slug:slug>/<str:filename>", portal.file_download, name="portal-file-download"),
 ]

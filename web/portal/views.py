@@ -16,7 +16,7 @@ from knox.models import AuthToken
 from config.client_ip import client_ip
 from config.errors import DomainError
 from registry.models import Artifact, ModelSize, Revision
-from releases.access import applications, grants, links, partners, tokens, usage
+from releases.access import applications, grants, links, partners, renewals, tokens, usage
 from releases.access import rules as access
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation, TermsVersion
 from releases.stage_names import Stage
@@ -37,6 +37,7 @@ class GrantRow:
     decision: access.Decision  # may(user, size, MANIFEST): what the member can do with it now
     revision: Revision | None = None  # the revision a download would serve
     files: list[FileRow] = field(default_factory=list)
+    renewable: bool = False  # within its last 30 days, or ended, and not revoked
 
 
 @dataclass
@@ -66,7 +67,8 @@ def portal_overview(*, user) -> Overview:
             except DomainError as hidden:
                 revision, decision = None, access.Decision(False, access.STAGE_INTERNAL, hidden.message)
             row = GrantRow(grant=grant, state=access.grant_state(grant, now=now), decision=decision,
-                           revision=revision)
+                           revision=revision, renewable=grant.revoked_at is None
+                           and grant.expires_at - now <= renewals.RENEWAL_WINDOW)
             # Files are listed only where `may` allows, and for the grant that allows it.
             if decision.allowed and decision.grant is not None and decision.grant.pk == grant.pk:
                 row.files = [FileRow(artifact, access.quota_use(grant, artifact.filename, now=now))
@@ -162,6 +164,16 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
         return render(request, "portal/token_revoke.html", {"token": token})
     return _done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
                  "Token revoked: it no longer works.")
+
+
+@login_required
+@require_POST
+def grant_renewal_request(request: HttpRequest, grant_id: int) -> HttpResponse:
+    grant = get_object_or_404(AccessGrant, pk=grant_id, partner__members__user=request.user,
+                              partner__members__left_at__isnull=True)
+    return _done(request, lambda: renewals.grant_renewal_request(
+        user=request.user, grant=grant, purpose=request.POST.get("purpose", ""), ip=client_ip(request)),
+        f"Renewal of grant #{grant.pk} requested; policy staff will decide.")
 
 
 @login_required
