@@ -23,4 +23,4 @@ from releases.governance.models import (  # noqa: F401
     StageRequestComment,
     StageReview,
 )
-from releases.outbox.models import OutboxMessage  # noqa: F401
+from releases.outbox.models import OutboxMessage, WebhookSubscription  # noqa: F401

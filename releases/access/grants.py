@@ -18,6 +18,7 @@ from releases.access.errors import (
 )
 from releases.audit.chain import audit_record
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation
+from releases.outbox.delivery import webhooks_enqueue
 from releases.roles import GRANT_ACCESS, REVOKE_ACCESS, require
 from releases.stage_names import Stage
 
@@ -37,6 +38,12 @@ def _required(text: str, field: str, message: str) -> str:
     if not text:
         raise InvalidPartnerAction(message, fields={field: ["This field is required."]})
     return text
+
+
+def _access_request_webhook(event: str, request: AccessRequest) -> None:
+    request.refresh_from_db(fields=["status"])
+    webhooks_enqueue(event=event, payload={"request_id": request.pk, "partner": request.partner.name,
+                                           "model": request.model_size.slug, "status": request.status})
 
 
 # --------------------------------------------------------------------------- what a member sees
@@ -83,6 +90,7 @@ def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None
                                            purpose=purpose)
     audit_record(actor=user, action="access_request.created", target=request, reason=purpose, ip=ip,
                  data={"partner": membership.partner.name, "model": size.slug})
+    _access_request_webhook("access_request.created", request)
     return request
 
 
@@ -110,6 +118,7 @@ def access_request_grant(
     )
     audit_record(actor=actor, action="access_request.granted", target=request, before=Status.PENDING,
                  after=Status.GRANTED, reason=reason, ip=ip, data={"grant_id": grant.pk})
+    _access_request_webhook("access_request.granted", request)
     return grant
 
 
@@ -124,6 +133,7 @@ def access_request_refuse(*, request: AccessRequest, actor, reason: str, ip: str
     request.refresh_from_db()
     audit_record(actor=actor, action="access_request.refused", target=request, before=Status.PENDING,
                  after=Status.REFUSED, reason=reason, ip=ip)
+    _access_request_webhook("access_request.refused", request)
     return request
 
 

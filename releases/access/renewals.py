@@ -116,4 +116,7 @@ def grant_extend(*, grant: AccessGrant, actor, expires_at: datetime, reason: str
         status=Status.GRANTED, decided_by=actor, decided_at=now, decision_reason=reason)
     audit_record(actor=actor, action="grant.extended", target=grant, reason=reason, ip=ip,
                  before={"expires_at": before.isoformat()}, after={"expires_at": expires_at.isoformat()})
+    webhooks_enqueue(event="grant.extended", payload={"grant_id": grant.pk, "partner": grant.partner.name,
+                                                      "model": grant.model_size.slug,
+                                                      "expires_at": expires_at.isoformat()})
     return grant

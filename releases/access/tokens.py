@@ -11,6 +11,7 @@ from knox.models import AuthToken
 from releases.access.errors import InvalidPartnerAction
 from releases.access.models import TokenLabel
 from releases.audit.chain import audit_record
+from releases.outbox.delivery import webhooks_enqueue
 from releases.roles import REVOKE_TOKENS, NotPermitted, can
 
 TOKEN_MAX_DAYS = 365
@@ -42,6 +43,8 @@ def token_create(*, user, name: str, expires_days: int | None, actor, verified: 
     audit_record(actor=actor, action="token.created", target=user, ip=ip,
                  data={"token_key": token.token_key, "name": name, "verified": verified,
                        "expiry": token.expiry.isoformat() if token.expiry else None})
+    webhooks_enqueue(event="token.created", payload={"user": user.get_username(), "token_key": token.token_key,
+                                                     "name": name})
     return token, key
 
 
@@ -62,6 +65,7 @@ def token_revoke(*, token: AuthToken, actor, ip: str | None = None) -> None:
     token.delete()
     audit_record(actor=actor, action="token.revoked", target=user, ip=ip,
                  data={"token_key": token_key, "name": label})
+    webhooks_enqueue(event="token.revoked", payload={"user": user.get_username(), "token_key": token_key})
 
 
 def tokens_of(user) -> QuerySet[AuthToken]:

@@ -142,3 +142,4 @@ def audit_failure_notify(*, problem: str) -> None:
     ])
     email_enqueue(event="audit.verify_failed", subject="[Stagegate] The audit trail failed verification",
                   body=body, recipients=staff_emails())
+    webhooks_enqueue(event="audit.verify_failed", payload={"problem": problem})

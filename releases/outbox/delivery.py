@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,13 +20,15 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from releases.outbox.models import OutboxMessage
+from releases.outbox.models import OutboxMessage, WebhookSubscription
+from releases.outbox.webhook_urls import webhook_url_check
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Stagegate-Signature"
 EVENT_HEADER = "X-Stagegate-Event"
 DELIVERY_HEADER = "X-Stagegate-Delivery"
+TIMED_SIGNATURE_HEADER = "X-Stagegate-Signature-Timed"
 # A claimed message is left alone by other dispatchers this long (a send takes at most the webhook timeout).
 CLAIM_LEASE_S = 120
 FIRST_RETRY_S = 15
@@ -41,19 +44,31 @@ def email_enqueue(*, event: str, subject: str, body: str, recipients: list[str])
                                         body=body, recipients=recipients, next_attempt_at=timezone.now())
 
 
+def event_kind(event: str, payload: dict) -> str:
+    """The kind a subscription chooses (WebhookSubscription.Events) for an event name and its payload."""
+    family = event.split(".", 1)[0]
+    if family in ("stage", "stage_request"):
+        return "dataset" if payload.get("dataset") else "stage"
+    return family
+
+
 def webhooks_enqueue(*, event: str, payload: dict) -> list[OutboxMessage]:
-    """One webhook per URL in STAGEGATE_WEBHOOK_URLS. The body, with its `id`, is fixed now: a redelivery
-    sends the same bytes and the same id."""
+    """One webhook per URL in STAGEGATE_WEBHOOK_URLS (signed with STAGEGATE_WEBHOOK_SECRET) and per active
+    subscription that wants this kind of event (signed with its own secret). The body, with its `id`, is fixed
+    now: a redelivery sends the same bytes and the same id."""
+    targets: list[tuple[str, WebhookSubscription | None]] = []
     urls = list(getattr(settings, "STAGEGATE_WEBHOOK_URLS", []) or [])
-    if not urls:
-        return []
-    if not settings.STAGEGATE_WEBHOOK_SECRET:
+    if urls and not settings.STAGEGATE_WEBHOOK_SECRET:
         log.error("STAGEGATE_WEBHOOK_URLS is set but STAGEGATE_WEBHOOK_SECRET is empty: webhooks not sent")
-        return []
+    elif urls:
+        targets += [(url, None) for url in urls]
+    kind = event_kind(event, payload)
+    targets += [(subscription.url, subscription) for subscription in WebhookSubscription.objects.filter(active=True)
+                if kind in subscription.events]
     messages = []
-    for url in urls:
+    for url, subscription in targets:
         message = OutboxMessage(channel=OutboxMessage.Channel.WEBHOOK, event=event, url=url,
-                                next_attempt_at=timezone.now())
+                                subscription=subscription, next_attempt_at=timezone.now())
         message.body = json.dumps({"id": str(message.uid), "event": event,
                                    "occurred_at": timezone.now().isoformat(), **payload}, sort_keys=True)
         message.save()
@@ -65,17 +80,30 @@ def webhook_signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def webhook_signature_at(body: bytes, secret: str, timestamp: int) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`: the time is signed with the body, so a receiver
+    can refuse a delivery replayed later (compare t with its clock) as well as a forged one."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
 def _send(message: OutboxMessage) -> None:
     """Raises on any failure, so the dispatcher retries."""
     if message.channel == OutboxMessage.Channel.EMAIL:
         send_mail(message.subject, message.body, settings.DEFAULT_FROM_EMAIL, message.recipients,
                   fail_silently=False)
         return
+    if message.subscription_id is not None:
+        webhook_url_check(message.url)  # again now: the name may point elsewhere since it was saved
+        secret = message.subscription.secret
+    else:
+        secret = settings.STAGEGATE_WEBHOOK_SECRET
     raw = message.body.encode()
     response = requests.post(
-        message.url, data=raw, timeout=settings.STAGEGATE_WEBHOOK_TIMEOUT_S,
+        message.url, data=raw, timeout=settings.STAGEGATE_WEBHOOK_TIMEOUT_S, allow_redirects=False,
         headers={"Content-Type": "application/json", EVENT_HEADER: message.event, DELIVERY_HEADER: str(message.uid),
-                 SIGNATURE_HEADER: webhook_signature(raw, settings.STAGEGATE_WEBHOOK_SECRET)},
+                 SIGNATURE_HEADER: webhook_signature(raw, secret),
+                 TIMED_SIGNATURE_HEADER: webhook_signature_at(raw, secret, int(time.time()))},
     )
     response.raise_for_status()
 

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -24,9 +25,39 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True, help_text="Given up on (kept, never deleted).")
+    # The admin-registered receiver it goes to (empty: an email, or a URL from STAGEGATE_WEBHOOK_URLS).
+    subscription = models.ForeignKey("WebhookSubscription", on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="deliveries")
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.channel} {self.event} #{self.pk}"
+
+
+class WebhookSubscription(models.Model):
+    """A receiver policy staff registered in the admin: where to POST, which events, and its own secret (which
+    signs every delivery to it; releases/outbox/delivery.py). Its deliveries are the outbox messages naming it."""
+
+    class Events(models.TextChoices):
+        STAGE = "stage", "stage changes and requests"
+        GRANT = "grant", "grants (ending soon, extended)"
+        ACCESS_REQUEST = "access_request", "access requests"
+        DATASET = "dataset", "dataset stage changes"
+        TOKEN = "token", "API tokens (created, revoked)"
+        AUDIT = "audit", "audit verification failures"
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=1000, help_text="https, or a host on STAGEGATE_WEBHOOK_ALLOWED_HOSTS.")
+    secret = models.CharField(max_length=64, editable=False, help_text="Signs every delivery (HMAC-SHA256).")
+    events = models.JSONField(default=list, help_text="The kinds of event it receives.")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
