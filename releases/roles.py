@@ -59,6 +59,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
+# Holding any of these makes someone govern: they may have governance tokens (releases/access/tokens.py).
+GOVERNANCE_PERMISSIONS = (REQUEST_STAGE_CHANGE, DECIDE_STAGE_CHANGE, REVIEW_STAGE, SEE_UNRELEASED, MANAGE_PARTNERS,
+                          GRANT_ACCESS, SUBMIT_JOB)
+
+
 class NotPermitted(DomainError):
     """The caller's role does not include the permission an action needs."""
 
@@ -137,3 +142,8 @@ def role_groups_ensure() -> dict[str, Group]:
         group.permissions.set(found)
         groups[name] = group
     return groups
+
+
+def governs(user) -> bool:
+    """Whether `user` takes part in governing releases (policy staff, operators): see GOVERNANCE_PERMISSIONS."""
+    return bool(granted_permissions(user) & set(GOVERNANCE_PERMISSIONS))

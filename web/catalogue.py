@@ -15,10 +15,13 @@ from registry.datasets.serializers import DatasetOutput
 from registry.serializers import ModelSizeDetailSerializer, ModelSizeSummarySerializer
 from releases.access import links
 from releases.access.rules import visible_datasets, visible_sizes
+from releases.access.token_scopes import DOWNLOAD
 
 
 class ModelListView(ListAPIView):
     """Every model size you may know exists, with its family, stage and shape."""
+
+    token_scope = DOWNLOAD
 
     serializer_class = ModelSizeSummarySerializer
 
@@ -28,6 +31,8 @@ class ModelListView(ListAPIView):
 
 class ModelDetailView(APIView):
     """One model size: its stage, shape, card, evaluations, training runs and revisions."""
+
+    token_scope = DOWNLOAD
 
     @extend_schema(responses=ModelSizeDetailSerializer)
     def get(self, request: Request, slug: str) -> Response:
@@ -39,6 +44,8 @@ class ModelDetailView(APIView):
 class DatasetListView(ListAPIView):
     """Published output datasets (staff also see unpublished ones)."""
 
+    token_scope = DOWNLOAD
+
     serializer_class = DatasetOutput
     throttle_classes = DATASET_THROTTLES
 
@@ -48,6 +55,12 @@ class DatasetListView(ListAPIView):
 
 class DatasetDetailView(APIView):
     """One output dataset: its splits with checksums, statistics, detection results and card."""
+
+    token_scope = DOWNLOAD
+
+
+
+
 
     throttle_classes = DATASET_THROTTLES
 

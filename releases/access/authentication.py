@@ -7,6 +7,7 @@ from knox.signals import token_expired
 from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from releases.access.token_scopes import token_scope_check
 from releases.audit.context import acting_token_set
 
 
@@ -23,7 +24,10 @@ class TokenAuthentication(KnoxTokenAuthentication):
         key = key.strip()
         if not key or b" " in key:
             raise AuthenticationFailed("Invalid token header: send `Authorization: Token <key>` (or `Bearer <key>`).")
-        return self.authenticate_credentials(key)
+        user, token = self.authenticate_credentials(key)
+        context = getattr(request, "parser_context", None) or {}
+        token_scope_check(token, context.get("view"), context.get("kwargs") or {})
+        return user, token
 
     def authenticate_credentials(self, token: bytes):
         user, auth_token = super().authenticate_credentials(token)

@@ -20,6 +20,7 @@ from releases.access.serializers import (
     TermsAcceptInput,
     TermsOutput,
 )
+from releases.access.token_scopes import DOWNLOAD
 
 
 class TermsNotFound(NotFound):
@@ -33,6 +34,8 @@ class TermsVersionMismatch(Conflict):
 class GrantListView(APIView):
     """Your organisation's grants, newest first, each with its state (none if you belong to no organisation)."""
 
+    token_scope = DOWNLOAD
+
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: MemberGrantOutput(many=True), 401: ErrorOutput})
@@ -42,6 +45,8 @@ class GrantListView(APIView):
 
 class AccessRequestListCreateView(APIView):
     """Your organisation's access requests; a new one for a size at the partners stage, with a purpose."""
+
+    token_scope = DOWNLOAD
 
     permission_classes = [IsAuthenticated]
 
@@ -67,6 +72,8 @@ class AccessRequestListCreateView(APIView):
 class TermsView(APIView):
     """The partner terms of use in force, and whether you have accepted them."""
 
+    token_scope = DOWNLOAD
+
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: TermsOutput, 401: ErrorOutput, 404: ErrorOutput})
@@ -78,6 +85,8 @@ class TermsView(APIView):
 
 class TermsAcceptView(APIView):
     """Accept the terms in force, naming the version you read (accepting again changes nothing)."""
+
+    token_scope = DOWNLOAD
 
     permission_classes = [IsAuthenticated]
 
@@ -96,6 +105,10 @@ class TermsAcceptView(APIView):
 
 
 def _in_force():
+
+
+
+
     terms = access.terms_in_force()
     if terms is None:
         raise TermsNotFound("No partner terms of use are in force yet.")

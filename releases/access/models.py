@@ -12,10 +12,17 @@ from registry.models import ModelSize
 
 
 class TokenLabel(models.Model):
-    """A name for an API token (knox tokens have none), shown in the admin and audit."""
+    """A name for an API token (knox tokens have none), shown in the admin and audit, and what it may do."""
+
+    class Scope(models.TextChoices):
+        DOWNLOAD = "download", "download (manifests, links, datasets, Hub clients, your grants and requests)"
+        GOVERNANCE = "governance", "governance (also release decisions and jobs: staff only)"
 
     token = models.OneToOneField("knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="label")
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.DOWNLOAD)
+    # A download token may be limited to these sizes' files (slugs); empty: every size its owner may have.
+    sizes = models.JSONField(default=list, blank=True)
     # Created with a second factor (a verified session or a current code): it may make governance calls
     # where the second factor is required (releases/governance/second_factor.py).
     verified = models.BooleanField(default=False)

@@ -69,6 +69,11 @@ class TokenCreateInput(serializers.Serializer):
     otp_token = serializers.CharField(
         max_length=16, required=False, allow_blank=True, default="",
         help_text="The current code of your TOTP device: the token is then verified (second factor).")
+    scope = serializers.ChoiceField(choices=["download", "governance"], default="download",
+                                    help_text="download: downloads, the catalogue, your grants, requests and terms; "
+                                              "governance (staff only): every call you may make.")
+    sizes = serializers.ListField(child=serializers.SlugField(), required=False, default=list, max_length=100,
+                                  help_text="A download token limited to these sizes' files; empty: every size.")
 
 
 class TokenOutput(serializers.Serializer):
@@ -77,6 +82,8 @@ class TokenOutput(serializers.Serializer):
     created = serializers.DateTimeField()
     expiry = serializers.DateTimeField(allow_null=True)
     verified = serializers.SerializerMethodField(help_text="Created with a second factor.")
+    scope = serializers.SerializerMethodField(help_text="download or governance.")
+    sizes = serializers.SerializerMethodField(help_text="The sizes a download token is limited to (empty: all).")
 
     @staticmethod
     def _label(token):
@@ -89,6 +96,14 @@ class TokenOutput(serializers.Serializer):
     def get_verified(self, token) -> bool:
         label = self._label(token)
         return bool(label and label.verified)
+
+    def get_scope(self, token) -> str:
+        label = self._label(token)
+        return label.scope if label else "governance"  # made outside the services: unlimited, as before scopes
+
+    def get_sizes(self, token) -> list[str]:
+        label = self._label(token)
+        return list(label.sizes) if label else []
 
 
 class TokenCreatedOutput(TokenOutput):

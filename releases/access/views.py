@@ -26,6 +26,7 @@ from releases.access.serializers import (
     TokenCreateInput,
     TokenOutput,
 )
+from releases.access.token_scopes import DOWNLOAD
 from releases.governance.second_factor import SecondFactorRequired, code_matches, session_verified
 
 _DENIALS = {401: ErrorOutput, 403: ErrorOutput, 404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput}
@@ -49,6 +50,9 @@ class ModelManifestView(APIView):
     """A revision's files with bytes and sha256 (`?revision=`, default: the newest you may have), its stage and
     your grant: what a client plans with."""
 
+    token_scope = DOWNLOAD
+    token_size_kwarg = "slug"
+
     @extend_schema(parameters=[RevisionQuery], responses={200: ManifestOutput, 400: ErrorOutput, **_DENIALS})
     def get(self, request: Request, slug: str) -> Response:
         manifest = links.manifest_get(user=request.user, size=links.size_by_slug(slug=slug),
@@ -58,6 +62,9 @@ class ModelManifestView(APIView):
 
 class ModelRevisionsView(APIView):
     """The revisions of a size you may download (staff: every one), newest first, each with its files."""
+
+    token_scope = DOWNLOAD
+    token_size_kwarg = "slug"
 
     @extend_schema(responses={200: RevisionOutput(many=True), **_DENIALS})
     def get(self, request: Request, slug: str) -> Response:
@@ -70,6 +77,9 @@ class ModelRevisionsView(APIView):
 
 class ModelFileLinkView(APIView):
     """A fresh signed link to one file. Ask again for a new one whenever a link expires."""
+
+    token_scope = DOWNLOAD
+    token_size_kwarg = "slug"
 
     throttle_classes = [LinkAnonThrottle]
 
@@ -84,6 +94,9 @@ class ModelFileLinkView(APIView):
 class ModelFileView(APIView):
     """302 to a fresh signed link, so `curl -L -H "Authorization: Token …"` downloads the file."""
 
+    token_scope = DOWNLOAD
+    token_size_kwarg = "slug"
+
     throttle_classes = [LinkAnonThrottle]
 
     @extend_schema(parameters=[RevisionQuery],
@@ -97,6 +110,8 @@ class ModelFileView(APIView):
 # --------------------------------------------------------------------------- dataset splits
 class DatasetSplitLinkView(APIView):
     """A fresh signed link to one split (`<name>.<split>.jsonl`). Ask again whenever a link expires."""
+
+    token_scope = DOWNLOAD
 
     throttle_classes = DATASET_THROTTLES
 
@@ -117,6 +132,8 @@ class CompatDatasetFileView(APIView):
     Storage answers the signed GET with the file's Content-Length, which the 2019 download script sizes
     its progress bar from.
     """
+
+    token_scope = DOWNLOAD
 
     throttle_classes = DATASET_THROTTLES
 
@@ -166,13 +183,20 @@ class TokenListCreateView(ListAPIView):
         verified = _verified_now(request, data.validated_data["otp_token"])
         token, key = tokens.token_create(user=request.user, name=data.validated_data["name"],
                                          expires_days=data.validated_data["expires_days"], actor=request.user,
-                                         verified=verified, ip=client_ip(request))
+                                         verified=verified, scope=data.validated_data["scope"],
+                                         sizes=data.validated_data["sizes"], ip=client_ip(request))
         token.key = key
         return Response(TokenCreatedOutput(token).data, status=201, headers=_NO_STORE)
 
 
 class TokenRevokeView(APIView):
     """Revoke one of your tokens: the next request that sends it gets 401."""
+
+
+
+
+
+
 
     permission_classes = [IsAuthenticated]
 

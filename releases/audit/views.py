@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_errors import ErrorOutput
+from releases.access.token_scopes import DOWNLOAD
 from releases.audit import signing
 from releases.audit.models import AuditCheckpoint
 from releases.audit.proofs import event_proof
@@ -26,6 +27,8 @@ ReadsAudit = role_permission("releases.view_auditevent", to="read the audit trai
 
 class CheckpointListView(ListAPIView):
     """Every signed checkpoint, newest first. Save one: it proves later that the history before it stands."""
+
+    token_scope = DOWNLOAD
 
     permission_classes = [AllowAny]
     serializer_class = CheckpointOutput
@@ -51,6 +54,8 @@ class CheckpointListView(ListAPIView):
 class PublicKeyView(APIView):
     """The Ed25519 public key that signs the audit checkpoints."""
 
+    token_scope = DOWNLOAD
+
     permission_classes = [AllowAny]
 
     @extend_schema(responses=PublicKeyOutput)
@@ -62,6 +67,8 @@ class PublicKeyView(APIView):
 
 class EventProofView(APIView):
     """One event, every event after it up to a checkpoint, and that checkpoint (releases/audit/proofs.py)."""
+
+
 
     permission_classes = [ReadsAudit]
 

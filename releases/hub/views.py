@@ -18,6 +18,7 @@ from config.client_ip import client_ip
 from config.errors import DomainError
 from config.throttles import DATASET_THROTTLES, LinkAnonThrottle
 from releases.access.errors import QuotaExhausted
+from releases.access.token_scopes import DOWNLOAD
 from releases.hub import repos
 from releases.hub.repos import (
     DATASET,
@@ -51,6 +52,12 @@ def _error(status: int, code: str | None, message: str, *, repo: Repo | None = N
 
 class HubView(APIView):
     """Answers every refusal as the Hub does. Not in the OpenAPI schema: the Hub's clients define this API."""
+
+    token_scope = DOWNLOAD
+
+    @property
+    def token_size_kwarg(self) -> str | None:
+        return "name" if self.kind == MODEL else None  # a model repository's name is its size's slug
 
     kind = MODEL
     schema = None
@@ -168,6 +175,7 @@ class ResolveView(HubView):
 
 
 class DatasetResolveView(ResolveView):
+
     kind = DATASET
     throttle_classes = DATASET_THROTTLES
 

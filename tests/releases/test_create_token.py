@@ -9,7 +9,8 @@ from releases.models import AuditEvent, TokenLabel
 
 def test_it_prints_a_key_that_authenticates_the_api(alice, api):
     out = StringIO()
-    call_command("create_token", "alice", "--name", "alice laptop", "--expires-days", "7", stdout=out)
+    call_command("create_token", "alice", "--name", "alice laptop", "--expires-days", "7", "--scope", "governance",
+                 stdout=out)
     key = out.getvalue().strip()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = api.get(reverse("stage-request-list"))
@@ -32,7 +33,7 @@ def test_a_token_expires_and_revoked_tokens_stop_working(alice, api):
     from releases.access import tokens
 
     out = StringIO()
-    call_command("create_token", "alice", "--expires-days", "3", stdout=out)
+    call_command("create_token", "alice", "--expires-days", "3", "--scope", "governance", stdout=out)
     token = AuthToken.objects.get()
     assert timedelta(days=2.9) < token.expiry - timezone.now() <= timedelta(days=3)
     api.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")

@@ -69,7 +69,8 @@ def test_a_token_created_with_a_code_is_verified_and_passes_on_its_own(api, size
     assert api.post("/api/v1/tokens/", {"name": "cli", "otp_token": wrong}, format="json").status_code == 403
     device.refresh_from_db()
     device.throttle_reset()  # django-otp makes the next try after a wrong code wait: skip that wait here
-    created = api.post("/api/v1/tokens/", {"name": "cli", "otp_token": _code(device)}, format="json")
+    created = api.post("/api/v1/tokens/", {"name": "cli", "otp_token": _code(device), "scope": "governance"},
+                       format="json")
     assert created.status_code == 201 and created.json()["verified"] is True
     api.credentials(HTTP_AUTHORIZATION=f"Token {created.json()['key']}")
     response = _create(api, size)

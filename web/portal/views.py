@@ -19,6 +19,7 @@ from registry.models import Artifact, ModelSize, Revision
 from releases.access import applications, grants, links, partners, renewals, tokens, usage
 from releases.access import rules as access
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation, TermsVersion
+from releases.roles import governs
 from releases.stage_names import Stage
 
 TOKEN_DAYS_CHOICES = (7, 30, 90)
@@ -95,7 +96,8 @@ def home(request: HttpRequest) -> HttpResponse:
                                                 # "Request access" on a size's page names the size to ask for.
                                                 "preselect": request.GET.get("request", ""),
                                                 "applications": applications.applications_of(request.user),
-                                                "partner_kinds": PartnerOrganisation.Kind.choices})
+                                                "partner_kinds": PartnerOrganisation.Kind.choices,
+                                                "may_govern": governs(request.user)})
 
 
 def _id(raw: str | None) -> int | None:
@@ -132,8 +134,11 @@ def token_create(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('portal-home')}#tokens")
     try:
         days = int(request.POST.get("expires_days", 30))
+        sizes = [slug for slug in request.POST.get("sizes", "").replace(",", " ").split() if slug]
         token, key = tokens.token_create(user=request.user, name=request.POST.get("name", ""),
-                                           expires_days=days, actor=request.user, ip=client_ip(request))
+                                           expires_days=days, actor=request.user,
+                                           scope=request.POST.get("scope", "download"), sizes=sizes,
+                                           ip=client_ip(request))
     except (ValueError, DomainError) as error:
         messages.error(request, getattr(error, "message", "Choose a lifetime in days."))
         return redirect("portal-home")

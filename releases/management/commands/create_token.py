@@ -15,8 +15,14 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="A label for the token, e.g. 'alice laptop'.")
         parser.add_argument("--expires-days", type=int, default=30,
                             help="Lifetime in days (default 30; 0 for a token that never expires).")
+        parser.add_argument("--scope", choices=["download", "governance"], default="download",
+                            help="download (default: downloads, catalogue, own grants) or governance (staff: "
+                                 "every call the user may make).")
+        parser.add_argument("--size", action="append", dest="sizes", default=[],
+                            help="Limit a download token to this size (repeat for several).")
 
-    def handle(self, *args, username: str, name: str, expires_days: int, **options) -> None:
+    def handle(self, *args, username: str, name: str, expires_days: int, scope: str, sizes: list[str],
+               **options) -> None:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user {username!r}.")
@@ -24,7 +30,7 @@ class Command(BaseCommand):
             raise CommandError(f"--expires-days must be 0 to {TOKEN_MAX_DAYS}.")
         try:
             _token, key = token_create(user=user, name=name or f"{username} (manage.py create_token)",
-                                       expires_days=expires_days, actor=None)
+                                       expires_days=expires_days, actor=None, scope=scope, sizes=sizes)
         except DomainError as error:
             raise CommandError(error.message) from error
         self.stdout.write(key)
