@@ -172,6 +172,10 @@ class AccessRequestAdmin(GovernanceAdmin):
     actions = ["grant_selected", "refuse_selected"]
     change_form_template = "admin/releases/accessrequest/change_form.html"
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        buttons = [("grant_selected", "Grant…"), ("refuse_selected", "Refuse…")]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "decision_buttons": buttons})
+
     @admin.display(description="the organisation's grants")
     def partner_grants(self, obj: AccessRequest) -> str:
         held = obj.partner.grants.select_related("model_size").order_by("-created_at")
@@ -213,6 +217,10 @@ class PartnerApplicationAdmin(GovernanceAdmin):
     readonly_fields = fields
     actions = ["accept_selected", "refuse_selected"]
     change_form_template = "admin/releases/partnerapplication/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        buttons = [("accept_selected", "Accept…"), ("refuse_selected", "Refuse…")]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "decision_buttons": buttons})
 
     def has_decide_permission(self, request) -> bool:
         return can(request.user, MANAGE_PARTNERS)

@@ -5,26 +5,17 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 from django.utils import timezone
 
 from releases.access import grants
 from releases.models import AccessGrant, AuditEvent, PartnerMember, TermsVersion
-from tests.releases.conftest import make_grant, make_partner, move, publish_terms
+from tests.releases import test_partner_admin
+from tests.releases.conftest import make_grant, move, publish_terms
+
+# The partner admin tests' fixtures: alice's admin client and pat's lab.
+staff, lab = test_partner_admin.staff, test_partner_admin.lab
 
 ADMIN = "/admin/releases/{}/"
-
-
-@pytest.fixture
-def staff(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def lab(alice, pat):
-    return make_partner(alice, pat)
 
 
 def _last(action: str) -> AuditEvent:
