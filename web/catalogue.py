@@ -33,6 +33,7 @@ class ModelDetailView(APIView):
     """One model size: its stage, shape, card, evaluations, training runs and revisions."""
 
     token_scope = DOWNLOAD
+    token_size_kwarg = "slug"
 
     @extend_schema(responses=ModelSizeDetailSerializer)
     def get(self, request: Request, slug: str) -> Response:
@@ -57,6 +58,7 @@ class DatasetDetailView(APIView):
     """One output dataset: its splits with checksums, statistics, detection results and card."""
 
     token_scope = DOWNLOAD
+    token_dataset_kwarg = "name"
 
 
 

@@ -224,6 +224,8 @@ STAGEGATE_WEBHOOK_SECRET = envstr("STAGEGATE_WEBHOOK_SECRET", "")
 STAGEGATE_WEBHOOK_TIMEOUT_S = envint("STAGEGATE_WEBHOOK_TIMEOUT_S", 5)
 # Hosts that webhooks registered in the admin may reach over plain http or inside private networks.
 STAGEGATE_WEBHOOK_ALLOWED_HOSTS = envlist("STAGEGATE_WEBHOOK_ALLOWED_HOSTS", [])
+# Messages (some carry a secret shown once, e.g. a new webhook's) stay on the server, not in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # A notice the outbox cannot deliver is retried (15 s, doubling, at most hourly) for this long, then kept as failed.
 STAGEGATE_OUTBOX_GIVE_UP_H = envint("STAGEGATE_OUTBOX_GIVE_UP_H", 72)
 # Addresses told of staff matters beside policy staff: stage events, data-removal requests, audit failures.

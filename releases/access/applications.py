@@ -24,6 +24,10 @@ class AlreadyAPartner(InvalidPartnerAction):
     code = "already_a_partner"
 
 
+class NameTaken(InvalidPartnerAction):
+    code = "organisation_exists"
+
+
 def _text(value: str, field: str, message: str) -> str:
     value = (value or "").strip()
     if not value:
@@ -71,7 +75,13 @@ def partner_application_accept(*, application: PartnerApplication, actor, reason
     """Create the organisation (or find the one of that name) and add the applicant to it."""
     require(actor, MANAGE_PARTNERS, to="decide partner applications")
     application = _pending(application)
-    partner = PartnerOrganisation.objects.filter(name=application.organisation).first() or partners.partner_create(
+    if PartnerOrganisation.objects.filter(name__iexact=application.organisation).exists():
+        # Never joined by name: anyone may apply under a real partner's name. Staff who know the applicant
+        # belongs there add them on that organisation's page, where its contact can be asked first.
+        raise NameTaken(f"An organisation named {application.organisation!r} is a partner already; refuse this "
+                        "application, or add the applicant to that organisation on its page after checking with "
+                        "its contact.")
+    partner = partners.partner_create(
         name=application.organisation, kind=application.kind, contact_name=application.contact_name,
         contact_email=application.contact_email, actor=actor, ip=ip)
     partners.partner_member_add(partner=partner, user=application.applicant, actor=actor, ip=ip)

@@ -22,6 +22,10 @@ class TokenAuthentication(KnoxTokenAuthentication):
         if scheme.lower() not in (b"token", b"bearer"):
             return None  # another scheme, for another authenticator
         key = key.strip()
+        try:
+            key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Invalid token.") from None
         if not key or b" " in key:
             raise AuthenticationFailed("Invalid token header: send `Authorization: Token <key>` (or `Bearer <key>`).")
         user, token = self.authenticate_credentials(key)

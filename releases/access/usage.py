@@ -47,10 +47,17 @@ def usage_rows(*, partner: PartnerOrganisation | None = None, size_slug: str | N
             for row in grouped]
 
 
+def _cell(text: str) -> str:
+    """A spreadsheet runs a cell that starts with = + - @ (or a tab or CR) as a formula: partner names come from
+    applicants, so such a cell is quoted as text."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def usage_csv(rows: list[UsageRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([row.day.isoformat(), row.partner, row.model_size, row.revision, row.links, row.bytes])
+        writer.writerow([row.day.isoformat(), _cell(row.partner), _cell(row.model_size), row.revision, row.links,
+                         row.bytes])
     return out.getvalue()

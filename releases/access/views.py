@@ -112,6 +112,7 @@ class DatasetSplitLinkView(APIView):
     """A fresh signed link to one split (`<name>.<split>.jsonl`). Ask again whenever a link expires."""
 
     token_scope = DOWNLOAD
+    token_dataset_kwarg = "name"
 
     throttle_classes = DATASET_THROTTLES
 
@@ -134,6 +135,7 @@ class CompatDatasetFileView(APIView):
     """
 
     token_scope = DOWNLOAD
+    token_dataset_kwarg = "filename"
 
     throttle_classes = DATASET_THROTTLES
 

@@ -9,6 +9,8 @@ refused there as `GatedRepo` "quota_exhausted: …", see repos.file_check); a GE
 audited, counted) and redirects to it, or answers 429 with Retry-After as the link endpoint does.
 """
 
+import re
+
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated, Throttled
 from rest_framework.request import Request
@@ -17,6 +19,7 @@ from rest_framework.views import APIView
 from config.client_ip import client_ip
 from config.errors import DomainError
 from config.throttles import DATASET_THROTTLES, LinkAnonThrottle
+from releases.access.authentication import TokenAuthentication
 from releases.access.errors import QuotaExhausted
 from releases.access.token_scopes import DOWNLOAD
 from releases.hub import repos
@@ -41,7 +44,7 @@ def _error(status: int, code: str | None, message: str, *, repo: Repo | None = N
     if code:
         response["X-Error-Code"] = code
     # Headers are latin-1; the message also travels in the body in full.
-    response["X-Error-Message"] = message.encode("ascii", "replace").decode().replace("\n", " ")
+    response["X-Error-Message"] = re.sub(r"[\x00-\x1f\x7f]+", " ", message.encode("ascii", "replace").decode())
     if repo is not None:
         response["X-Repo-Commit"] = repo.commit
     for name, value in (headers or {}).items():
@@ -59,8 +62,15 @@ class HubView(APIView):
     def token_size_kwarg(self) -> str | None:
         return "name" if self.kind == MODEL else None  # a model repository's name is its size's slug
 
+    @property
+    def token_dataset_kwarg(self) -> str | None:
+        return "name" if self.kind == DATASET else None
+
     kind = MODEL
     schema = None
+    # Tokens only: with the session cookie, a link on another site could make a signed-in partner's browser
+    # issue links (and use their quota) in their name. The Hub's clients send tokens.
+    authentication_classes = [TokenAuthentication]
 
     def handle_exception(self, exc):
         if isinstance(exc, RepoNotFound):

@@ -21,7 +21,7 @@ from django.core.mail import send_mail
 from django.utils import timezone
 
 from releases.outbox.models import OutboxMessage, WebhookSubscription
-from releases.outbox.webhook_urls import webhook_url_check
+from releases.outbox.webhook_urls import WebhookUrlRefused, post_pinned
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +93,27 @@ def _send(message: OutboxMessage) -> None:
         send_mail(message.subject, message.body, settings.DEFAULT_FROM_EMAIL, message.recipients,
                   fail_silently=False)
         return
-    if message.subscription_id is not None:
-        webhook_url_check(message.url)  # again now: the name may point elsewhere since it was saved
-        secret = message.subscription.secret
-    else:
-        secret = settings.STAGEGATE_WEBHOOK_SECRET
     raw = message.body.encode()
-    response = requests.post(
-        message.url, data=raw, timeout=settings.STAGEGATE_WEBHOOK_TIMEOUT_S, allow_redirects=False,
-        headers={"Content-Type": "application/json", EVENT_HEADER: message.event, DELIVERY_HEADER: str(message.uid),
-                 SIGNATURE_HEADER: webhook_signature(raw, secret),
-                 TIMED_SIGNATURE_HEADER: webhook_signature_at(raw, secret, int(time.time()))},
-    )
-    response.raise_for_status()
+    if message.subscription_id is None:  # a receiver from STAGEGATE_WEBHOOK_URLS: the operator's own
+        secret = settings.STAGEGATE_WEBHOOK_SECRET
+    else:
+        subscription = message.subscription
+        if not subscription.active:
+            raise WebhookUrlRefused(f"The receiver {subscription.name!r} is deactivated.")
+        secret = subscription.secret
+    headers = {"Content-Type": "application/json", EVENT_HEADER: message.event, DELIVERY_HEADER: str(message.uid),
+               SIGNATURE_HEADER: webhook_signature(raw, secret),
+               TIMED_SIGNATURE_HEADER: webhook_signature_at(raw, secret, int(time.time()))}
+    if message.subscription_id is None:
+        response = requests.post(message.url, data=raw, timeout=settings.STAGEGATE_WEBHOOK_TIMEOUT_S,
+                                 allow_redirects=False, headers=headers)
+        response.raise_for_status()
+        return
+    # Registered in the admin: checked again now, connected to the address checked, at its current URL.
+    status = post_pinned(message.subscription.url, body=raw, headers=headers,
+                         timeout_s=settings.STAGEGATE_WEBHOOK_TIMEOUT_S)
+    if not 200 <= status < 300:
+        raise WebhookUrlRefused(f"The receiver answered {status}.")
 
 
 def retry_delay_s(attempts: int) -> int:

@@ -99,3 +99,36 @@ def test_reference_text_is_found_under_any_family_and_generated_text_under_its_o
 def test_the_hub_routes_are_not_in_the_api_schema(api):
     paths = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
     assert not [path for path in paths if "resolve" in path or path.startswith("/api/models/{namespace}")]
+
+
+def test_the_hub_takes_tokens_only_so_another_site_cannot_spend_a_partners_quota(s3, tmp_path, alice, bob, pat, client):
+    """A signed-in partner's browser, sent to a resolve URL by another site, is anonymous here."""
+    from tests.releases.conftest import make_grant, make_partner, publish_terms, token_for
+
+    size = make_size("mini-3m")
+    upload(size, tmp_path)
+    move(size, "partners", requester=alice, approvers=[bob])
+    make_grant(make_partner(alice, pat), size, alice)
+    publish_terms(alice, "v1", pat)
+    client.force_login(pat)
+    by_session = client.get("/mini/mini-3m/resolve/main/model.safetensors")
+    assert by_session.status_code == 401 and by_session["X-Error-Code"] == "GatedRepo"
+    assert IssuedLink.objects.count() == 0
+    by_token = client.get("/mini/mini-3m/resolve/main/model.safetensors", HTTP_AUTHORIZATION=f"Bearer {token_for(pat)}")
+    assert by_token.status_code == 302 and IssuedLink.objects.count() == 1
+
+
+def test_a_refusal_whose_reason_has_line_breaks_is_still_a_hub_error(s3, tmp_path, alice, bob, pat, api):
+    from releases.access import grants as grant_service
+    from tests.releases.conftest import make_grant, make_partner, publish_terms, token_for
+
+    size = make_size("mini-3m")
+    upload(size, tmp_path)
+    move(size, "partners", requester=alice, approvers=[bob])
+    grant = make_grant(make_partner(alice, pat), size, alice)
+    publish_terms(alice, "v1", pat)
+    grant_service.grant_revoke(grant=grant, actor=alice, reason="Breach of terms.\r\nSee the letter.")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(pat)}")
+    answer = api.head("/mini/mini-3m/resolve/main/model.safetensors")
+    assert answer.status_code == 403 and answer["X-Error-Code"] == "GatedRepo"
+    assert "grant_revoked" in answer["X-Error-Message"] and "\r" not in answer["X-Error-Message"]

@@ -106,3 +106,14 @@ def test_a_size_page_tells_a_researcher_how_to_become_a_partner(researcher, s3, 
     move(size, "partners", requester=alice, approvers=[bob])
     html = researcher.get(f"/models/{size.slug}/").content.decode()
     assert 'href="/portal/#become-a-partner"' in html and "Apply for your organisation to become a partner" in html
+
+
+def test_an_application_under_an_existing_partners_name_is_never_joined_to_it(researcher, staff, rita, alice, pat):
+    """Anyone may type a real partner's name: accepting must not make them a member of it."""
+    make_partner(alice, pat, name="Example Security Lab")
+    researcher.post("/portal/applications/", {**FORM, "organisation": "example security lab"})
+    application = PartnerApplication.objects.get()
+    with pytest.raises(applications.NameTaken):
+        applications.partner_application_accept(application=application, actor=alice)
+    application.refresh_from_db()
+    assert application.status == "pending" and not PartnerMember.objects.filter(user=rita).exists()

@@ -83,3 +83,27 @@ def test_the_portal_offers_governance_tokens_to_staff_only(client, alice, pat):
     assert 'value="governance"' not in client.get("/portal/").content.decode()
     client.force_login(alice)
     assert 'value="governance"' in client.get("/portal/").content.decode()
+
+
+def test_a_size_limited_token_reaches_neither_another_sizes_details_nor_its_datasets(api, sizes, pat, alice, bob):
+    from tests.datasets.conftest import register
+    from tests.releases.conftest import move_dataset
+
+    other = register("mini-1m-k40", size=sizes[0])
+    mine = register("mini-3m-k40", size=sizes[1])
+    for dataset in (other, mine):
+        move_dataset(dataset, "partners", requester=alice, approvers=[bob])
+    api.credentials(HTTP_AUTHORIZATION=f"Token {_key(pat, sizes=['mini-3m'])}")
+    assert api.get("/api/v1/models/mini-3m/").status_code == 200
+    assert api.get("/api/v1/models/mini-1m/").status_code == 403
+    assert api.get("/api/v1/datasets/mini-3m-k40/").status_code == 200
+    assert api.get("/api/v1/datasets/mini-1m-k40/").status_code == 404  # as if it did not exist
+    assert api.post("/api/v1/datasets/mini-1m-k40/test/link/").status_code == 404
+    assert api.get("/gpt-2/output-dataset/v1/mini-1m-k40.test.jsonl").status_code == 404
+    assert api.get("/api/datasets/mini/mini-1m-k40").status_code == 404
+    assert api.get("/api/datasets/mini/mini-3m-k40").status_code == 200
+
+
+def test_a_token_that_is_not_utf8_is_refused_not_a_crash(api, db):
+    api.credentials(HTTP_AUTHORIZATION=b"Token \xff\xfe".decode("latin-1"))
+    assert api.get("/api/v1/grants/").status_code == 401

@@ -60,3 +60,13 @@ def test_members_see_their_own_organisations_usage_only(issued, pat, rita, steve
     staff_without_role = Client()
     staff_without_role.force_login(steve)
     assert staff_without_role.get("/admin/releases/usage/").status_code == 403
+
+
+def test_a_partner_name_that_looks_like_a_formula_is_written_as_text(db):
+    from datetime import date
+
+    from releases.access.usage import UsageRow, usage_csv
+
+    rows = _csv(usage_csv([UsageRow(date(2026, 12, 1), '=HYPERLINK("http://x","y")', "mini-1m", "a" * 40, 1, 2),
+                           UsageRow(date(2026, 12, 1), "-1+2", "mini-1m", "a" * 40, 1, 2)]))
+    assert rows[0]["partner"] == "'=HYPERLINK(\"http://x\",\"y\")" and rows[1]["partner"] == "'-1+2"

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from releases.access import grants, tokens
 from releases.models import AuditEvent, OutboxMessage, WebhookSubscription
@@ -109,3 +110,34 @@ def test_the_form_refuses_a_private_address_and_delivery_checks_again(receiver, 
     assert received == []
     message = OutboxMessage.objects.get(subscription__isnull=False)
     assert message.sent_at is None and "WebhookUrlRefused" in message.last_error
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "::7f00:1"])
+def test_ipv6_forms_that_carry_a_private_ipv4_address_are_private(address):
+    from releases.outbox.webhook_urls import _public
+
+    assert not _public(address)
+    assert _public("2606:4700:4700::1111") and _public("1.1.1.1")
+
+
+@pytest.mark.parametrize("url", ["https://example.org:8443/hook", "https://example.org:99999/hook"])
+def test_only_port_443_and_a_bad_port_is_a_refusal_not_a_crash(url):
+    with pytest.raises(WebhookUrlRefused):
+        webhook_url_check(url)
+
+
+def test_a_deactivated_or_repointed_receiver_gets_nothing_at_its_old_address(receiver, alice, size):
+    url, received = receiver
+    subscription = WebhookSubscription.objects.create(name="SOC", url=url, secret="s" * 64, events=["stage"],
+                                                      created_by=alice)
+    request_change(size, alice, Stage.PARTNERS)
+    subscription.active = False
+    subscription.save()
+    dispatch_due()
+    assert received == []
+    assert "deactivated" in OutboxMessage.objects.get(subscription=subscription).last_error
+    subscription.active, subscription.url = True, url.replace("/hooks", "/elsewhere")
+    subscription.save()
+    OutboxMessage.objects.filter(subscription=subscription).update(next_attempt_at=timezone.now())
+    dispatch_due()
+    assert len(received) == 1  # sent to the receiver's current URL (same server, other path)
