@@ -95,6 +95,23 @@ def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None
 
 
 @transaction.atomic
+def access_request_withdraw(*, request: AccessRequest, user, ip: str | None = None) -> AccessRequest:
+    """A member of the requesting organisation takes back a pending request (theirs or a colleague's)."""
+    request = AccessRequest.objects.select_for_update().select_related("partner", "model_size").get(pk=request.pk)
+    if not PartnerMember.objects.current().filter(user=user, partner=request.partner_id).exists():
+        raise InvalidPartnerAction("Only members of the requesting organisation may withdraw its request.",
+                                   code="not_a_partner")
+    if request.status != Status.PENDING:
+        raise AccessRequestNotPending(f"Access request #{request.pk} is {request.status}; only pending ones are "
+                                      "withdrawn.")
+    AccessRequest.objects.filter(pk=request.pk).update(status=Status.WITHDRAWN, decided_at=timezone.now())
+    audit_record(actor=user, action="access_request.withdrawn", target=request, before=Status.PENDING,
+                 after=Status.WITHDRAWN, ip=ip)
+    _access_request_webhook("access_request.withdrawn", request)
+    return request
+
+
+@transaction.atomic
 def access_request_grant(
     *, request: AccessRequest, actor, expires_at: datetime, starts_at: datetime | None = None,
     quota_links: int | None = None, quota_period_s: int | None = None, reason: str = "", ip: str | None = None,

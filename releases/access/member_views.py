@@ -69,6 +69,27 @@ class AccessRequestListCreateView(APIView):
         return Response(AccessRequestOutput(created).data, status=201)
 
 
+class AccessRequestNotFound(NotFound):
+    code = "access_request_not_found"
+
+
+class AccessRequestWithdrawView(APIView):
+    """Take back one of your organisation's pending access requests."""
+
+    permission_classes = [IsAuthenticated]
+    token_scope = DOWNLOAD
+
+    @extend_schema(request=None, responses={200: AccessRequestOutput, 401: ErrorOutput, 404: ErrorOutput,
+                                            409: ErrorOutput})
+    def post(self, request: Request, request_id: int) -> Response:
+        mine = next((asked for asked in grants.access_requests_of(request.user) if asked.pk == request_id), None)
+        if mine is None:  # someone else's is answered as none at all
+            raise AccessRequestNotFound(f"Your organisation has no access request #{request_id}.")
+        grants.access_request_withdraw(request=mine, user=request.user, ip=client_ip(request))
+        mine.refresh_from_db()
+        return Response(AccessRequestOutput(mine).data)
+
+
 class TermsView(APIView):
     """The partner terms of use in force, and whether you have accepted them."""
 

@@ -189,6 +189,7 @@ class AccessRequest(models.Model):
         PENDING = "pending", "Pending"
         GRANTED = "granted", "Granted"
         REFUSED = "refused", "Refused"
+        WITHDRAWN = "withdrawn", "Withdrawn"
 
     partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="access_requests")
     model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, related_name="access_requests")

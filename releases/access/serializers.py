@@ -155,7 +155,7 @@ class AccessRequestOutput(serializers.Serializer):
     model_size = serializers.CharField(source="model_size.slug")
     partner = serializers.CharField(source="partner.name")
     purpose = serializers.CharField()
-    status = serializers.CharField(help_text="pending, granted or refused")
+    status = serializers.CharField(help_text="pending, granted, refused or withdrawn")
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
     decision_reason = serializers.CharField()

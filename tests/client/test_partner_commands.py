@@ -85,3 +85,21 @@ def test_terms_are_shown_and_accepted_by_version(live_server, lab, pat, alice, c
     assert "You accepted the terms of use v1." in capsys.readouterr().out
     assert TermsAcceptance.objects.get().user == pat
     assert api.get("/api/v1/terms/").json()["accepted"] is True
+
+
+def test_a_member_withdraws_a_pending_request_and_nobody_else_can(api, lab, pat, alice, bob, s3, tmp_path):
+    from releases.access import grants as grant_service
+
+    other = make_size("mini-3m")
+    upload(other, tmp_path)
+    move(other, "partners", requester=alice, approvers=[bob])
+    asked = grant_service.access_request_create(user=pat, size=other, purpose="The larger size.")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(lab['olga'])}")  # another organisation's member
+    assert api.post(f"/api/v1/access-requests/{asked.pk}/withdraw/").status_code == 404
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    answer = api.post(f"/api/v1/access-requests/{asked.pk}/withdraw/")
+    assert answer.status_code == 200 and answer.json()["status"] == "withdrawn"
+    assert api.post(f"/api/v1/access-requests/{asked.pk}/withdraw/").status_code == 409
+    assert AuditEvent.objects.filter(action="access_request.withdrawn").count() == 1
+    # Withdrawn, it no longer blocks a new request for the same size.
+    assert grant_service.access_request_create(user=pat, size=other, purpose="Again, later.").status == "pending"

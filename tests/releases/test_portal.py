@@ -153,3 +153,12 @@ def test_the_portal_reads_well_labelled_and_on_a_phone(browser, s3, size, upload
     staff.force_login(alice)
     form = staff.get("/admin/releases/accessgrant/add/").content.decode()
     assert "Links per file within each quota period" in form and "86400 is a day" in form
+
+
+def test_a_member_withdraws_a_pending_request_in_the_portal(browser, size, lab, pat):
+    browser.post("/portal/access-requests/", {"model_size": size.pk, "purpose": "Evaluation."})
+    asked = AccessRequest.objects.get()
+    assert f'action="/portal/access-requests/{asked.pk}/withdraw/"' in browser.get("/portal/").content.decode()
+    browser.post(f"/portal/access-requests/{asked.pk}/withdraw/")
+    asked.refresh_from_db()
+    assert asked.status == "withdrawn"

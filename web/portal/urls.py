@@ -14,6 +14,8 @@ urlpatterns = [
     path("tokens/new/", portal.token_created, name="portal-token-created"),
     re_path(r"^tokens/(?P<token_key>[0-9A-Za-z]{1,64})/revoke/$", portal.token_revoke, name="portal-token-revoke"),
     path("access-requests/", portal.access_request_create, name="portal-access-request"),
+    path("access-requests/<int:request_id>/withdraw/", portal.access_request_withdraw,
+         name="portal-access-request-withdraw"),
     path("applications/", portal.partner_application_create, name="portal-partner-application"),
     path("usage.csv", portal.usage_csv, name="portal-usage-csv"),
     path("grants/<int:grant_id>/renew/", portal.grant_renewal_request, name="portal-grant-renew"),

@@ -173,6 +173,16 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
 
 @login_required
 @require_POST
+def access_request_withdraw(request: HttpRequest, request_id: int) -> HttpResponse:
+    asked = get_object_or_404(AccessRequest, pk=request_id, partner__members__user=request.user,
+                              partner__members__left_at__isnull=True)
+    return _done(request, lambda: grants.access_request_withdraw(request=asked, user=request.user,
+                                                                 ip=client_ip(request)),
+                 f"Access request #{asked.pk} withdrawn.")
+
+
+@login_required
+@require_POST
 def grant_renewal_request(request: HttpRequest, grant_id: int) -> HttpResponse:
     grant = get_object_or_404(AccessGrant, pk=grant_id, partner__members__user=request.user,
                               partner__members__left_at__isnull=True)
