@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from registry.errors import ModelSizeNotFound
 from registry.models import ModelSize
+from releases.access import renewals
 from releases.access.errors import (
     AccessRequestNotPending,
     GrantAlreadyHeld,
@@ -40,10 +41,9 @@ def _required(text: str, field: str, message: str) -> str:
     return text
 
 
-def _access_request_webhook(event: str, request: AccessRequest) -> None:
-    request.refresh_from_db(fields=["status"])
+def _access_request_webhook(event: str, request: AccessRequest, status: str) -> None:
     webhooks_enqueue(event=event, payload={"request_id": request.pk, "partner": request.partner.name,
-                                           "model": request.model_size.slug, "status": request.status})
+                                           "model": request.model_size.slug, "status": status})
 
 
 # --------------------------------------------------------------------------- what a member sees
@@ -90,7 +90,7 @@ def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None
                                            purpose=purpose)
     audit_record(actor=user, action="access_request.created", target=request, reason=purpose, ip=ip,
                  data={"partner": membership.partner.name, "model": size.slug})
-    _access_request_webhook("access_request.created", request)
+    _access_request_webhook("access_request.created", request, Status.PENDING)
     return request
 
 
@@ -107,7 +107,7 @@ def access_request_withdraw(*, request: AccessRequest, user, ip: str | None = No
     AccessRequest.objects.filter(pk=request.pk).update(status=Status.WITHDRAWN, decided_at=timezone.now())
     audit_record(actor=user, action="access_request.withdrawn", target=request, before=Status.PENDING,
                  after=Status.WITHDRAWN, ip=ip)
-    _access_request_webhook("access_request.withdrawn", request)
+    _access_request_webhook("access_request.withdrawn", request, Status.WITHDRAWN)
     return request
 
 
@@ -122,9 +122,7 @@ def access_request_grant(
         raise AccessRequestNotPending(f"Access request #{request.pk} is {request.status}.")
     if request.renewal_of_id is not None:
         # A renewal extends the grant it names: same grant, same quota, a later end.
-        from releases.access.renewals import grant_extend
-
-        return grant_extend(grant=request.renewal_of, actor=actor, expires_at=expires_at,
+        return renewals.grant_extend(grant=request.renewal_of, actor=actor, expires_at=expires_at,
                             reason=(reason or "").strip() or f"Renewal request #{request.pk}: {request.purpose}", ip=ip)
     grant = grant_create(partner=request.partner, size=request.model_size, purpose=request.purpose, actor=actor,
                          starts_at=starts_at, expires_at=expires_at, quota_links=quota_links,
@@ -135,7 +133,7 @@ def access_request_grant(
     )
     audit_record(actor=actor, action="access_request.granted", target=request, before=Status.PENDING,
                  after=Status.GRANTED, reason=reason, ip=ip, data={"grant_id": grant.pk})
-    _access_request_webhook("access_request.granted", request)
+    _access_request_webhook("access_request.granted", request, Status.GRANTED)
     return grant
 
 
@@ -150,7 +148,7 @@ def access_request_refuse(*, request: AccessRequest, actor, reason: str, ip: str
     request.refresh_from_db()
     audit_record(actor=actor, action="access_request.refused", target=request, before=Status.PENDING,
                  after=Status.REFUSED, reason=reason, ip=ip)
-    _access_request_webhook("access_request.refused", request)
+    _access_request_webhook("access_request.refused", request, Status.REFUSED)
     return request
 
 

@@ -13,6 +13,7 @@ from config.errors import Conflict, NotFound
 from registry.errors import ModelSizeNotFound
 from releases.access import grants, partners
 from releases.access import rules as access
+from releases.access.models import AccessRequest
 from releases.access.serializers import (
     AccessRequestInput,
     AccessRequestOutput,
@@ -82,7 +83,8 @@ class AccessRequestWithdrawView(APIView):
     @extend_schema(request=None, responses={200: AccessRequestOutput, 401: ErrorOutput, 404: ErrorOutput,
                                             409: ErrorOutput})
     def post(self, request: Request, request_id: int) -> Response:
-        mine = next((asked for asked in grants.access_requests_of(request.user) if asked.pk == request_id), None)
+        partner = grants.member_partner(request.user)
+        mine = AccessRequest.objects.filter(pk=request_id, partner=partner).first() if partner else None
         if mine is None:  # someone else's is answered as none at all
             raise AccessRequestNotFound(f"Your organisation has no access request #{request_id}.")
         grants.access_request_withdraw(request=mine, user=request.user, ip=client_ip(request))

@@ -446,7 +446,7 @@ def _usage(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(usage.usage_csv(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="stagegate-usage.csv"'
         return response
-    query = "&".join(f"{key}={value}" for key, value in request.GET.items() if key != "format" and value)
+    query = urlencode({key: value for key, value in request.GET.items() if key != "format" and value})
     return TemplateResponse(request, "admin/releases/usage.html", {
         **admin.site.each_context(request), "title": "Usage: links issued", "rows": rows,
         "total_links": sum(row.links for row in rows), "total_bytes": sum(row.bytes for row in rows),

@@ -21,8 +21,8 @@ from datetime import datetime
 
 from registry.datasets.errors import DatasetNotFound
 from registry.errors import ModelSizeNotFound, RevisionNotFound
-from registry.models import ModelFamily, ModelSize, OutputDataset, Revision
-from releases.access import links
+from registry.models import DatasetSplit, ModelFamily, ModelSize, OutputDataset, Revision
+from releases.access import dataset_links, links
 from releases.access import rules as access
 from releases.access.errors import AccessDenied
 
@@ -135,10 +135,10 @@ def model_repo(user, repo_id: str, revision: str | None = None) -> Repo:
 
 
 # --------------------------------------------------------------------------- datasets
-def dataset_commit(dataset: OutputDataset) -> str:
-    """A dataset's one commit id: named by its files, so it changes if a split ever does."""
+def dataset_commit(parts: list[DatasetSplit]) -> str:
+    """A dataset's one commit id: named by its files (`parts`, its splits), so it changes if a split ever does."""
     digest = hashlib.sha1(usedforsecurity=False)
-    for part in sorted(dataset.splits.all(), key=lambda part: part.split):
+    for part in sorted(parts, key=lambda part: part.split):
         digest.update(f"{part.filename}\0{part.bytes}\0{part.sha256}\n".encode())
     return digest.hexdigest()
 
@@ -155,12 +155,12 @@ def dataset_repo(user, repo_id: str, revision: str | None = None) -> Repo:
         raise RepoNotFound(repo_id) from None
     except AccessDenied as refusal:
         raise Gated(refusal.code, str(refusal.args[0]), authenticated=True) from None
-    commit = dataset_commit(dataset)
+    parts = list(dataset.splits.order_by("split"))
+    commit = dataset_commit(parts)
     requested = _requested(revision)
     if requested is not None and requested != commit:
         raise UnknownRevision(revision)
-    files = {part.filename: RepoFile(part.filename, part.bytes, part.sha256)
-             for part in dataset.splits.order_by("split")}
+    files = {part.filename: RepoFile(part.filename, part.bytes, part.sha256) for part in parts}
     return Repo(kind=DATASET, repo_id=f"{family_slug}/{dataset.name}", commit=commit, files=files,
                 created_at=dataset.created_at, stage=dataset.stage, subject=dataset)
 
@@ -202,7 +202,5 @@ def file_link(repo: Repo, *, user, filename: str, ip: str | None) -> str:
     the API's own link endpoints do (a quota refusal is QuotaExhausted, 429)."""
     if repo.kind == MODEL:
         return links.link_issue(user=user, size=repo.subject, filename=filename, revision=repo.commit, ip=ip).url
-    from releases.access import dataset_links
-
     split = filename.removeprefix(f"{repo.subject.name}.").removesuffix(".jsonl")
     return dataset_links.dataset_link_issue(user=user, name=repo.subject.name, split=split, ip=ip).url

@@ -1,7 +1,11 @@
 """Numbers as people read them: thousands separators, percentages that do not round 99.5% up to 100%, and
 durations in the largest whole unit ("1 day", not "86400 s")."""
 
+import re
+
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -55,9 +59,4 @@ def per_duration(seconds) -> str:
 def code_spans(text) -> str:
     """The access rule's messages mark code with backticks (they are API text too): on a page, `x` is <code>x</code>
     rather than literal backticks. Everything else is escaped."""
-    import re
-
-    from django.utils.html import escape
-    from django.utils.safestring import mark_safe
-
     return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(str(text))))  # noqa: S308 - escaped first
