@@ -1,5 +1,9 @@
 """The one base for domain errors; each carries its HTTP status and a machine-readable code."""
 
+from contextlib import contextmanager
+
+from django.db import IntegrityError, transaction
+
 
 class DomainError(Exception):
     """A rule of the platform refused an operation. Subclasses set `code` and `http_status`."""
@@ -31,3 +35,14 @@ class Conflict(DomainError):
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     http_status = 503
+
+
+@contextmanager
+def duplicate_refused(error: DomainError):
+    """Create rows in a savepoint, raising `error` when a unique constraint refuses them: the constraint, not an
+    earlier "does it exist?" check, decides between two requests that arrive together."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise error from None

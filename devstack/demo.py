@@ -24,7 +24,7 @@ ROLES = {
     "bob": "policy staff",
     "carol": "policy staff",
     "otto": "operator (jobs)",
-    "pat": "partner member",
+    "pat": "partner admin of Example Security Lab",
     "rita": "researcher",
 }
 

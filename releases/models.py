@@ -2,11 +2,13 @@
 
 from releases.access.models import (  # noqa: F401
     AccessGrant,
+    AccessQuestion,
     AccessRequest,
     GrantExpiryNotice,
     IssuedLink,
     PartnerActivity,
     PartnerApplication,
+    PartnerInvitation,
     PartnerMember,
     PartnerOrganisation,
     TermsAcceptance,

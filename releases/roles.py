@@ -45,6 +45,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "releases.view_termsversion", PUBLISH_TERMS, "releases.view_termsacceptance",
         "releases.view_accessrequest", "releases.view_accessgrant", GRANT_ACCESS, REVOKE_ACCESS,
         "releases.view_partnerapplication", "releases.view_stagerequestcomment",
+        "releases.view_accessquestion", "releases.add_accessquestion", "releases.change_accessquestion",
+        "releases.view_partnerinvitation", "releases.change_partnermember", "auth.view_user",
         "releases.view_webhooksubscription", "releases.add_webhooksubscription",
         "releases.change_webhooksubscription",
         "releases.view_issuedlink", "releases.view_outboxmessage", "knox.view_authtoken", REVOKE_TOKENS,

@@ -21,6 +21,7 @@ urlpatterns = [
     # a partner member's own grants, access requests and terms (releases/access/member_views.py)
     path("grants/", member.GrantListView.as_view(), name="grant-list"),
     path("access-requests/", member.AccessRequestListCreateView.as_view(), name="access-request-list"),
+    path("access-questions/", member.AccessQuestionListView.as_view(), name="access-question-list"),
     path("access-requests/<int:request_id>/withdraw/", member.AccessRequestWithdrawView.as_view(),
          name="access-request-withdraw"),
     path("terms/", member.TermsView.as_view(), name="terms"),

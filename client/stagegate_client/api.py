@@ -71,8 +71,12 @@ class Server:
     def grants(self) -> list[dict]:
         return self._call("GET", "/api/v1/grants/")
 
-    def access_request(self, slug: str, purpose: str) -> dict:
-        return self._call("POST", "/api/v1/access-requests/", body={"model_size": slug, "purpose": purpose})
+    def access_questions(self, slug: str) -> list[dict]:
+        return self._call("GET", f"/api/v1/access-questions/?model_size={quote(slug)}")
+
+    def access_request(self, slug: str, purpose: str, answers: dict | None = None) -> dict:
+        return self._call("POST", "/api/v1/access-requests/",
+                          body={"model_size": slug, "purpose": purpose, "answers": answers or {}})
 
     def terms(self) -> dict:
         return self._call("GET", "/api/v1/terms/")

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("request-access", help="ask policy staff for a grant for a size")
     ask.add_argument("slug", help="model size at the partners stage, e.g. mini-3m")
     ask.add_argument("--purpose", required=True, help="what your organisation needs the size for")
+    ask.add_argument("--answer", action="append", default=[], metavar="ID=ANSWER",
+                     help="an answer to one of the size's access questions (repeat for each; `yes` ticks an "
+                          "agree-to question). Without them, the command lists the questions and stops.")
     _account(ask)
     terms = commands.add_parser("terms", help="show the partner terms of use in force; `terms accept` accepts them")
     terms.add_argument("action", nargs="?", choices=["show", "accept"], default="show")
@@ -132,8 +135,33 @@ def list_grants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answers(given: list[str], questions: list[dict]) -> dict[str, object]:
+    kinds = {str(question["id"]): question["kind"] for question in questions}
+    answers: dict[str, object] = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ServerRefused(400, "answers_invalid", f"--answer {item!r}: write it as ID=ANSWER.")
+        key = key.strip()
+        agreed = kinds.get(key) == "agree" and value.strip().lower() in ("yes", "y", "true", "1", "on")
+        answers[key] = True if agreed else value
+    return answers
+
+
 def request_access(args: argparse.Namespace) -> int:
-    made = Server(args.server, args.token).access_request(args.slug, args.purpose)
+    server = Server(args.server, args.token)
+    questions = server.access_questions(args.slug)
+    answers = _answers(args.answer, questions)
+    unanswered = [question for question in questions if str(question["id"]) not in answers and question["required"]]
+    if unanswered:
+        print(f"{args.slug} asks these questions; answer each with --answer ID=ANSWER:", file=sys.stderr)
+        for question in questions:
+            how = {"agree": "yes to agree", "choice": "one of: " + ", ".join(question["choices"])}.get(
+                question["kind"], "text")
+            flag = "" if question["required"] else " (optional)"
+            print(f"  {question['id']}: {question['prompt']}{flag} [{how}]", file=sys.stderr)
+        return EXIT_REFUSED
+    made = server.access_request(args.slug, args.purpose, answers)
     print(f"Access request #{made['id']} for {made['model_size']} ({made['partner']}): {made['status']}.")
     return 0
 

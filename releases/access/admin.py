@@ -18,14 +18,17 @@ from django.utils.html import format_html_join
 from knox.models import AuthToken
 
 from config.client_ip import client_ip
-from releases.access import accounts, applications, grants, partners, renewals, tokens
+from releases.access import accounts, applications, grants, partners, questions, renewals, tokens
 from releases.access import rules as access
+from releases.access.errors import InvalidPartnerAction
 from releases.admin_base import GovernanceAdmin, GovernanceInline, reason_action
 from releases.models import (
     AccessGrant,
+    AccessQuestion,
     AccessRequest,
     IssuedLink,
     PartnerApplication,
+    PartnerInvitation,
     PartnerMember,
     PartnerOrganisation,
     TermsAcceptance,
@@ -63,12 +66,21 @@ def _bound(request, form_class, field: str):
 
 
 # --------------------------------------------------------------------------- organisations and members
+class PartnerMemberForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # a membership is someone's: end it and add another, never re-point it
+            self.fields["user"].disabled = True
+
+
 class PartnerMemberInline(GovernanceInline):
-    """Current members; a removed member's membership is ended (kept, with its dates), not deleted."""
+    """Current members and their roles; a removed member's membership is ended (kept, with its dates), not
+    deleted."""
 
     model = PartnerMember
+    form = PartnerMemberForm
     extra = 1
-    fields = ["user", "added_at"]
+    fields = ["user", "role", "added_at"]
     readonly_fields = ["added_at"]
     autocomplete_fields = ["user"]
 
@@ -108,8 +120,12 @@ class PartnerOrganisationAdmin(GovernanceAdmin):
         for member in formset.deleted_objects:
             partners.partner_member_remove(member=member, actor=request.user, ip=client_ip(request))
         for member in formset.new_objects:
-            partners.partner_member_add(partner=form.instance, user=member.user, actor=request.user,
-                                        ip=client_ip(request))
+            partners.partner_member_add(partner=form.instance, user=member.user, role=member.role,
+                                        actor=request.user, ip=client_ip(request))
+        for member, changed in formset.changed_objects:
+            if "role" in changed:
+                partners.partner_member_set_role(member=member, role=member.role, actor=request.user,
+                                                 ip=client_ip(request))
 
     @admin.action(description="Deactivate selected partners (reason required): no new links for their members")
     def deactivate_selected(self, request, queryset):
@@ -166,8 +182,8 @@ class AccessRequestAdmin(GovernanceAdmin):
     list_display = ["id", "partner", "model_size", "requested_by", "status", "created_at", "decided_by"]
     list_filter = ["status"]
     list_select_related = ["partner", "model_size", "requested_by", "decided_by"]
-    fields = ["partner", "model_size", "requested_by", "purpose", "status", "created_at", "decided_by",
-              "decided_at", "decision_reason", "grant", "partner_grants"]
+    fields = ["partner", "model_size", "requested_by", "purpose", "answers_given", "status", "created_at",
+              "decided_by", "decided_at", "decision_reason", "grant", "partner_grants"]
     readonly_fields = fields
     actions = ["grant_selected", "refuse_selected"]
     change_form_template = "admin/releases/accessrequest/change_form.html"
@@ -175,6 +191,14 @@ class AccessRequestAdmin(GovernanceAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         buttons = [("grant_selected", "Grant…"), ("refuse_selected", "Refuse…")]
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "decision_buttons": buttons})
+
+    @admin.display(description="answers to the access questions")
+    def answers_given(self, obj: AccessRequest) -> str:
+        if not obj.answers:
+            return "No questions were asked."
+        return format_html_join("", "<div><strong>{}</strong><br>{}</div>", (
+            (answer["prompt"], "agreed" if answer["answer"] is True else answer["answer"] or "(not answered)")
+            for answer in obj.answers))
 
     @admin.display(description="the organisation's grants")
     def partner_grants(self, obj: AccessRequest) -> str:
@@ -238,6 +262,77 @@ class PartnerApplicationAdmin(GovernanceAdmin):
                              form=_bound(request, ReasonForm, "reason"),
                              call=lambda obj, data: applications.partner_application_refuse(
                                  application=obj, actor=request.user, reason=data["reason"], ip=client_ip(request)))
+
+
+class ChoicesField(forms.CharField):
+    """A question's options, one per line (stored as a list)."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class AccessQuestionForm(forms.ModelForm):
+    choices = ChoicesField(required=False, help_text="For a choice: the options, one per line.")
+
+    class Meta:
+        model = AccessQuestion
+        fields = ["family", "model_size", "kind", "prompt", "choices", "required", "position", "active"]
+
+    def _post_clean(self):
+        super()._post_clean()  # the instance now holds the form's values
+        try:
+            questions.question_checked(self.instance)
+        except InvalidPartnerAction as problem:
+            self.add_error(None, problem.message)
+
+
+@admin.register(AccessQuestion)
+class AccessQuestionAdmin(GovernanceAdmin):
+    """What partners answer when they request a size; retired by unticking `active`, never deleted."""
+
+    form = AccessQuestionForm
+    list_display = ["prompt", "family", "model_size", "kind", "required", "position", "active"]
+    list_filter = ["active", "kind", "family"]
+    list_select_related = ["family", "model_size"]
+    search_fields = ["prompt"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        questions.question_save(question=obj, actor=request.user, ip=client_ip(request))
+
+
+@admin.register(PartnerInvitation)
+class PartnerInvitationAdmin(GovernanceAdmin):
+    """Invitations partner admins sent (read-only here: partner admins send and cancel them in the portal)."""
+
+    list_display = ["id", "partner", "email", "role", "invited_by", "created_at", "expires_at", "state",
+                    "accepted_by"]
+    list_filter = ["role", "partner"]
+    list_select_related = ["partner", "invited_by", "accepted_by"]
+    search_fields = ["email", "partner__name"]
+    fields = ["partner", "email", "role", "invited_by", "created_at", "expires_at", "state", "accepted_by",
+              "accepted_at", "cancelled_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, invitation: PartnerInvitation) -> str:
+        return invitation.state()
 
 
 @admin.register(AccessGrant)

@@ -1,7 +1,7 @@
 """Becoming a partner: someone with an account applies for their organisation (a form with the organisation,
 a contact, the intended use and agreement to the terms of use in force); policy staff accept or refuse, with a
-reason, as they decide access requests. Accepting creates the organisation (or adds the applicant to the
-existing one of that name) and records the applicant's acceptance of the terms they agreed to. All audited.
+reason, as they decide access requests. Accepting creates the organisation, makes the applicant its
+first partner admin and records their acceptance of the terms they agreed to. All audited.
 
 An accepted application opens nothing by itself: the organisation then asks for sizes (access requests), and
 policy staff grant them.
@@ -10,6 +10,7 @@ policy staff grant them.
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import duplicate_refused
 from releases.access import partners
 from releases.access.errors import AccessRequestNotPending, InvalidPartnerAction
 from releases.access.models import PartnerApplication, PartnerMember, PartnerOrganisation
@@ -41,8 +42,9 @@ def partner_application_create(*, user, organisation: str, kind: str, contact_na
     """An application from `user`, who must not be a member already nor have one pending."""
     if PartnerMember.objects.current().filter(user=user).exists():
         raise AlreadyAPartner("You are already a member of a partner organisation; ask for sizes in the portal.")
+    waiting = AccessRequestNotPending("You have an application waiting for policy staff already.")
     if PartnerApplication.objects.filter(applicant=user, status=Status.PENDING).exists():
-        raise AccessRequestNotPending("You have an application waiting for policy staff already.")
+        raise waiting
     organisation = _text(organisation, "organisation", "Name the organisation you apply for.")
     if kind not in PartnerOrganisation.Kind.values:
         raise InvalidPartnerAction(f"Unknown kind {kind!r}.", fields={"kind": [str(PartnerOrganisation.Kind.values)]})
@@ -53,9 +55,10 @@ def partner_application_create(*, user, organisation: str, kind: str, contact_na
     if terms is not None and not agrees_to_terms:
         raise InvalidPartnerAction(f"Agree to the terms of use {terms.version} to apply.",
                                    fields={"agrees_to_terms": ["Required."]})
-    application = PartnerApplication.objects.create(
-        applicant=user, organisation=organisation, kind=kind, contact_name=contact_name,
-        contact_email=contact_email, intended_use=intended_use, terms=terms)
+    with duplicate_refused(waiting):
+        application = PartnerApplication.objects.create(
+            applicant=user, organisation=organisation, kind=kind, contact_name=contact_name,
+            contact_email=contact_email, intended_use=intended_use, terms=terms)
     audit_record(actor=user, action="partner_application.created", target=application, reason=intended_use, ip=ip,
                  after={"organisation": organisation, "kind": kind, "contact_email": contact_email,
                         "terms_version": terms.version if terms else None})
@@ -84,7 +87,9 @@ def partner_application_accept(*, application: PartnerApplication, actor, reason
     partner = partners.partner_create(
         name=application.organisation, kind=application.kind, contact_name=application.contact_name,
         contact_email=application.contact_email, actor=actor, ip=ip)
-    partners.partner_member_add(partner=partner, user=application.applicant, actor=actor, ip=ip)
+    # The applicant speaks for the organisation: they become its first partner admin and invite the others.
+    partners.partner_member_add(partner=partner, user=application.applicant, actor=actor,
+                                role=PartnerMember.Role.ADMIN, ip=ip)
     if application.terms is not None:  # agreed to when applying: recorded as the applicant's acceptance
         partners.terms_accept(user=application.applicant, terms=application.terms)
     application.status, application.partner = Status.ACCEPTED, partner

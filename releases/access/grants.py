@@ -3,14 +3,16 @@
 A grant only ever opens a size at the `partners` stage; what it opens is decided by releases/access.py.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import duplicate_refused
 from registry.errors import ModelSizeNotFound
 from registry.models import ModelSize
-from releases.access import renewals
+from releases.access import questions, renewals
 from releases.access.errors import (
     AccessRequestNotPending,
     GrantAlreadyHeld,
@@ -71,8 +73,10 @@ def access_requests_of(user) -> list[AccessRequest]:
 
 # --------------------------------------------------------------------------- requests
 @transaction.atomic
-def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None = None) -> AccessRequest:
-    """A member of an active partner asks for a size (one not internal) with a purpose."""
+def access_request_create(*, user, size: ModelSize, purpose: str, answers: Mapping | None = None,
+                          ip: str | None = None) -> AccessRequest:
+    """A member of an active partner asks for a size (one not internal) with a purpose and the answers to its
+    access questions (releases/access/questions.py)."""
     if size.stage == Stage.INTERNAL:
         raise ModelSizeNotFound(f"No model size {size.slug!r}.")
     membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
@@ -86,10 +90,13 @@ def access_request_create(*, user, size: ModelSize, purpose: str, ip: str | None
     if held is not None:
         raise GrantAlreadyHeld(f"{membership.partner.name} already holds grant #{held.pk} for {size.slug}, until "
                                f"{held.expires_at.isoformat()}.")
-    request = AccessRequest.objects.create(partner=membership.partner, model_size=size, requested_by=user,
-                                           purpose=purpose)
+    recorded = questions.answers_checked(size, answers or {})
+    with duplicate_refused(AccessRequestNotPending(f"{membership.partner.name} already has a pending request for "
+                                                   f"{size.slug}.")):
+        request = AccessRequest.objects.create(partner=membership.partner, model_size=size, requested_by=user,
+                                               purpose=purpose, answers=recorded)
     audit_record(actor=user, action="access_request.created", target=request, reason=purpose, ip=ip,
-                 data={"partner": membership.partner.name, "model": size.slug})
+                 data={"partner": membership.partner.name, "model": size.slug, "answers": recorded})
     _access_request_webhook("access_request.created", request, Status.PENDING)
     return request
 

@@ -1,7 +1,7 @@
 """What a partner member does through the API as in the portal: their organisation's grants and access
 requests, and the terms of use. Thin views over releases/access/grants.py and partners.py."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,10 +11,12 @@ from config.api_errors import ErrorOutput
 from config.client_ip import client_ip
 from config.errors import Conflict, NotFound
 from registry.errors import ModelSizeNotFound
-from releases.access import grants, partners
+from releases.access import grants, partners, questions
 from releases.access import rules as access
+from releases.access.errors import InvalidPartnerAction
 from releases.access.models import AccessRequest
 from releases.access.serializers import (
+    AccessQuestionOutput,
     AccessRequestInput,
     AccessRequestOutput,
     MemberGrantOutput,
@@ -66,8 +68,28 @@ class AccessRequestListCreateView(APIView):
         if size is None:
             raise ModelSizeNotFound(f"No model size {slug!r}.")
         created = grants.access_request_create(user=request.user, size=size, purpose=data.validated_data["purpose"],
-                                               ip=client_ip(request))
+                                               answers=data.validated_data["answers"], ip=client_ip(request))
         return Response(AccessRequestOutput(created).data, status=201)
+
+
+class AccessQuestionListView(APIView):
+    """The questions a request for a size must answer (`?model_size=SLUG`), in the order they are asked."""
+
+    token_scope = DOWNLOAD
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[OpenApiParameter("model_size", str, required=True, description="e.g. mini-3m")],
+                   responses={200: AccessQuestionOutput(many=True), 400: ErrorOutput, 401: ErrorOutput,
+                              404: ErrorOutput})
+    def get(self, request: Request) -> Response:
+        slug = request.query_params.get("model_size", "")
+        if not slug:
+            raise InvalidPartnerAction("Name the size: ?model_size=SLUG.", fields={"model_size": ["Required."]})
+        size = access.visible_sizes(request.user).filter(slug=slug).first()
+        if size is None:
+            raise ModelSizeNotFound(f"No model size {slug!r}.")
+        return Response(AccessQuestionOutput(questions.questions_for(size), many=True).data)
 
 
 class AccessRequestNotFound(NotFound):
@@ -128,10 +150,6 @@ class TermsAcceptView(APIView):
 
 
 def _in_force():
-
-
-
-
     terms = access.terms_in_force()
     if terms is None:
         raise TermsNotFound("No partner terms of use are in force yet.")

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from registry.models import ModelSize
+from registry.models import ModelFamily, ModelSize
 
 
 class TokenLabel(models.Model):
@@ -84,10 +84,17 @@ class PartnerMember(models.Model):
     """A user's membership of a partner organisation, from `added_at` until `left_at` (kept after it ends, for
     the history). A user belongs to at most one organisation at a time."""
 
+    class Role(models.TextChoices):
+        MEMBER = "member", "Member"
+        ADMIN = "admin", "Partner admin"
+
     partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="members")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="partner_memberships")
     added_at = models.DateTimeField(default=timezone.now)
     left_at = models.DateTimeField(null=True, blank=True, editable=False)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER,
+                            help_text="A partner admin invites and removes the organisation's members, revokes "
+                                      "their API tokens and sees its usage (releases/access/organisation.py).")
 
     objects = MembershipQuerySet.as_manager()
 
@@ -203,12 +210,23 @@ class AccessRequest(models.Model):
     decision_reason = models.TextField(blank=True, editable=False)
     grant = models.OneToOneField(AccessGrant, on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="request", editable=False)
+    # The access questions as they were asked, with the answers: [{question_id, kind, prompt, answer}]
+    # (releases/access/questions.py). A copy, so that editing a question later leaves the record as it was.
+    answers = models.JSONField(default=list, blank=True, editable=False)
     # A renewal asks for more time on a grant the organisation holds; granting it extends that grant.
     renewal_of = models.ForeignKey(AccessGrant, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="renewal_requests", editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two members asking at once must not leave two pending requests (the service's check races).
+            models.UniqueConstraint(fields=["partner", "model_size"],
+                                    condition=Q(status="pending", renewal_of__isnull=True),
+                                    name="one_pending_access_request_per_size"),
+            models.UniqueConstraint(fields=["renewal_of"], condition=Q(status="pending"),
+                                    name="one_pending_renewal_per_grant"),
+        ]
 
     def __str__(self) -> str:
         kind = "Renewal request" if self.renewal_of_id else "Access request"
@@ -265,8 +283,8 @@ class IssuedLink(models.Model):
 
 class PartnerApplication(models.Model):
     """Someone asks for their organisation to become a partner (or to join it): organisation, contact, the
-    intended use and the terms they agreed to. Policy staff accept (the organisation is created or joined and
-    the applicant becomes a member) or refuse, with a reason."""
+    intended use and the terms they agreed to. Policy staff accept (the organisation is created and the
+    applicant becomes its partner admin) or refuse, with a reason."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -292,6 +310,79 @@ class PartnerApplication(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["applicant"], condition=Q(status="pending"),
+                                               name="one_pending_application_per_applicant")]
 
     def __str__(self) -> str:
         return f"Partner application #{self.pk}: {self.organisation}"
+
+
+class PartnerInvitation(models.Model):
+    """A partner admin invites someone, by email address, to join the organisation. The link carries a secret
+    stored here only as its sha256, so the table cannot be used to join. Whoever follows the link signs in with
+    (or creates) an account of that address; the invitation is used once, and ends at `expires_at`."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=PartnerMember.Role.choices, default=PartnerMember.Role.MEMBER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    secret_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="+", editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Invitation #{self.pk}: {self.email} to {self.partner}"
+
+    def state(self, *, now: datetime | None = None) -> str:
+        if self.accepted_at:
+            return self.State.ACCEPTED
+        if self.cancelled_at:
+            return self.State.CANCELLED
+        return self.State.EXPIRED if self.expires_at <= (now or timezone.now()) else self.State.PENDING
+
+
+class AccessQuestion(models.Model):
+    """A question policy staff ask of everyone requesting a size (of one family, or one size), as Hugging
+    Face's gating form does. Retired (inactive), never deleted: answers on record keep their question."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Free text"
+        CHOICE = "choice", "One of several choices"
+        AGREE = "agree", "Agree to (a checkbox that must be ticked)"
+
+    family = models.ForeignKey(ModelFamily, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                               help_text="Asked for every size of this family…")
+    model_size = models.ForeignKey(ModelSize, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                   help_text="…or for this size only (choose one of the two).")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEXT)
+    prompt = models.TextField(help_text="What the partner reads, e.g. \"Which team will use the weights?\"")
+    choices = models.JSONField(default=list, blank=True, help_text="For a choice: the options, one per line.")
+    required = models.BooleanField(default=True, help_text="Agree-to questions are always required.")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Lower first (family questions before "
+                                                                       "size questions).")
+    active = models.BooleanField(default=True, help_text="Untick to stop asking it; answers already given stay.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.CheckConstraint(
+            condition=Q(family__isnull=False, model_size__isnull=True) | Q(family__isnull=True,
+                                                                          model_size__isnull=False),
+            name="access_question_for_family_or_size")]
+
+    def __str__(self) -> str:
+        where = self.model_size.slug if self.model_size_id else self.family.slug
+        return f"{where}: {self.prompt[:60]}"

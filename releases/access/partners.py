@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import duplicate_refused
 from releases.access.errors import InvalidPartnerAction
 from releases.access.models import (
     PartnerActivity,
@@ -75,26 +76,58 @@ def partner_set_active(*, partner: PartnerOrganisation, active: bool, actor, rea
 
 
 @transaction.atomic
-def partner_member_add(*, partner: PartnerOrganisation, user, actor, ip: str | None = None) -> PartnerMember:
+def partner_member_add(*, partner: PartnerOrganisation, user, actor, role: str = PartnerMember.Role.MEMBER,
+                       ip: str | None = None) -> PartnerMember:
     require(actor, MANAGE_PARTNERS, to="manage partner organisations")
+    return membership_start(partner=partner, user=user, role=role, actor=actor, action="partner.member_added", ip=ip)
+
+
+def membership_start(*, partner: PartnerOrganisation, user, role: str, actor, action: str, ip: str | None = None,
+                     **data) -> PartnerMember:
+    """Make `user` a member (the caller has checked who may): staff adding one, or an invitation accepted."""
+    if role not in PartnerMember.Role.values:
+        raise InvalidPartnerAction(f"Unknown role {role!r}.", fields={"role": [str(PartnerMember.Role.values)]})
     existing = PartnerMember.objects.current().filter(user=user).select_related("partner").first()
     if existing is not None:
-        raise InvalidPartnerAction(f"{user.get_username()} is already a member of {existing.partner.name}.")
-    member = PartnerMember.objects.create(partner=partner, user=user)
-    audit_record(actor=actor, action="partner.member_added", target=partner, ip=ip,
-                 data={"user_id": user.pk, "username": user.get_username()})
+        raise InvalidPartnerAction(f"{user.get_username()} is already a member of {existing.partner.name}.",
+                                   code="already_a_member")
+    with duplicate_refused(InvalidPartnerAction(f"{user.get_username()} has just joined an organisation.",
+                                                code="already_a_member")):
+        member = PartnerMember.objects.create(partner=partner, user=user, role=role)
+    audit_record(actor=actor, action=action, target=partner, ip=ip,
+                 data={"user_id": user.pk, "username": user.get_username(), "role": role, **data})
     return member
 
 
 @transaction.atomic
 def partner_member_remove(*, member: PartnerMember, actor, ip: str | None = None) -> None:
-    """End a membership (kept, with when it ended: the history says who could download what, and when)."""
     require(actor, MANAGE_PARTNERS, to="manage partner organisations")
+    membership_end(member=member, actor=actor, ip=ip)
+
+
+def membership_end(*, member: PartnerMember, actor, ip: str | None = None) -> None:
+    """End a membership (kept, with when it ended: the history says who could download what, and when)."""
     partner, user = member.partner, member.user
     if PartnerMember.objects.filter(pk=member.pk, left_at__isnull=True).update(left_at=timezone.now()) != 1:
         raise InvalidPartnerAction(f"{user.get_username()} is no longer a member of {partner.name}.")
     audit_record(actor=actor, action="partner.member_removed", target=partner, ip=ip,
                  data={"user_id": user.pk, "username": user.get_username()})
+
+
+@transaction.atomic
+def partner_member_set_role(*, member: PartnerMember, role: str, actor, ip: str | None = None) -> PartnerMember:
+    """Make a current member a partner admin, or a plain member again (staff, in the admin)."""
+    require(actor, MANAGE_PARTNERS, to="manage partner organisations")
+    if role not in PartnerMember.Role.values:
+        raise InvalidPartnerAction(f"Unknown role {role!r}.", fields={"role": [str(PartnerMember.Role.values)]})
+    before = PartnerMember.objects.filter(pk=member.pk).values_list("role", flat=True).get()
+    if before == role:
+        return member
+    PartnerMember.objects.filter(pk=member.pk).update(role=role)
+    member.role = role
+    audit_record(actor=actor, action="partner.member_role_changed", target=member.partner, ip=ip, before=before,
+                 after=role, data={"user_id": member.user_id, "username": member.user.get_username()})
+    return member
 
 
 # --------------------------------------------------------------------------- terms of use

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.errors import duplicate_refused
 from releases.access.errors import AccessRequestNotPending, InvalidPartnerAction
 from releases.access.models import AccessGrant, AccessRequest, GrantExpiryNotice, PartnerMember
 from releases.audit.chain import audit_record
@@ -81,13 +82,15 @@ def grant_renewal_request(*, user, grant: AccessGrant, purpose: str, ip: str | N
     if grant.expires_at - timezone.now() > RENEWAL_WINDOW:
         raise InvalidPartnerAction(f"Grant #{grant.pk} runs until {grant.expires_at:%Y-%m-%d}; ask for a renewal in "
                                    f"its last {RENEWAL_WINDOW.days} days.", code="renewal_too_early")
+    waiting = AccessRequestNotPending(f"A renewal of grant #{grant.pk} is already waiting for policy staff.")
     if AccessRequest.objects.filter(renewal_of=grant, status=Status.PENDING).exists():
-        raise AccessRequestNotPending(f"A renewal of grant #{grant.pk} is already waiting for policy staff.")
+        raise waiting
     purpose = (purpose or "").strip()
     if not purpose:
         raise InvalidPartnerAction("Say why the organisation needs more time.", fields={"purpose": ["Required."]})
-    request = AccessRequest.objects.create(partner=grant.partner, model_size=grant.model_size, requested_by=user,
-                                           purpose=purpose, renewal_of=grant)
+    with duplicate_refused(waiting):
+        request = AccessRequest.objects.create(partner=grant.partner, model_size=grant.model_size,
+                                               requested_by=user, purpose=purpose, renewal_of=grant)
     audit_record(actor=user, action="access_request.renewal_requested", target=request, reason=purpose, ip=ip,
                  data={"grant_id": grant.pk, "expires_at": grant.expires_at.isoformat()})
     return request

@@ -148,6 +148,26 @@ class MemberGrantOutput(serializers.Serializer):
 class AccessRequestInput(serializers.Serializer):
     model_size = serializers.SlugField(help_text="The size's slug, e.g. mini-3m.")
     purpose = serializers.CharField(help_text="What the size is needed for.")
+    answers = serializers.DictField(
+        child=serializers.JSONField(), required=False, default=dict,
+        help_text="Answers to the size's access questions (GET /api/v1/access-questions/?model_size=SLUG), by "
+                  "question id: text, one of a choice's options, or true for an agree-to question.")
+
+
+class AccessQuestionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="text, choice or agree")
+    prompt = serializers.CharField()
+    choices = serializers.ListField(child=serializers.CharField(), help_text="For a choice: its options.")
+    required = serializers.BooleanField()
+
+
+class RecordedAnswer(serializers.Serializer):
+    question_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    prompt = serializers.CharField(help_text="The question as it was asked.")
+    answer = serializers.JSONField(help_text="The text or option given; true for an agree-to question; null "
+                                             "when an optional question was left blank.")
 
 
 class AccessRequestOutput(serializers.Serializer):
@@ -159,6 +179,7 @@ class AccessRequestOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
     decision_reason = serializers.CharField()
+    answers = RecordedAnswer(many=True)
 
 
 class TermsOutput(serializers.Serializer):

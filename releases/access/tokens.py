@@ -80,11 +80,16 @@ def token_revoke(*, token: AuthToken, actor, ip: str | None = None) -> None:
     """Delete the token: the next request that sends it is refused (401)."""
     if actor is not None and actor.pk != token.user_id and not can(actor, REVOKE_TOKENS):
         raise NotPermitted("Only the token's owner, or policy staff, may revoke it.")
+    token_delete(token=token, actor=actor, ip=ip)
+
+
+def token_delete(*, token: AuthToken, actor, ip: str | None = None, data: dict | None = None) -> None:
+    """Delete and audit (the caller has checked who may: token_revoke, or a partner admin in organisation.py)."""
     label = TokenLabel.objects.filter(token=token).values_list("name", flat=True).first() or ""
     user, token_key = token.user, token.token_key
     token.delete()
     audit_record(actor=actor, action="token.revoked", target=user, ip=ip,
-                 data={"token_key": token_key, "name": label})
+                 data={"token_key": token_key, "name": label, **(data or {})})
     webhooks_enqueue(event="token.revoked", payload={"user": user.get_username(), "token_key": token_key})
 
 

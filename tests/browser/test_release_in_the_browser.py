@@ -5,7 +5,6 @@ new stage and its history entry, and partner member pat sees his grant in the po
 step goes to $STAGEGATE_TEST_ARTIFACTS/browser/ (default: test-artifacts/browser/ at the repository root).
 """
 
-import os
 import re
 from pathlib import Path
 
@@ -14,47 +13,17 @@ import pytest
 from registry.models import ModelSize
 from releases.governance.factors import FACTORS
 from releases.models import StageChangeRequest
+from tests.browser.conftest import TIMEOUT_MS, admin_login, needs_chromium, open_page
 from tests.releases.conftest import make_grant, make_partner, make_size, move, publish_terms
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 15_000
 PUBLIC_RATIONALE = "Six months of partner research found no misuse that the smaller public sizes do not allow."
 RATIONALE = "Partners' red-teaming and detection results show the risk at this size is now acceptable."
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser: {CHROMIUM} is missing (scripts/test.sh installs "
-                                                      "Debian's chromium)"),
+    needs_chromium,
 ]
-
-
-@pytest.fixture
-def shots(request) -> Path:
-    root = Path(os.environ.get("STAGEGATE_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")
-    folder = root / "browser" / request.node.name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop running in this thread; the ORM calls between pages are safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-            # The ORM's connections are context-local: those opened under Playwright's loop are closed here,
-            # or the test database could not be dropped at the end of the session.
-            connections.close_all()
 
 
 @pytest.fixture
@@ -66,22 +35,6 @@ def partners_size(alice, bob, pat):
     make_grant(partner, size, alice, days=180)
     move(size, "partners", requester=alice, approvers=[bob])
     return size
-
-
-def _page(browser, base: str):
-    page = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    return page
-
-
-def _admin_login(browser, base: str, username: str):
-    page = _page(browser, base)
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", f"pw-{username}")
-    page.click("input[type=submit]")
-    page.wait_for_url(re.compile(r"/admin/$"))
-    return page
 
 
 def _approve(page, request: StageChangeRequest, shots: Path, step: str) -> None:
@@ -103,7 +56,7 @@ def test_staff_release_a_size_to_the_public_and_a_partner_sees_its_grant(
     size, base = partners_size, live_server.url
 
     # alice files the request in the admin's request form, every release factor assessed.
-    page = _admin_login(browser, base, "alice")
+    page = admin_login(browser, base, "alice")
     page.goto(f"/admin/releases/stagechangerequest/add/?model_size={size.pk}")
     page.select_option("#id_to_stage", "public")
     page.fill("#id_rationale", RATIONALE)
@@ -120,17 +73,17 @@ def test_staff_release_a_size_to_the_public_and_a_partner_sees_its_grant(
     assert f"Request #{request.pk} filed" in page.inner_text("ul.messagelist")
 
     # bob approves: one of two; carol's approval completes it and applies the change.
-    _approve(_admin_login(browser, base, "bob"), request, shots, "3-bob")
+    _approve(admin_login(browser, base, "bob"), request, shots, "3-bob")
     request.refresh_from_db()
     size.refresh_from_db()
     assert request.status == StageChangeRequest.Status.PENDING and size.stage == "partners"
-    _approve(_admin_login(browser, base, "carol"), request, shots, "4-carol")
+    _approve(admin_login(browser, base, "carol"), request, shots, "4-carol")
     request.refresh_from_db()
     assert request.status == StageChangeRequest.Status.APPLIED
     assert ModelSize.objects.get(pk=size.pk).stage == "public"
 
     # Anyone: the public size page shows the new stage and the history entry with the public rationale.
-    page = _page(browser, base)
+    page = open_page(browser, base)
     page.goto(f"/models/{size.slug}/")
     page.screenshot(path=shots / "5-public-size-page.png", full_page=True)
     assert page.inner_text("h1 .stage") == "Public"
@@ -139,7 +92,7 @@ def test_staff_release_a_size_to_the_public_and_a_partner_sees_its_grant(
     assert RATIONALE not in page.content()  # the internal rationale stays internal
 
     # pat signs in to the partner portal and sees his lab's grant.
-    page = _page(browser, base)
+    page = open_page(browser, base)
     page.goto("/portal/login/")
     page.fill("#id_username", "pat")
     page.fill("#id_password", "pw-pat")

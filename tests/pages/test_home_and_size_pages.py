@@ -128,8 +128,9 @@ def test_unknown_pages_and_hidden_sizes_get_the_sites_own_404_page_and_the_api_j
 
 
 def test_a_page_a_staff_role_may_not_open_is_the_sites_403_page(client, alice, rita):
-    client.force_login(alice)  # policy staff: no permission on user accounts
-    response = client.get(f"/admin/auth/user/{rita.pk}/change/")
+    client.force_login(alice)  # policy staff: accounts are theirs to read, not to change
+    assert client.get(f"/admin/auth/user/{rita.pk}/change/").status_code == 200
+    response = client.get(f"/admin/auth/user/{rita.pk}/password/")
     assert response.status_code == 403
     assert "<h1>Not allowed</h1>" in response.content.decode() and 'href="/admin/"' in response.content.decode()
 

@@ -119,7 +119,7 @@ def test_a_requests_page_has_grant_and_refuse_buttons_and_the_organisations_gran
 def test_partners_and_members_are_added_through_the_services(staff, rita):
     response = staff.post("/admin/releases/partnerorganisation/add/", {
         "name": "Detection Lab", "kind": "research", "contact_name": "", "contact_email": "d@example.org",
-        "members-TOTAL_FORMS": "1", "members-INITIAL_FORMS": "0", "members-0-user": rita.pk,
+        "members-TOTAL_FORMS": "1", "members-INITIAL_FORMS": "0", "members-0-user": rita.pk, "members-0-role": "member",
     })
     assert response.status_code == 302, response.content.decode()[:3000]
     partner = PartnerOrganisation.objects.get(name="Detection Lab")

@@ -63,7 +63,7 @@ def test_apply_then_accepted_in_the_admin_makes_a_member_who_accepted_the_terms(
     move(size, "partners", requester=alice, approvers=[bob])
     page = researcher.get("/portal/").content.decode()
     assert "Riverside Univ. NLP Lab" in page and 'id="partner-application"' not in page
-    assert f'<option value="{size.pk}"' in page
+    assert f'<option value="{size.slug}"' in page
 
 
 def test_a_refusal_needs_a_reason_and_the_applicant_sees_it(researcher, staff, rita):

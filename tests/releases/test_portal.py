@@ -132,10 +132,12 @@ def test_request_access_from_a_size_page_preselects_that_size(browser, s3, size,
     upload(other, tmp_path)
     move(other, "partners", requester=alice, approvers=[bob])
     size_page = browser.get("/models/mini-3m/").content.decode()
-    assert 'href="/portal/?request=mini-3m#access-requests"' in size_page
+    assert 'href="/portal/access-requests/?size=mini-3m"' in size_page
+    form = browser.get("/portal/access-requests/?size=mini-3m").content.decode()
+    assert f'<input type="hidden" name="model_size" value="{other.pk}">' in form
+    assert '<label for="request-purpose">' in form and "Request access to mini-3m" in form
     portal = browser.get("/portal/?request=mini-3m").content.decode()
-    assert f'<option value="{other.pk}" selected>' in portal and f'<option value="{size.pk}">' in portal
-    assert '<label for="request-purpose">' in portal
+    assert '<option value="mini-3m" selected>' in portal and '<option value="mini-1m">' in portal
 
 
 def test_the_portal_reads_well_labelled_and_on_a_phone(browser, s3, size, uploaded, lab, alice, pat):
@@ -148,7 +150,7 @@ def test_the_portal_reads_well_labelled_and_on_a_phone(browser, s3, size, upload
     assert '<label for="token-name">' in page and '<label for="token-days">' in page
     assert f'<td class="hash sha256">{uploaded.sha256}</td>' in page
     assert page.count('<div class="scroll"><table>') == 2  # tables scroll inside the page, not the page
-    assert f'<option value="{size.pk}"' not in page  # the size whose grant is held is not offered to request
+    assert f'<option value="{size.slug}"' not in page  # the size whose grant is held is not offered to request
     staff = Client()
     staff.force_login(alice)
     form = staff.get("/admin/releases/accessgrant/add/").content.decode()

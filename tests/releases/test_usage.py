@@ -6,8 +6,8 @@ import io
 import pytest
 from django.test import Client
 
-from releases.access import links
-from releases.models import IssuedLink
+from releases.access import links, partners
+from releases.models import IssuedLink, PartnerMember
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms, upload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -49,11 +49,15 @@ def test_the_usage_csv_of_a_partner_matches_its_issued_links(issued, alice):
     assert 'href="/admin/releases/usage/"' in staff.get("/admin/releases/dashboard/").content.decode()
 
 
-def test_members_see_their_own_organisations_usage_only(issued, pat, rita, steve):
+def test_partner_admins_see_their_own_organisations_usage_only(issued, alice, pat, rita, steve):
     member = Client()
     member.force_login(pat)
+    assert member.get("/portal/usage.csv").status_code == 302  # a plain member: the portal says who may
+    partners.partner_member_set_role(member=PartnerMember.objects.get(user=pat), role="admin", actor=alice)
     rows = _csv(member.get("/portal/usage.csv").content.decode())
     assert [(row["partner"], row["links"]) for row in rows] == [("Example Security Lab", "3")]
+    page = member.get("/portal/organisation/").content.decode()
+    assert '<td class="num">3</td>' in page and "Other Lab" not in page
     outsider = Client()
     outsider.force_login(rita)
     assert outsider.get("/portal/usage.csv").status_code == 302

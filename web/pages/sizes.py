@@ -57,7 +57,7 @@ def _how_to_get_access(request: HttpRequest, decision: access.Decision, size: Mo
                 "label": "Apply for your organisation to become a partner"}
     if decision.reason in (access.NO_GRANT, access.GRANT_EXPIRED, access.GRANT_REVOKED,
                            access.TERMS_NOT_ACCEPTED, access.PARTNER_INACTIVE):
-        return {"url": f"{reverse('portal-home')}?request={size.slug}#access-requests",
+        return {"url": f"{reverse('portal-access-request')}?size={size.slug}",
                 "label": f"Request access to {size.slug} in the partner portal"}
     return None
 

@@ -16,7 +16,7 @@ from knox.models import AuthToken
 from config.client_ip import client_ip
 from config.errors import DomainError
 from registry.models import Artifact, ModelSize, Revision
-from releases.access import applications, grants, links, partners, renewals, tokens, usage
+from releases.access import applications, grants, links, organisation, partners, questions, renewals, tokens
 from releases.access import rules as access
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation, TermsVersion
 from releases.roles import governs
@@ -97,7 +97,8 @@ def home(request: HttpRequest) -> HttpResponse:
                                                 "preselect": request.GET.get("request", ""),
                                                 "applications": applications.applications_of(request.user),
                                                 "partner_kinds": PartnerOrganisation.Kind.choices,
-                                                "may_govern": governs(request.user)})
+                                                "may_govern": governs(request.user),
+                                                "partner_admin": organisation.is_partner_admin(request.user)})
 
 
 def _id(raw: str | None) -> int | None:
@@ -192,18 +193,6 @@ def grant_renewal_request(request: HttpRequest, grant_id: int) -> HttpResponse:
 
 
 @login_required
-def usage_csv(request: HttpRequest) -> HttpResponse:
-    """The member's organisation's links, per size, revision and day, as CSV (releases/access/usage.py)."""
-    partner = grants.member_partner(request.user)
-    if partner is None:
-        messages.info(request, "Usage is kept per partner organisation; your account belongs to none.")
-        return redirect("portal-home")
-    response = HttpResponse(usage.usage_csv(usage.usage_rows(partner=partner)), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="usage.csv"'
-    return response
-
-
-@login_required
 @require_POST
 def partner_application_create(request: HttpRequest) -> HttpResponse:
     """Someone in no organisation applies for theirs to become a partner."""
@@ -214,16 +203,36 @@ def partner_application_create(request: HttpRequest) -> HttpResponse:
         ip=client_ip(request)), "Application sent; policy staff will decide and you will see their answer here.")
 
 
+ANSWER_FIELD = "answer-"
+
+
 @login_required
-@require_POST
 def access_request_create(request: HttpRequest) -> HttpResponse:
-    size = ModelSize.objects.filter(pk=_id(request.POST.get("model_size")), stage=Stage.PARTNERS).first()
+    """GET shows the request form for one size (`?size=slug`): purpose and the size's access questions. POST
+    sends it; a refused one shows the form again with what was typed."""
+    sizes = ModelSize.objects.filter(stage=Stage.PARTNERS).select_related("family")
+    if request.method == "POST":
+        size = sizes.filter(pk=_id(request.POST.get("model_size"))).first()
+    else:
+        size = sizes.filter(slug=request.GET.get("size", "")).first()
     if size is None:
         messages.error(request, "Choose a size at the partners stage.")
-        return redirect("portal-home")
-    return _done(request, lambda: grants.access_request_create(
-        user=request.user, size=size, purpose=request.POST.get("purpose", ""), ip=client_ip(request)),
-        f"Access to {size.slug} requested; policy staff will decide.")
+        return redirect(f"{reverse('portal-home')}#access-requests")
+    values = {"purpose": request.POST.get("purpose", ""),
+              **{key[len(ANSWER_FIELD):]: value for key, value in request.POST.items() if key.startswith(ANSWER_FIELD)}}
+    if request.method == "POST":
+        answers = {key: value for key, value in values.items() if key != "purpose"}
+        try:
+            grants.access_request_create(user=request.user, size=size, purpose=values["purpose"], answers=answers,
+                                         ip=client_ip(request))
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Access to {size.slug} requested; policy staff will decide.")
+            return redirect(f"{reverse('portal-home')}#access-requests")
+    return render(request, "portal/access_request.html", {
+        "size": size, "values": values, "answer_field": ANSWER_FIELD,
+        "questions": [(question, values.get(str(question.pk), "")) for question in questions.questions_for(size)]})
 
 
 @login_required

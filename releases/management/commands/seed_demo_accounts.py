@@ -16,7 +16,7 @@ DEMO_ACCOUNTS = {
     "bob": ("policy staff", True, False, POLICY_STAFF_GROUP),
     "carol": ("policy staff", True, False, POLICY_STAFF_GROUP),
     "otto": ("operator", True, False, OPERATORS_GROUP),
-    "pat": ("partner member", False, False, None),
+    "pat": ("partner admin of Example Security Lab", False, False, None),
     "rita": ("researcher", False, False, None),
 }
 

@@ -1,4 +1,5 @@
-"""Demo partner data: Example Security Lab with member pat, terms v1 accepted, an active grant for mini-3m.
+"""Demo partner data: Example Security Lab with pat as its partner admin, terms v1 accepted, an active grant for
+mini-3m, and one access question for the mini family.
 
 Idempotent, and it never changes a stage: `make demo` moves mini-3m to `partners` through the governance
 services; until then the grant opens nothing (releases/access.py).
@@ -12,12 +13,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry.models import ModelSize
-from releases.access import grants, partners
+from releases.access import grants, partners, questions
 from releases.access import rules as access
-from releases.models import AccessGrant, PartnerMember, PartnerOrganisation, TermsVersion
+from releases.models import AccessGrant, AccessQuestion, PartnerMember, PartnerOrganisation, TermsVersion
 
 PARTNER_NAME = "Example Security Lab"
 GRANTED_SIZE = "mini-3m"
+DEMO_QUESTION = "Which team will work with the weights, and where will they be stored?"
 TERMS_TEXT = """Stagegate partner terms of use, version 1.
 
 1. Use the weights only for the purpose stated in your organisation's grant.
@@ -27,7 +29,7 @@ TERMS_TEXT = """Stagegate partner terms of use, version 1.
 
 
 class Command(BaseCommand):
-    help = f"Create {PARTNER_NAME} (member pat, terms v1 accepted) with an active grant for {GRANTED_SIZE}."
+    help = f"Create {PARTNER_NAME} (partner admin pat, terms v1 accepted) with an active grant for {GRANTED_SIZE}."
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
@@ -42,8 +44,13 @@ class Command(BaseCommand):
             name=PARTNER_NAME, kind=PartnerOrganisation.Kind.SECURITY, actor=alice,
             contact_name="Pat Example", contact_email="security-lab@example.org",
         )
-        if not PartnerMember.objects.current().filter(user=pat).exists():
-            partners.partner_member_add(partner=partner, user=pat, actor=alice)
+        membership = PartnerMember.objects.current().filter(user=pat).first()
+        if membership is None:
+            partners.partner_member_add(partner=partner, user=pat, role=PartnerMember.Role.ADMIN, actor=alice)
+        else:
+            partners.partner_member_set_role(member=membership, role=PartnerMember.Role.ADMIN, actor=alice)
+        if not AccessQuestion.objects.filter(family=size.family).exists():
+            questions.question_save(question=AccessQuestion(family=size.family, prompt=DEMO_QUESTION), actor=alice)
         terms = TermsVersion.objects.filter(version="v1").first() or partners.terms_publish(
             version="v1", text=TERMS_TEXT, actor=alice)
         partners.terms_accept(user=pat, terms=terms)
@@ -57,6 +64,6 @@ class Command(BaseCommand):
                 quota_links=20, quota_period_s=24 * 3600,
             )
         self.stdout.write(self.style.SUCCESS(
-            f"{PARTNER_NAME}: member pat, terms {terms.version} accepted, active grant for {GRANTED_SIZE} "
+            f"{PARTNER_NAME}: partner admin pat, terms {terms.version} accepted, active grant for {GRANTED_SIZE} "
             f"(size is {size.stage}; the grant opens it only at the partners stage)."
         ))

@@ -1,0 +1,234 @@
+"""Partner organisations serve themselves (issue #20): a partner admin invites people by email, removes members
+and revokes their tokens; invitations are single-use secrets bound to an address. Played by the real actors:
+pat (partner admin), a plain member, an admin of another organisation, someone with a leaked link."""
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from knox.models import AuthToken
+
+from releases.access import applications, links, organisation, partners, tokens
+from releases.access.errors import AccessDenied
+from releases.models import AuditEvent, OutboxMessage, PartnerInvitation, PartnerMember
+from tests.releases.conftest import make_grant, make_partner, move, publish_terms, token_for, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def lab(alice, pat):
+    partner = make_partner(alice, pat)
+    partners.partner_member_set_role(member=PartnerMember.objects.get(user=pat), role="admin", actor=alice)
+    return partner
+
+
+@pytest.fixture
+def admin_client(pat, lab) -> Client:
+    client = Client()
+    client.force_login(pat)
+    return client
+
+
+def _invite(client: Client, email: str, role: str = "member") -> str:
+    """Invite through the portal; the link from the email the outbox holds."""
+    client.post("/portal/organisation/invitations/", {"email": email, "role": role})
+    mail = OutboxMessage.objects.filter(event="partner.member_invited", recipients=[email]).latest("id")
+    return re.search(r"https?://\S+/portal/invitations/[\w-]+/", mail.body).group(0)
+
+
+def _path(url: str) -> str:
+    return url[url.index("/portal/"):]
+
+
+def test_a_partner_admin_invites_someone_who_creates_an_account_and_joins(admin_client, lab, pat):
+    url = _invite(admin_client, "nina@example.org")
+    page = admin_client.get("/portal/organisation/").content.decode()
+    assert "nina@example.org" in page and url in page  # shown once to the admin, too
+    assert url not in admin_client.get("/portal/organisation/").content.decode()
+    secret = url.rstrip("/").rsplit("/", 1)[1]
+    invitation = PartnerInvitation.objects.get()
+    assert secret not in invitation.secret_sha256
+    assert not any(secret in json.dumps([e.data, e.after]) for e in AuditEvent.objects.all())
+
+    newcomer = Client()
+    form = newcomer.get(_path(url)).content.decode()
+    assert "Join Example Security Lab" in form and "nina@example.org" in form
+    answer = newcomer.post(_path(url), {"username": "nina", "password": "a-long-Passphrase-42",
+                                        "password_again": "a-long-Passphrase-42"})
+    assert answer.status_code == 302 and answer["Location"] == "/portal/"
+    member = PartnerMember.objects.current().get(user__username="nina")
+    assert (member.partner, member.role, member.user.email) == (lab, "member", "nina@example.org")
+    assert "Example Security Lab" in newcomer.get("/portal/").content.decode()  # signed in
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
+    assert actions[-3:] == ["partner.member_invited", "user.created", "partner.member_joined"]
+    joined = AuditEvent.objects.get(action="partner.member_joined")
+    assert joined.data["invited_by"] == "pat" and joined.data["invitation_id"] == invitation.pk
+
+    again = Client().post(_path(url), {"username": "nina2", "password": "a-long-Passphrase-42",
+                                       "password_again": "a-long-Passphrase-42"})
+    assert again.status_code == 200 and "accepted" in again.content.decode()  # used once
+    assert not PartnerMember.objects.filter(user__username="nina2").exists()
+
+
+def test_an_invitation_is_for_its_address_only(admin_client, rita, django_user_model):
+    url = _invite(admin_client, "someone@example.org")
+    leaked = Client()
+    leaked.force_login(rita)  # rita@… got hold of the link
+    page = leaked.get(_path(url)).content.decode()
+    assert "The invitation is for someone@example.org" in page
+    leaked.post(_path(url))
+    assert not PartnerMember.objects.filter(user=rita).exists()
+    owner = django_user_model.objects.create_user("sam", email="Someone@Example.org", password="x")
+    invited = Client()
+    invited.force_login(owner)
+    invited.post(_path(url))
+    assert PartnerMember.objects.current().filter(user=owner).exists()
+
+
+def test_unknown_expired_and_cancelled_invitations_let_nobody_in(admin_client, pat):
+    assert Client().get("/portal/invitations/not-a-real-secret/").status_code == 404
+    expired_url = _invite(admin_client, "late@example.org")
+    PartnerInvitation.objects.filter(email="late@example.org").update(expires_at=timezone.now() - timedelta(seconds=1))
+    cancelled_url = _invite(admin_client, "gone@example.org")
+    cancelled = PartnerInvitation.objects.get(email="gone@example.org")
+    admin_client.post(f"/portal/organisation/invitations/{cancelled.pk}/cancel/")
+    for url, state in ((expired_url, "expired"), (cancelled_url, "cancelled")):
+        answer = Client().post(_path(url), {"username": f"u-{state}", "password": "a-long-Passphrase-42",
+                                            "password_again": "a-long-Passphrase-42"})
+        assert f"This invitation is {state}" in answer.content.decode()
+    assert PartnerMember.objects.current().count() == 1
+    assert AuditEvent.objects.filter(action="partner.invitation_cancelled").count() == 1
+
+
+def test_a_weak_password_or_a_taken_username_keeps_the_invitation_open(admin_client, rita):
+    url = _invite(admin_client, "nina@example.org")
+    weak = Client().post(_path(url), {"username": "nina", "password": "123", "password_again": "123"})
+    assert "too short" in weak.content.decode()
+    taken = Client().post(_path(url), {"username": "rita", "password": "a-long-Passphrase-42",
+                                       "password_again": "a-long-Passphrase-42"})
+    assert "already exists" in taken.content.decode() or "is taken" in taken.content.decode()
+    assert PartnerInvitation.objects.get().state() == "pending"
+
+
+def test_plain_members_and_outsiders_manage_nothing(lab, alice, rita, django_user_model):
+    plain = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=plain, actor=alice)
+    for user in (plain, rita):
+        client = Client()
+        client.force_login(user)
+        assert client.get("/portal/organisation/")["Location"] == "/portal/"
+        client.post("/portal/organisation/invitations/", {"email": "x@example.org"})
+        member = PartnerMember.objects.get(user__username="pat")
+        assert client.post(f"/portal/organisation/members/{member.pk}/remove/").status_code in (302, 404)
+    assert not PartnerInvitation.objects.exists()
+    assert PartnerMember.objects.current().count() == 2
+    with pytest.raises(organisation.NotPartnerAdmin):
+        organisation.invitation_create(actor=plain, email="y@example.org")
+
+
+def test_a_partner_admin_removes_a_member_whose_tokens_die_with_the_membership(
+        s3, size, admin_client, lab, alice, bob, pat, django_user_model, api, tmp_path):
+    upload(size, tmp_path)
+    move(size, "partners", requester=alice, approvers=[bob])
+    mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=mo, actor=alice)
+    publish_terms(alice, "v1", mo)
+    make_grant(lab, size, alice)
+    key = token_for(mo)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/grants/").status_code == 200
+    member = PartnerMember.objects.get(user=mo)
+    confirm = admin_client.get(f"/portal/organisation/members/{member.pk}/remove/").content.decode()
+    assert "Remove mo from Example Security Lab?" in confirm
+    assert PartnerMember.objects.current().filter(user=mo).exists()  # asking removes nothing
+    admin_client.post(f"/portal/organisation/members/{member.pk}/remove/")
+    assert not PartnerMember.objects.current().filter(user=mo).exists()
+    assert api.get("/api/v1/grants/").status_code == 401 and not AuthToken.objects.filter(user=mo).exists()
+    with pytest.raises(AccessDenied):
+        links.link_issue(user=mo, size=size, filename="model.safetensors")
+    revoked = AuditEvent.objects.get(action="token.revoked")
+    assert revoked.actor_label == "pat" and revoked.data["by_partner_admin"] is True
+    assert AuditEvent.objects.filter(action="partner.member_removed", actor_label="pat").count() == 1
+
+
+def test_a_partner_admin_revokes_one_token_and_not_themself(admin_client, lab, alice, pat, django_user_model):
+    mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=mo, actor=alice)
+    kept, _ = tokens.token_create(user=mo, name="laptop", expires_days=7, actor=mo)
+    lost, _ = tokens.token_create(user=mo, name="stolen", expires_days=7, actor=mo)
+    member = PartnerMember.objects.get(user=mo)
+    page = admin_client.get("/portal/organisation/").content.decode()
+    assert lost.token_key in page and "laptop" in page
+    admin_client.post(f"/portal/organisation/members/{member.pk}/tokens/{lost.token_key}/revoke/")
+    assert list(AuthToken.objects.filter(user=mo)) == [kept]
+    me = PartnerMember.objects.get(user=pat)
+    admin_client.post(f"/portal/organisation/members/{me.pk}/remove/")
+    assert PartnerMember.objects.current().filter(user=pat).exists()
+    with pytest.raises(organisation.InvalidPartnerAction, match="cannot remove yourself"):
+        organisation.member_remove(member=me, actor=pat)
+
+
+def test_an_admin_of_another_organisation_cannot_touch_these_members(lab, alice, django_user_model):
+    olga = django_user_model.objects.create_user("olga", email="olga@example.org", password="x")
+    other = make_partner(alice, olga, name="Other Lab")
+    partners.partner_member_set_role(member=PartnerMember.objects.get(user=olga), role="admin", actor=alice)
+    pat_member = PartnerMember.objects.get(user__username="pat")
+    token, _ = tokens.token_create(user=pat_member.user, name="pat's", expires_days=7, actor=pat_member.user)
+    client = Client()
+    client.force_login(olga)
+    assert client.post(f"/portal/organisation/members/{pat_member.pk}/remove/").status_code == 404
+    assert client.post(f"/portal/organisation/members/{pat_member.pk}/tokens/{token.token_key}/revoke/"
+                       ).status_code == 404
+    with pytest.raises(organisation.NotPartnerAdmin):
+        organisation.member_tokens_revoke(member=pat_member, actor=olga)
+    pat_invitation, _ = organisation.invitation_create(actor=pat_member.user, email="x@example.org")
+    client.post(f"/portal/organisation/invitations/{pat_invitation.pk}/cancel/")
+    assert PartnerInvitation.objects.get(pk=pat_invitation.pk).state() == "pending"
+    assert AuthToken.objects.filter(pk=token.pk).exists() and other.members.count() == 1
+
+
+def test_an_inactive_organisations_admin_waits_for_policy_staff(lab, alice, pat):
+    partners.partner_set_active(partner=lab, active=False, actor=alice, reason="Audit of their use.")
+    with pytest.raises(organisation.NotPartnerAdmin, match="inactive"):
+        organisation.invitation_create(actor=pat, email="x@example.org")
+
+
+def test_staff_make_a_member_partner_admin_in_the_admin_audited(lab, alice, django_user_model):
+    mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=mo, actor=alice)
+    staff = Client()
+    staff.force_login(alice)
+    page = staff.get(f"/admin/releases/partnerorganisation/{lab.pk}/change/").content.decode()
+    members = list(PartnerMember.objects.current().filter(partner=lab).order_by("user__username"))
+    form = {"name": lab.name, "kind": lab.kind, "contact_name": "", "contact_email": lab.contact_email,
+            "members-TOTAL_FORMS": str(len(members)), "members-INITIAL_FORMS": str(len(members)),
+            "members-MIN_NUM_FORMS": "0", "members-MAX_NUM_FORMS": "1000"}
+    assert 'name="members-0-role"' in page
+    for index, member in enumerate(members):
+        form |= {f"members-{index}-id": str(member.pk), f"members-{index}-partner": str(lab.pk),
+                 f"members-{index}-user": str(member.user_id),
+                 f"members-{index}-role": "admin" if member.user == mo else member.role}
+    assert staff.post(f"/admin/releases/partnerorganisation/{lab.pk}/change/", form).status_code == 302
+    assert PartnerMember.objects.get(user=mo).role == "admin"
+    changed = AuditEvent.objects.filter(action="partner.member_role_changed").latest("id")
+    assert (changed.before, changed.after, changed.actor_label) == ("member", "admin", "alice")
+
+
+def test_an_accepted_applicant_becomes_the_new_organisations_partner_admin(rita, alice):
+    application = applications.partner_application_create(
+        user=rita, organisation="Rita's Institute", kind="research", contact_name="Rita", contact_email="r@x.org",
+        intended_use="Detection research.", agrees_to_terms=True)
+    applications.partner_application_accept(application=application, actor=alice)
+    assert PartnerMember.objects.current().get(user=rita).role == "admin"
+    assert organisation.is_partner_admin(rita)
+
+
+def test_the_partner_admin_page_links_to_the_organisations_grants(admin_client, size, lab, alice):
+    make_grant(lab, size, alice)
+    page = admin_client.get("/portal/organisation/").content.decode()
+    assert f'href="/models/{size.slug}/"' in page
+    assert 'id="manage-organisation"' in admin_client.get("/portal/").content.decode()
