@@ -25,6 +25,7 @@ PUBLISH_TERMS = "releases.add_termsversion"
 GRANT_ACCESS = "releases.add_accessgrant"  # grant, and decide access requests
 REVOKE_ACCESS = "releases.revoke_accessgrant"
 REVOKE_TOKENS = "knox.delete_authtoken"  # anyone's; everyone may revoke their own
+MANAGE_WEBHOOKS = "releases.change_webhooksubscription"  # also: send an outbox message again
 SUBMIT_JOB = "workers.add_job"
 CANCEL_JOB = "workers.cancel_job"
 
@@ -48,7 +49,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "releases.view_accessquestion", "releases.add_accessquestion", "releases.change_accessquestion",
         "releases.view_partnerinvitation", "releases.change_partnermember", "auth.view_user",
         "releases.view_webhooksubscription", "releases.add_webhooksubscription",
-        "releases.change_webhooksubscription",
+        MANAGE_WEBHOOKS,
         "releases.view_issuedlink", "releases.view_outboxmessage", "knox.view_authtoken", REVOKE_TOKENS,
         "workers.view_job", SUBMIT_JOB, CANCEL_JOB,
     ]),

@@ -446,7 +446,7 @@ class TokenAdmin(GovernanceAdmin):
 
 
 # --------------------------------------------------------------------------- accounts and role groups
-# Django's own user and group admins (superusers only: no role holds auth's permissions), with every change to
+# Django's own user and group admins (superusers only; policy staff may read accounts), with every change to
 # what decides someone's access audited: a superuser who put themself in policy-staff would otherwise leave no
 # trace, and the role is what lets one approve releases and see unreleased sizes.
 User = get_user_model()

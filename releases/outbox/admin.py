@@ -2,14 +2,15 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
 from django.utils.html import format_html
 
 from config.client_ip import client_ip
 from releases.admin_base import GovernanceAdmin, GovernanceInline
+from releases.outbox.delivery import messages_send_again
 from releases.outbox.models import OutboxMessage, WebhookSubscription
 from releases.outbox.subscriptions import webhook_subscription_save
 from releases.outbox.webhook_urls import WebhookUrlRefused, webhook_url_check
+from releases.roles import MANAGE_WEBHOOKS, can
 
 
 @admin.register(OutboxMessage)
@@ -22,9 +23,12 @@ class OutboxMessageAdmin(GovernanceAdmin):
     readonly_fields = fields
     actions = ["send_again"]
 
-    @admin.action(description="Send again now (same message, same id)")
+    def has_send_again_permission(self, request) -> bool:
+        return can(request.user, MANAGE_WEBHOOKS)
+
+    @admin.action(description="Send again now (same message, same id)", permissions=["send_again"])
     def send_again(self, request, queryset):
-        count = queryset.update(sent_at=None, failed_at=None, next_attempt_at=timezone.now())
+        count = messages_send_again(messages=queryset, actor=request.user, ip=client_ip(request))
         self.message_user(request, f"{count} message(s) will be sent again within seconds.", messages.SUCCESS)
 
 

@@ -18,10 +18,14 @@ from datetime import datetime, timedelta
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from releases.audit.chain import audit_record
 from releases.outbox.models import OutboxMessage, WebhookSubscription
 from releases.outbox.webhook_urls import WebhookUrlRefused, post_pinned
+from releases.roles import MANAGE_WEBHOOKS, require
 
 log = logging.getLogger(__name__)
 
@@ -156,3 +160,17 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 100) -> DispatchRe
                                                        last_error="")
             sent += 1
     return DispatchReport(sent=sent, retrying=retrying, failed=failed)
+
+
+@transaction.atomic
+def messages_send_again(*, messages: QuerySet[OutboxMessage], actor, ip: str | None = None) -> int:
+    """Send messages again now (same message, same delivery id, so receivers can tell a repeat), audited: a
+    resent grant or stage event reaches the receivers again, so who did it is on record."""
+    require(actor, MANAGE_WEBHOOKS, to="send outbox messages again")
+    ids = list(messages.values_list("id", flat=True))
+    count = OutboxMessage.objects.filter(id__in=ids).update(sent_at=None, failed_at=None,
+                                                             next_attempt_at=timezone.now())
+    for message in OutboxMessage.objects.filter(id__in=ids):
+        audit_record(actor=actor, action="outbox.sent_again", target=message, ip=ip,
+                     data={"event": message.event, "channel": message.channel, "uid": str(message.uid)})
+    return count

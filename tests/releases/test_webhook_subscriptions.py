@@ -141,3 +141,25 @@ def test_a_deactivated_or_repointed_receiver_gets_nothing_at_its_old_address(rec
     OutboxMessage.objects.filter(subscription=subscription).update(next_attempt_at=timezone.now())
     dispatch_due()
     assert len(received) == 1  # sent to the receiver's current URL (same server, other path)
+
+
+def test_sending_a_message_again_needs_the_webhook_role_and_is_audited(alice, steve, role_groups):
+    """Reading the outbox (view permission) was enough to resend anything, and nothing recorded who did."""
+    from django.contrib.auth.models import Permission
+
+    message = OutboxMessage.objects.create(channel=OutboxMessage.Channel.WEBHOOK, event="grant.created",
+                                           url="https://receiver.example/hook", body="{}",
+                                           next_attempt_at=timezone.now(), sent_at=timezone.now())
+    steve.user_permissions.add(Permission.objects.get(codename="view_outboxmessage"))
+    reader = Client()
+    reader.force_login(steve)
+    form = {"action": "send_again", "_selected_action": [message.pk]}
+    reader.post("/admin/releases/outboxmessage/", form)
+    assert OutboxMessage.objects.get(pk=message.pk).sent_at is not None
+    assert not AuditEvent.objects.filter(action="outbox.sent_again").exists()
+    staff = Client()
+    staff.force_login(alice)
+    assert staff.post("/admin/releases/outboxmessage/", form).status_code == 302
+    assert OutboxMessage.objects.get(pk=message.pk).sent_at is None
+    resent = AuditEvent.objects.get(action="outbox.sent_again")
+    assert resent.actor_label == "alice" and resent.data["uid"] == str(message.uid)
