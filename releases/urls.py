@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from releases.access import member_views as member
+from releases.access import organisation_views as org
 from releases.access import views as access
 from releases.audit import views as audit
 from releases.governance import views as governance
@@ -26,6 +27,16 @@ urlpatterns = [
          name="access-request-withdraw"),
     path("terms/", member.TermsView.as_view(), name="terms"),
     path("terms/accept/", member.TermsAcceptView.as_view(), name="terms-accept"),
+    # a partner admin's organisation (releases/access/organisation_views.py)
+    path("organisation/", org.OrganisationView.as_view(), name="organisation"),
+    path("organisation/invitations/", org.InvitationCreateView.as_view(), name="organisation-invitation-create"),
+    path("organisation/invitations/<int:invitation_id>/cancel/", org.InvitationCancelView.as_view(),
+         name="organisation-invitation-cancel"),
+    path("organisation/members/<int:member_id>/remove/", org.MemberRemoveView.as_view(),
+         name="organisation-member-remove"),
+    path("organisation/members/<int:member_id>/tokens/revoke/", org.MemberTokensRevokeView.as_view(),
+         name="organisation-member-tokens-revoke"),
+    path("organisation/usage/", org.UsageView.as_view(), name="organisation-usage"),
     # release decisions (releases/governance/)
     path("models/<slug:slug>/history/", governance.ModelHistoryView.as_view(), name="model-history"),
     path("models/<slug:slug>/stage-requests/", governance.ModelStageRequestsView.as_view(),

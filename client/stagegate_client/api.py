@@ -78,6 +78,18 @@ class Server:
         return self._call("POST", "/api/v1/access-requests/",
                           body={"model_size": slug, "purpose": purpose, "answers": answers or {}})
 
+    def organisation(self) -> dict:
+        return self._call("GET", "/api/v1/organisation/")
+
+    def invite(self, email: str, role: str) -> dict:
+        return self._call("POST", "/api/v1/organisation/invitations/", body={"email": email, "role": role})
+
+    def member_remove(self, member_id: int) -> dict:
+        return self._call("POST", f"/api/v1/organisation/members/{member_id}/remove/")
+
+    def usage(self, days: int) -> list[dict]:
+        return self._call("GET", f"/api/v1/organisation/usage/?days={days}")
+
     def terms(self) -> dict:
         return self._call("GET", "/api/v1/terms/")
 

@@ -1,6 +1,7 @@
 """`stagegate download-model SLUG` and `stagegate download-dataset NAME`: fetch through signed links,
 resumable and sha256-verified. `stagegate grants`, `stagegate request-access SLUG`, `stagegate terms
-[accept]`: a partner member's grants, requests and terms, as in the portal."""
+[accept]`: a partner member's grants, requests and terms, as in the portal; `stagegate members`, `invite`,
+`remove-member`, `usage`: a partner admin's organisation."""
 
 import argparse
 import json
@@ -46,6 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     terms.add_argument("--version", help="with accept: the version you read (default: the one in force, shown "
                                          "first)")
     _account(terms)
+    members = commands.add_parser("members", help="partner admins: your organisation's members, tokens, invitations")
+    _account(members)
+    invite = commands.add_parser("invite", help="partner admins: invite an email address to your organisation")
+    invite.add_argument("email")
+    invite.add_argument("--role", choices=["member", "admin"], default="member")
+    _account(invite)
+    remove = commands.add_parser("remove-member", help="partner admins: remove a member (their tokens are revoked)")
+    remove.add_argument("username")
+    _account(remove)
+    used = commands.add_parser("usage", help="partner admins: links issued per size, revision and day")
+    used.add_argument("--days", type=int, default=90, help="how many days back (default 90)")
+    _account(used)
     return parser
 
 
@@ -178,8 +191,47 @@ def terms(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- partner admins
+def list_members(args: argparse.Namespace) -> int:
+    mine = Server(args.server, args.token).organisation()
+    print(f"{mine['partner']} ({mine['kind']})")
+    for member in mine["members"]:
+        tokens = ", ".join(f"{t['token_key']} {t['name']}" for t in member["tokens"]) or "no tokens"
+        print(f"  {member['username']:<20} {member['role']:<7} {member['email'] or '-':<32} {tokens}")
+    for invitation in mine["invitations"]:
+        print(f"  invited: {invitation['email']} as {invitation['role']}, until {invitation['expires_at'][:10]}")
+    return 0
+
+
+def invite(args: argparse.Namespace) -> int:
+    made = Server(args.server, args.token).invite(args.email, args.role)
+    print(f"Invitation #{made['id']} sent to {made['email']} (until {made['expires_at'][:10]}). The link, shown "
+          f"once, works once, for that address only:\n{made['url']}")
+    return 0
+
+
+def remove_member(args: argparse.Namespace) -> int:
+    server = Server(args.server, args.token)
+    found = [m for m in server.organisation()["members"] if m["username"] == args.username]
+    if not found:
+        raise ServerRefused(404, "member_not_found", f"{args.username} is not a current member.")
+    revoked = server.member_remove(found[0]["id"])["revoked_tokens"]
+    print(f"{args.username} removed; {len(revoked)} token(s) revoked.")
+    return 0
+
+
+def show_usage(args: argparse.Namespace) -> int:
+    rows = Server(args.server, args.token).usage(args.days)
+    print(f"{'day':<10}  {'size':<16} {'revision':<12} {'links':>7} {'bytes':>16}")
+    for row in rows:
+        print(f"{row['day']:<10}  {row['model_size']:<16} {row['revision'][:12]:<12} {row['links']:>7,} "
+              f"{row['bytes']:>16,}")
+    return 0
+
+
 COMMANDS = {"download-model": download_model, "download-dataset": download_dataset, "grants": list_grants,
-            "request-access": request_access, "terms": terms}
+            "request-access": request_access, "terms": terms, "members": list_members, "invite": invite,
+            "remove-member": remove_member, "usage": show_usage}
 
 
 def main(argv: list[str] | None = None) -> int:

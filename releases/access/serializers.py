@@ -191,3 +191,68 @@ class TermsOutput(serializers.Serializer):
 
 class TermsAcceptInput(serializers.Serializer):
     version = serializers.CharField(help_text="The version you accept: the one in force (GET /api/v1/terms/).")
+
+
+# --------------------------------------------------------------------------- a partner admin's organisation
+class MemberTokenOutput(serializers.Serializer):
+    token_key = serializers.CharField(help_text="The token's public prefix.")
+    name = serializers.SerializerMethodField()
+    expiry = serializers.DateTimeField(allow_null=True)
+
+    def get_name(self, token) -> str:
+        label = getattr(token, "label", None)
+        return label.name if label else ""
+
+
+class OrganisationMemberOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="member.pk")
+    username = serializers.CharField(source="member.user.username")
+    email = serializers.CharField(source="member.user.email")
+    role = serializers.CharField(source="member.role", help_text="member or admin")
+    added_at = serializers.DateTimeField(source="member.added_at")
+    tokens = MemberTokenOutput(many=True)
+
+
+class InvitationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    invited_by = serializers.CharField(source="invited_by.username")
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    state = serializers.SerializerMethodField(help_text="pending, accepted, cancelled or expired")
+
+    def get_state(self, invitation) -> str:
+        return invitation.state()
+
+
+class NewInvitationOutput(InvitationOutput):
+    url = serializers.CharField(help_text="The invitation link, shown this once (it is also emailed).")
+
+
+class OrganisationOutput(serializers.Serializer):
+    partner = serializers.CharField(source="partner.name")
+    kind = serializers.CharField(source="partner.kind")
+    members = OrganisationMemberOutput(many=True)
+    invitations = InvitationOutput(many=True, help_text="Pending ones.")
+
+
+class InvitationInput(serializers.Serializer):
+    email = serializers.CharField(help_text="The address to invite.")
+    role = serializers.ChoiceField(choices=["member", "admin"], default="member")
+
+
+class MemberTokensRevokeInput(serializers.Serializer):
+    token_key = serializers.CharField(required=False, help_text="One token's prefix; without it, all of them.")
+
+
+class RevokedTokensOutput(serializers.Serializer):
+    revoked_tokens = serializers.ListField(child=serializers.CharField())
+
+
+class UsageRowOutput(serializers.Serializer):
+    day = serializers.DateField()
+    model_size = serializers.CharField()
+    revision = serializers.CharField()
+    links = serializers.IntegerField()
+    bytes = serializers.IntegerField()

@@ -232,3 +232,74 @@ def test_the_partner_admin_page_links_to_the_organisations_grants(admin_client, 
     page = admin_client.get("/portal/organisation/").content.decode()
     assert f'href="/models/{size.slug}/"' in page
     assert 'id="manage-organisation"' in admin_client.get("/portal/").content.decode()
+
+
+# --------------------------------------------------------------------------- the same through the API and CLI
+def test_a_partner_admin_manages_the_organisation_through_the_api(api, lab, alice, pat, rita, django_user_model):
+    mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=mo, actor=alice)
+    mo_token, _ = tokens.token_create(user=mo, name="mo laptop", expires_days=7, actor=mo)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    mine = api.get("/api/v1/organisation/").json()
+    assert mine["partner"] == "Example Security Lab"
+    rows = {m["username"]: m for m in mine["members"]}
+    assert rows["pat"]["role"] == "admin" and [t["name"] for t in rows["mo"]["tokens"]] == ["mo laptop"]
+    made = api.post("/api/v1/organisation/invitations/", {"email": "nina@example.org"}, format="json")
+    assert made.status_code == 201 and "/portal/invitations/" in made.json()["url"]
+    assert api.post("/api/v1/organisation/invitations/", {"email": "not an address"},
+                    format="json").json()["error"] == "invalid"
+    again = api.post("/api/v1/organisation/invitations/", {"email": "nina@example.org"}, format="json")
+    assert again.status_code == 409 and again.json()["error"] == "invitation_not_pending"
+    cancelled = api.post(f"/api/v1/organisation/invitations/{made.json()['id']}/cancel/")
+    assert cancelled.json()["state"] == "cancelled"
+    revoked = api.post(f"/api/v1/organisation/members/{rows['mo']['id']}/tokens/revoke/",
+                       {"token_key": mo_token.token_key}, format="json")
+    assert revoked.json() == {"revoked_tokens": [mo_token.token_key]}
+    assert api.post(f"/api/v1/organisation/members/{rows['mo']['id']}/remove/").status_code == 200
+    assert api.post(f"/api/v1/organisation/members/{rows['pat']['id']}/remove/").json()["error"] == \
+        "cannot_remove_self"
+    assert api.get("/api/v1/organisation/usage/").json() == []
+
+
+def test_the_organisation_api_refuses_members_outsiders_and_narrow_tokens(api, size, lab, alice, pat, rita,
+                                                                            django_user_model):
+    mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=mo, actor=alice)
+    olga = django_user_model.objects.create_user("olga", email="olga@example.org", password="x")
+    make_partner(alice, olga, name="Other Lab")
+    PartnerMember.objects.filter(user=olga).update(role="admin")
+    pat_id = PartnerMember.objects.get(user=pat).pk
+    for user, code in ((mo, "not_partner_admin"), (rita, "not_partner_admin")):
+        api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+        refused = api.get("/api/v1/organisation/")
+        assert (refused.status_code, refused.json()["error"]) == (403, code)
+        assert api.post(f"/api/v1/organisation/members/{pat_id}/remove/").status_code == 403
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(olga)}")
+    assert api.post(f"/api/v1/organisation/members/{pat_id}/remove/").json()["error"] == "member_not_found"
+    _, narrow = tokens.token_create(user=pat, name="only mini-1m", expires_days=7, actor=pat, sizes=[size.slug])
+    api.credentials(HTTP_AUTHORIZATION=f"Token {narrow}")
+    assert api.get("/api/v1/organisation/").json()["error"] == "token_scope"
+    api.credentials()
+    assert api.get("/api/v1/organisation/").status_code == 401
+    assert PartnerMember.objects.current().filter(user=pat).exists()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_stagegate_members_invite_remove_member_and_usage(live_server, lab, alice, pat, django_user_model, capsys):
+    from stagegate_client import cli
+
+    mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
+    partners.partner_member_add(partner=lab, user=mo, actor=alice)
+    account = ["--server", live_server.url, "--token", token_for(pat)]
+    assert cli.main(["members", *account]) == 0
+    out = capsys.readouterr().out
+    assert "Example Security Lab (security)" in out and "mo " in out and "admin" in out
+    assert cli.main(["invite", "nina@example.org", *account]) == 0
+    assert "/portal/invitations/" in capsys.readouterr().out
+    assert cli.main(["remove-member", "mo", *account]) == 0
+    assert "mo removed" in capsys.readouterr().out
+    assert cli.main(["remove-member", "mo", *account]) == 2
+    assert "not a current member" in capsys.readouterr().err
+    assert cli.main(["usage", *account]) == 0
+    assert not PartnerMember.objects.current().filter(user=mo).exists()
