@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 from knox.models import AuthToken
 
-from releases.access import grants
+from releases.access import grants, tokens
 from releases.access.errors import GrantAlreadyHeld
 from releases.models import AccessGrant, AccessRequest, AuditEvent, PartnerMember, PartnerOrganisation
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms
@@ -161,3 +161,14 @@ def test_each_list_page_renders_for_policy_staff_and_add_pages_where_staff_add(s
         assert staff.get(f"/admin/releases/{model}/add/").status_code == 200
     assert staff.get("/admin/knox/authtoken/").status_code == 200
     assert staff.get("/admin/knox/authtoken/add/").status_code == 403
+
+
+def test_the_admin_never_prints_a_tokens_digest(admin_user, pat):
+    """Issue #20, defect 15: knox names a token by its digest, and the admin printed that name."""
+    token, _ = tokens.token_create(user=pat, name="pat laptop", expires_days=7, actor=pat)
+    assert token.digest not in str(token) and token.token_key in str(token)
+    superuser = Client()
+    superuser.force_login(admin_user)
+    confirm = superuser.get(f"/admin/auth/user/{pat.pk}/delete/").content.decode()
+    assert token.digest not in confirm
+    assert token.digest not in superuser.get("/admin/").content.decode()
