@@ -81,12 +81,6 @@ class Server:
     def organisation(self) -> dict:
         return self._call("GET", "/api/v1/organisation/")
 
-    def invite(self, email: str, role: str) -> dict:
-        return self._call("POST", "/api/v1/organisation/invitations/", body={"email": email, "role": role})
-
-    def member_remove(self, member_id: int) -> dict:
-        return self._call("POST", f"/api/v1/organisation/members/{member_id}/remove/")
-
     def usage(self, days: int) -> list[dict]:
         return self._call("GET", f"/api/v1/organisation/usage/?days={days}")
 

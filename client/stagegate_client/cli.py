@@ -1,7 +1,7 @@
 """`stagegate download-model SLUG` and `stagegate download-dataset NAME`: fetch through signed links,
 resumable and sha256-verified. `stagegate grants`, `stagegate request-access SLUG`, `stagegate terms
-[accept]`: a partner member's grants, requests and terms, as in the portal; `stagegate members`, `invite`,
-`remove-member`, `usage`: a partner admin's organisation."""
+[accept]`: a partner member's grants, requests and terms, as in the portal; `stagegate members`, `usage`: a
+partner admin's view of the organisation (inviting and removing people happens in the portal, signed in)."""
 
 import argparse
 import json
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--purpose", required=True, help="what your organisation needs the size for")
     ask.add_argument("--answer", action="append", default=[], metavar="ID=ANSWER",
                      help="an answer to one of the size's access questions (repeat for each; `yes` ticks an "
-                          "agree-to question). Without them, the command lists the questions and stops.")
+                          "agree-to question). If a required one is missing, the command lists the questions "
+                          "and stops.")
     _account(ask)
     terms = commands.add_parser("terms", help="show the partner terms of use in force; `terms accept` accepts them")
     terms.add_argument("action", nargs="?", choices=["show", "accept"], default="show")
@@ -49,13 +50,6 @@ def _parser() -> argparse.ArgumentParser:
     _account(terms)
     members = commands.add_parser("members", help="partner admins: your organisation's members, tokens, invitations")
     _account(members)
-    invite = commands.add_parser("invite", help="partner admins: invite an email address to your organisation")
-    invite.add_argument("email")
-    invite.add_argument("--role", choices=["member", "admin"], default="member")
-    _account(invite)
-    remove = commands.add_parser("remove-member", help="partner admins: remove a member (their tokens are revoked)")
-    remove.add_argument("username")
-    _account(remove)
     used = commands.add_parser("usage", help="partner admins: links issued per size, revision and day")
     used.add_argument("--days", type=int, default=90, help="how many days back (default 90)")
     _account(used)
@@ -203,23 +197,6 @@ def list_members(args: argparse.Namespace) -> int:
     return 0
 
 
-def invite(args: argparse.Namespace) -> int:
-    made = Server(args.server, args.token).invite(args.email, args.role)
-    print(f"Invitation #{made['id']} sent to {made['email']} (until {made['expires_at'][:10]}). The link, shown "
-          f"once, works once, for that address only:\n{made['url']}")
-    return 0
-
-
-def remove_member(args: argparse.Namespace) -> int:
-    server = Server(args.server, args.token)
-    found = [m for m in server.organisation()["members"] if m["username"] == args.username]
-    if not found:
-        raise ServerRefused(404, "member_not_found", f"{args.username} is not a current member.")
-    revoked = server.member_remove(found[0]["id"])["revoked_tokens"]
-    print(f"{args.username} removed; {len(revoked)} token(s) revoked.")
-    return 0
-
-
 def show_usage(args: argparse.Namespace) -> int:
     rows = Server(args.server, args.token).usage(args.days)
     print(f"{'day':<10}  {'size':<16} {'revision':<12} {'links':>7} {'bytes':>16}")
@@ -230,8 +207,8 @@ def show_usage(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"download-model": download_model, "download-dataset": download_dataset, "grants": list_grants,
-            "request-access": request_access, "terms": terms, "members": list_members, "invite": invite,
-            "remove-member": remove_member, "usage": show_usage}
+            "request-access": request_access, "terms": terms, "members": list_members,
+            "usage": show_usage}
 
 
 def main(argv: list[str] | None = None) -> int:

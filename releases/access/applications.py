@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from config.errors import duplicate_refused
 from releases.access import partners
-from releases.access.errors import AccessRequestNotPending, InvalidPartnerAction
+from releases.access.errors import AccessRequestNotPending, InvalidPartnerAction, required_text
 from releases.access.models import PartnerApplication, PartnerMember, PartnerOrganisation
 from releases.access.rules import terms_in_force
 from releases.audit.chain import audit_record
@@ -29,13 +29,6 @@ class NameTaken(InvalidPartnerAction):
     code = "organisation_exists"
 
 
-def _text(value: str, field: str, message: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise InvalidPartnerAction(message, fields={field: ["This field is required."]})
-    return value
-
-
 @transaction.atomic
 def partner_application_create(*, user, organisation: str, kind: str, contact_name: str, contact_email: str,
                                intended_use: str, agrees_to_terms: bool, ip: str | None = None) -> PartnerApplication:
@@ -45,12 +38,15 @@ def partner_application_create(*, user, organisation: str, kind: str, contact_na
     waiting = AccessRequestNotPending("You have an application waiting for policy staff already.")
     if PartnerApplication.objects.filter(applicant=user, status=Status.PENDING).exists():
         raise waiting
-    organisation = _text(organisation, "organisation", "Name the organisation you apply for.")
+    organisation = required_text(organisation, "organisation", "Name the organisation you apply for.",
+                                 max_chars=200)
     if kind not in PartnerOrganisation.Kind.values:
         raise InvalidPartnerAction(f"Unknown kind {kind!r}.", fields={"kind": [str(PartnerOrganisation.Kind.values)]})
-    contact_name = _text(contact_name, "contact_name", "Name a contact at the organisation.")
-    contact_email = _text(contact_email, "contact_email", "Give the contact's email address.")
-    intended_use = _text(intended_use, "intended_use", "Say what the organisation would use the models for.")
+    contact_name = required_text(contact_name, "contact_name", "Name a contact at the organisation.",
+                                 max_chars=200)
+    contact_email = required_text(contact_email, "contact_email", "Give the contact's email address.",
+                                  max_chars=254)
+    intended_use = required_text(intended_use, "intended_use", "Say what the organisation would use the models for.")
     terms = terms_in_force()
     if terms is not None and not agrees_to_terms:
         raise InvalidPartnerAction(f"Agree to the terms of use {terms.version} to apply.",
@@ -75,7 +71,7 @@ def _pending(application: PartnerApplication) -> PartnerApplication:
 @transaction.atomic
 def partner_application_accept(*, application: PartnerApplication, actor, reason: str = "",
                                ip: str | None = None) -> PartnerApplication:
-    """Create the organisation (or find the one of that name) and add the applicant to it."""
+    """Create the organisation and make the applicant its partner admin (a name already taken is refused)."""
     require(actor, MANAGE_PARTNERS, to="decide partner applications")
     application = _pending(application)
     if PartnerOrganisation.objects.filter(name__iexact=application.organisation).exists():
@@ -105,7 +101,7 @@ def partner_application_accept(*, application: PartnerApplication, actor, reason
 def partner_application_refuse(*, application: PartnerApplication, actor, reason: str,
                                ip: str | None = None) -> PartnerApplication:
     require(actor, MANAGE_PARTNERS, to="decide partner applications")
-    reason = _text(reason, "reason", "Say why the application is refused; the applicant sees it.")
+    reason = required_text(reason, "reason", "Say why the application is refused; the applicant sees it.")
     application = _pending(application)
     application.status, application.decided_by, application.decided_at = Status.REFUSED, actor, timezone.now()
     application.decision_reason = reason

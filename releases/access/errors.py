@@ -40,3 +40,17 @@ class GrantAlreadyRevoked(Conflict):
 
 class GrantAlreadyHeld(Conflict):
     code = "grant_already_held"
+
+
+def required_text(value: str, field: str, message: str, *, max_chars: int | None = None) -> str:
+    """A text a person typed, stripped: `message` when it is empty; refused, never a database error, when it holds a
+    NUL character (PostgreSQL stores none) or is longer than its column."""
+    text = (value or "").strip() if isinstance(value, str) else ""
+    if not text:
+        raise InvalidPartnerAction(message, fields={field: ["This field is required."]})
+    if "\x00" in text:
+        raise InvalidPartnerAction(f"{field}: null characters are not allowed.", fields={field: ["Null character."]})
+    if max_chars is not None and len(text) > max_chars:
+        raise InvalidPartnerAction(f"{field}: at most {max_chars:,} characters.",
+                                   fields={field: [f"At most {max_chars:,} characters."]})
+    return text

@@ -18,6 +18,7 @@ from releases.access.errors import (
     GrantAlreadyHeld,
     GrantAlreadyRevoked,
     InvalidPartnerAction,
+    required_text,
 )
 from releases.audit.chain import audit_record
 from releases.models import AccessGrant, AccessRequest, PartnerMember, PartnerOrganisation
@@ -34,13 +35,6 @@ def _grant_snapshot(grant: AccessGrant) -> dict:
         "expires_at": grant.expires_at.isoformat(), "quota_links": grant.quota_links,
         "quota_period_s": grant.quota_period_s,
     }
-
-
-def _required(text: str, field: str, message: str) -> str:
-    text = (text or "").strip()
-    if not text:
-        raise InvalidPartnerAction(message, fields={field: ["This field is required."]})
-    return text
 
 
 def _access_request_webhook(event: str, request: AccessRequest, status: str) -> None:
@@ -83,7 +77,7 @@ def access_request_create(*, user, size: ModelSize, purpose: str, answers: Mappi
     if membership is None or not membership.partner.active:
         raise InvalidPartnerAction("Only members of an active partner organisation may request access.",
                                    code="not_a_partner")
-    purpose = _required(purpose, "purpose", "Say what the size is needed for.")
+    purpose = required_text(purpose, "purpose", "Say what the size is needed for.")
     if AccessRequest.objects.filter(partner=membership.partner, model_size=size, status=Status.PENDING).exists():
         raise AccessRequestNotPending(f"{membership.partner.name} already has a pending request for {size.slug}.")
     held = AccessGrant.objects.active(at=timezone.now()).filter(partner=membership.partner, model_size=size).first()
@@ -147,7 +141,7 @@ def access_request_grant(
 @transaction.atomic
 def access_request_refuse(*, request: AccessRequest, actor, reason: str, ip: str | None = None) -> AccessRequest:
     require(actor, GRANT_ACCESS, to="grant access")
-    reason = _required(reason, "reason", "A refusal needs a reason; the partner sees it.")
+    reason = required_text(reason, "reason", "A refusal needs a reason; the partner sees it.")
     if AccessRequest.objects.filter(pk=request.pk, status=Status.PENDING).update(
         status=Status.REFUSED, decided_by=actor, decided_at=timezone.now(), decision_reason=reason
     ) != 1:
@@ -168,7 +162,7 @@ def grant_create(
 ) -> AccessGrant:
     """Grant a partner a size. It opens nothing while the size is internal or withdrawn (releases/access.py)."""
     require(actor, GRANT_ACCESS, to="grant access")
-    purpose = _required(purpose, "purpose", "A grant needs a purpose.")
+    purpose = required_text(purpose, "purpose", "A grant needs a purpose.")
     starts_at = starts_at or timezone.now()
     if expires_at <= starts_at:
         raise InvalidPartnerAction("A grant must expire after it starts.", fields={"expires_at": ["Too early."]})
@@ -188,7 +182,7 @@ def grant_create(
 def grant_revoke(*, grant: AccessGrant, actor, reason: str, ip: str | None = None) -> AccessGrant:
     """Revoke at once: no new links from the moment this commits; links already issued die at their expiry."""
     require(actor, REVOKE_ACCESS, to="revoke grants")
-    reason = _required(reason, "reason", "A revocation needs a reason; the partner sees it.")
+    reason = required_text(reason, "reason", "A revocation needs a reason; the partner sees it.")
     now = timezone.now()
     # Conditional UPDATE: a second or concurrent revocation changes nothing and is told so. The row lock it
     # takes makes a link issued concurrently wait (releases/links.py) and then see the revocation.

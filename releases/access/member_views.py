@@ -1,6 +1,7 @@
 """What a partner member does through the API as in the portal: their organisation's grants and access
 requests, and the terms of use. Thin views over releases/access/grants.py and partners.py."""
 
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -11,6 +12,7 @@ from config.api_errors import ErrorOutput
 from config.client_ip import client_ip
 from config.errors import Conflict, NotFound
 from registry.errors import ModelSizeNotFound
+from registry.filenames import is_slug
 from releases.access import grants, partners, questions
 from releases.access import rules as access
 from releases.access.errors import InvalidPartnerAction
@@ -72,6 +74,8 @@ class AccessRequestListCreateView(APIView):
         return Response(AccessRequestOutput(created).data, status=201)
 
 
+
+
 class AccessQuestionListView(APIView):
     """The questions a request for a size must answer (`?model_size=SLUG`), in the order they are asked."""
 
@@ -84,8 +88,9 @@ class AccessQuestionListView(APIView):
                               404: ErrorOutput})
     def get(self, request: Request) -> Response:
         slug = request.query_params.get("model_size", "")
-        if not slug:
-            raise InvalidPartnerAction("Name the size: ?model_size=SLUG.", fields={"model_size": ["Required."]})
+        if not is_slug(slug):
+            raise InvalidPartnerAction("Name the size by its slug: ?model_size=SLUG.",
+                                       fields={"model_size": ["A slug, e.g. mini-3m."]})
         size = access.visible_sizes(request.user).filter(slug=slug).first()
         if size is None:
             raise ModelSizeNotFound(f"No model size {slug!r}.")

@@ -1,6 +1,10 @@
 """A partner admin's organisation through the API, as on its portal page: members and their tokens, invitations,
 removals and usage. Thin views over releases/access/organisation.py, which decides who may (403
-`not_partner_admin` for anyone but a partner admin of an active organisation)."""
+`not_partner_admin` for anyone but a partner admin of an active organisation).
+
+Reading (the organisation, its usage) takes a download token that names no sizes. Changing who belongs
+(inviting, cancelling, removing, revoking) takes the signed-in session the portal uses: a download token sits
+in scripts and CI, and one that leaked must not be able to let someone in or lock the members out."""
 
 from datetime import timedelta
 
@@ -20,7 +24,6 @@ from releases.access.serializers import (
     InvitationInput,
     InvitationOutput,
     MemberTokensRevokeInput,
-    NewInvitationOutput,
     OrganisationOutput,
     RevokedTokensOutput,
     UsageRowOutput,
@@ -31,7 +34,8 @@ REFUSALS = {401: ErrorOutput, 403: ErrorOutput}
 
 
 class OrganisationAPIView(APIView):
-    token_scope = DOWNLOAD
+    """Session (or a governance token, which partner admins do not hold) only: see the module's docstring."""
+
     permission_classes = [IsAuthenticated]
 
     def initial(self, request, *args, **kwargs):
@@ -43,7 +47,11 @@ class OrganisationAPIView(APIView):
         self.admin = organisation.admin_membership(request.user)
 
 
-class OrganisationView(OrganisationAPIView):
+class OrganisationReadView(OrganisationAPIView):
+    token_scope = DOWNLOAD
+
+
+class OrganisationView(OrganisationReadView):
     """Your organisation (you are its partner admin): current members with their tokens, pending invitations."""
 
     @extend_schema(summary="Your organisation's members and invitations", responses={200: OrganisationOutput,
@@ -53,17 +61,15 @@ class OrganisationView(OrganisationAPIView):
 
 
 class InvitationCreateView(OrganisationAPIView):
-    """Invite an email address; the link is emailed, and returned this once."""
+    """Invite an email address: the link goes to that address only, by email."""
 
     @extend_schema(summary="Invite someone to your organisation", request=InvitationInput,
-                   responses={201: NewInvitationOutput, 400: ErrorOutput, 409: ErrorOutput, **REFUSALS})
+                   responses={201: InvitationOutput, 400: ErrorOutput, 409: ErrorOutput, **REFUSALS})
     def post(self, request: Request) -> Response:
         data = InvitationInput(data=request.data)
         data.is_valid(raise_exception=True)
-        invitation, secret = organisation.invitation_create(actor=request.user, ip=client_ip(request),
-                                                            **data.validated_data)
-        invitation.url = organisation.invitation_url(secret)
-        return Response(NewInvitationOutput(invitation).data, status=201)
+        invitation = organisation.invitation_create(actor=request.user, ip=client_ip(request), **data.validated_data)
+        return Response(InvitationOutput(invitation).data, status=201)
 
 
 class InvitationNotFound(NotFound):
@@ -114,7 +120,7 @@ class MemberTokensRevokeView(OrganisationAPIView):
         return Response({"revoked_tokens": revoked})
 
 
-class UsageView(OrganisationAPIView):
+class UsageView(OrganisationReadView):
     """Links issued to your organisation per size, revision and day, with the bytes they cover."""
 
     @extend_schema(summary="Your organisation's usage", parameters=[

@@ -46,6 +46,8 @@ def _answer(question: AccessQuestion, raw) -> str | bool | None:
         if question.required:
             raise ValueError("This question needs an answer.")
         return None
+    if "\x00" in text:
+        raise ValueError("Null characters are not allowed.")
     if len(text) > MAX_ANSWER_CHARS:
         raise ValueError(f"At most {MAX_ANSWER_CHARS:,} characters.")
     if question.kind == Kind.CHOICE and text not in question.choices:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import duplicate_refused
-from releases.access.errors import AccessRequestNotPending, InvalidPartnerAction
+from releases.access.errors import AccessRequestNotPending, InvalidPartnerAction, required_text
 from releases.access.models import AccessGrant, AccessRequest, GrantExpiryNotice, PartnerMember
 from releases.audit.chain import audit_record
 from releases.outbox.delivery import email_enqueue, webhooks_enqueue
@@ -85,9 +85,7 @@ def grant_renewal_request(*, user, grant: AccessGrant, purpose: str, ip: str | N
     waiting = AccessRequestNotPending(f"A renewal of grant #{grant.pk} is already waiting for policy staff.")
     if AccessRequest.objects.filter(renewal_of=grant, status=Status.PENDING).exists():
         raise waiting
-    purpose = (purpose or "").strip()
-    if not purpose:
-        raise InvalidPartnerAction("Say why the organisation needs more time.", fields={"purpose": ["Required."]})
+    purpose = required_text(purpose, "purpose", "Say why the organisation needs more time.")
     with duplicate_refused(waiting):
         request = AccessRequest.objects.create(partner=grant.partner, model_size=grant.model_size,
                                                requested_by=user, purpose=purpose, renewal_of=grant)

@@ -226,10 +226,6 @@ class InvitationOutput(serializers.Serializer):
         return invitation.state()
 
 
-class NewInvitationOutput(InvitationOutput):
-    url = serializers.CharField(help_text="The invitation link, shown this once (it is also emailed).")
-
-
 class OrganisationOutput(serializers.Serializer):
     partner = serializers.CharField(source="partner.name")
     kind = serializers.CharField(source="partner.kind")
@@ -238,7 +234,7 @@ class OrganisationOutput(serializers.Serializer):
 
 
 class InvitationInput(serializers.Serializer):
-    email = serializers.CharField(help_text="The address to invite.")
+    email = serializers.CharField(max_length=254, help_text="The address to invite.")
     role = serializers.ChoiceField(choices=["member", "admin"], default="member")
 
 

@@ -18,10 +18,14 @@ class OutboxMessageAdmin(GovernanceAdmin):
     list_display = ["id", "channel", "event", "created_at", "attempts", "sent_at", "failed_at", "last_error"]
     list_filter = ["channel", "event", "subscription", ("sent_at", admin.EmptyFieldListFilter),
                    ("failed_at", admin.EmptyFieldListFilter)]
-    fields = ["uid", "channel", "event", "recipients", "url", "subject", "body", "created_at", "next_attempt_at",
+    fields = ["uid", "channel", "event", "recipients", "url", "subject", "shown_body", "created_at", "next_attempt_at",
               "attempts", "last_error", "sent_at", "failed_at"]
     readonly_fields = fields
     actions = ["send_again"]
+
+    @admin.display(description="body")
+    def shown_body(self, message: OutboxMessage) -> str:
+        return "(hidden: it carries a secret link for its addressee only)" if message.confidential else message.body
 
     def has_send_again_permission(self, request) -> bool:
         return can(request.user, MANAGE_WEBHOOKS)

@@ -39,13 +39,23 @@ FIRST_RETRY_S = 15
 MAX_RETRY_S = 60 * 60
 
 
-def email_enqueue(*, event: str, subject: str, body: str, recipients: list[str]) -> OutboxMessage | None:
-    """One email to `recipients` (deduplicated); None when there is nobody to tell."""
+def email_enqueue(*, event: str, subject: str, body: str, recipients: list[str],
+                  confidential: bool = False) -> OutboxMessage | None:
+    """One email to `recipients` (deduplicated); None when there is nobody to tell. A `confidential` body (one
+    that carries a secret link) is erased once sent."""
     recipients = sorted({address for address in recipients if address})
     if not recipients:
         return None
     return OutboxMessage.objects.create(channel=OutboxMessage.Channel.EMAIL, event=event, subject=subject[:300],
-                                        body=body, recipients=recipients, next_attempt_at=timezone.now())
+                                        body=body, recipients=recipients, next_attempt_at=timezone.now(),
+                                        confidential=confidential)
+
+
+ERASED_BODY = "(erased: it carried a secret link for its addressee only)"
+
+
+def _erased(message: OutboxMessage) -> dict:
+    return {"body": ERASED_BODY} if message.confidential else {}
 
 
 def event_kind(event: str, payload: dict) -> str:
@@ -151,13 +161,13 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 100) -> DispatchRe
             OutboxMessage.objects.filter(pk=pk).update(
                 attempts=attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
                 next_attempt_at=now + timedelta(seconds=retry_delay_s(attempts)),
-                failed_at=now if gave_up else None)
+                failed_at=now if gave_up else None, **(_erased(message) if gave_up else {}))
             log.warning("outbox %s %s attempt %d failed: %s", message.channel, message.pk, attempts, exc)
             failed += gave_up
             retrying += not gave_up
         else:
             OutboxMessage.objects.filter(pk=pk).update(sent_at=timezone.now(), attempts=message.attempts + 1,
-                                                       last_error="")
+                                                       last_error="", **_erased(message))
             sent += 1
     return DispatchReport(sent=sent, retrying=retrying, failed=failed)
 
@@ -167,7 +177,7 @@ def messages_send_again(*, messages: QuerySet[OutboxMessage], actor, ip: str | N
     """Send messages again now (same message, same delivery id, so receivers can tell a repeat), audited: a
     resent grant or stage event reaches the receivers again, so who did it is on record."""
     require(actor, MANAGE_WEBHOOKS, to="send outbox messages again")
-    ids = list(messages.values_list("id", flat=True))
+    ids = list(messages.filter(confidential=False).values_list("id", flat=True))  # their bodies are erased
     count = OutboxMessage.objects.filter(id__in=ids).update(sent_at=None, failed_at=None,
                                                              next_attempt_at=timezone.now())
     for message in OutboxMessage.objects.filter(id__in=ids):

@@ -19,6 +19,9 @@ class OutboxMessage(models.Model):
     url = models.URLField(max_length=1000, blank=True, help_text="Where the webhook is POSTed (webhook only).")
     subject = models.CharField(max_length=300, blank=True)
     body = models.TextField(help_text="The email's text, or the webhook's JSON body exactly as it is signed.")
+    # The body carries a secret (an invitation link, for its addressee only): hidden in the admin, erased once
+    # sent or given up on, and never sent again.
+    confidential = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     next_attempt_at = models.DateTimeField(db_index=True)
     attempts = models.PositiveIntegerField(default=0)

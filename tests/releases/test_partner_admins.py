@@ -13,10 +13,11 @@ from knox.models import AuthToken
 
 from releases.access import applications, links, organisation, partners, tokens
 from releases.access.errors import AccessDenied
-from releases.models import AuditEvent, OutboxMessage, PartnerInvitation, PartnerMember
+from releases.models import AccessRequest, AuditEvent, OutboxMessage, PartnerInvitation, PartnerMember
 from tests.releases.conftest import make_grant, make_partner, move, publish_terms, token_for, upload
 
 pytestmark = pytest.mark.django_db
+PASSWORD = "a-long-Passphrase-42"
 
 
 @pytest.fixture
@@ -47,8 +48,7 @@ def _path(url: str) -> str:
 def test_a_partner_admin_invites_someone_who_creates_an_account_and_joins(admin_client, lab, pat):
     url = _invite(admin_client, "nina@example.org")
     page = admin_client.get("/portal/organisation/").content.decode()
-    assert "nina@example.org" in page and url in page  # shown once to the admin, too
-    assert url not in admin_client.get("/portal/organisation/").content.decode()
+    assert "nina@example.org" in page and url not in page  # the link goes to the address only
     secret = url.rstrip("/").rsplit("/", 1)[1]
     invitation = PartnerInvitation.objects.get()
     assert secret not in invitation.secret_sha256
@@ -138,7 +138,7 @@ def test_a_partner_admin_removes_a_member_whose_tokens_die_with_the_membership(
     partners.partner_member_add(partner=lab, user=mo, actor=alice)
     publish_terms(alice, "v1", mo)
     make_grant(lab, size, alice)
-    key = token_for(mo)
+    _, key = tokens.token_create(user=mo, name="mo laptop", expires_days=7, actor=mo)
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/grants/").status_code == 200
     member = PartnerMember.objects.get(user=mo)
@@ -185,8 +185,8 @@ def test_an_admin_of_another_organisation_cannot_touch_these_members(lab, alice,
                        ).status_code == 404
     with pytest.raises(organisation.NotPartnerAdmin):
         organisation.member_tokens_revoke(member=pat_member, actor=olga)
-    pat_invitation, _ = organisation.invitation_create(actor=pat_member.user, email="x@example.org")
-    client.post(f"/portal/organisation/invitations/{pat_invitation.pk}/cancel/")
+    pat_invitation = organisation.invitation_create(actor=pat_member.user, email="x@example.org")
+    assert client.post(f"/portal/organisation/invitations/{pat_invitation.pk}/cancel/").status_code == 404
     assert PartnerInvitation.objects.get(pk=pat_invitation.pk).state() == "pending"
     assert AuthToken.objects.filter(pk=token.pk).exists() and other.members.count() == 1
 
@@ -239,15 +239,26 @@ def test_a_partner_admin_manages_the_organisation_through_the_api(api, lab, alic
     mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
     partners.partner_member_add(partner=lab, user=mo, actor=alice)
     mo_token, _ = tokens.token_create(user=mo, name="mo laptop", expires_days=7, actor=mo)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    _, key = tokens.token_create(user=pat, name="pat's scripts", expires_days=7, actor=pat)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")  # a download token reads
     mine = api.get("/api/v1/organisation/").json()
     assert mine["partner"] == "Example Security Lab"
     rows = {m["username"]: m for m in mine["members"]}
     assert rows["pat"]["role"] == "admin" and [t["name"] for t in rows["mo"]["tokens"]] == ["mo laptop"]
+    assert api.get("/api/v1/organisation/usage/").json() == []
+    # ...and changes nobody: a leaked download token must not let anyone in or lock members out.
+    for path in ("/api/v1/organisation/invitations/", f"/api/v1/organisation/members/{rows['mo']['id']}/remove/"):
+        refused = api.post(path, {"email": "nina@example.org"}, format="json")
+        assert (refused.status_code, refused.json()["error"]) == (403, "token_scope")
+    assert not PartnerInvitation.objects.exists() and PartnerMember.objects.current().filter(user=mo).exists()
+
+    api.credentials()
+    api.force_login(pat)  # the portal's session
     made = api.post("/api/v1/organisation/invitations/", {"email": "nina@example.org"}, format="json")
-    assert made.status_code == 201 and "/portal/invitations/" in made.json()["url"]
-    assert api.post("/api/v1/organisation/invitations/", {"email": "not an address"},
-                    format="json").json()["error"] == "invalid"
+    assert made.status_code == 201 and "url" not in made.json() and made.json()["state"] == "pending"
+    for email in ("not an address", "x" * 250 + "@example.org", "a\x00b@example.org"):
+        bad = api.post("/api/v1/organisation/invitations/", {"email": email}, format="json")
+        assert bad.status_code == 400, email
     again = api.post("/api/v1/organisation/invitations/", {"email": "nina@example.org"}, format="json")
     assert again.status_code == 409 and again.json()["error"] == "invitation_not_pending"
     cancelled = api.post(f"/api/v1/organisation/invitations/{made.json()['id']}/cancel/")
@@ -258,7 +269,6 @@ def test_a_partner_admin_manages_the_organisation_through_the_api(api, lab, alic
     assert api.post(f"/api/v1/organisation/members/{rows['mo']['id']}/remove/").status_code == 200
     assert api.post(f"/api/v1/organisation/members/{rows['pat']['id']}/remove/").json()["error"] == \
         "cannot_remove_self"
-    assert api.get("/api/v1/organisation/usage/").json() == []
 
 
 def test_the_organisation_api_refuses_members_outsiders_and_narrow_tokens(api, size, lab, alice, pat, rita,
@@ -269,13 +279,14 @@ def test_the_organisation_api_refuses_members_outsiders_and_narrow_tokens(api, s
     make_partner(alice, olga, name="Other Lab")
     PartnerMember.objects.filter(user=olga).update(role="admin")
     pat_id = PartnerMember.objects.get(user=pat).pk
-    for user, code in ((mo, "not_partner_admin"), (rita, "not_partner_admin")):
-        api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+    for user in (mo, rita):
+        api.force_login(user)
         refused = api.get("/api/v1/organisation/")
-        assert (refused.status_code, refused.json()["error"]) == (403, code)
+        assert (refused.status_code, refused.json()["error"]) == (403, "not_partner_admin")
         assert api.post(f"/api/v1/organisation/members/{pat_id}/remove/").status_code == 403
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(olga)}")
+    api.force_login(olga)
     assert api.post(f"/api/v1/organisation/members/{pat_id}/remove/").json()["error"] == "member_not_found"
+    api.logout()
     _, narrow = tokens.token_create(user=pat, name="only mini-1m", expires_days=7, actor=pat, sizes=[size.slug])
     api.credentials(HTTP_AUTHORIZATION=f"Token {narrow}")
     assert api.get("/api/v1/organisation/").json()["error"] == "token_scope"
@@ -286,7 +297,7 @@ def test_the_organisation_api_refuses_members_outsiders_and_narrow_tokens(api, s
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_stagegate_members_invite_remove_member_and_usage(live_server, lab, alice, pat, django_user_model, capsys):
+def test_stagegate_members_and_usage(live_server, lab, alice, pat, django_user_model, capsys):
     from stagegate_client import cli
 
     mo = django_user_model.objects.create_user("mo", email="mo@example.org", password="x")
@@ -295,11 +306,98 @@ def test_stagegate_members_invite_remove_member_and_usage(live_server, lab, alic
     assert cli.main(["members", *account]) == 0
     out = capsys.readouterr().out
     assert "Example Security Lab (security)" in out and "mo " in out and "admin" in out
-    assert cli.main(["invite", "nina@example.org", *account]) == 0
-    assert "/portal/invitations/" in capsys.readouterr().out
-    assert cli.main(["remove-member", "mo", *account]) == 0
-    assert "mo removed" in capsys.readouterr().out
-    assert cli.main(["remove-member", "mo", *account]) == 2
-    assert "not a current member" in capsys.readouterr().err
     assert cli.main(["usage", *account]) == 0
-    assert not PartnerMember.objects.current().filter(user=mo).exists()
+    assert "bytes" in capsys.readouterr().out
+    assert cli.main(["members", "--server", live_server.url, "--token", token_for(mo)]) == 2
+    assert "not_partner_admin" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- what a review found
+def test_a_link_cannot_make_a_second_account_for_an_address_that_has_one(admin_client, rita, django_user_model):
+    """The inviter could otherwise follow their own link and create an account in anyone's name."""
+    django_user_model.objects.filter(pk=rita.pk).update(email="rita@example.org")
+    url = _invite(admin_client, "RITA@example.org")
+    answer = Client().post(_path(url), {"username": "rita2", "password": PASSWORD, "password_again": PASSWORD})
+    assert "exists already: sign in with it" in answer.content.decode()
+    assert not django_user_model.objects.filter(username="rita2").exists()
+
+
+def test_links_sent_by_a_partner_admin_die_when_they_stop_being_one(admin_client, lab, alice, pat,
+                                                                    django_user_model):
+    url = _invite(admin_client, "nina@example.org")
+    partners.partner_member_set_role(member=PartnerMember.objects.get(user=pat), role="member", actor=alice)
+    answer = Client().post(_path(url), {"username": "nina", "password": PASSWORD, "password_again": PASSWORD})
+    assert "no longer is one" in answer.content.decode()
+    assert not django_user_model.objects.filter(username="nina").exists()
+
+
+def test_look_alike_usernames_are_refused(admin_client, alice, django_user_model):
+    url = _invite(admin_client, "nina@example.org")
+    for name in ("ALICE", "\u0430lice", "ni na"):
+        answer = Client().post(_path(url), {"username": name, "password": PASSWORD, "password_again": PASSWORD})
+        assert answer.status_code == 200, name
+    assert django_user_model.objects.filter(email="nina@example.org").count() == 0
+
+
+def test_the_invitation_secret_leaves_no_copy_behind(admin_client, pat, alice, settings):
+    from releases.outbox.delivery import dispatch_due
+
+    url = _invite(admin_client, "nina@example.org")
+    secret = url.rstrip("/").rsplit("/", 1)[1]
+    mail = OutboxMessage.objects.get(event="partner.member_invited")
+    staff = Client()
+    staff.force_login(alice)
+    assert secret not in staff.get(f"/admin/releases/outboxmessage/{mail.pk}/change/").content.decode()
+    visitor = Client()
+    page = visitor.get(_path(url)).content.decode()
+    assert secret not in page.split("<form", 1)[-1] and 'href="/portal/login/?next=/portal/invitation/"' in page
+    assert "Join Example Security Lab" in visitor.get("/portal/invitation/").content.decode()  # back from sign-in
+    dispatch_due()
+    assert secret not in OutboxMessage.objects.get(pk=mail.pk).body
+    staff.post("/admin/releases/outboxmessage/", {"action": "send_again", "_selected_action": [mail.pk]})
+    assert OutboxMessage.objects.get(pk=mail.pk).sent_at is not None  # never sent again, erased
+
+
+def test_a_partner_admin_neither_sees_nor_revokes_a_members_governance_token(admin_client, lab, alice, bob):
+    partners.partner_member_add(partner=lab, user=bob, actor=alice)  # policy staff who also belongs to the lab
+    governing, _ = tokens.token_create(user=bob, name="bob's governance", expires_days=7, actor=bob,
+                                       scope="governance")
+    member = PartnerMember.objects.get(user=bob)
+    assert governing.token_key not in admin_client.get("/portal/organisation/").content.decode()
+    admin_client.post(f"/portal/organisation/members/{member.pk}/remove/")
+    assert AuthToken.objects.filter(pk=governing.pk).exists()
+
+
+def test_invitations_are_limited_per_day(lab, pat, monkeypatch):
+    monkeypatch.setattr(organisation, "INVITATIONS_PER_DAY", 2)
+    organisation.invitation_create(actor=pat, email="a@example.org")
+    organisation.invitation_create(actor=pat, email="b@example.org")
+    with pytest.raises(organisation.InvitationNotPending, match="the most it may"):
+        organisation.invitation_create(actor=pat, email="c@example.org")
+
+
+def test_hostile_answers_and_slugs_are_refused_not_server_errors(api, size, lab, alice, bob, pat,
+                                                                 django_user_model):
+    from releases.access import questions
+    from releases.models import AccessQuestion
+
+    move(size, "partners", requester=alice, approvers=[bob])
+    asked = questions.question_save(question=AccessQuestion(family=size.family, prompt="Who?"), actor=alice)
+    member = Client()
+    member.force_login(pat)
+    assert member.get("/portal/access-requests/?size=mini\x001m").status_code == 302
+    posted = member.post("/portal/access-requests/", {"model_size": size.pk, "purpose": "a\x00b",
+                                                      f"answer-{asked.pk}": "x", "answer-purpose": "sneaky"})
+    assert posted.status_code == 200 and "null characters" in posted.content.decode()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(pat)}")
+    assert api.get("/api/v1/access-questions/", {"model_size": "mini\x001m"}).status_code == 400
+    answer = api.post("/api/v1/access-requests/", {"model_size": size.slug, "purpose": "Eval.",
+                                                  "answers": {str(asked.pk): "a\x00b"}}, format="json")
+    assert answer.status_code == 400 and answer.json()["error"] == "answers_invalid"
+    applied = Client()
+    applied.force_login(django_user_model.objects.create_user("zed", password="x"))
+    long = applied.post("/portal/applications/", {"organisation": "x" * 300, "kind": "research",
+                                                  "contact_name": "Z", "contact_email": "z@example.org",
+                                                  "intended_use": "Study."})
+    assert long.status_code == 302
+    assert not AccessRequest.objects.exists()

@@ -19,7 +19,9 @@ from releases.access import rules as access
 from releases.access.errors import InvalidPartnerAction
 from releases.models import PartnerInvitation, PartnerMember
 
-NEW_INVITATION_SESSION_KEY = "portal_new_invitation"
+# The invitation a signed-out visitor opened, by its digest: they sign in and come back to /portal/invitation/
+# without the secret ever travelling in a `next` parameter (which sign-in failures record).
+INVITATION_SESSION_KEY = "portal_invitation"
 USAGE_DAYS = 90
 
 
@@ -53,8 +55,6 @@ def organisation_page(request: HttpRequest) -> HttpResponse:
         "requests": grants.access_requests_of(request.user),
         "usage": usage.usage_rows(partner=mine.partner, since=(now - timedelta(days=USAGE_DAYS)).date()),
         "usage_days": USAGE_DAYS,
-        # A new invitation's link, shown once (only its digest is stored), for admins who pass it on themselves.
-        "new_invitation": request.session.pop(NEW_INVITATION_SESSION_KEY, None),
     })
     response["Cache-Control"] = "no-store"
     return response
@@ -63,23 +63,19 @@ def organisation_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def invitation_create(request: HttpRequest) -> HttpResponse:
-    try:
-        invitation, secret = organisation.invitation_create(
-            actor=request.user, email=request.POST.get("email", ""), role=request.POST.get("role", "member"),
-            ip=client_ip(request))
-    except DomainError as error:
-        messages.error(request, error.message)
-        return redirect("portal-organisation")
-    request.session[NEW_INVITATION_SESSION_KEY] = {"email": invitation.email,
-                                                   "url": organisation.invitation_url(secret)}
-    messages.success(request, f"Invitation sent to {invitation.email}.")
-    return redirect("portal-organisation")
+    email = request.POST.get("email", "")
+    return _done(request, lambda: organisation.invitation_create(
+        actor=request.user, email=email, role=request.POST.get("role", "member"), ip=client_ip(request)),
+        f"Invitation sent to {email.strip()}: the link goes to that address only, and works once.")
 
 
 @login_required
 @require_POST
 def invitation_cancel(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    invitation = get_object_or_404(PartnerInvitation, pk=invitation_id)
+    admin = _as_partner_admin(request)
+    if admin is None:
+        return redirect("portal-home")
+    invitation = get_object_or_404(PartnerInvitation, pk=invitation_id, partner=admin.partner)
     return _done(request, lambda: organisation.invitation_cancel(invitation=invitation, actor=request.user,
                                                                  ip=client_ip(request)),
                  f"Invitation of {invitation.email} cancelled; its link no longer works.")
@@ -132,10 +128,22 @@ def member_token_revoke(request: HttpRequest, member_id: int, token_key: str) ->
 
 
 def invitation_page(request: HttpRequest, secret: str) -> HttpResponse:
-    """Someone follows an invitation link: signed in, they join; otherwise they create an account for the
-    invited address here (or sign in and come back)."""
+    """The link from the invitation email: remembered (by digest) for this browser, then the invitation."""
+    digest = organisation.invitation_digest(secret)
+    request.session[INVITATION_SESSION_KEY] = digest
+    return _invitation(request, digest)
+
+
+def invitation_resume(request: HttpRequest) -> HttpResponse:
+    """Back from signing in: the invitation this browser opened."""
+    return _invitation(request, request.session.get(INVITATION_SESSION_KEY, ""))
+
+
+def _invitation(request: HttpRequest, digest: str) -> HttpResponse:
+    """Signed in, the invitee joins; otherwise they create an account for the invited address here, or sign in
+    and come back."""
     try:
-        invitation = organisation.invitation_by_secret(secret)
+        invitation = organisation.invitation_by_digest(digest)
     except DomainError as error:
         return render(request, "portal/invitation.html", {"problem": error.message}, status=error.http_status)
     values: dict = {}
@@ -143,17 +151,18 @@ def invitation_page(request: HttpRequest, secret: str) -> HttpResponse:
         values = {"username": request.POST.get("username", "")}
         try:
             if request.user.is_authenticated:
-                organisation.invitation_accept(secret=secret, user=request.user, ip=client_ip(request))
+                organisation.invitation_accept(digest=digest, user=request.user, ip=client_ip(request))
             else:
                 if request.POST.get("password", "") != request.POST.get("password_again", ""):
                     raise InvalidPartnerAction("The two passwords differ.", fields={"password_again": ["Differs."]})
                 user = organisation.invitation_accept_new_account(
-                    secret=secret, username=values["username"], password=request.POST.get("password", ""),
+                    digest=digest, username=values["username"], password=request.POST.get("password", ""),
                     ip=client_ip(request))
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         except DomainError as error:
             messages.error(request, error.message)
         else:
+            request.session.pop(INVITATION_SESSION_KEY, None)
             messages.success(request, f"Welcome to {invitation.partner.name}. Accept the terms of use below, if "
                                       "asked, before downloading.")
             return redirect("portal-home")

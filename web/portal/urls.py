@@ -27,6 +27,7 @@ urlpatterns = [
     re_path(r"^organisation/members/(?P<member_id>[0-9]{1,18})/tokens/(?P<token_key>[0-9A-Za-z]{1,64})/revoke/$",
             org.member_token_revoke, name="portal-member-token-revoke"),
     re_path(r"^invitations/(?P<secret>[0-9A-Za-z_-]{1,128})/$", org.invitation_page, name="portal-invitation"),
+    path("invitation/", org.invitation_resume, name="portal-invitation-resume"),
     path("grants/<int:grant_id>/renew/", portal.grant_renewal_request, name="portal-grant-renew"),
     path("files/<slug:slug>/<str:filename>", portal.file_download, name="portal-file-download"),
 ]

@@ -15,6 +15,7 @@ from knox.models import AuthToken
 
 from config.client_ip import client_ip
 from config.errors import DomainError
+from registry.filenames import is_slug
 from registry.models import Artifact, ModelSize, Revision
 from releases.access import applications, grants, links, organisation, partners, questions, renewals, tokens
 from releases.access import rules as access
@@ -203,7 +204,7 @@ def partner_application_create(request: HttpRequest) -> HttpResponse:
         ip=client_ip(request)), "Application sent; policy staff will decide and you will see their answer here.")
 
 
-ANSWER_FIELD = "answer-"
+ANSWER_FIELD = "answer-"  # + the question's id
 
 
 @login_required
@@ -214,14 +215,15 @@ def access_request_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         size = sizes.filter(pk=_id(request.POST.get("model_size"))).first()
     else:
-        size = sizes.filter(slug=request.GET.get("size", "")).first()
+        slug = request.GET.get("size", "")
+        size = sizes.filter(slug=slug).first() if is_slug(slug) else None
     if size is None:
         messages.error(request, "Choose a size at the partners stage.")
         return redirect(f"{reverse('portal-home')}#access-requests")
-    values = {"purpose": request.POST.get("purpose", ""),
-              **{key[len(ANSWER_FIELD):]: value for key, value in request.POST.items() if key.startswith(ANSWER_FIELD)}}
+    answers = {key[len(ANSWER_FIELD):]: value for key, value in request.POST.items()
+               if key.startswith(ANSWER_FIELD) and key[len(ANSWER_FIELD):].isdigit()}
+    values = {**answers, "purpose": request.POST.get("purpose", "")}
     if request.method == "POST":
-        answers = {key: value for key, value in values.items() if key != "purpose"}
         try:
             grants.access_request_create(user=request.user, size=size, purpose=values["purpose"], answers=answers,
                                          ip=client_ip(request))
