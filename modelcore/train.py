@@ -1,6 +1,14 @@
 """The training loop: AdamW, warmup + cosine schedule, clipping, accumulation, and checkpoints that resume exactly.
 
 A checkpoint is a directory of `model.safetensors`, `optimizer.safetensors` and `state.json`: nothing pickled.
+
+Data-parallel: when torch.distributed is initialised (modelcore/data_parallel.py starts the processes), the
+model is wrapped in DistributedDataParallel and each optimiser step's micro-batches are shared out among the
+ranks. A step is defined by its micro-batches, not by the processes: step n always consumes micro-batches
+[n·M, (n+1)·M) of the same seeded sequence, M = grad_accum × world size at the start (kept in the checkpoint),
+and each rank takes M / world of them. So one process with grad_accum = M computes the same step as M processes
+with grad_accum 1 (up to the order of floating-point sums), and a checkpoint resumes with any number of
+processes that divides M.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from .export import load_model, load_safetensors_checked, save_safetensors
 from .model import GPT, GPTConfig
@@ -131,14 +141,21 @@ def train(
     if len(train_data) < 2:
         raise ValueError("training needs at least 2 tokens")
 
-    torch.manual_seed(s.seed)  # the initial weights
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    torch.manual_seed(s.seed)  # the initial weights, the same on every rank
     model = GPT(config).to(device)
     optimizer = optimizer_for(model, s)
-    step, data_position, curve = 0, 0, []
+    step, data_position, curve, micro_per_step = 0, 0, [], s.grad_accum * world
     ckpt = _checkpoint_to_resume(Path(checkpoint_dir)) if checkpoint_dir is not None and resume else None
     if ckpt is not None:
-        step, data_position, curve = load_checkpoint(ckpt, model, optimizer, device)
+        step, data_position, curve, micro_per_step = load_checkpoint(ckpt, model, optimizer, device)
     resumed_from = step if ckpt is not None else None
+    if micro_per_step % world:
+        raise ValueError(f"a step here is {micro_per_step} micro-batches, which {world} processes cannot share "
+                         "evenly: resume with a number of processes that divides it")
+    local_accum = micro_per_step // world
+    # DDP averages gradients over ranks; each rank averages over its own micro-batches: the mean over all M.
+    replica = DistributedDataParallel(model) if world > 1 else model
 
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
@@ -150,28 +167,38 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=device)
-        for _ in range(s.grad_accum):
-            x, y = get_batch(train_data, s.batch_size, config.n_ctx, s.seed, data_position)
-            data_position += 1
-            with autocast:
-                _, loss = model(x.to(device), y.to(device))
-            (loss / s.grad_accum).backward()
+        for k in range(local_accum):
+            x, y = get_batch(train_data, s.batch_size, config.n_ctx, s.seed, data_position + rank * local_accum + k)
+            # Gradients are exchanged once per step, after the rank's last micro-batch.
+            syncing = world == 1 or k == local_accum - 1
+            with contextlib.nullcontext() if syncing else replica.no_sync():
+                with autocast:
+                    _, loss = replica(x.to(device), y.to(device))
+                (loss / local_accum).backward()
             loss_sum += loss.detach()
+        data_position += micro_per_step
+        if world > 1:
+            dist.all_reduce(loss_sum)
         if s.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
 
-        record = {"step": step, "lr": lr, "train_loss": loss_sum.item() / s.grad_accum}
+        record = {"step": step, "lr": lr, "train_loss": loss_sum.item() / micro_per_step}
         if val_data is not None and (step % s.eval_interval == 0 or step == s.steps):
-            record["val_loss"] = estimate_loss(model, val_data, s, autocast)
+            record["val_loss"] = estimate_loss(model, val_data, s, autocast, rank=rank, world=world)
         record["elapsed_s"] = round(time.monotonic() - started, 3)
         curve.append(record)
         if checkpoint_dir is not None and (step % s.checkpoint_interval == 0 or step == s.steps):
-            path = save_checkpoint(Path(checkpoint_dir), model, optimizer, s, step, data_position, curve)
-            if on_checkpoint is not None:
-                on_checkpoint(path, step)
+            # The replicas hold the same weights: rank 0 writes, the others wait until it is complete.
+            if rank == 0:
+                path = save_checkpoint(Path(checkpoint_dir), model, optimizer, s, step, data_position, curve,
+                                       micro_per_step=micro_per_step)
+                if on_checkpoint is not None:
+                    on_checkpoint(path, step)
+            if world > 1:
+                dist.barrier()
         if on_progress is not None:
             on_progress(step, s.steps, record)
 
@@ -182,18 +209,22 @@ def train(
 
 @torch.no_grad()
 def estimate_loss(
-    model: GPT, tokens: Tensor, s: TrainSettings, autocast: contextlib.AbstractContextManager
+    model: GPT, tokens: Tensor, s: TrainSettings, autocast: contextlib.AbstractContextManager, *,
+    rank: int = 0, world: int = 1,
 ) -> float:
-    """Mean loss over the same s.eval_batches batches every time, so points on the curve compare."""
+    """Mean loss over the same s.eval_batches batches every time, so points on the curve compare; with several
+    ranks, each evaluates every world-th batch and the sums are added up."""
     model.eval()
     device = next(model.parameters()).device
-    total = 0.0
-    for i in range(s.eval_batches):
+    total = torch.zeros((), dtype=torch.float64)
+    for i in range(rank, s.eval_batches, world):
         x, y = get_batch(tokens, s.batch_size, model.config.n_ctx, s.seed + VAL_SEED_OFFSET, i)
         with autocast:
             total += model(x.to(device), y.to(device))[1].item()
+    if world > 1:
+        dist.all_reduce(total)
     model.train()
-    return total / s.eval_batches
+    return total.item() / s.eval_batches
 
 
 def save_checkpoint(
@@ -204,6 +235,8 @@ def save_checkpoint(
     step: int,
     data_position: int,
     curve: list[dict],
+    *,
+    micro_per_step: int | None = None,
 ) -> Path:
     """Write the checkpoint beside `directory`, then swap it in, so a crash never leaves half a checkpoint."""
     partial, old = (
@@ -225,6 +258,8 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "step": step,
         "data_position": data_position,
+        # What a step is, whatever number of processes resumes it (see the module docstring).
+        "micro_batches_per_step": micro_per_step or s.grad_accum,
         "config": model.config.to_hparams(),
         "settings": asdict(s),
         "loss_curve": curve,
@@ -248,8 +283,9 @@ def _checkpoint_to_resume(directory: Path) -> Path | None:
 
 def load_checkpoint(
     directory: Path, model: GPT, optimizer: torch.optim.AdamW, device: torch.device
-) -> tuple[int, int, list[dict]]:
-    """Restore weights, optimiser moments and RNG states in place; returns (step, data_position, loss curve)."""
+) -> tuple[int, int, list[dict], int]:
+    """Restore weights, optimiser moments and RNG states in place; returns (step, data_position, loss curve,
+    micro-batches per step)."""
     state = json.loads((directory / STATE_FILE).read_text())
     if state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(
@@ -273,7 +309,8 @@ def load_checkpoint(
     torch.set_rng_state(tensors["rng.torch"])
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"])
-    return state["step"], state["data_position"], state["loss_curve"]
+    micro_per_step = state.get("micro_batches_per_step", state["settings"]["grad_accum"])
+    return state["step"], state["data_position"], state["loss_curve"], micro_per_step
 
 
 def load_checkpoint_model(directory: str | os.PathLike[str]) -> GPT:

@@ -65,6 +65,15 @@ class TrainParams(_Params):
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=1337)
     threads = serializers.IntegerField(min_value=0, default=0, help_text="0: torch's default.")
     device = serializers.ChoiceField(choices=["cpu", "cuda"], default="cpu")
+    nproc = serializers.IntegerField(
+        min_value=1, default=1, help_text="Data-parallel processes on the worker's host (DDP: gloo on CPU, nccl on "
+                                          "CUDA); the global batch is batch_size × grad_accum × nproc.")
+    collective_timeout_s = serializers.IntegerField(
+        min_value=10, max_value=3600, default=300,
+        help_text="How long a process waits for the others in a collective before the job fails (a dead rank).")
+
+    def validate_nproc(self, nproc: int) -> int:
+        return _at_most(nproc, "STAGEGATE_JOB_MAX_NPROC")
 
     def validate_steps(self, steps: int) -> int:
         return _at_most(steps, "STAGEGATE_JOB_MAX_STEPS")

@@ -96,9 +96,10 @@ def _loss_curve_png(curve: list[dict], path: Path, title: str) -> None:
 def train_job_run(*, job: Job) -> dict:
     import torch
 
+    from modelcore.data_parallel import Rendezvous, train_data_parallel
     from modelcore.evaluate import evaluate_text
     from modelcore.export import export_hf
-    from modelcore.train import TrainSettings, train
+    from modelcore.train import TrainSettings
 
     params = job.params
     size = ModelSize.objects.get(slug=params["model_size"])
@@ -126,9 +127,13 @@ def train_job_run(*, job: Job) -> dict:
         seed=params["seed"], threads=params["threads"], device=params["device"],
     )
     jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
-    result = train(
-        config, train_tokens, val_tokens, train_settings, checkpoint_dir=checkpoint_dir, resume=True,
-        on_progress=on_progress, on_checkpoint=lambda path, step: _upload_checkpoint(job, Path(path), step),
+    # nproc processes on this host (modelcore/data_parallel.py); this one is rank 0: it alone beats, sees a
+    # cancellation (which ends the others) and writes checkpoints to S3.
+    rendezvous = Rendezvous(nproc=params.get("nproc", 1), timeout_s=params.get("collective_timeout_s", 300))
+    result = train_data_parallel(
+        config, train_tokens, val_tokens, train_settings, rendezvous, work_dir=work / "ranks",
+        checkpoint_dir=checkpoint_dir, resume=True, on_progress=on_progress,
+        on_checkpoint=lambda path, step: _upload_checkpoint(job, Path(path), step),
     )
     jobs.job_heartbeat(job)  # a cancel during the last steps stops here, before anything is published
     export_dir = export_hf(result.model, tokenizer, work / "export")

@@ -347,6 +347,8 @@ STAGEGATE_JOB_MAX_STEPS = envint("STAGEGATE_JOB_MAX_STEPS", 200_000)
 STAGEGATE_JOB_MAX_BATCH = envint("STAGEGATE_JOB_MAX_BATCH", 512)
 STAGEGATE_JOB_MAX_BATCH_TOKENS = envint("STAGEGATE_JOB_MAX_BATCH_TOKENS", 256 * 1024)  # batch_size × n_ctx
 STAGEGATE_JOB_MAX_THREADS = envint("STAGEGATE_JOB_MAX_THREADS", 64)
+# Data-parallel training processes one job may start on its worker's host (each holds a replica of the model).
+STAGEGATE_JOB_MAX_NPROC = envint("STAGEGATE_JOB_MAX_NPROC", 8)
 STAGEGATE_JOB_MAX_SPLIT_SAMPLES = envint("STAGEGATE_JOB_MAX_SPLIT_SAMPLES", 250_000)  # GPT-2's train split
 STAGEGATE_JOB_MAX_SHARDS = envint("STAGEGATE_JOB_MAX_SHARDS", 2_000)
 # A corpus (a file in the corpora folder or an s3://corpora/ prefix) above this is refused before it is read.

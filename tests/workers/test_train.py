@@ -2,7 +2,10 @@
 
 import hashlib
 import json
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +136,48 @@ def test_training_a_released_size_makes_a_new_internal_revision_and_overwrites_n
     assert {a.filename: (a.s3_key, a.sha256) for a in released.artifacts.all()} == files
     stored = {key: hashlib.sha256(storage.read_bytes(key)).hexdigest() for key in objects}
     assert stored == objects  # every object of the released revision still there, byte for byte
+
+
+def _rank_processes() -> list[int]:
+    """Pids of data-parallel rank processes (modelcore/data_parallel.py's children) on this host."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"modelcore.data_parallel" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_two_process_job_trains_and_neither_a_cancel_nor_a_dead_rank_leaves_it_hanging(
+        untrained_size, corpus_file, worker_process, otto):
+    """Issue #21: nproc processes on the worker's host, rank 0 in the job; a cancellation stops every rank, and
+    a rank that dies fails the job within the collective timeout instead of hanging it."""
+    worker_process("trainer")
+    job = services.job_submit(kind="train", params=_params(corpus_file, nproc=2), user=otto)
+    job = _wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
+    run = TrainingRun.objects.get(pk=job.result["training_run"])
+    assert run.settings["nproc"] == 2 and len(run.loss_curve) == 40
+    assert not _rank_processes()
+
+    from workers import jobs
+
+    cancelled = services.job_submit(kind="train", params=_params(corpus_file, nproc=2, steps=4000,
+                                                                 checkpoint_interval=2000), user=otto)
+    cancelled = _wait(cancelled, until=lambda j: j.progress_done > 0, timeout_s=120, worker_process=worker_process)
+    assert _rank_processes()
+    jobs.job_cancel(job=cancelled)
+    deadline = time.monotonic() + 60
+    while _rank_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _rank_processes(), "a cancelled job left a rank running"
+
+    dying = services.job_submit(kind="train", params=_params(corpus_file, nproc=2, steps=4000,
+                                                             checkpoint_interval=2000, collective_timeout_s=10),
+                                user=otto)
+    dying = _wait(dying, until=lambda j: j.progress_done > 0, timeout_s=120, worker_process=worker_process)
+    for pid in _rank_processes():
+        os.kill(pid, signal.SIGKILL)
+    _wait(dying, until=lambda j: j.status in (Job.Status.FAILED, Job.Status.QUEUED), timeout_s=90,
+          worker_process=worker_process)

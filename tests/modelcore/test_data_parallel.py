@@ -1,0 +1,96 @@
+"""Data-parallel training (issue #21): two gloo processes on this CPU against one process with the same global
+batch and seed. A step is defined by its micro-batches, so the two must agree at every logged step, and a
+2-process checkpoint resumes with 1 process at the same step.
+
+Tolerance: the runs may differ only in the order floating-point sums are taken (DDP sums the ranks' gradients
+and divides by the world size; one process adds up gradients already divided by its accumulation), about 1e-7
+relative per step, compounded by training. With two ranks the division by two is exact and the runs agree to
+the bit (measured: 0.0 on every loss and weight); we allow 1e-4 absolute on every loss and weight, so the test
+also holds for layouts whose sums do round differently.
+"""
+
+import pytest
+import torch
+
+from modelcore.data_parallel import Rendezvous, train_data_parallel
+from modelcore.train import TrainSettings, train
+
+from .conftest import TEXT
+
+LOSS_TOLERANCE = WEIGHT_TOLERANCE = 1e-4
+STEPS = 12
+
+
+def _settings(grad_accum: int, **changes) -> TrainSettings:
+    return TrainSettings(**{"steps": STEPS, "batch_size": 4, "lr": 1e-2, "warmup": 2, "grad_accum": grad_accum,
+                            "eval_interval": 4, "eval_batches": 4, "checkpoint_interval": 6, "seed": 5, "threads": 1,
+                            **changes})
+
+
+@pytest.fixture(scope="module")
+def tokens(tokenizer):
+    ids = tokenizer.encode(TEXT)
+    return torch.tensor(ids[: len(ids) * 9 // 10]), torch.tensor(ids[len(ids) * 9 // 10 :])
+
+
+@pytest.fixture(scope="module")
+def single(config, tokens):
+    """The reference: one process, two micro-batches per step."""
+    return train(config, *tokens, _settings(grad_accum=2))
+
+
+def _assert_same_run(curve, reference, *, from_step: int = 1):
+    ours = {r["step"]: r for r in curve}
+    for expected in reference:
+        if expected["step"] < from_step:
+            continue
+        got = ours[expected["step"]]
+        assert abs(got["train_loss"] - expected["train_loss"]) < LOSS_TOLERANCE, (got, expected)
+        assert got["lr"] == expected["lr"]
+        if "val_loss" in expected:
+            assert abs(got["val_loss"] - expected["val_loss"]) < LOSS_TOLERANCE, (got, expected)
+
+
+def _assert_close_weights(a, b):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert (x - y).abs().max().item() < WEIGHT_TOLERANCE, name
+
+
+def test_two_processes_train_as_one_with_the_same_global_batch(config, tokens, single, tmp_path):
+    result = train_data_parallel(config, *tokens, _settings(grad_accum=1), Rendezvous(nproc=2, timeout_s=60),
+                                 work_dir=tmp_path / "work", checkpoint_dir=tmp_path / "checkpoint")
+    assert [r["step"] for r in result.loss_curve] == list(range(1, STEPS + 1))
+    _assert_same_run(result.loss_curve, single.loss_curve)
+    _assert_close_weights(result.model, single.model)
+    assert abs(result.final_val_loss - single.final_val_loss) < LOSS_TOLERANCE
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_a_two_process_checkpoint_resumes_with_one_process_at_the_same_step(config, tokens, single, tmp_path):
+    checkpoints = []
+
+    def stop_after_the_checkpoint(step, total, metrics):
+        if step == 7:  # the checkpoint at 6 is written; the other rank is left waiting in a collective
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        train_data_parallel(config, *tokens, _settings(grad_accum=1), Rendezvous(nproc=2, timeout_s=30),
+                            work_dir=tmp_path / "work", checkpoint_dir=tmp_path / "checkpoint",
+                            on_progress=stop_after_the_checkpoint,
+                            on_checkpoint=lambda path, step: checkpoints.append(step))
+    assert checkpoints == [6]
+    # One process, grad_accum as given (1): the checkpoint says a step is 2 micro-batches, and that wins.
+    resumed = train(config, *tokens, _settings(grad_accum=1), checkpoint_dir=tmp_path / "checkpoint")
+    assert resumed.resumed_from == 6
+    _assert_same_run(resumed.loss_curve, single.loss_curve, from_step=7)
+    _assert_close_weights(resumed.model, single.model)
+
+
+def test_a_step_that_the_processes_cannot_share_evenly_is_refused(config, tokens, tmp_path):
+    train(config, *tokens, _settings(grad_accum=3, steps=6), checkpoint_dir=tmp_path / "checkpoint")
+    with pytest.raises(ValueError, match="3 micro-batches, which 2 processes cannot share"):
+        train_data_parallel(config, *tokens, _settings(grad_accum=1, steps=12), Rendezvous(nproc=2, timeout_s=30),
+                            work_dir=tmp_path / "work", checkpoint_dir=tmp_path / "checkpoint")
