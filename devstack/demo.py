@@ -92,7 +92,7 @@ def _start_worker(run_dir: Path, env: dict[str, str]) -> None:
     stop_pid_file(pid_file)
     spawn(
         [str(Path(sys.executable).parent / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
-         "--concurrency", "1", "-Q", "default,training", "--hostname", "demo@%h"],
+         "--concurrency", "1", "-Q", "default,training,generation", "--hostname", "demo@%h"],
         log_file=run_dir / "celery-worker.log", pid_file=pid_file, env=env, cwd=ROOT,
     )
     beat_pid = run_dir / "celery-beat.pid"

@@ -217,7 +217,8 @@ def worker_process(transactional_db, s3, tmp_path):
     started: list[subprocess.Popen] = []
 
     def start(name: str = "w1", queues: str | None = None) -> subprocess.Popen:
-        queues = queues or f"{django_settings.CELERY_TASK_DEFAULT_QUEUE},{django_settings.STAGEGATE_TRAINING_QUEUE}"
+        queues = queues or ",".join((django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
+                                     django_settings.STAGEGATE_GENERATION_QUEUE))
         log = open(tmp_path / f"worker-{name}-{len(started)}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",

@@ -353,10 +353,18 @@ STAGEGATE_JOB_MAX_SPLIT_SAMPLES = envint("STAGEGATE_JOB_MAX_SPLIT_SAMPLES", 250_
 STAGEGATE_JOB_MAX_SHARDS = envint("STAGEGATE_JOB_MAX_SHARDS", 2_000)
 # A corpus (a file in the corpora folder or an s3://corpora/ prefix) above this is refused before it is read.
 STAGEGATE_CORPUS_MAX_BYTES = envint("STAGEGATE_CORPUS_MAX_BYTES", 1024**3)
-# Long training runs have their own queue (and workers), so they never hold up short jobs.
+# Three kinds of work, three queues, so each runs on the hosts that suit it (docs/deploy.md): long training runs
+# (many cores or accelerators), generation and detection (sampling shards: any number of workers), and the
+# light platform tasks (outbox, audit sealing, expiry) on the default queue, which never waits behind either.
 STAGEGATE_TRAINING_QUEUE = envstr("STAGEGATE_TRAINING_QUEUE", "training")
+STAGEGATE_GENERATION_QUEUE = envstr("STAGEGATE_GENERATION_QUEUE", "generation")
 CELERY_BEAT_SCHEDULE["requeue-stale-jobs"] = {"task": "workers.tasks.requeue_stale_jobs_task", "schedule": 60.0}
-CELERY_TASK_ROUTES = {"workers.tasks.train_task": {"queue": STAGEGATE_TRAINING_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "workers.tasks.train_task": {"queue": STAGEGATE_TRAINING_QUEUE},
+    **{f"workers.tasks.{task}": {"queue": STAGEGATE_GENERATION_QUEUE} for task in (
+        "generate_output_dataset_task", "generate_shard_task", "finish_output_dataset_task",
+        "detection_baseline_task")},
+}
 # Fail a submission fast (and answer 503) when Redis is down, instead of hanging the request.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
