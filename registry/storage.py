@@ -4,6 +4,7 @@ Configured from settings (S3_*). Every failure to reach S3 becomes StorageUnavai
 """
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,6 +127,37 @@ def blob_put(path: Path, *, expected_sha256: str | None = None) -> StoredObject:
     if existing.sha256 != sha256 or existing.bytes != Path(path).stat().st_size:
         raise ChecksumMismatch(f"{key} holds other bytes than its name says; refusing to use it.")
     return existing
+
+
+def blob_put_bytes(data: bytes) -> str:
+    """Store bytes under their content's key, once (as blob_put); returns their sha256."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        upload_bytes(data, blob_key(sha256), only_if_absent=True)
+    except ObjectExists:
+        pass  # the same bytes, by their name; blob_get checks them whenever they are read
+    return sha256
+
+
+def blob_get(sha256: str, *, cache_dir: Path | None = None) -> bytes:
+    """The bytes stored under `sha256`, checked against it; kept in `cache_dir` (a host's cache, safe to lose:
+    a cached copy is checked as well, and fetched again if it does not match)."""
+    sha256 = sha256.lower()
+    cached = Path(cache_dir) / sha256 if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        data = cached.read_bytes()
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return data
+    data = read_bytes(blob_key(sha256))
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ChecksumMismatch(f"{blob_key(sha256)} holds other bytes than its name says; refusing to use it.",
+                               expected=sha256, actual=hashlib.sha256(data).hexdigest())
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{sha256}.partial-{os.getpid()}")
+        partial.write_bytes(data)
+        partial.replace(cached)
+    return data
 
 
 def upload_file(path: Path, key: str, *, expected_sha256: str | None = None,

@@ -216,14 +216,23 @@ def worker_process(transactional_db, s3, tmp_path):
         }
     started: list[subprocess.Popen] = []
 
-    def start(name: str = "w1", queues: str | None = None) -> subprocess.Popen:
+    def host_environment(host: str) -> dict[str, str]:
+        """A simulated host of its own: HOME, cache and an empty corpora folder that no other worker shares."""
+        root = tmp_path / "hosts" / host
+        for folder in ("home", "cache", "corpora"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        return {"HOME": str(root / "home"), "STAGEGATE_CACHE_DIR": str(root / "cache"),
+                "STAGEGATE_CORPORA_DIR": str(root / "corpora")}
+
+    def start(name: str = "w1", queues: str | None = None, host: str | None = None) -> subprocess.Popen:
         queues = queues or ",".join((django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
                                      django_settings.STAGEGATE_GENERATION_QUEUE))
         log = open(tmp_path / f"worker-{name}-{len(started)}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
              "-Q", queues, "-n", f"{name}-{os.getpid()}-{len(started)}@%h", "--without-mingle", "--without-gossip"],
-            env=environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**environment(), **(host_environment(host) if host else {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         started.append(proc)
         return proc

@@ -40,7 +40,7 @@ class JobAdmin(GovernanceAdmin):
     list_select_related = ["created_by"]
     search_fields = ["id"]
     actions = ["cancel_jobs"]
-    readonly_fields = ["kind", "params", "status", "progress", "result", "error", "attempts", "heartbeat_at",
+    readonly_fields = ["kind", "params", "inputs", "status", "progress", "result", "error", "attempts", "heartbeat_at",
                        "enqueued_at", "created_by", "created_at", "started_at", "finished_at"]
 
     def get_form(self, request, obj=None, **kwargs):

@@ -10,7 +10,7 @@ import json
 import random
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -222,7 +222,7 @@ def _generated_card(revision: Revision, setting: dict, max_length: int) -> str:
             f"{max_length} tokens each, in the gpt-2-output-dataset format.")
 
 
-def dataset_job_finalize(*, prefix: str, params: dict) -> dict:
+def dataset_job_finalize(*, prefix: str, params: dict, corpus_name: str, corpus_text: Callable[[], str]) -> dict:
     """Merge the shards into registered datasets (skipping any already registered) and add the reference."""
     revision = _revision(params)
     size = revision.model_size
@@ -246,13 +246,13 @@ def dataset_job_finalize(*, prefix: str, params: dict) -> dict:
         names.append(name)
         if not OutputDataset.objects.filter(name=name).exists():
             _model, tokenizer, _config = bridge.load_model(revision)
-            _train, held_out = corpora.split_corpus(corpora.corpus_text(params["corpus"]))
+            _train, held_out = corpora.split_corpus(corpus_text())
             dataset_register(
                 name=name, kind=OutputDataset.Kind.REFERENCE, size=None, sampling={},
-                max_length=params["max_length"], source=corpora.corpus_name(params["corpus"]),
+                max_length=params["max_length"], source=corpus_name,
                 records_by_split=reference_records(params=params, tokenizer=tokenizer, held_out=held_out),
                 card=(f"Human-written text held out from {size}'s training corpus "
-                      f"({corpora.corpus_name(params['corpus'])}), the role WebText plays for GPT-2's samples; "
+                      f"({corpus_name}), the role WebText plays for GPT-2's samples; "
                       f"lengths in {size}'s tokens."),
             )
     for shard in shards:

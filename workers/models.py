@@ -25,6 +25,8 @@ class Job(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     params = models.JSONField(default=dict)
+    # The bytes it computes on, by sha256 (workers/inputs.py): {"corpus_sha256", "tokenizer": {file: sha256}}.
+    inputs = models.JSONField(default=dict, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress_done = models.PositiveBigIntegerField(default=0)
     progress_total = models.PositiveBigIntegerField(default=0)

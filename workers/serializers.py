@@ -22,7 +22,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "params", "status", "progress", "result", "error", "attempts",
+        fields = ["id", "kind", "params", "inputs", "status", "progress", "result", "error", "attempts",
                   "created_at", "started_at", "finished_at"]
 
     @extend_schema_field(ProgressSerializer)

@@ -8,7 +8,7 @@ from kombu.exceptions import OperationalError
 from config.celery import app as celery_app
 from releases.audit.chain import audit_record
 from releases.roles import CANCEL_JOB, SUBMIT_JOB, require
-from workers import jobs
+from workers import inputs, jobs
 from workers.errors import BrokerUnavailable
 from workers.job_params import params_validate
 from workers.models import Job
@@ -41,8 +41,11 @@ def job_submit(*, kind: str, params: dict, user=None, ip: str | None = None) -> 
     if user is not None:
         require(user, SUBMIT_JOB, to="submit jobs", role=JOB_ROLES)
     valid = params_validate(kind, params)
-    job = Job.objects.create(kind=kind, params=valid, created_by=user if user is not None and user.pk else None)
-    audit_record(actor=user, action="job.submitted", target=job, ip=ip, data={"kind": kind, "params": valid})
+    pinned = inputs.pinned_inputs(kind, valid)  # read once, here, then the same bytes on every worker
+    job = Job.objects.create(kind=kind, params=valid, inputs=pinned,
+                             created_by=user if user is not None and user.pk else None)
+    audit_record(actor=user, action="job.submitted", target=job, ip=ip,
+                 data={"kind": kind, "params": valid, "inputs": pinned})
     # Inside the transaction, so a broker outage rolls the job back; a worker that takes the message before
     # the commit waits for the row (workers/tasks.py).
     job_enqueue(job)

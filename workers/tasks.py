@@ -98,14 +98,16 @@ def generate_shard_task(self, job_id: int, attempt: int, shard: dict) -> bool:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
 def finish_output_dataset_task(self, job_id: int, attempt: int) -> None:
-    from workers import generation, jobs
+    from workers import generation, inputs, jobs
     from workers.models import Job
 
     job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt).first()
     if job is None:
         return
     try:
-        result = generation.dataset_job_finalize(prefix=job.storage_prefix, params=job.params)
+        result = generation.dataset_job_finalize(prefix=job.storage_prefix, params=job.params,
+                                                 corpus_name=inputs.corpus_name(job),
+                                                 corpus_text=lambda: inputs.corpus_text(job))
     except _transient_errors() as exc:
         if self.request.retries < MAX_TRANSIENT_RETRIES:
             raise self.retry(exc=exc, countdown=_backoff_s(self.request.retries)) from exc

@@ -12,7 +12,7 @@ from django.utils import timezone
 from registry import revisions, storage
 from registry import services as registry_services
 from registry.models import ModelSize, TrainingRun
-from workers import bridge, corpora, jobs
+from workers import bridge, corpora, inputs, jobs
 from workers.models import Job
 
 
@@ -51,22 +51,16 @@ def _restore_checkpoint(job: Job, directory: Path) -> int | None:
 
 
 def _tokenizer(job: Job, work: Path, train_text: str, vocab_size: int):
-    """The run's tokenizer: trained once, kept in S3 so a resumed run encodes the corpus identically."""
+    """The run's tokenizer: trained by its first attempt and recorded on the job by content
+    (workers/inputs.py), so an attempt on any other host encodes the corpus identically."""
     from modelcore.tokenizer import Tokenizer, train_tokenizer
 
     directory = work / "tokenizer"
-    prefix = f"{job.storage_prefix}tokenizer/"
-    try:
-        for name in ("vocab.json", "merges.txt"):
-            storage.download_file(prefix + name, directory / name)
-        return Tokenizer.load(directory)
-    except storage.ObjectMissing:
-        pass
-    tokenizer = train_tokenizer([train_text], vocab_size)
-    tokenizer.save(directory)
-    for name in ("vocab.json", "merges.txt"):
-        storage.upload_file(directory / name, prefix + name)
-    return tokenizer
+    if not inputs.tokenizer_pinned(job, directory):
+        train_tokenizer([train_text], vocab_size).save(directory)
+        if not inputs.tokenizer_pin(job, directory):
+            inputs.tokenizer_pinned(job, directory)  # another attempt recorded its own first: use that one
+    return Tokenizer.load(directory)
 
 
 def _loss_curve_png(curve: list[dict], path: Path, title: str) -> None:
@@ -108,7 +102,7 @@ def train_job_run(*, job: Job) -> dict:
     checkpoint_dir = work / "checkpoint"
     resumed_from = _restore_checkpoint(job, checkpoint_dir)
 
-    train_text, held_out = corpora.split_corpus(corpora.corpus_text(params["corpus"]))
+    train_text, held_out = corpora.split_corpus(inputs.corpus_text(job))
     tokenizer = _tokenizer(job, work, train_text, config.n_vocab)
     train_tokens = torch.tensor(corpora.encode_documents(tokenizer, train_text), dtype=torch.long)
     val_tokens = torch.tensor(corpora.encode_documents(tokenizer, held_out), dtype=torch.long)
@@ -139,11 +133,11 @@ def train_job_run(*, job: Job) -> dict:
     export_dir = export_hf(result.model, tokenizer, work / "export")
     report = evaluate_text(result.model, tokenizer, held_out, stride=config.n_ctx // 2, batch_size=8)
     curve_png = work / "loss-curve.png"
-    _loss_curve_png(result.loss_curve, curve_png, f"{size} on {corpora.corpus_name(params['corpus'])}")
+    _loss_curve_png(result.loss_curve, curve_png, f"{size} on {inputs.corpus_name(job)}")
 
     # Recorded, and audited, in the name of whoever submitted the job.
     run = registry_services.training_run_save(run=TrainingRun(
-        model_size=size, corpus=corpora.corpus_name(params["corpus"]) if params["corpus"] == "default"
+        model_size=size, corpus=inputs.corpus_name(job) if params["corpus"] == "default"
         else params["corpus"], settings={k: v for k, v in params.items() if k != "model_size"},
         steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
         finished_at=timezone.now(),
@@ -152,7 +146,7 @@ def train_job_run(*, job: Job) -> dict:
     revision = revisions.revision_create(
         size=size, files={**{name: export_dir / name for name in bridge.MODEL_FILES}, curve_png.name: curve_png},
         training_run=run, actor=job.created_by, note=f"Trained by job {job.pk} ({params['steps']} steps).")
-    held_out_name = f"{corpora.corpus_name(params['corpus'])} (held out)"
+    held_out_name = f"{inputs.corpus_name(job)} (held out)"
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
                                              training_run=run, revision=revision, actor=job.created_by)
@@ -162,4 +156,5 @@ def train_job_run(*, job: Job) -> dict:
         "training_run": run.pk, "revision": revision.revision,
         "artifacts": sorted(revision.artifacts.values_list("filename", flat=True)), "val_loss": result.final_val_loss,
         "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,
+        "corpus_sha256": job.inputs.get("corpus_sha256"),
     }

@@ -40,3 +40,11 @@ def tiny_size(transactional_db, s3, tmp_path):
     for name in MODEL_FILES:
         revisions.artifact_register(size=size, path=out / name)
     return size
+
+
+@pytest.fixture
+def untrained_size(transactional_db, s3):
+    from registry import services as registry_services
+
+    family = registry_services.family_upsert(slug="tiny", name="Tiny", bundled=True)
+    return registry_services.model_size_upsert(family=family, slug="tiny-1", display_name="1", hparams=TINY_HPARAMS)

@@ -119,7 +119,7 @@ def test_the_job_command_names_the_fields_and_fails(seeded):
     assert not Job.objects.exists()
 
 
-def test_a_submission_and_a_cancellation_are_audited(api, otto, seeded, broker_url):
+def test_a_submission_and_a_cancellation_are_audited(api, otto, seeded, broker_url, s3):
     api.force_authenticate(otto)
     with broker_url("memory://"):
         response = api.post(reverse("job-list"), {"kind": "train", "params": {

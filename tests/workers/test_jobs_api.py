@@ -1,14 +1,18 @@
 """POST /api/v1/jobs/, GET /api/v1/jobs/{id}/, POST /api/v1/jobs/{id}/cancel/."""
 
+import hashlib
+
 import pytest
 from django.urls import reverse
 
 from devstack.procs import free_port
+from registry import storage
+from workers import inputs
 from workers.models import Job
 
 
 @pytest.fixture
-def seeded(db):
+def seeded(db, s3):
     from django.core.management import call_command
 
     call_command("seed_gpt2", stdout=open("/dev/null", "w"))
@@ -24,6 +28,19 @@ def test_staff_submit_a_training_job_and_it_is_queued(api, alice, seeded):
     assert job.status == "queued" and job.params["steps"] == 20 and job.params["model_size"] == "mini-1m"
     assert job.enqueued_at is not None and job.created_by == alice
     assert api.get(reverse("job-detail", args=[job.pk])).json()["status"] == "queued"
+    # Its corpus is pinned by content at submission: one object for `default`, one blob for its bytes.
+    default = storage.read_bytes(inputs.DEFAULT_CORPUS_KEY)
+    assert job.inputs["corpus_sha256"] == hashlib.sha256(default).hexdigest() and job.inputs["corpus_name"]
+    assert storage.blob_get(job.inputs["corpus_sha256"]) == default
+    assert api.get(reverse("job-detail", args=[job.pk])).json()["inputs"] == job.inputs
+
+
+def test_submission_answers_503_and_creates_nothing_when_storage_is_down(api, alice, seeded, settings):
+    settings.S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"
+    api.force_authenticate(alice)
+    response = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m"}}, format="json")
+    assert response.status_code == 503 and response.json()["error"] == "storage_unavailable"
+    assert not Job.objects.exists()
 
 
 @pytest.mark.parametrize("params, problem", [

@@ -10,23 +10,15 @@ from pathlib import Path
 import pytest
 
 from registry import revisions, storage
-from registry import services as registry_services
 from registry.models import Artifact, EvalResult, TrainingRun
 from releases.models import AuditEvent
 from workers import services
 from workers.models import Job
 from workers.training import MANIFEST, _checkpoint_prefix
 
-from .conftest import TINY_HPARAMS
 from .test_generate_output_dataset import _wait
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def untrained_size(transactional_db, s3):
-    family = registry_services.family_upsert(slug="tiny", name="Tiny", bundled=True)
-    return registry_services.model_size_upsert(family=family, slug="tiny-1", display_name="1", hparams=TINY_HPARAMS)
 
 
 def _params(corpus_file, **extra) -> dict:
