@@ -157,10 +157,13 @@ def _audit_copies_remove() -> None:
 def celery_worker_thread(transactional_db, settings):
     """A real Celery worker consuming from Redis in a thread of this process (tests need transactional_db)."""
     from celery.contrib.testing.worker import start_worker
+    from django.conf import settings as django_settings
 
     from config.celery import app
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+    queues = [django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
+              django_settings.STAGEGATE_GENERATION_QUEUE, django_settings.STAGEGATE_CUDA_QUEUE]
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=queues) as worker:
         yield worker
 
 
@@ -226,7 +229,7 @@ def worker_process(transactional_db, s3, tmp_path):
 
     def start(name: str = "w1", queues: str | None = None, host: str | None = None) -> subprocess.Popen:
         queues = queues or ",".join((django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
-                                     django_settings.STAGEGATE_GENERATION_QUEUE))
+                                     django_settings.STAGEGATE_GENERATION_QUEUE, django_settings.STAGEGATE_CUDA_QUEUE))
         log = open(tmp_path / f"worker-{name}-{len(started)}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",

@@ -45,3 +45,8 @@ def _load(directory: str):
 def load_model(revision: Revision):
     """(model, tokenizer, config) of a trained revision; kept in memory per worker process."""
     return _load(str(model_dir(revision)))
+
+
+def precision(device: str) -> str:
+    """What modelcore computes in on `device`, as jobs record it: exact fp32 on CPU; bf16 autocast on CUDA."""
+    return "bf16" if device == "cuda" else "fp32"

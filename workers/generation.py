@@ -76,6 +76,20 @@ def shard_key(prefix: str, shard: Shard) -> str:
     return f"{prefix}shards/{shard.dataset}/{shard.split}-{shard.index:05d}.jsonl"
 
 
+class NoAccelerator(RuntimeError):
+    """A CUDA job's task reached a worker without CUDA (a queue consumed by the wrong host)."""
+
+
+def _device(params: dict) -> str:
+    import torch
+
+    device = params.get("device", "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise NoAccelerator("this job samples on CUDA and this worker has no CUDA device; only workers on GPU "
+                            "hosts should consume STAGEGATE_CUDA_QUEUE")
+    return device
+
+
 def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
     """Generate one shard unless its object already exists; True if it did the work."""
     key = shard_key(prefix, shard)
@@ -96,7 +110,7 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
         top_p=setting["top_p"], seed=shard.seed, eot_id=tokenizer.eot_id,
         # A redone shard, maybe on another worker, repeats the same samples: one fixed torch path, not the
         # layout a worker times as fastest nor, for a 1-sample shard, the native step a worker may lack.
-        layout=kernels.FIXED_LAYOUT, fused_step=False,
+        layout=kernels.FIXED_LAYOUT, fused_step=False, device=_device(params),
     )
     for offset, sample in enumerate(samples):
         record = {"id": shard.first_id + offset, "ended": sample.ended, "length": sample.length,
@@ -219,7 +233,8 @@ def shard_as_dict(shard: Shard) -> dict:
 def _generated_card(revision: Revision, setting: dict, max_length: int) -> str:
     how = "top-k 40 truncation" if setting["top_k"] else "pure sampling (temperature 1, no truncation)"
     return (f"Unconditional samples of {revision.model_size} (revision {revision.revision}), {how}, at most "
-            f"{max_length} tokens each, in the gpt-2-output-dataset format.")
+            f"{max_length} tokens each, sampled on {setting.get('device', 'cpu')} in "
+            f"{setting.get('precision', 'fp32')}, in the gpt-2-output-dataset format.")
 
 
 def dataset_job_finalize(*, prefix: str, params: dict, corpus_name: str, corpus_text: Callable[[], str]) -> dict:
@@ -234,6 +249,9 @@ def dataset_job_finalize(*, prefix: str, params: dict, corpus_name: str, corpus_
         if OutputDataset.objects.filter(name=name).exists():
             continue  # a finalize retried after registering it
         setting = {k: v for k, v in SAMPLINGS[sampling].items() if k != "suffix"}
+        # Recorded with the sampling: samples of one seed differ between devices and precisions.
+        device = params.get("device", "cpu")
+        setting |= {"device": device, "precision": bridge.precision(device)}
         dataset_register(
             name=name, kind=OutputDataset.Kind.GENERATED, size=size, revision=revision, sampling=setting,
             max_length=params["max_length"], source="",

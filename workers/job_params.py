@@ -125,6 +125,10 @@ class GenerateParams(_Params):
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0)
     reference = serializers.BooleanField(default=True)
     corpus = serializers.CharField(default=DEFAULT_CORPUS, max_length=1000)
+    device = serializers.ChoiceField(
+        choices=["cpu", "cuda"], default="cpu",
+        help_text="cuda: sampled in bf16 on GPU hosts (the job goes to STAGEGATE_CUDA_QUEUE); recorded on the "
+                  "datasets with the precision.")
 
     def validate_model_size(self, slug: str) -> str:
         size = self._size(slug)

@@ -23,10 +23,18 @@ TASK_OF_KIND = {
 }
 
 
+def queue_for(job: Job) -> str:
+    """Where a job's tasks go (docs/deploy.md): GPU hosts take every CUDA job; otherwise training and
+    generation (with detection baselines) have their own queues, apart from the platform's light tasks."""
+    if job.params.get("device") == "cuda":
+        return settings.STAGEGATE_CUDA_QUEUE
+    return settings.STAGEGATE_TRAINING_QUEUE if job.kind == Job.Kind.TRAIN else settings.STAGEGATE_GENERATION_QUEUE
+
+
 def job_enqueue(job: Job) -> None:
     """Hand a job to the broker (again, for a stale one); the worker's claim makes duplicates harmless."""
     task = celery_app.tasks[TASK_OF_KIND[job.kind]]
-    queue = settings.STAGEGATE_TRAINING_QUEUE if job.kind == Job.Kind.TRAIN else settings.CELERY_TASK_DEFAULT_QUEUE
+    queue = queue_for(job)
     try:
         task.apply_async(args=[job.pk], queue=queue)
     except (OperationalError, ConnectionError, OSError) as exc:

@@ -62,13 +62,16 @@ def generate_output_dataset_task(self, job_id: int) -> None:
     from celery import chord
 
     from workers import generation, jobs
+    from workers.services import queue_for
 
     def start(job):
         shards = generation.plan_shards(job.params)
         jobs.job_heartbeat(job, done=0, total=sum(s.count for s in shards), unit="samples")
+        queue = queue_for(job)  # the shards run where the job does: a CUDA job's on GPU hosts only
         chord(
-            [generate_shard_task.s(job.pk, job.attempts, generation.shard_as_dict(s)) for s in shards],
-            finish_output_dataset_task.si(job.pk, job.attempts),
+            [generate_shard_task.s(job.pk, job.attempts, generation.shard_as_dict(s)).set(queue=queue)
+             for s in shards],
+            finish_output_dataset_task.si(job.pk, job.attempts).set(queue=queue),
         ).apply_async()
         return None  # still running: the finishing task completes it
 

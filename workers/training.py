@@ -138,7 +138,8 @@ def train_job_run(*, job: Job) -> dict:
     # Recorded, and audited, in the name of whoever submitted the job.
     run = registry_services.training_run_save(run=TrainingRun(
         model_size=size, corpus=inputs.corpus_name(job) if params["corpus"] == "default"
-        else params["corpus"], settings={k: v for k, v in params.items() if k != "model_size"},
+        else params["corpus"], settings={**{k: v for k, v in params.items() if k != "model_size"},
+                                "precision": bridge.precision(params["device"])},
         steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
         finished_at=timezone.now(),
     ), actor=job.created_by)

@@ -358,6 +358,8 @@ STAGEGATE_CORPUS_MAX_BYTES = envint("STAGEGATE_CORPUS_MAX_BYTES", 1024**3)
 # light platform tasks (outbox, audit sealing, expiry) on the default queue, which never waits behind either.
 STAGEGATE_TRAINING_QUEUE = envstr("STAGEGATE_TRAINING_QUEUE", "training")
 STAGEGATE_GENERATION_QUEUE = envstr("STAGEGATE_GENERATION_QUEUE", "generation")
+# Jobs with device=cuda (training and generation alike) go here: only workers on hosts with GPUs consume it.
+STAGEGATE_CUDA_QUEUE = envstr("STAGEGATE_CUDA_QUEUE", "cuda")
 CELERY_BEAT_SCHEDULE["requeue-stale-jobs"] = {"task": "workers.tasks.requeue_stale_jobs_task", "schedule": 60.0}
 CELERY_TASK_ROUTES = {
     "workers.tasks.train_task": {"queue": STAGEGATE_TRAINING_QUEUE},

@@ -13,6 +13,7 @@ _RUN_ID = os.environ.setdefault("STAGEGATE_TEST_RUN_ID", str(os.getpid()))
 os.environ.setdefault("STAGEGATE_DEFAULT_QUEUE", f"default-test-{_RUN_ID}")
 os.environ.setdefault("STAGEGATE_TRAINING_QUEUE", f"training-test-{_RUN_ID}")
 os.environ.setdefault("STAGEGATE_GENERATION_QUEUE", f"generation-test-{_RUN_ID}")
+os.environ.setdefault("STAGEGATE_CUDA_QUEUE", f"cuda-test-{_RUN_ID}")
 
 # One audit signing key for the test run and its worker processes, made on first use (never the demo's).
 _AUDIT_KEY = Path(__file__).resolve().parents[2] / ".run" / "test" / "audit-ed25519.pem"

@@ -68,3 +68,31 @@ def test_shard_progress_adds_up_under_concurrent_reports(job):
         jobs.job_add_progress(job.pk, 50)
     job.refresh_from_db()
     assert job.progress_done == 150
+
+
+def test_each_job_goes_to_the_queue_of_its_kind_and_device(settings):
+    """docs/deploy.md: training, generation and light tasks apart; every CUDA job on GPU hosts only."""
+    from workers.services import queue_for
+
+    expected = {
+        (Job.Kind.TRAIN, "cpu"): settings.STAGEGATE_TRAINING_QUEUE,
+        (Job.Kind.GENERATE, "cpu"): settings.STAGEGATE_GENERATION_QUEUE,
+        (Job.Kind.BASELINE, None): settings.STAGEGATE_GENERATION_QUEUE,
+        (Job.Kind.TRAIN, "cuda"): settings.STAGEGATE_CUDA_QUEUE,
+        (Job.Kind.GENERATE, "cuda"): settings.STAGEGATE_CUDA_QUEUE,
+    }
+    for (kind, device), queue in expected.items():
+        assert queue_for(Job(kind=kind, params={"device": device} if device else {})) == queue
+    assert len(set(expected.values()) | {settings.CELERY_TASK_DEFAULT_QUEUE}) == 4
+
+
+def test_a_cuda_job_reaching_a_worker_without_cuda_says_so():
+    import torch
+
+    from workers import generation
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(generation.NoAccelerator, match="no CUDA device"):
+        generation._device({"device": "cuda"})
+    assert generation._device({}) == "cpu"
