@@ -225,7 +225,7 @@ def worker_process(transactional_db, s3, tmp_path):
         for folder in ("home", "cache", "corpora"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         return {"HOME": str(root / "home"), "STAGEGATE_CACHE_DIR": str(root / "cache"),
-                "STAGEGATE_CORPORA_DIR": str(root / "corpora")}
+                "STAGEGATE_CORPORA_DIR": str(root / "corpora"), "STAGEGATE_WORKER_ADDRESS": "127.0.0.1"}
 
     def start(name: str = "w1", queues: str | None = None, host: str | None = None) -> subprocess.Popen:
         queues = queues or ",".join((django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,

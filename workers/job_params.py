@@ -68,12 +68,22 @@ class TrainParams(_Params):
     nproc = serializers.IntegerField(
         min_value=1, default=1, help_text="Data-parallel processes on the worker's host (DDP: gloo on CPU, nccl on "
                                           "CUDA); the global batch is batch_size × grad_accum × nproc.")
+    nnodes = serializers.IntegerField(
+        min_value=1, default=1, help_text="Hosts in one run: this job's worker is node 0 and hands nodes 1… to other "
+                                          "training workers; the global batch is batch_size × grad_accum × nproc × "
+                                          "nnodes.")
+    master_port = serializers.IntegerField(
+        min_value=1024, max_value=65535, required=False,
+        help_text="Where node 0 listens for the other nodes (default: a free port on it).")
     collective_timeout_s = serializers.IntegerField(
         min_value=10, max_value=3600, default=300,
         help_text="How long a process waits for the others in a collective before the job fails (a dead rank).")
 
     def validate_nproc(self, nproc: int) -> int:
         return _at_most(nproc, "STAGEGATE_JOB_MAX_NPROC")
+
+    def validate_nnodes(self, nnodes: int) -> int:
+        return _at_most(nnodes, "STAGEGATE_JOB_MAX_NNODES")
 
     def validate_steps(self, steps: int) -> int:
         return _at_most(steps, "STAGEGATE_JOB_MAX_STEPS")

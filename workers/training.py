@@ -3,7 +3,9 @@
 import io
 import json
 import shutil
+import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -13,6 +15,7 @@ from registry import revisions, storage
 from registry import services as registry_services
 from registry.models import ModelSize, TrainingRun
 from workers import bridge, corpora, inputs, jobs
+from workers.errors import JobLost
 from workers.models import Job
 
 
@@ -87,26 +90,75 @@ def _loss_curve_png(curve: list[dict], path: Path, title: str) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def train_job_run(*, job: Job) -> dict:
+@dataclass
+class _Run:
+    """What every node of a training job prepares alike: the size, its inputs by content, the resumed checkpoint."""
+
+    size: ModelSize
+    config: object
+    work: Path
+    checkpoint_dir: Path
+    resumed_from: int | None
+    tokenizer: object
+    held_out: str
+    train_tokens: object
+    val_tokens: object
+    settings: object
+
+
+def _prepare(job: Job, *, node: str = "") -> _Run:
     import torch
 
-    from modelcore.data_parallel import Rendezvous, train_data_parallel
-    from modelcore.evaluate import evaluate_text
-    from modelcore.export import export_hf
     from modelcore.train import TrainSettings
 
     params = job.params
     size = ModelSize.objects.get(slug=params["model_size"])
     config = bridge.gpt_config(size)
-    work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / job.uid.hex
+    work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / f"{job.uid.hex}{node}"
     checkpoint_dir = work / "checkpoint"
     resumed_from = _restore_checkpoint(job, checkpoint_dir)
-
     train_text, held_out = corpora.split_corpus(inputs.corpus_text(job))
     tokenizer = _tokenizer(job, work, train_text, config.n_vocab)
-    train_tokens = torch.tensor(corpora.encode_documents(tokenizer, train_text), dtype=torch.long)
-    val_tokens = torch.tensor(corpora.encode_documents(tokenizer, held_out), dtype=torch.long)
+    return _Run(
+        size=size, config=config, work=work, checkpoint_dir=checkpoint_dir, resumed_from=resumed_from,
+        tokenizer=tokenizer, held_out=held_out,
+        train_tokens=torch.tensor(corpora.encode_documents(tokenizer, train_text), dtype=torch.long),
+        val_tokens=torch.tensor(corpora.encode_documents(tokenizer, held_out), dtype=torch.long),
+        settings=TrainSettings(
+            steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"],
+            warmup=max(1, params["steps"] // 10), grad_accum=params["grad_accum"],
+            eval_interval=params["eval_interval"], checkpoint_interval=params["checkpoint_interval"],
+            seed=params["seed"], threads=params["threads"], device=params["device"]),
+    )
 
+
+def _rendezvous(job: Job, *, node_rank: int = 0, master_addr: str = "127.0.0.1", master_port: int = 0):
+    from modelcore.data_parallel import Rendezvous
+
+    params = job.params
+    return Rendezvous(nproc=params.get("nproc", 1), nnodes=params.get("nnodes", 1), node_rank=node_rank,
+                      master_addr=master_addr, master_port=master_port,
+                      timeout_s=params.get("collective_timeout_s", 300))
+
+
+def worker_address() -> str:
+    """The address other hosts reach this worker at, for a run's rendezvous (STAGEGATE_WORKER_ADDRESS)."""
+    return settings.STAGEGATE_WORKER_ADDRESS or socket.gethostbyname(socket.gethostname())
+
+
+def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
+    """Node 0 of the run (the only node unless `nnodes` > 1): it alone beats, sees a cancellation, writes
+    checkpoints to S3 and publishes the result. `dispatch_nodes(master_addr, master_port)` hands nodes
+    1…nnodes-1 to other training workers, once this node's inputs are pinned and it is about to wait for them."""
+    from modelcore.data_parallel import free_port, train_data_parallel
+    from modelcore.evaluate import evaluate_text
+    from modelcore.export import export_hf
+
+    params = job.params
+    run = _prepare(job)
+    size, config, work, checkpoint_dir, tokenizer, held_out = (run.size, run.config, run.work, run.checkpoint_dir,
+                                                                run.tokenizer, run.held_out)
+    resumed_from = run.resumed_from
     last_beat = [0.0]
 
     def on_progress(step: int, total: int, metrics: dict) -> None:
@@ -114,18 +166,14 @@ def train_job_run(*, job: Job) -> dict:
             last_beat[0] = time.monotonic()
             jobs.job_heartbeat(job, done=step, total=total, unit="steps")  # raises JobLost if cancelled
 
-    train_settings = TrainSettings(
-        steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"],
-        warmup=max(1, params["steps"] // 10), grad_accum=params["grad_accum"],
-        eval_interval=params["eval_interval"], checkpoint_interval=params["checkpoint_interval"],
-        seed=params["seed"], threads=params["threads"], device=params["device"],
-    )
     jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
-    # nproc processes on this host (modelcore/data_parallel.py); this one is rank 0: it alone beats, sees a
-    # cancellation (which ends the others) and writes checkpoints to S3.
-    rendezvous = Rendezvous(nproc=params.get("nproc", 1), timeout_s=params.get("collective_timeout_s", 300))
+    rendezvous = _rendezvous(job)
+    if rendezvous.nnodes > 1:
+        rendezvous = _rendezvous(job, master_addr=worker_address(), master_port=params.get("master_port") or free_port())
+        dispatch_nodes(rendezvous.master_addr, rendezvous.master_port)
+    # nproc processes on this host (modelcore/data_parallel.py), nnodes hosts in all; this process is rank 0.
     result = train_data_parallel(
-        config, train_tokens, val_tokens, train_settings, rendezvous, work_dir=work / "ranks",
+        config, run.train_tokens, run.val_tokens, run.settings, rendezvous, work_dir=work / "ranks",
         checkpoint_dir=checkpoint_dir, resume=True, on_progress=on_progress,
         on_checkpoint=lambda path, step: _upload_checkpoint(job, Path(path), step),
     )
@@ -159,3 +207,24 @@ def train_job_run(*, job: Job) -> dict:
         "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,
         "corpus_sha256": job.inputs.get("corpus_sha256"),
     }
+
+
+def train_node_run(*, job: Job, node_rank: int, master_addr: str, master_port: int) -> None:
+    """Node `node_rank` > 0 of a multi-host run: the same inputs and checkpoint, fetched by content on this
+    host, its nproc ranks joined to node 0's. It publishes nothing; it stops when the job is no longer the
+    attempt it was started for (cancelled, taken over) or when node 0 goes (the collectives fail)."""
+    from modelcore.data_parallel import train_data_parallel
+
+    run = _prepare(job, node=f"-node{node_rank}")
+    last_check = [time.monotonic()]
+
+    def still_wanted(step: int, total: int, metrics: dict) -> None:
+        if time.monotonic() - last_check[0] >= _heartbeat_every_s():
+            last_check[0] = time.monotonic()
+            if not Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).exists():
+                raise JobLost(f"job {job.pk} attempt {job.attempts} is over")
+
+    train_data_parallel(
+        run.config, run.train_tokens, run.val_tokens, run.settings,
+        _rendezvous(job, node_rank=node_rank, master_addr=master_addr, master_port=master_port),
+        work_dir=run.work / "ranks", checkpoint_dir=run.checkpoint_dir, resume=True, on_progress=still_wanted)

@@ -349,6 +349,10 @@ STAGEGATE_JOB_MAX_BATCH_TOKENS = envint("STAGEGATE_JOB_MAX_BATCH_TOKENS", 256 * 
 STAGEGATE_JOB_MAX_THREADS = envint("STAGEGATE_JOB_MAX_THREADS", 64)
 # Data-parallel training processes one job may start on its worker's host (each holds a replica of the model).
 STAGEGATE_JOB_MAX_NPROC = envint("STAGEGATE_JOB_MAX_NPROC", 8)
+# Hosts one training run may span (node 0 takes the job, nodes 1… are handed to other training workers).
+STAGEGATE_JOB_MAX_NNODES = envint("STAGEGATE_JOB_MAX_NNODES", 16)
+# The address other hosts reach this worker at, for a multi-host run's rendezvous (default: its host name's).
+STAGEGATE_WORKER_ADDRESS = envstr("STAGEGATE_WORKER_ADDRESS", "")
 STAGEGATE_JOB_MAX_SPLIT_SAMPLES = envint("STAGEGATE_JOB_MAX_SPLIT_SAMPLES", 250_000)  # GPT-2's train split
 STAGEGATE_JOB_MAX_SHARDS = envint("STAGEGATE_JOB_MAX_SHARDS", 2_000)
 # A corpus (a file in the corpora folder or an s3://corpora/ prefix) above this is refused before it is read.

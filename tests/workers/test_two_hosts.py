@@ -86,3 +86,20 @@ def test_a_job_moves_between_hosts_that_share_nothing_but_the_services(untrained
         records = _records(OutputDataset.objects.get(name=name))
         ids = [row["id"] for split in ("train", "valid", "test") for row in records[split]]
         assert ids == list(range(sum(SPLITS.values()))), name
+
+
+def test_one_training_run_spans_two_hosts_and_matches_one_process(untrained_size, corpus_file, worker_process):
+    """nnodes=2: the job's worker is node 0 and hands node 1 to the other host's worker; with the same global
+    batch, the run is the single-process run (the two halves' mean is exact), to the bit."""
+    worker_process("a", host="a")
+    worker_process("b", host="b")
+    spanning = _train(corpus_file, nnodes=2, steps=40, eval_interval=20, collective_timeout_s=60)
+    single = _train(corpus_file, grad_accum=2, steps=40, eval_interval=20)
+    spanning, single = (_wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=300,
+                              worker_process=worker_process) for job in (spanning, single))
+    two, one = (TrainingRun.objects.get(pk=j.result["training_run"]).loss_curve for j in (spanning, single))
+    assert [p["train_loss"] for p in two] == [p["train_loss"] for p in one]
+    assert [p.get("val_loss") for p in two] == [p.get("val_loss") for p in one]
+    assert _weights(spanning) == _weights(single)
+    logs = worker_process.logs()
+    assert "train_node_task" in logs and "succeeded" in logs
