@@ -18,6 +18,7 @@ from django.utils.html import format_html_join
 from knox.models import AuthToken
 
 from config.client_ip import client_ip
+from registry.admin import ReadOnlyMixin
 from releases.access import accounts, applications, grants, partners, questions, renewals, tokens
 from releases.access import rules as access
 from releases.access.errors import InvalidPartnerAction
@@ -309,7 +310,7 @@ class AccessQuestionAdmin(GovernanceAdmin):
 
 
 @admin.register(PartnerInvitation)
-class PartnerInvitationAdmin(GovernanceAdmin):
+class PartnerInvitationAdmin(ReadOnlyMixin, GovernanceAdmin):
     """Invitations partner admins sent (read-only here: partner admins send and cancel them in the portal)."""
 
     list_display = ["id", "partner", "email", "role", "invited_by", "created_at", "expires_at", "state",
@@ -320,15 +321,6 @@ class PartnerInvitationAdmin(GovernanceAdmin):
     fields = ["partner", "email", "role", "invited_by", "created_at", "expires_at", "state", "accepted_by",
               "accepted_at", "cancelled_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="state")
     def state(self, invitation: PartnerInvitation) -> str:

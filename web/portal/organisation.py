@@ -18,6 +18,7 @@ from releases.access import grants, organisation, usage
 from releases.access import rules as access
 from releases.access.errors import InvalidPartnerAction
 from releases.models import PartnerInvitation, PartnerMember
+from web.portal.views import done
 
 # The invitation a signed-out visitor opened, by its digest: they sign in and come back to /portal/invitation/
 # without the secret ever travelling in a `next` parameter (which sign-in failures record).
@@ -34,13 +35,7 @@ def _as_partner_admin(request: HttpRequest) -> PartnerMember | None:
 
 
 def _done(request: HttpRequest, call, success: str) -> HttpResponse:
-    try:
-        call()
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, success)
-    return redirect("portal-organisation")
+    return done(request, call, success, then="portal-organisation")
 
 
 @login_required

@@ -107,21 +107,22 @@ def _id(raw: str | None) -> int | None:
     return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
-def _done(request: HttpRequest, call, success: str) -> HttpResponse:
+def done(request: HttpRequest, call, success: str, *, then: str = "portal-home") -> HttpResponse:
+    """Run a service call for a portal form: its refusal or `success` as a message, then back to `then`."""
     try:
         call()
     except DomainError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, success)
-    return redirect("portal-home")
+    return redirect(then)
 
 
 @login_required
 @require_POST
 def terms_accept(request: HttpRequest) -> HttpResponse:
     terms = get_object_or_404(TermsVersion, pk=_id(request.POST.get("terms")))
-    return _done(request, lambda: partners.terms_accept(user=request.user, terms=terms, ip=client_ip(request)),
+    return done(request, lambda: partners.terms_accept(user=request.user, terms=terms, ip=client_ip(request)),
                  f"You accepted the terms of use {terms.version}.")
 
 
@@ -169,7 +170,7 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
     token = get_object_or_404(AuthToken, user=request.user, token_key=token_key)
     if request.method != "POST":
         return render(request, "portal/token_revoke.html", {"token": token})
-    return _done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
+    return done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
                  "Token revoked: it no longer works.")
 
 
@@ -178,7 +179,7 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
 def access_request_withdraw(request: HttpRequest, request_id: int) -> HttpResponse:
     asked = get_object_or_404(AccessRequest, pk=request_id, partner__members__user=request.user,
                               partner__members__left_at__isnull=True)
-    return _done(request, lambda: grants.access_request_withdraw(request=asked, user=request.user,
+    return done(request, lambda: grants.access_request_withdraw(request=asked, user=request.user,
                                                                  ip=client_ip(request)),
                  f"Access request #{asked.pk} withdrawn.")
 
@@ -188,7 +189,7 @@ def access_request_withdraw(request: HttpRequest, request_id: int) -> HttpRespon
 def grant_renewal_request(request: HttpRequest, grant_id: int) -> HttpResponse:
     grant = get_object_or_404(AccessGrant, pk=grant_id, partner__members__user=request.user,
                               partner__members__left_at__isnull=True)
-    return _done(request, lambda: renewals.grant_renewal_request(
+    return done(request, lambda: renewals.grant_renewal_request(
         user=request.user, grant=grant, purpose=request.POST.get("purpose", ""), ip=client_ip(request)),
         f"Renewal of grant #{grant.pk} requested; policy staff will decide.")
 
@@ -197,7 +198,7 @@ def grant_renewal_request(request: HttpRequest, grant_id: int) -> HttpResponse:
 @require_POST
 def partner_application_create(request: HttpRequest) -> HttpResponse:
     """Someone in no organisation applies for theirs to become a partner."""
-    return _done(request, lambda: applications.partner_application_create(
+    return done(request, lambda: applications.partner_application_create(
         user=request.user, organisation=request.POST.get("organisation", ""), kind=request.POST.get("kind", ""),
         contact_name=request.POST.get("contact_name", ""), contact_email=request.POST.get("contact_email", ""),
         intended_use=request.POST.get("intended_use", ""), agrees_to_terms=request.POST.get("agrees_to_terms") == "on",
