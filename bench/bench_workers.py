@@ -48,6 +48,7 @@ def services_up(run_dir: Path) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "config.settings.base", "STAGEGATE_IGNORE_RUN_ENV": "1",
         "DATABASE_URL": f"{pg}/{name}", "REDIS_URL": ensure_redis(run_dir) + "/14",
         "STAGEGATE_DEFAULT_QUEUE": f"bench-{os.getpid()}", "STAGEGATE_TRAINING_QUEUE": f"bench-train-{os.getpid()}",
+        "STAGEGATE_GENERATION_QUEUE": f"bench-generation-{os.getpid()}",
         "STAGEGATE_CACHE_DIR": str(run_dir / "cache"), "LOG_LEVEL": "WARNING", **s3.env(),
         "STAGEGATE_AUDIT_KEY_FILE": str(audit_key),
         "_BENCH_DB": name, "_BENCH_PG": pg, "_BENCH_S3_PID": str(s3.pid_file),
@@ -119,7 +120,7 @@ def start_workers(n: int, env: dict[str, str], tmp: Path) -> list[subprocess.Pop
     return [
         subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "WARNING",
-             "-Q", env["STAGEGATE_DEFAULT_QUEUE"], "-n", f"bench{i}-{os.getpid()}@%h", "--without-mingle",
+             "-Q", f"{env['STAGEGATE_DEFAULT_QUEUE']},{env['STAGEGATE_GENERATION_QUEUE']}", "-n", f"bench{i}-{os.getpid()}@%h", "--without-mingle",
              "--without-gossip"],
             cwd=ROOT, env=worker_env, stdout=open(tmp / f"worker{i}.log", "ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
