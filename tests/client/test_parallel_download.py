@@ -1,0 +1,62 @@
+"""The client's large-file path (#22, goal 4): parallel ranges written and hashed in order, so the `.part` file
+is always a hashed prefix. The thresholds are lowered here to run it on the test's small file; the result must
+be the single-stream path's, byte for byte, also after an expired link and a dropped range."""
+
+import pytest
+import requests
+from stagegate_client import download
+
+from tests.client.test_download_model import DATA, _run, granted  # noqa: F401
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+PART = 8 * 1024
+
+
+@pytest.fixture
+def ranges(monkeypatch):
+    """Parallel from 16 KiB, in 8 KiB parts; records the Range header of every part fetched."""
+    monkeypatch.setattr(download, "PARALLEL_MIN_BYTES", 2 * PART)
+    monkeypatch.setattr(download, "PART_BYTES", PART)
+    seen: list[str] = []
+    real = requests.Session.get
+
+    def spy(self, url, **kwargs):
+        seen.append((kwargs.get("headers") or {}).get("Range", ""))
+        return real(self, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "get", spy)
+    return seen
+
+
+def test_a_large_file_comes_in_parallel_ranges_and_equals_the_published_bytes(granted, size, ranges):  # noqa: F811
+    assert len(DATA) > 4 * PART
+    assert _run(granted, size) == 0
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert f"bytes=0-{PART - 1}" in ranges and f"bytes={PART}-{2 * PART - 1}" in ranges
+    assert len([r for r in ranges if r]) == -(-len(DATA) // PART)  # every part once
+
+
+def test_a_partial_file_resumes_with_ranges_from_its_end(granted, size, ranges):  # noqa: F811
+    granted["out"].mkdir()
+    (granted["out"] / "model.safetensors.part").write_bytes(DATA[:3 * PART])
+    assert _run(granted, size) == 0
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert min(int(r.split("=")[1].split("-")[0]) for r in ranges if r) == 3 * PART
+
+
+@pytest.mark.parametrize("failure", [download._LinkExpired, requests.ConnectionError])
+def test_an_expired_link_or_a_dropped_range_midway_resumes_from_the_hashed_prefix(granted, size, ranges,  # noqa: F811
+                                                                               monkeypatch, failure):
+    real = download._range
+    failed = []
+
+    def once(url, start, end, name):
+        if start == 3 * PART and not failed:
+            failed.append(start)
+            raise failure("the link ran out" if failure is download._LinkExpired else "connection reset")
+        return real(url, start, end, name)
+
+    monkeypatch.setattr(download, "_range", once)
+    assert _run(granted, size) == 0
+    assert failed and (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert not (granted["out"] / "model.safetensors.part").exists()
