@@ -11,8 +11,10 @@ checkpoint, with the same or another number of processes (modelcore/train.py say
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from .model import GPTConfig
 from .train import CheckpointFn, ProgressFn, TrainResult, TrainSettings, train
 
 SPEC_FILE, TOKENS_FILE = "rank-spec.json", "tokens.safetensors"
+PR_SET_PDEATHSIG = 1
 CHILD_EXIT_GRACE_S = 30
 
 
@@ -68,7 +71,10 @@ def backend_for(device: str) -> str:
 
 def _join(rendezvous: Rendezvous, rank: int, device: str) -> None:
     if torch.device(device).type == "cuda":
-        torch.cuda.set_device(rank % torch.cuda.device_count())
+        if rendezvous.nproc > torch.cuda.device_count():
+            raise ValueError(f"nproc {rendezvous.nproc} on a host with {torch.cuda.device_count()} GPUs: NCCL needs "
+                             "one GPU per process")
+        torch.cuda.set_device(rank % rendezvous.nproc)  # the local rank: one GPU each on this host
     dist.init_process_group(
         backend_for(device), init_method=f"tcp://{rendezvous.master_addr}:{rendezvous.master_port}",
         rank=rank, world_size=rendezvous.world, timeout=timedelta(seconds=rendezvous.timeout_s))
@@ -113,7 +119,8 @@ def train_data_parallel(
             spec = work / f"{local}-{SPEC_FILE}"
             spec.write_text(json.dumps({
                 "config": config.to_hparams(), "settings": asdict(settings), "rendezvous": asdict(rendezvous),
-                "rank": first + local, "tokens": str(work / TOKENS_FILE), "checkpoint_dir": str(checkpoint_dir),
+                "rank": first + local, "tokens": str(work / TOKENS_FILE),
+                "checkpoint_dir": None if checkpoint_dir is None else str(checkpoint_dir),
                 "resume": resume}))
             children.append(subprocess.Popen([sys.executable, "-m", "modelcore.data_parallel", str(spec)]))
         _join(rendezvous, first, settings.device)
@@ -134,7 +141,18 @@ def train_data_parallel(
                 child.wait()
 
 
+def _die_with_parent() -> None:
+    """A rank outlives no killed parent (an OOM kill, a hard time limit): Linux sends it SIGKILL then."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):
+        return  # not Linux: the collectives' timeout ends it
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _rank_main(spec_path: str) -> None:
+    _die_with_parent()
     spec = json.loads(Path(spec_path).read_text())
     settings = TrainSettings(**{**spec["settings"], "betas": tuple(spec["settings"]["betas"])})
     rendezvous = Rendezvous(**spec["rendezvous"])

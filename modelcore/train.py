@@ -216,7 +216,7 @@ def estimate_loss(
     ranks, each evaluates every world-th batch and the sums are added up."""
     model.eval()
     device = next(model.parameters()).device
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=torch.float64, device=device)  # NCCL reduces tensors on the device only
     for i in range(rank, s.eval_batches, world):
         x, y = get_batch(tokens, s.batch_size, model.config.n_ctx, s.seed + VAL_SEED_OFFSET, i)
         with autocast:

@@ -5,6 +5,8 @@ Configured from settings (S3_*). Every failure to reach S3 becomes StorageUnavai
 
 import hashlib
 import os
+import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +107,7 @@ def _chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
 
 
 BLOB_PREFIX = "blobs/sha256/"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def blob_key(sha256: str) -> str:
@@ -143,6 +146,8 @@ def blob_get(sha256: str, *, cache_dir: Path | None = None) -> bytes:
     """The bytes stored under `sha256`, checked against it; kept in `cache_dir` (a host's cache, safe to lose:
     a cached copy is checked as well, and fetched again if it does not match)."""
     sha256 = sha256.lower()
+    if not SHA256_HEX.fullmatch(sha256):
+        raise ValueError(f"not a sha256: {sha256[:80]!r}")  # it names a cache file and an object key
     cached = Path(cache_dir) / sha256 if cache_dir is not None else None
     if cached is not None and cached.is_file():
         data = cached.read_bytes()
@@ -154,7 +159,7 @@ def blob_get(sha256: str, *, cache_dir: Path | None = None) -> bytes:
                                expected=sha256, actual=hashlib.sha256(data).hexdigest())
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{sha256}.partial-{os.getpid()}")
+        partial = cached.with_name(f"{sha256}.partial-{os.getpid()}-{threading.get_ident()}")
         partial.write_bytes(data)
         partial.replace(cached)
     return data
@@ -276,7 +281,8 @@ def head_recent(key: str, *, within_s: float) -> StoredObject:
 
 
 def read_bytes(key: str) -> bytes:
-    """A small object's bytes (shards, manifests); large files go through download_file."""
+    """An object's bytes, in memory (shards, manifests, corpora up to STAGEGATE_CORPUS_MAX_BYTES); weights go
+    through download_file."""
     with _s3_errors(key):
         return client().get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
 

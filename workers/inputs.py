@@ -17,9 +17,10 @@ from django.conf import settings
 
 from registry import storage
 from workers import corpora
+from workers.errors import JobParamsInvalid
 from workers.models import Job
 
-DEFAULT_CORPUS_KEY = "corpora/default.txt"
+DEFAULT_CORPUS_KEY, DEFAULT_NAME_KEY = "corpora/default.txt", "corpora/default.name"
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
@@ -27,34 +28,40 @@ def _cache() -> Path:
     return Path(settings.STAGEGATE_CACHE_DIR) / "blobs"
 
 
-def default_corpus_bytes() -> bytes:
+def default_corpus() -> tuple[bytes, str]:
+    """The platform's default corpus and its name, seeded (name first, then text) by the first to need them."""
     try:
-        return storage.read_bytes(DEFAULT_CORPUS_KEY)
+        return storage.read_bytes(DEFAULT_CORPUS_KEY), storage.read_bytes(DEFAULT_NAME_KEY).decode()
     except storage.ObjectMissing:
         pass
-    try:
-        storage.upload_bytes(corpora.corpus_text(corpora.DEFAULT_CORPUS).encode("utf-8"), DEFAULT_CORPUS_KEY,
-                             content_type="text/plain; charset=utf-8", only_if_absent=True)
-    except storage.ObjectExists:
-        pass  # another process seeded it first: theirs is the default
-    return storage.read_bytes(DEFAULT_CORPUS_KEY)
+    for key, data in ((DEFAULT_NAME_KEY, corpora.corpus_name(corpora.DEFAULT_CORPUS).encode()),
+                      (DEFAULT_CORPUS_KEY, corpora.corpus_text(corpora.DEFAULT_CORPUS).encode("utf-8"))):
+        try:
+            storage.upload_bytes(data, key, content_type="text/plain; charset=utf-8", only_if_absent=True)
+        except storage.ObjectExists:
+            pass  # another process seeded it first: theirs is the default
+    return storage.read_bytes(DEFAULT_CORPUS_KEY), storage.read_bytes(DEFAULT_NAME_KEY).decode()
 
 
-def corpus_pin(spec: str) -> str:
-    """Store the corpus `spec` names as a blob; its sha256."""
+def corpus_pin(spec: str) -> tuple[str, str]:
+    """Store the corpus `spec` names as a blob; its sha256 and short name."""
     if spec == corpora.DEFAULT_CORPUS:
-        data = default_corpus_bytes()
+        data, name = default_corpus()
     else:
-        data = corpora.corpus_text(spec).encode("utf-8")
-    return storage.blob_put_bytes(data)
+        data, name = corpora.corpus_text(spec).encode("utf-8"), corpora.corpus_name(spec)
+    return storage.blob_put_bytes(data), name
 
 
 def pinned_inputs(kind: str, params: dict) -> dict:
     """What a job of `kind` with `params` computes on, pinned by content (recorded on the job at submission),
     with the corpus's short name, which no worker could work out without the corpus file."""
-    if kind in (Job.Kind.TRAIN, Job.Kind.GENERATE):
-        return {"corpus_sha256": corpus_pin(params["corpus"]), "corpus_name": corpora.corpus_name(params["corpus"])}
-    return {}
+    if kind not in (Job.Kind.TRAIN, Job.Kind.GENERATE):
+        return {}
+    try:
+        sha256, name = corpus_pin(params["corpus"])
+    except corpora.CorpusRefused as refused:  # gone or grown since the parameters were checked
+        raise JobParamsInvalid(f"corpus: {refused}", fields={"corpus": [str(refused)]}) from None
+    return {"corpus_sha256": sha256, "corpus_name": name}
 
 
 def corpus_name(job: Job) -> str:

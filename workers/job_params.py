@@ -72,18 +72,18 @@ class TrainParams(_Params):
         min_value=1, default=1, help_text="Hosts in one run: this job's worker is node 0 and hands nodes 1… to other "
                                           "training workers; the global batch is batch_size × grad_accum × nproc × "
                                           "nnodes.")
-    master_port = serializers.IntegerField(
-        min_value=1024, max_value=65535, required=False,
-        help_text="Where node 0 listens for the other nodes (default: a free port on it).")
     collective_timeout_s = serializers.IntegerField(
-        min_value=10, max_value=3600, default=300,
-        help_text="How long a process waits for the others in a collective before the job fails (a dead rank).")
+        min_value=10, default=120,
+        help_text="How long a process waits for the others (to join, or in a collective) before the job fails: a "
+                  "dead rank or host. At most half STAGEGATE_JOB_STALE_AFTER_S, since a waiting node 0 does not "
+                  "beat.")
 
     def validate_nproc(self, nproc: int) -> int:
         return _at_most(nproc, "STAGEGATE_JOB_MAX_NPROC")
 
     def validate_nnodes(self, nnodes: int) -> int:
         return _at_most(nnodes, "STAGEGATE_JOB_MAX_NNODES")
+
 
     def validate_steps(self, steps: int) -> int:
         return _at_most(steps, "STAGEGATE_JOB_MAX_STEPS")
@@ -111,6 +111,10 @@ class TrainParams(_Params):
         for name in ("eval_interval", "checkpoint_interval"):
             if data[name] > data["steps"]:
                 errors[name] = [f"At most steps ({data['steps']})."]
+        limit = settings.STAGEGATE_JOB_STALE_AFTER_S // 2
+        if data["nproc"] * data["nnodes"] > 1 and data["collective_timeout_s"] > limit:
+            # A node 0 waiting that long does not beat: it would be taken for dead and its job handed on.
+            errors["collective_timeout_s"] = [f"At most {limit} s (half STAGEGATE_JOB_STALE_AFTER_S)."]
         n_ctx = ModelSize.objects.get(slug=data["model_size"]).n_ctx
         if data["batch_size"] * n_ctx > settings.STAGEGATE_JOB_MAX_BATCH_TOKENS:
             errors["batch_size"] = [f"At most {settings.STAGEGATE_JOB_MAX_BATCH_TOKENS // n_ctx} for this size: "

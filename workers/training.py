@@ -138,7 +138,7 @@ def _rendezvous(job: Job, *, node_rank: int = 0, master_addr: str = "127.0.0.1",
     params = job.params
     return Rendezvous(nproc=params.get("nproc", 1), nnodes=params.get("nnodes", 1), node_rank=node_rank,
                       master_addr=master_addr, master_port=master_port,
-                      timeout_s=params.get("collective_timeout_s", 300))
+                      timeout_s=params.get("collective_timeout_s", 120))
 
 
 def worker_address() -> str:
@@ -169,7 +169,7 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
     rendezvous = _rendezvous(job)
     if rendezvous.nnodes > 1:
-        rendezvous = _rendezvous(job, master_addr=worker_address(), master_port=params.get("master_port") or free_port())
+        rendezvous = _rendezvous(job, master_addr=worker_address(), master_port=free_port())
         dispatch_nodes(rendezvous.master_addr, rendezvous.master_port)
     # nproc processes on this host (modelcore/data_parallel.py), nnodes hosts in all; this process is rank 0.
     result = train_data_parallel(

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 from stagegate_client.api import Link
@@ -144,11 +145,14 @@ def _range(url: str, start: int, end: int, name: str) -> bytes:
             raise _RangeIgnored
         data = bytearray(end - start)  # read straight into one buffer: no 10 KB pieces, no joining copy
         view, got = memoryview(data), 0
-        while got < len(data):
-            n = response.raw.readinto(view[got:])
-            if not n:
-                raise requests.ConnectionError(f"{name}: short range {start}-{end}")
-            got += n
+        try:
+            while got < len(data):
+                n = response.raw.readinto(view[got:])
+                if not n:
+                    raise requests.ConnectionError(f"{name}: short range {start}-{end}")
+                got += n
+        except (urllib3.exceptions.HTTPError, OSError) as dropped:  # raw reads raise urllib3's own errors
+            raise requests.ConnectionError(f"{name}: {dropped}") from dropped
         return data
 
 

@@ -60,3 +60,21 @@ def test_an_expired_link_or_a_dropped_range_midway_resumes_from_the_hashed_prefi
     assert _run(granted, size) == 0
     assert failed and (granted["out"] / "model.safetensors").read_bytes() == DATA
     assert not (granted["out"] / "model.safetensors.part").exists()
+
+
+def test_a_connection_dropped_inside_a_raw_read_resumes_too(granted, size, ranges, monkeypatch):  # noqa: F811
+    """Raw reads raise urllib3's own errors, which requests' handling never sees: they count as a drop."""
+    import urllib3
+
+    real = urllib3.response.HTTPResponse.readinto
+    dropped = []
+
+    def flaky(self, buffer):
+        if not dropped:
+            dropped.append(True)
+            raise urllib3.exceptions.ProtocolError("connection reset by peer")
+        return real(self, buffer)
+
+    monkeypatch.setattr(urllib3.response.HTTPResponse, "readinto", flaky)
+    assert _run(granted, size) == 0
+    assert dropped and (granted["out"] / "model.safetensors").read_bytes() == DATA

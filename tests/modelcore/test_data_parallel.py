@@ -94,3 +94,51 @@ def test_a_step_that_the_processes_cannot_share_evenly_is_refused(config, tokens
     with pytest.raises(ValueError, match="3 micro-batches, which 2 processes cannot share"):
         train_data_parallel(config, *tokens, _settings(grad_accum=1, steps=12), Rendezvous(nproc=2, timeout_s=30),
                             work_dir=tmp_path / "work", checkpoint_dir=tmp_path / "checkpoint")
+
+
+def test_ranks_die_with_a_killed_parent(tmp_path):
+    """An OOM kill or a hard time limit SIGKILLs the worker process (rank 0) with no `finally`: its child ranks
+    must not train on alone until their collectives time out."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from modelcore.data_parallel import Rendezvous, train_data_parallel
+        from modelcore.model import GPTConfig
+        from modelcore.train import TrainSettings
+        config = GPTConfig(n_vocab=64, n_ctx=32, n_embd=16, n_head=2, n_layer=1)
+        tokens = torch.randint(64, (5000,))
+        train_data_parallel(config, tokens, None, TrainSettings(steps=10**6, batch_size=2, eval_interval=10**6,
+                            checkpoint_interval=10**6, threads=1), Rendezvous(nproc=2, timeout_s=600),
+                            work_dir={str(tmp_path / "work")!r}, checkpoint_dir={str(tmp_path / "ckpt")!r},
+                            on_progress=lambda step, total, m: step == 3 and print("training", flush=True))
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().strip() == "training"
+
+    def children() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and str(tmp_path).encode() in (entry / "cmdline").read_bytes() \
+                        and b"modelcore.data_parallel" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    assert children()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not children()

@@ -151,3 +151,13 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_the_last_attempt(see
                                attempts=1, heartbeat_at=long_ago)
     with broker_url("memory://"):
         assert services.jobs_requeue_stale() == [retry.pk]  # attempts left: handed out again
+
+
+def test_a_multi_process_runs_collective_timeout_stays_under_half_the_stale_limit(seeded, settings):
+    settings.STAGEGATE_JOB_STALE_AFTER_S = 300
+    base = {"model_size": "mini-1m", "corpus": "plays.txt"}
+    fields = _fields("train", {**base, "nproc": 2, "collective_timeout_s": 151})
+    assert "collective_timeout_s" in fields and "150" in fields["collective_timeout_s"][0]
+    assert _fields("train", {**base, "nnodes": 2, "collective_timeout_s": 600}).get("collective_timeout_s")
+    assert params_validate("train", {**base, "nproc": 2, "collective_timeout_s": 150})["collective_timeout_s"] == 150
+    assert "master_port" in _fields("train", {**base, "nnodes": 2, "master_port": 29500})  # not the submitter's

@@ -30,7 +30,8 @@ def test_staff_submit_a_training_job_and_it_is_queued(api, alice, seeded):
     assert api.get(reverse("job-detail", args=[job.pk])).json()["status"] == "queued"
     # Its corpus is pinned by content at submission: one object for `default`, one blob for its bytes.
     default = storage.read_bytes(inputs.DEFAULT_CORPUS_KEY)
-    assert job.inputs["corpus_sha256"] == hashlib.sha256(default).hexdigest() and job.inputs["corpus_name"]
+    assert job.inputs["corpus_sha256"] == hashlib.sha256(default).hexdigest()
+    assert job.inputs["corpus_name"] == storage.read_bytes(inputs.DEFAULT_NAME_KEY).decode()  # seeded with it
     assert storage.blob_get(job.inputs["corpus_sha256"]) == default
     assert api.get(reverse("job-detail", args=[job.pk])).json()["inputs"] == job.inputs
 
@@ -103,3 +104,22 @@ def test_unknown_job_is_404_json(api, alice, seeded):
     api.force_authenticate(alice)
     response = api.get(reverse("job-detail", args=[999999]))
     assert response.status_code == 404 and response.json()["error"] == "job_not_found"
+
+
+def test_a_corpus_that_goes_between_checking_and_pinning_is_a_400(api, alice, seeded, monkeypatch):
+    from workers import corpora
+
+    def gone(spec):
+        raise corpora.CorpusRefused(f"{spec!r} is not a file in the corpora folder")
+
+    monkeypatch.setattr(corpora, "corpus_text", gone)
+    monkeypatch.setattr(inputs, "default_corpus", lambda: gone("default"))
+    api.force_authenticate(alice)
+    response = api.post(reverse("job-list"), {"kind": "train", "params": {"model_size": "mini-1m"}}, format="json")
+    assert response.status_code == 400 and "corpus" in response.json()["fields"]
+    assert not Job.objects.exists()
+
+
+def test_a_blob_is_named_by_a_sha256_only(s3, tmp_path):
+    with pytest.raises(ValueError, match="not a sha256"):
+        storage.blob_get("../../etc/passwd", cache_dir=tmp_path)
