@@ -155,10 +155,8 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     from modelcore.export import export_hf
 
     params = job.params
-    run = _prepare(job)
-    size, config, work, checkpoint_dir, tokenizer, held_out = (run.size, run.config, run.work, run.checkpoint_dir,
-                                                                run.tokenizer, run.held_out)
-    resumed_from = run.resumed_from
+    prepared = _prepare(job)
+    size, work, tokenizer = prepared.size, prepared.work, prepared.tokenizer
     last_beat = [0.0]
 
     def on_progress(step: int, total: int, metrics: dict) -> None:
@@ -166,20 +164,21 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
             last_beat[0] = time.monotonic()
             jobs.job_heartbeat(job, done=step, total=total, unit="steps")  # raises JobLost if cancelled
 
-    jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
+    jobs.job_heartbeat(job, done=prepared.resumed_from or 0, total=params["steps"], unit="steps")
     rendezvous = _rendezvous(job)
     if rendezvous.nnodes > 1:
         rendezvous = _rendezvous(job, master_addr=worker_address(), master_port=free_port())
         dispatch_nodes(rendezvous.master_addr, rendezvous.master_port)
     # nproc processes on this host (modelcore/data_parallel.py), nnodes hosts in all; this process is rank 0.
     result = train_data_parallel(
-        config, run.train_tokens, run.val_tokens, run.settings, rendezvous, work_dir=work / "ranks",
-        checkpoint_dir=checkpoint_dir, resume=True, on_progress=on_progress,
+        prepared.config, prepared.train_tokens, prepared.val_tokens, prepared.settings, rendezvous,
+        work_dir=work / "ranks", checkpoint_dir=prepared.checkpoint_dir, resume=True, on_progress=on_progress,
         on_checkpoint=lambda path, step: _upload_checkpoint(job, Path(path), step),
     )
     jobs.job_heartbeat(job)  # a cancel during the last steps stops here, before anything is published
     export_dir = export_hf(result.model, tokenizer, work / "export")
-    report = evaluate_text(result.model, tokenizer, held_out, stride=config.n_ctx // 2, batch_size=8)
+    report = evaluate_text(result.model, tokenizer, prepared.held_out, stride=prepared.config.n_ctx // 2,
+                           batch_size=8)
     curve_png = work / "loss-curve.png"
     _loss_curve_png(result.loss_curve, curve_png, f"{size} on {inputs.corpus_name(job)}")
 
@@ -199,12 +198,13 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
                                              training_run=run, revision=revision, actor=job.created_by)
+    checkpoint_dir = prepared.checkpoint_dir
     for name in [MANIFEST, *(p.name for p in checkpoint_dir.iterdir())] if checkpoint_dir.exists() else []:
         storage.delete(_checkpoint_prefix(job) + name)
     return {
         "training_run": run.pk, "revision": revision.revision,
         "artifacts": sorted(revision.artifacts.values_list("filename", flat=True)), "val_loss": result.final_val_loss,
-        "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,
+        "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": prepared.resumed_from,
         "corpus_sha256": job.inputs.get("corpus_sha256"),
     }
 
@@ -215,7 +215,7 @@ def train_node_run(*, job: Job, node_rank: int, master_addr: str, master_port: i
     attempt it was started for (cancelled, taken over) or when node 0 goes (the collectives fail)."""
     from modelcore.data_parallel import train_data_parallel
 
-    run = _prepare(job, node=f"-node{node_rank}")
+    prepared = _prepare(job, node=f"-node{node_rank}")
     last_check = [time.monotonic()]
 
     def still_wanted(step: int, total: int, metrics: dict) -> None:
@@ -225,6 +225,7 @@ def train_node_run(*, job: Job, node_rank: int, master_addr: str, master_port: i
                 raise JobLost(f"job {job.pk} attempt {job.attempts} is over")
 
     train_data_parallel(
-        run.config, run.train_tokens, run.val_tokens, run.settings,
+        prepared.config, prepared.train_tokens, prepared.val_tokens, prepared.settings,
         _rendezvous(job, node_rank=node_rank, master_addr=master_addr, master_port=master_port),
-        work_dir=run.work / "ranks", checkpoint_dir=run.checkpoint_dir, resume=True, on_progress=still_wanted)
+        work_dir=prepared.work / "ranks", checkpoint_dir=prepared.checkpoint_dir, resume=True,
+        on_progress=still_wanted)

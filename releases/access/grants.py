@@ -62,7 +62,7 @@ def access_requests_of(user) -> list[AccessRequest]:
     partner = member_partner(user)
     if partner is None:
         return []
-    return list(AccessRequest.objects.filter(partner=partner).select_related("partner", "model_size"))
+    return list(AccessRequest.objects.filter(partner=partner).select_related("partner", "model_size", "requested_by"))
 
 
 # --------------------------------------------------------------------------- requests

@@ -189,7 +189,19 @@ class AccessGrant(models.Model):
         return self.quota_links is not None
 
 
-class AccessRequest(models.Model):
+class Decided(models.Model):
+    """Who decided a request policy staff grant or refuse, when, and why (shown to the asker)."""
+
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", editable=False)
+    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
+    decision_reason = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class AccessRequest(Decided):
     """A partner member asks for a size with a purpose; staff grant (creating an AccessGrant) or refuse."""
 
     class Status(models.TextChoices):
@@ -204,10 +216,6 @@ class AccessRequest(models.Model):
     purpose = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="+", editable=False)
-    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
-    decision_reason = models.TextField(blank=True, editable=False)
     grant = models.OneToOneField(AccessGrant, on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="request", editable=False)
     # The access questions as they were asked, with the answers: [{question_id, kind, prompt, answer}]
@@ -281,7 +289,7 @@ class IssuedLink(models.Model):
         return f"Link to {self.model_size.slug}/{self.filename} at {self.issued_at:%Y-%m-%d %H:%M}"
 
 
-class PartnerApplication(models.Model):
+class PartnerApplication(Decided):
     """Someone asks for their organisation to become a partner (or to join it): organisation, contact, the
     intended use and the terms they agreed to. Policy staff accept (the organisation is created and the
     applicant becomes its partner admin) or refuse, with a reason."""
@@ -301,10 +309,6 @@ class PartnerApplication(models.Model):
                               help_text="The terms of use in force that the applicant agreed to.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="+", editable=False)
-    decided_at = models.DateTimeField(null=True, blank=True, editable=False)
-    decision_reason = models.TextField(blank=True, editable=False)
     partner = models.ForeignKey(PartnerOrganisation, on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="applications", editable=False)
 

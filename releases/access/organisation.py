@@ -87,20 +87,23 @@ class Organisation:
     invitations: list[PartnerInvitation]  # pending ones
 
 
-def _download_tokens(user):
+def _download_tokens(user_ids: list[int]):
     """The tokens a partner admin sees and may revoke: download tokens. A member's governance token (staff who
     joined an organisation) is theirs and policy staff's to manage, not the organisation's."""
-    return tokens.tokens_of(user).filter(label__scope=TokenLabel.Scope.DOWNLOAD)
+    return tokens.live_tokens().filter(user__in=user_ids, label__scope=TokenLabel.Scope.DOWNLOAD)
 
 
 def organisation_of(actor) -> Organisation:
     partner = admin_membership(actor).partner
-    members = PartnerMember.objects.current().filter(partner=partner).select_related("user")
+    members = list(PartnerMember.objects.current().filter(partner=partner).select_related("user"))
+    held: dict[int, list[AuthToken]] = {member.user_id: [] for member in members}
+    for token in _download_tokens([member.user_id for member in members]):  # one query for every member
+        held[token.user_id].append(token)
     return Organisation(
         partner=partner,
-        members=[MemberRow(member, list(_download_tokens(member.user))) for member in members],
-        invitations=[invitation for invitation in partner.invitations.filter(
-            accepted_at__isnull=True, cancelled_at__isnull=True, expires_at__gt=timezone.now())])
+        members=[MemberRow(member, held[member.user_id]) for member in members],
+        invitations=list(partner.invitations.filter(accepted_at__isnull=True, cancelled_at__isnull=True,
+                                                    expires_at__gt=timezone.now()).select_related("invited_by")))
 
 
 # --------------------------------------------------------------------------- invitations
@@ -273,7 +276,7 @@ def member_tokens_revoke(*, member: PartnerMember, actor, ip: str | None = None,
     if not checked:
         _own_member(actor, member)
     revoked = []
-    owned = _download_tokens(member.user)
+    owned = _download_tokens([member.user_id])
     if token_key is not None:
         owned = owned.filter(token_key=token_key)
         if not owned.exists():

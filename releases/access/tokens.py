@@ -93,7 +93,11 @@ def token_delete(*, token: AuthToken, actor, ip: str | None = None, data: dict |
     webhooks_enqueue(event="token.revoked", payload={"user": user.get_username(), "token_key": token_key})
 
 
-def tokens_of(user) -> QuerySet[AuthToken]:
-    """The user's tokens that still authenticate (expired ones are deleted daily), newest first."""
+def live_tokens() -> QuerySet[AuthToken]:
+    """Tokens that still authenticate (expired ones are deleted daily), newest first."""
     live = Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
-    return AuthToken.objects.filter(live, user=user).select_related("label").order_by("-created")
+    return AuthToken.objects.filter(live).select_related("label").order_by("-created")
+
+
+def tokens_of(user) -> QuerySet[AuthToken]:
+    return live_tokens().filter(user=user)
