@@ -60,10 +60,6 @@ class DatasetDetailView(APIView):
     token_scope = DOWNLOAD
     token_dataset_kwarg = "name"
 
-
-
-
-
     throttle_classes = DATASET_THROTTLES
 
     @extend_schema(responses={200: DatasetOutput, 404: ErrorOutput, 429: ErrorOutput, 503: ErrorOutput})

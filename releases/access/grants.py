@@ -13,6 +13,7 @@ from config.errors import duplicate_refused
 from registry.errors import ModelSizeNotFound
 from registry.models import ModelSize
 from releases.access import questions, renewals
+from releases.access import rules as access
 from releases.access.errors import (
     AccessRequestNotPending,
     GrantAlreadyHeld,
@@ -45,7 +46,7 @@ def _access_request_webhook(event: str, request: AccessRequest, status: str) -> 
 # --------------------------------------------------------------------------- what a member sees
 def member_partner(user) -> PartnerOrganisation | None:
     """The organisation `user` is a current member of, if any."""
-    membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
+    membership = access.membership_of(user)
     return membership.partner if membership else None
 
 
@@ -73,7 +74,7 @@ def access_request_create(*, user, size: ModelSize, purpose: str, answers: Mappi
     access questions (releases/access/questions.py)."""
     if size.stage == Stage.INTERNAL:
         raise ModelSizeNotFound(f"No model size {size.slug!r}.")
-    membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
+    membership = access.membership_of(user)
     if membership is None or not membership.partner.active:
         raise InvalidPartnerAction("Only members of an active partner organisation may request access.",
                                    code="not_a_partner")

@@ -21,6 +21,11 @@ from releases.roles import GRANT_ACCESS, require
 NOTICE_DAYS = (30, 7, 1)
 # A member may ask to renew a grant from this long before it ends (or once it has ended).
 RENEWAL_WINDOW = timedelta(days=max(NOTICE_DAYS))
+
+
+def renewable(grant: AccessGrant, *, now: datetime | None = None) -> bool:
+    """Whether its organisation may ask to renew `grant`: not revoked, and in its last RENEWAL_WINDOW or ended."""
+    return grant.revoked_at is None and grant.expires_at - (now or timezone.now()) <= RENEWAL_WINDOW
 Status = AccessRequest.Status
 
 
@@ -79,7 +84,7 @@ def grant_renewal_request(*, user, grant: AccessGrant, purpose: str, ip: str | N
                                    code="not_a_partner")
     if grant.revoked_at is not None:
         raise InvalidPartnerAction("A revoked grant is not renewed; request access again.", code="grant_revoked")
-    if grant.expires_at - timezone.now() > RENEWAL_WINDOW:
+    if not renewable(grant):
         raise InvalidPartnerAction(f"Grant #{grant.pk} runs until {grant.expires_at:%Y-%m-%d}; ask for a renewal in "
                                    f"its last {RENEWAL_WINDOW.days} days.", code="renewal_too_early")
     waiting = AccessRequestNotPending(f"A renewal of grant #{grant.pk} is already waiting for policy staff.")

@@ -102,14 +102,15 @@ def visible_datasets(user) -> QuerySet[OutputDataset]:
     if sees_unreleased(user):
         return datasets
     shown = Q(stage=Stage.PUBLIC)
-    membership = _membership(user)
+    membership = membership_of(user)
     if membership is not None and membership.partner.active:
         granted = AccessGrant.objects.active(at=timezone.now()).filter(partner=membership.partner)
         shown |= Q(stage=Stage.PARTNERS, model_size__in=granted.values("model_size"))
     return datasets.filter(shown)
 
 
-def _membership(user) -> PartnerMember | None:
+def membership_of(user) -> PartnerMember | None:
+    """The user's current membership (with its organisation), if any."""
     if user is None or not user.is_authenticated:
         return None
     return PartnerMember.objects.current().select_related("partner").filter(user=user).first()
@@ -213,7 +214,7 @@ def _as_partner(user, size: ModelSize, *, action: str, filename: str | None, now
     if user is None:
         return _no(NOT_AUTHENTICATED, f"{slug} is available to partners holding a grant; send "
                                       "`Authorization: Token <key>` (create a token in the partner portal).")
-    membership = _membership(user)
+    membership = membership_of(user)
     if membership is None:
         return _no(NOT_A_PARTNER, f"{slug} is available only to members of partner organisations holding a "
                                   "grant for it; your account belongs to no partner organisation.")

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from releases.access.models import TokenLabel
 from releases.stage_names import Stage
 
 
@@ -69,7 +70,7 @@ class TokenCreateInput(serializers.Serializer):
     otp_token = serializers.CharField(
         max_length=16, required=False, allow_blank=True, default="",
         help_text="The current code of your TOTP device: the token is then verified (second factor).")
-    scope = serializers.ChoiceField(choices=["download", "governance"], default="download",
+    scope = serializers.ChoiceField(choices=TokenLabel.Scope.values, default=TokenLabel.Scope.DOWNLOAD,
                                     help_text="download: downloads, the catalogue, your grants, requests and terms; "
                                               "governance (staff only): every call you may make.")
     sizes = serializers.ListField(child=serializers.SlugField(), required=False, default=list, max_length=100,

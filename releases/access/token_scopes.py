@@ -8,8 +8,9 @@ the access rule and the roles still decide the rest. Checked when the token auth
 from config.errors import DomainError
 from registry.datasets.errors import DatasetNotFound
 from registry.models import OutputDataset
+from releases.access.models import TokenLabel
 
-DOWNLOAD = "download"
+DOWNLOAD = TokenLabel.Scope.DOWNLOAD
 
 
 class TokenScopeRefused(DomainError):

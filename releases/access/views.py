@@ -151,7 +151,6 @@ class CompatDatasetFileView(APIView):
         return response
 
 
-
 # --------------------------------------------------------------------------- the caller's own API tokens
 class TokenNotFound(NotFound):
     code = "token_not_found"
@@ -193,12 +192,6 @@ class TokenListCreateView(ListAPIView):
 
 class TokenRevokeView(APIView):
     """Revoke one of your tokens: the next request that sends it gets 401."""
-
-
-
-
-
-
 
     permission_classes = [IsAuthenticated]
 

@@ -68,8 +68,6 @@ class PublicKeyView(APIView):
 class EventProofView(APIView):
     """One event, every event after it up to a checkpoint, and that checkpoint (releases/audit/proofs.py)."""
 
-
-
     permission_classes = [ReadsAudit]
 
     @extend_schema(parameters=[ProofQuery], responses={200: ProofOutput, 404: ErrorOutput, 409: ErrorOutput})

@@ -18,6 +18,7 @@ from releases.access.models import (
     TermsAcceptance,
     TermsVersion,
 )
+from releases.access.renewals import RENEWAL_WINDOW
 from releases.governance.errors import StageRequestNotFound
 from releases.models import StageChange, StageChangeRequest, StageDecision, StageReview
 from releases.stage_names import Stage
@@ -106,7 +107,7 @@ class Dashboard:
     partner_applications: list = field(default_factory=list)
 
 
-GRANTS_EXPIRING_WITHIN = timedelta(days=30)
+GRANTS_EXPIRING_WITHIN = RENEWAL_WINDOW  # the grants whose organisations are told, and may ask to renew
 
 
 def governance_dashboard(*, now: datetime | None = None) -> Dashboard:

@@ -55,7 +55,7 @@ class Overview:
 
 def portal_overview(*, user) -> Overview:
     now = timezone.now()
-    membership = PartnerMember.objects.current().select_related("partner").filter(user=user).first()
+    membership = access.membership_of(user)
     terms = access.terms_in_force(now=now)
     accepted = terms is not None and terms.acceptances.filter(user=user).exists()
     rows: list[GrantRow] = []
@@ -69,8 +69,7 @@ def portal_overview(*, user) -> Overview:
             except DomainError as hidden:
                 revision, decision = None, access.Decision(False, access.STAGE_INTERNAL, hidden.message)
             row = GrantRow(grant=grant, state=access.grant_state(grant, now=now), decision=decision,
-                           revision=revision, renewable=grant.revoked_at is None
-                           and grant.expires_at - now <= renewals.RENEWAL_WINDOW)
+                           revision=revision, renewable=renewals.renewable(grant, now=now))
             # Files are listed only where `may` allows, and for the grant that allows it.
             if decision.allowed and decision.grant is not None and decision.grant.pk == grant.pk:
                 row.files = [FileRow(artifact, access.quota_use(grant, artifact.filename, now=now))

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import DomainError
+from releases.access.models import TokenLabel
 from releases.access.tokens import TOKEN_MAX_DAYS, token_create
 
 
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="A label for the token, e.g. 'alice laptop'.")
         parser.add_argument("--expires-days", type=int, default=30,
                             help="Lifetime in days (default 30; 0 for a token that never expires).")
-        parser.add_argument("--scope", choices=["download", "governance"], default="download",
+        parser.add_argument("--scope", choices=TokenLabel.Scope.values, default=TokenLabel.Scope.DOWNLOAD,
                             help="download (default: downloads, catalogue, own grants) or governance (staff: "
                                  "every call the user may make).")
         parser.add_argument("--size", action="append", dest="sizes", default=[],
