@@ -137,8 +137,10 @@ def up(run_dir: Path, port: int) -> None:
     _start_worker(run_dir, env)
     _serve(run_dir, env, port)
     _say(f"platform serving on http://127.0.0.1:{port}/ — now the release flow (first run: several minutes)")
-    flow = ["demo_release_flow"] + (["--full"] if os.environ.get("DEMO_FULL") == "1" else [])
-    _manage(*flow, env=env)
+    _manage("demo_release_flow", env=env)
+    if os.environ.get("DEMO_FULL") == "1":
+        _say("DEMO_FULL=1: the scaling study of the mini family (about half an hour on 2 cores)")
+        _manage("study", "--name", "mini-study", env=env)
     _report(port, passwords, run_dir)
 
 
@@ -155,7 +157,8 @@ def _report(port: int, passwords: dict[str, str], run_dir: Path) -> None:
     print()
     print("Mini family: mini-1m trained and public, mini-3m trained and at partners (pat's organisation")
     print("holds a grant), mini-7m and mini-13m internal. Datasets of mini-1m (pure, top-k 40, human")
-    print("reference) generated, baseline-detected and published. `DEMO_FULL=1 make demo` trains all sizes longer.")
+    print("reference) generated, baseline-detected and published. `DEMO_FULL=1 make demo` also runs the scaling")
+    print(f"study of all four sizes: {base}/study/ (staff see every size; the public, the released ones).")
     print()
     print("Demo accounts (also in .run/demo-accounts.json):")
     for username in DEMO_ACCOUNTS:

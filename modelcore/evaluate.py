@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,10 +38,12 @@ def window_spans(n_tokens: int, n_ctx: int, stride: int) -> list[tuple[int, int,
 
 
 @torch.no_grad()
-def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, *, stride: int, batch_size: int) -> EvalReport:
+def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, *, stride: int, batch_size: int,
+                  on_progress: Callable[[int, int], None] | None = None) -> EvalReport:
     """Score every token of text, each with at least n_ctx - stride tokens of context where the text allows.
 
     The text is preceded by <|endoftext|>, as a document start, so that its first token is scored too.
+    `on_progress(windows done, windows)` is called after each batch (a long text keeps its job's heartbeat).
     """
     if not text:
         raise ValueError("cannot evaluate an empty text")
@@ -68,6 +71,8 @@ def evaluate_text(model: GPT, tokenizer: Tokenizer, text: str, *, stride: int, b
         total_nll += F.cross_entropy(
             logits.float().flatten(0, 1), y.to(device).flatten(), ignore_index=-1, reduction="sum"
         ).item()
+        if on_progress is not None:
+            on_progress(min(i + batch_size, len(spans)), len(spans))
     n_tokens, n_bytes = len(targets), len(text.encode("utf-8"))
     loss = total_nll / n_tokens
     return EvalReport(loss, math.exp(loss), total_nll / math.log(2) / n_bytes, n_tokens, n_bytes)

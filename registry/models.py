@@ -255,6 +255,11 @@ class DetectionResult(models.Model):
     c = models.FloatField(help_text="Inverse regularisation strength chosen on valid.")
     train_pairs = models.PositiveIntegerField()
     test_pairs = models.PositiveIntegerField()
+    # 95% percentile bootstrap over the test texts (workers/statistics.py); empty for results from before.
+    accuracy_low = models.FloatField(null=True, blank=True)
+    accuracy_high = models.FloatField(null=True, blank=True)
+    # Each test text right (1) or wrong (0), human texts first: the interval can be recomputed from it.
+    test_outcomes = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

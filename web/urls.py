@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from web.pages import datasets, history, sizes
+from web.pages import datasets, history, sizes, study
 
 urlpatterns = [
     path("", sizes.home, name="home"),
@@ -17,4 +17,7 @@ urlpatterns = [
     path("datasets/removal/sent/", datasets.removal_request_sent, name="dataset-removal-sent"),
     path("datasets/<slug:name>/", datasets.dataset_page, name="dataset-page"),
     path("datasets/<slug:name>/plots/<str:kind>.svg", datasets.dataset_plot, name="dataset-plot"),
+    path("study/", study.study_index, name="study-index"),
+    path("study/<slug:name>/", study.study_page, name="study-page"),
+    path("study/<slug:name>/plots/<str:kind>.svg", study.study_plot, name="study-plot"),
 ]

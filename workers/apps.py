@@ -9,3 +9,4 @@ class WorkersConfig(AppConfig):
         # Registers the job tasks with Celery in every process (web ones too): workers/services.py hands jobs
         # to them by registered name.
         from workers import tasks  # noqa: F401
+        from workers.study import runner  # noqa: F401  (connects the study's receiver of job_finished)

@@ -1,7 +1,8 @@
 """The GPT-2 output-dataset detection baseline: TF-IDF over 1-2 grams and logistic regression.
 
 As openai/gpt-2-output-dataset `baseline.py`: min_df 5, max_features 2**21, liblinear, C chosen on
-valid from 1/64 to 64 (powers of two), accuracy on test, half human and half model text.
+valid from 1/64 to 64 (powers of two), accuracy on test, half human and half model text. Each test text's
+outcome is stored with the result, and a bootstrap interval over them (workers/statistics.py).
 """
 
 import json
@@ -9,6 +10,7 @@ import json
 from registry import storage
 from registry.changes import record_save
 from registry.models import DetectionResult, OutputDataset
+from workers.statistics import bootstrap_interval
 
 C_GRID = [2.0**e for e in range(-6, 7)]
 METHOD = "tfidf-1-2gram-logreg"
@@ -38,11 +40,15 @@ def detection_run(*, dataset: OutputDataset, reference: OutputDataset) -> Detect
         score = model.score(valid_x, data["valid"][1])
         if score > best_valid:
             best_c, best_valid, best_model = c, score, model
-    accuracy = best_model.score(test_x, data["test"][1])
+    outcomes = [int(guess == truth) for guess, truth in zip(best_model.predict(test_x), data["test"][1], strict=True)]
+    accuracy = sum(outcomes) / len(outcomes)
     result = (DetectionResult.objects.filter(dataset=dataset, reference=reference, method=METHOD).first()
               or DetectionResult(dataset=dataset, reference=reference, method=METHOD))
     result.accuracy, result.valid_accuracy, result.c = accuracy, best_valid, best_c
     result.train_pairs, result.test_pairs = len(data["train"][1]) // 2, len(data["test"][1]) // 2
+    result.accuracy_low, result.accuracy_high = bootstrap_interval(outcomes)
+    result.test_outcomes = "".join(map(str, outcomes))
     record_save(result, noun="detection_result", actor=None, fields=(
-        "dataset", "reference", "method", "accuracy", "valid_accuracy", "c", "train_pairs", "test_pairs"))
+        "dataset", "reference", "method", "accuracy", "valid_accuracy", "c", "train_pairs", "test_pairs",
+        "accuracy_low", "accuracy_high"))
     return result

@@ -22,3 +22,9 @@ class BrokerUnavailable(ServiceUnavailable):
 
 class JobLost(Exception):
     """The job was cancelled or taken over by another worker: stop working on it."""
+
+
+class StudyMismatch(Conflict):
+    """A study of that name exists with other settings: one name, one study."""
+
+    code = "study_mismatch"

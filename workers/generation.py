@@ -260,7 +260,7 @@ def dataset_job_finalize(*, prefix: str, params: dict, corpus_name: str, corpus_
             card=_generated_card(revision, setting, params["max_length"]),
         )
     if params["reference"]:
-        name = reference_name(params["name"])
+        name = params.get("reference_name") or reference_name(params["name"])
         names.append(name)
         if not OutputDataset.objects.filter(name=name).exists():
             _model, tokenizer, _config = bridge.load_model(revision)

@@ -55,7 +55,7 @@ def corpus_pin(spec: str) -> tuple[str, str]:
 def pinned_inputs(kind: str, params: dict) -> dict:
     """What a job of `kind` with `params` computes on, pinned by content (recorded on the job at submission),
     with the corpus's short name, which no worker could work out without the corpus file."""
-    if kind not in (Job.Kind.TRAIN, Job.Kind.GENERATE):
+    if kind not in (Job.Kind.TRAIN, Job.Kind.GENERATE, Job.Kind.EVALUATE):
         return {}
     try:
         sha256, name = corpus_pin(params["corpus"])

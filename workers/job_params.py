@@ -11,11 +11,13 @@ import math
 from django.conf import settings
 from rest_framework import serializers
 
-from registry.models import DatasetSplit, ModelSize, OutputDataset
+from registry.models import DatasetSplit, ModelSize, OutputDataset, Revision
 from workers.corpora import DEFAULT_CORPUS, CorpusRefused, corpus_check
 from workers.errors import JobParamsInvalid
+from workers.evaluation import FORMATS
 from workers.generation import DEFAULT_SHARD_SIZE, DEFAULT_SPLITS, SAMPLINGS, dataset_names, reference_name
-from workers.models import Job
+from workers.models import Job, Study
+from workers.study import plan as study_plan
 
 SEED_MAX = 2**31 - 1
 GRAD_ACCUM_MAX = 64
@@ -138,6 +140,8 @@ class GenerateParams(_Params):
     shard_size = serializers.IntegerField(min_value=1, max_value=SHARD_SIZE_MAX, default=DEFAULT_SHARD_SIZE)
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0)
     reference = serializers.BooleanField(default=True)
+    reference_name = serializers.SlugField(max_length=100, required=False,
+                                           help_text="Name of the human reference dataset (default: name-reference).")
     corpus = serializers.CharField(default=DEFAULT_CORPUS, max_length=1000)
     device = serializers.ChoiceField(
         choices=["cpu", "cuda"], default="cpu",
@@ -190,7 +194,10 @@ class GenerateParams(_Params):
                                     f"STAGEGATE_JOB_MAX_SHARDS ({settings.STAGEGATE_JOB_MAX_SHARDS:,})."]
         names = dataset_names(data["name"], data["samplings"])
         if data["reference"]:
-            names.append(reference_name(data["name"]))
+            data.setdefault("reference_name", reference_name(data["name"]))
+            names.append(data["reference_name"])
+        else:
+            data.pop("reference_name", None)
         taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
         if taken:
             errors["name"] = [f"Datasets already exist: {', '.join(taken)}; give another name."]
@@ -216,7 +223,94 @@ class BaselineParams(_Params):
         return name
 
 
-PARAMS = {Job.Kind.TRAIN: TrainParams, Job.Kind.GENERATE: GenerateParams, Job.Kind.BASELINE: BaselineParams}
+class EvaluateParams(_Params):
+    model_size = serializers.SlugField()
+    revision = serializers.CharField(max_length=40, required=False,
+                                     help_text="The revision to score (default: the newest with weights).")
+    corpus = serializers.CharField(max_length=1000, help_text="The held-out text, from the corpus allow-list.")
+    name = serializers.CharField(max_length=100, help_text="The evaluation's name in the registry, e.g. WikiText-2.")
+    format = serializers.ChoiceField(choices=list(FORMATS), default="plain",
+                                     help_text="wikitext: detokenised first, perplexity per WikiText token.")
+
+    def validate_model_size(self, slug: str) -> str:
+        self._size(slug)
+        return slug
+
+    def validate_corpus(self, spec: str) -> str:
+        return self._corpus(spec)
+
+    def validate(self, data: dict) -> dict:
+        trained = Revision.objects.filter(model_size__slug=data["model_size"],
+                                          artifacts__filename="model.safetensors").order_by("-number")
+        revision = trained.filter(revision=data["revision"]).first() if "revision" in data else trained.first()
+        if revision is None:
+            raise serializers.ValidationError({"revision": [f"{data['model_size']} has no trained revision "
+                                                            f"{data.get('revision', '')!r}."]})
+        data["revision"] = revision.revision
+        return data
+
+
+class StudyParams(_Params):
+    """A scaling study's settings (workers/study/plan.py says how each becomes its steps' jobs)."""
+
+    name = serializers.SlugField(max_length=60, help_text="Names the study, its page and its datasets.")
+    family = serializers.SlugField(default="mini")
+    corpus = serializers.CharField(default=DEFAULT_CORPUS, max_length=1000)
+    eval_corpus = serializers.CharField(
+        max_length=1000, allow_blank=True, default=study_plan.default_eval_corpus,
+        help_text="WikiText-2's test split where the corpora folder has it; blank: no WikiText-2 evaluation.")
+    eval_format = serializers.ChoiceField(choices=list(FORMATS), default="wikitext")
+    tokens_per_parameter = serializers.FloatField(min_value=0.001, max_value=10_000,
+                                                  default=study_plan.TOKENS_PER_PARAMETER)
+    max_tokens = serializers.IntegerField(min_value=1, default=study_plan.MAX_TOKENS)
+    batch_size = serializers.IntegerField(min_value=1, default=16)
+    lr = serializers.FloatField(default=1e-3)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=1337)
+    samples = serializers.DictField(child=serializers.IntegerField(min_value=1), default=dict(study_plan.SAMPLES))
+    max_length = serializers.IntegerField(min_value=1, default=study_plan.MAX_LENGTH)
+
+    def validate_family(self, slug: str) -> str:
+        if not ModelSize.objects.filter(family__slug=slug).exists():
+            raise serializers.ValidationError(f"No family {slug!r} with sizes.")
+        return slug
+
+    def validate_corpus(self, spec: str) -> str:
+        return self._corpus(spec)
+
+    def validate_eval_corpus(self, spec: str) -> str:
+        return self._corpus(spec) if spec else ""
+
+    def validate_lr(self, lr: float) -> float:
+        return TrainParams().validate_lr(lr)
+
+    def validate_samples(self, samples: dict) -> dict:
+        return GenerateParams().validate_splits(samples)
+
+    def validate(self, data: dict) -> dict:
+        errors = {}
+        sizes = list(ModelSize.objects.filter(family__slug=data["family"]))
+        for size in sizes:
+            steps = study_plan.train_steps(data, size)
+            if steps > settings.STAGEGATE_JOB_MAX_STEPS:
+                errors["max_tokens"] = [f"{size.slug} would train {steps:,} steps, above STAGEGATE_JOB_MAX_STEPS."]
+            if data["batch_size"] * size.n_ctx > settings.STAGEGATE_JOB_MAX_BATCH_TOKENS:
+                errors["batch_size"] = [f"A micro-batch of {size.slug} is capped at STAGEGATE_JOB_MAX_BATCH_TOKENS."]
+            if data["max_length"] > size.n_ctx - 1:
+                errors["max_length"] = [f"1 to {size.n_ctx - 1} tokens for {size.slug}."]
+        study = Study.objects.select_related("job").filter(name=data["name"]).first()
+        if study is not None and study.params != data:
+            errors["name"] = [f"Study {study.name!r} exists with other settings: rerun it with its own or give "
+                              "another name."]
+        elif study is not None and study.job is not None and study.job.status in (Job.Status.QUEUED,
+                                                                                  Job.Status.RUNNING):
+            errors["name"] = [f"Study {study.name!r} is running already (job {study.job.pk})."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
+PARAMS = {Job.Kind.TRAIN: TrainParams, Job.Kind.GENERATE: GenerateParams, Job.Kind.BASELINE: BaselineParams,
+          Job.Kind.EVALUATE: EvaluateParams, Job.Kind.STUDY: StudyParams}
 
 
 def params_validate(kind: str, params: object) -> dict:

@@ -11,10 +11,20 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 
 from workers.errors import JobLost, JobNotCancellable
 from workers.models import Job
+
+# Sent (job_id=…) once a job reaches a final status; studies listen (workers/study/runner.py).
+job_finished = Signal()
+
+
+def _finished(job_id: int, changed: bool) -> bool:
+    if changed:
+        job_finished.send(sender=Job, job_id=job_id)
+    return changed
 
 
 def _stale_before():
@@ -57,26 +67,29 @@ def job_add_progress(job_id: int, amount: int) -> None:
 
 
 def job_succeed(job: Job, *, result: dict) -> bool:
-    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+    changed = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
         status=Job.Status.SUCCEEDED, result=result, finished_at=timezone.now(), heartbeat_at=timezone.now(),
         error="",
-    ) == 1
+    )
+    return _finished(job.pk, changed == 1)
 
 
 def job_fail(job: Job, *, error: str) -> bool:
-    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
+    changed = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).update(
         status=Job.Status.FAILED, error=error[:5000], finished_at=timezone.now()
-    ) == 1
+    )
+    return _finished(job.pk, changed == 1)
 
 
 def job_give_up(job: Job) -> bool:
     """Fail a job whose worker died STAGEGATE_JOB_MAX_ATTEMPTS times (if no worker has taken it up meanwhile)."""
-    return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts,
-                              heartbeat_at__lt=_stale_before()).update(
+    changed = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts,
+                                 heartbeat_at__lt=_stale_before()).update(
         status=Job.Status.FAILED, finished_at=timezone.now(),
         error=(f"Gave up after {job.attempts} attempts: each time, its worker stopped sending heartbeats "
                "(killed, out of memory, or its host lost). Check the job's parameters before running it again."),
-    ) == 1
+    )
+    return _finished(job.pk, changed == 1)
 
 
 def job_release(job: Job, *, error: str) -> bool:
@@ -94,6 +107,7 @@ def job_cancel(*, job: Job) -> Job:
         ) != 1:
             job.refresh_from_db()
             raise JobNotCancellable(f"Job {job.pk} is {job.status}; only queued or running jobs can be cancelled.")
+        _finished(job.pk, True)
     job.refresh_from_db()
     return job
 
@@ -103,7 +117,9 @@ def jobs_stale() -> list[int]:
     stale = _stale_before()
     return list(
         Job.objects.filter(
-            Q(status=Job.Status.RUNNING, heartbeat_at__lt=stale)
+            # A running study job has no worker to lose: it waits for its steps' jobs, advanced by their signals and
+            # the beat (workers/study/runner.py), however long a step takes on a busy worker.
+            Q(status=Job.Status.RUNNING, heartbeat_at__lt=stale) & ~Q(kind=Job.Kind.STUDY)
             | Q(status=Job.Status.QUEUED, enqueued_at__lt=stale)
         ).values_list("pk", flat=True)
     )

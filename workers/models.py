@@ -11,6 +11,8 @@ class Job(models.Model):
         TRAIN = "train", "train"
         GENERATE = "generate_output_dataset", "generate output dataset"
         BASELINE = "detection_baseline", "detection baseline"
+        EVALUATE = "evaluate", "evaluate"
+        STUDY = "study", "study"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -56,3 +58,45 @@ class Job(models.Model):
     @property
     def storage_prefix(self) -> str:
         return f"jobs/{self.uid.hex}/"
+
+
+class Study(models.Model):
+    """A scaling study (workers/study/): every size of a family trained, evaluated, sampled and detected under one
+    set of settings. Each step is a job of its own; a study job drives them and can be run again to resume."""
+
+    name = models.SlugField(max_length=60, unique=True)
+    # Every setting, normalised (workers/job_params.py StudyParams): the same name always means the same study.
+    params = models.JSONField()
+    # Where its corpora were copied at the start (s3://corpora/studies/<name>/…), so every step reads the same bytes.
+    corpora = models.JSONField(default=dict, blank=True, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                            help_text="The study job that drives it now (or last did).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StudyStep(models.Model):
+    """One step of a study and the job that does (or did) it; a step whose job failed gets a new one on a rerun."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=100, help_text="e.g. train:mini-1m, baseline:mini-1m:k40")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="+")
+    # The study job that submitted it: a failure in this run fails the study; one from an earlier run is redone.
+    run = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["study", "key"], name="study_step_once")]
+
+    def __str__(self) -> str:
+        return f"{self.study.name}/{self.key}"

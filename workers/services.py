@@ -20,12 +20,17 @@ TASK_OF_KIND = {
     Job.Kind.TRAIN: "workers.tasks.train_task",
     Job.Kind.GENERATE: "workers.tasks.generate_output_dataset_task",
     Job.Kind.BASELINE: "workers.tasks.detection_baseline_task",
+    Job.Kind.EVALUATE: "workers.tasks.evaluate_task",
+    Job.Kind.STUDY: "workers.tasks.study_task",
 }
 
 
 def queue_for(job: Job) -> str:
     """Where a job's tasks go (docs/deploy.md): GPU hosts take every CUDA job; otherwise training and
-    generation (with detection baselines) have their own queues, apart from the platform's light tasks."""
+    generation (with evaluations and detection baselines) have their own queues, apart from the platform's light
+    tasks, where a study job, which only submits other jobs, runs too."""
+    if job.kind == Job.Kind.STUDY:
+        return settings.CELERY_TASK_DEFAULT_QUEUE
     if job.params.get("device") == "cuda":
         return settings.STAGEGATE_CUDA_QUEUE
     return settings.STAGEGATE_TRAINING_QUEUE if job.kind == Job.Kind.TRAIN else settings.STAGEGATE_GENERATION_QUEUE

@@ -159,6 +159,45 @@ def detection_baseline_task(self, job_id: int) -> None:
     _run_claimed(self, job_id, run)
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def evaluate_task(self, job_id: int) -> None:
+    from workers import evaluation
+
+    _run_claimed(self, job_id, lambda job: evaluation.evaluate_job_run(job=job))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)
+def study_task(self, job_id: int) -> None:
+    """Start (or resume) a study; it stays running while its steps' jobs run (workers/study/runner.py)."""
+    from workers.study import runner
+
+    def start(job):
+        runner.study_job_start(job)
+        return None  # study_advance finishes it
+
+    _run_claimed(self, job_id, start)
+
+
+@shared_task
+def study_advance_task(study_id: int) -> None:
+    """A step of the study finished: submit what it unblocked."""
+    from workers import jobs
+    from workers.study import runner
+
+    try:
+        runner.study_advance(study_id)
+    except jobs.JobLost:
+        pass  # the study job was cancelled or taken over meanwhile
+
+
+@shared_task
+def advance_studies_task() -> list[int]:
+    """Beat: advance every running study, in case a step's signal was lost."""
+    from workers.study import runner
+
+    return runner.studies_advance()
+
+
 @shared_task
 def requeue_stale_jobs_task() -> list[int]:
     """Beat, every minute: jobs whose worker died are handed to the broker again."""

@@ -365,11 +365,12 @@ STAGEGATE_GENERATION_QUEUE = envstr("STAGEGATE_GENERATION_QUEUE", "generation")
 # Jobs with device=cuda (training and generation alike) go here: only workers on hosts with GPUs consume it.
 STAGEGATE_CUDA_QUEUE = envstr("STAGEGATE_CUDA_QUEUE", "cuda")
 CELERY_BEAT_SCHEDULE["requeue-stale-jobs"] = {"task": "workers.tasks.requeue_stale_jobs_task", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["advance-studies"] = {"task": "workers.tasks.advance_studies_task", "schedule": 30.0}
 CELERY_TASK_ROUTES = {
     "workers.tasks.train_task": {"queue": STAGEGATE_TRAINING_QUEUE},
     **{f"workers.tasks.{task}": {"queue": STAGEGATE_GENERATION_QUEUE} for task in (
         "generate_output_dataset_task", "generate_shard_task", "finish_output_dataset_task",
-        "detection_baseline_task")},
+        "detection_baseline_task", "evaluate_task")},
 }
 # Fail a submission fast (and answer 503) when Redis is down, instead of hanging the request.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

@@ -13,15 +13,8 @@ from registry.datasets.removal import removal_request_create
 from registry.models import OutputDataset
 from releases.access.rules import visible_datasets, visible_sizes
 from web import plots
-from web.pages.sizes import PLOT_MAX_AGE_S, SVG
 
 PLOT_KINDS = ("lengths", "ended")
-
-
-def _svg_response(svg: bytes) -> HttpResponse:
-    response = HttpResponse(svg, content_type=SVG)
-    response["Cache-Control"] = f"private, max-age={PLOT_MAX_AGE_S}"
-    return response
 
 
 def _visible_dataset(name: str, user) -> OutputDataset:
@@ -68,13 +61,13 @@ def dataset_plot(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     if kind == "lengths":
         data = {"histogram": stats.get("length_histogram") or [], "max_length": stats.get("length_histogram_max")
                 or dataset.max_length}
-        return _svg_response(plots.cached_svg(f"lengths:{dataset.pk}", data, plots.length_histogram(**data)))
+        return plots.svg_response(plots.cached_svg(f"lengths:{dataset.pk}", data, plots.length_histogram(**data)))
     # "ended": this dataset among the others the caller may see, so the number has something to compare with.
     rows = [(d.name, float((d.stats or {}).get("fraction_ended", 0.0)))
             for d in selectors.datasets_for_display(visible_datasets(request.user)) if (d.stats or {}).get("lines")]
     if dataset.name not in {n for n, _ in rows}:
         rows.append((dataset.name, float(stats.get("fraction_ended", 0.0))))
-    return _svg_response(plots.cached_svg(f"ended:{dataset.pk}", rows,
+    return plots.svg_response(plots.cached_svg(f"ended:{dataset.pk}", rows,
                                           plots.fraction_ended(rows=rows, highlight=dataset.name)))
 
 
@@ -83,7 +76,7 @@ def detection_plot(request: HttpRequest) -> HttpResponse:
             for r in selectors.detection_by_size(selectors.datasets_for_display(visible_datasets(request.user)))]
     if not rows:
         raise Http404("No detection results yet.")
-    return _svg_response(plots.cached_svg("detection", rows, plots.detection_accuracy(rows=rows)))
+    return plots.svg_response(plots.cached_svg("detection", rows, plots.detection_accuracy(rows=rows)))
 
 
 # --------------------------------------------------------------------------- data-removal requests

@@ -16,9 +16,6 @@ from releases.governance import selectors as release_selectors
 from releases.models import StageChange
 from web import plots
 
-SVG = "image/svg+xml"
-PLOT_MAX_AGE_S = 3600
-
 
 def _visible_size(slug: str, user) -> ModelSize:
     try:
@@ -126,7 +123,5 @@ def run_loss_plot(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _visible_run(run_id, request.user)
     if not run.loss_curve:
         raise Http404("This run recorded no loss curve.")
-    svg = plots.cached_svg("loss", {"run": run.pk, "curve": run.loss_curve}, plots.loss_curve(curve=run.loss_curve))
-    response = HttpResponse(svg, content_type=SVG)
-    response["Cache-Control"] = f"private, max-age={PLOT_MAX_AGE_S}"
-    return response
+    return plots.svg_response(plots.cached_svg("loss", {"run": run.pk, "curve": run.loss_curve},
+                                               plots.loss_curve(curve=run.loss_curve)))

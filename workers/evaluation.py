@@ -1,0 +1,65 @@
+"""The `evaluate` job: a trained revision scored on a held-out text, its figures recorded in the registry.
+
+WikiText-2 comes tokenised (`@-@`, spaces before punctuation); as in GPT-2's zero-shot evaluation it is
+detokenised before our tokenizer sees it, and its perplexity is per WikiText token (whitespace-separated, the
+unit its benchmark and GPT-2's Table 3 use), so models with different tokenizers compare. Bits per byte are
+over the detokenised text's UTF-8 bytes.
+"""
+
+import math
+import re
+import time
+
+from registry import services as registry_services
+from registry.models import Revision
+from workers import bridge, inputs, jobs
+from workers.models import Job
+
+FORMATS = ("plain", "wikitext")
+_WIKITEXT_RULES = [
+    (re.compile(r" @([-,.])@ "), r"\1"),  # 1 @,@ 000 → 1,000; well @-@ known → well-known
+    (re.compile(r" ([.,:;!?)\]}'])"), r"\1"),  # no space before closing punctuation
+    (re.compile(r"([(\[{]) "), r"\1"),  # nor after opening brackets
+    (re.compile(r" (n't|'s|'re|'ve|'m|'ll|'d)\b"), r"\1"),  # do n't → don't
+    (re.compile(r"\" ([^\"\n]*?) \""), r'"\1"'),  # " quoted " → "quoted"
+    (re.compile(r"^ ?(=+) (.*?) (=+) ?$", re.MULTILINE), r"\1 \2 \3"),  # headings keep their marks
+]
+
+
+def wikitext_detokenize(text: str) -> str:
+    for pattern, replacement in _WIKITEXT_RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def evaluate_job_run(*, job: Job) -> dict:
+    from modelcore.evaluate import evaluate_text
+
+    params = job.params
+    revision = Revision.objects.select_related("model_size", "training_run").get(
+        model_size__slug=params["model_size"], revision=params["revision"])
+    model, tokenizer, config = bridge.load_model(revision)
+    raw = inputs.corpus_text(job)
+    text = wikitext_detokenize(raw) if params["format"] == "wikitext" else raw
+    last_beat = [0.0]
+
+    def on_progress(done: int, total: int) -> None:
+        if time.monotonic() - last_beat[0] >= 5 or done == total:
+            last_beat[0] = time.monotonic()
+            jobs.job_heartbeat(job, done=done, total=total, unit="windows")  # raises JobLost if cancelled
+
+    report = evaluate_text(model, tokenizer, text, stride=config.n_ctx // 2, batch_size=8, on_progress=on_progress)
+    nats = report.loss * report.tokens
+    figures = {"bits_per_byte": report.bits_per_byte, "token_perplexity": report.perplexity}
+    if params["format"] == "wikitext":
+        figures["perplexity"] = math.exp(nats / len(raw.split()))  # per WikiText token
+    else:
+        figures["perplexity"] = report.perplexity
+    recorded = {}
+    for metric in ("perplexity", "bits_per_byte"):
+        result = registry_services.eval_result_record(
+            size=revision.model_size, dataset=params["name"], metric=metric, value=figures[metric],
+            training_run=revision.training_run, revision=revision, actor=job.created_by)
+        recorded[metric] = result.pk
+    return {**figures, "tokens": report.tokens, "bytes": report.bytes, "words": len(raw.split()),
+            "eval_results": recorded, "revision": revision.revision, "dataset": params["name"]}

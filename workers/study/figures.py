@@ -1,0 +1,180 @@
+"""A study's figures, read back from what its steps stored (training runs, evaluation results, detection
+results), and the reading the public page gives of them. Nothing here is computed that was not stored, except
+the wording."""
+
+from dataclasses import dataclass, field
+
+from registry.models import DetectionResult, EvalResult, ModelSize, OutputDataset, TrainingRun
+from workers.models import Job, Study
+from workers.statistics import detectable_difference
+from workers.study import plan
+
+# GPT-2's published figures, for the same axes: WikiText-2 perplexity (paper, Table 3, zero-shot, per WikiText
+# token) and the TF-IDF baseline's accuracy (openai/gpt-2-output-dataset README), by parameters as counted today.
+GPT2_PARAMETERS = (124_439_808, 354_823_168, 774_030_080, 1_557_611_200)
+GPT2_WIKITEXT2_PERPLEXITY = (29.41, 22.76, 19.93, 18.34)
+GPT2_DETECTION = {"pure": (0.8829, 0.8894, 0.7716, 0.7431), "k40": (0.9679, 0.9522, 0.9443, 0.9269)}
+SAMPLINGS = ("pure", "k40")
+
+
+@dataclass(frozen=True)
+class Detection:
+    accuracy: float
+    low: float | None
+    high: float | None
+    test_pairs: int
+    dataset: str
+
+    @property
+    def text(self) -> str:
+        """As the page prints it: 84.5% (80.8–88.0)."""
+        interval = f" ({self.low:.1%}–{self.high:.1%})" if self.low is not None and self.high is not None else ""
+        return f"{self.accuracy:.1%}{interval}"
+
+
+@dataclass
+class SizeRow:
+    size: ModelSize
+    parameters: int
+    tokens: int
+    steps: int
+    val_loss: float | None = None
+    held_out_perplexity: float | None = None
+    held_out_bits_per_byte: float | None = None
+    wikitext_perplexity: float | None = None
+    wikitext_bits_per_byte: float | None = None
+    detection: dict[str, Detection] = field(default_factory=dict)
+    training_run: int | None = None
+
+
+@dataclass
+class StudyFigures:
+    study: Study
+    rows: list[SizeRow]
+    steps_done: int
+    steps_total: int
+    reading: list[str]
+    caveats: list[str]
+    power: str
+
+    @property
+    def complete(self) -> bool:
+        return self.steps_done == self.steps_total
+
+
+def study_figures(study: Study) -> StudyFigures:
+    params = study.params
+    sizes = plan.study_sizes(params)
+    results = {s.key: s.job.result for s in study.steps.select_related("job") if s.job.status == Job.Status.SUCCEEDED}
+    rows = []
+    for size in sizes:
+        row = SizeRow(size=size, parameters=size.parameter_count, tokens=plan.train_tokens(params, size),
+                      steps=plan.train_steps(params, size))
+        trained = results.get(f"train:{size.slug}")
+        if trained:
+            run = TrainingRun.objects.get(pk=trained["training_run"])
+            row.training_run, row.val_loss = run.pk, run.final_val_loss
+            held_out = {e.metric: e.value for e in EvalResult.objects.filter(training_run=run)
+                        .exclude(dataset=plan.WIKITEXT_NAME)}
+            row.held_out_perplexity = held_out.get("perplexity")
+            row.held_out_bits_per_byte = held_out.get("bits_per_byte")
+        evaluated = results.get(f"evaluate:{size.slug}")
+        if evaluated:
+            stored = {e.metric: e.value for e in EvalResult.objects.filter(pk__in=evaluated["eval_results"].values())}
+            row.wikitext_perplexity = stored.get("perplexity")
+            row.wikitext_bits_per_byte = stored.get("bits_per_byte")
+        for sampling in SAMPLINGS:
+            detected = results.get(f"baseline:{size.slug}:{sampling}")
+            if detected:
+                result = DetectionResult.objects.select_related("dataset").get(pk=detected["detection_result"])
+                row.detection[sampling] = Detection(result.accuracy, result.accuracy_low, result.accuracy_high,
+                                                    result.test_pairs, result.dataset.name)
+        rows.append(row)
+    human = OutputDataset.objects.filter(name=plan.human_name(params)).first()
+    total = len(plan.study_steps(params, study.corpora or {"corpus": "", "eval_corpus": params["eval_corpus"]},
+                                 sizes)) if sizes else 0
+    return StudyFigures(study=study, rows=rows, steps_done=len(results), steps_total=total,
+                        reading=reading_for(rows), caveats=_caveats(params, rows), power=_power(params, human))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+
+
+def _trend(values: list[float]) -> str:
+    if all(b < a for a, b in zip(values, values[1:], strict=False)):
+        return "falls at every step up in size"
+    if values[-1] < values[0]:
+        return "falls from the smallest size to the largest, but not at every step"
+    return "does not fall with size"
+
+
+def reading_for(rows: list[SizeRow]) -> list[str]:
+    """What the numbers show, in sentences that follow the numbers: each claim is tested before it is made."""
+    reading = []
+    losses = [r.val_loss for r in rows if r.val_loss is not None]
+    if len(losses) == len(rows) > 1:
+        reading.append(f"Validation loss on held-out text {_trend(losses)} ({' → '.join(_fmt(v) for v in losses)} "
+                       "nats per token): " + ("GPT-2's first trend holds here." if losses[-1] < losses[0] else
+                                                "GPT-2's first trend does not show here."))
+    wikitext = [r.wikitext_perplexity for r in rows if r.wikitext_perplexity is not None]
+    if len(wikitext) == len(rows) > 1:
+        reading.append(f"WikiText-2 perplexity {_trend(wikitext)} ({' → '.join(_fmt(v) for v in wikitext)}). The "
+                       "values are far above GPT-2's (29.4 at 124M): our models read a megabyte of Shakespeare, "
+                       "not 40 GB of web text, so Wikipedia is out of their domain; the per-byte figures in the "
+                       "table compare sizes without depending on our tokenizer.")
+    for sampling, label, gpt2 in (("pure", "pure samples", "88% to 74%"), ("k40", "top-k 40 samples", "97% to 93%")):
+        measured = [r.detection[sampling] for r in rows if sampling in r.detection]
+        if len(measured) != len(rows) or len(rows) < 2:
+            continue
+        first, last = measured[0], measured[-1]
+        separated = (first.low is not None and last.high is not None and
+                     (last.high < first.low or first.high < last.low))
+        direction = "falls" if last.accuracy < first.accuracy else "rises"
+        reading.append(
+            f"Detection accuracy on {label} {direction} from {first.accuracy:.1%} at the smallest size to "
+            f"{last.accuracy:.1%} at the largest (GPT-2: {gpt2}, 124M → 1.5B); the 95% intervals "
+            + ("do not overlap, so the difference is more than noise." if separated else
+               "overlap, so this test cannot tell the two apart.")
+            + (" As in GPT-2, bigger models are harder to detect." if direction == "falls" and separated else
+               " This does not show GPT-2's trend." if direction == "rises" or not separated else ""))
+    both = [(r.detection["pure"].accuracy, r.detection["k40"].accuracy) for r in rows
+            if {"pure", "k40"} <= set(r.detection)]
+    if both:
+        easier = sum(k40 > pure for pure, k40 in both)
+        reading.append(f"Top-k 40 samples were easier to detect than pure samples at {easier} of {len(both)} sizes "
+                       "(GPT-2: at every size, since truncation leaves tell-tale word frequencies).")
+    return reading
+
+
+def _caveats(params: dict, rows: list[SizeRow]) -> list[str]:
+    caveats = []
+    if len(rows) > 1:
+        span = rows[-1].parameters / rows[0].parameters
+        caveats.append(f"The sizes span {span:.1f}× in parameters ({rows[0].parameters:,} to "
+                       f"{rows[-1].parameters:,}); GPT-2's span 12.5×, at a hundred times the scale.")
+    capped = [r for r in rows if r.tokens == params["max_tokens"]]
+    caveats.append(
+        f"Compute rule: {params['tokens_per_parameter']:g} training tokens per parameter, at most "
+        f"{params['max_tokens']:,}; " + (f"{len(capped)} of {len(rows)} sizes reached the cap, so they saw the same "
+                                         "text for the same number of steps, and the larger ones are further from "
+                                         "trained than the smaller." if capped else "no size reached the cap."))
+    caveats.append(f"Samples are at most {params['max_length']} tokens (GPT-2's up to 1,024): shorter texts carry "
+                   "less evidence, and the classifier learns from "
+                   f"{params['samples']['train']} pairs where GPT-2's learned from 250,000.")
+    return caveats
+
+
+def _power(params: dict, human: OutputDataset | None) -> str:
+    texts = 2 * params["samples"]["test"]
+    note = (f"Each accuracy is measured on {texts} test texts (half human, half model). A power estimate (two "
+            "proportions, 80% power, 5% level) says that many detect a fall of "
+            f"{detectable_difference(texts, 0.85):.1%} from 85% accuracy, and of "
+            f"{detectable_difference(texts, 0.95):.1%} from 95%: differences of GPT-2's size (14 points on pure "
+            "samples) separate, smaller ones may not.")
+    if human is not None:
+        splits = (human.stats or {}).get("splits", {})
+        note += (f" The human reference, held-out text of the training corpus, holds "
+                 f"{sum(splits.values()):,} texts ({', '.join(f'{n} {s}' for s, n in splits.items())}); the "
+                 "held-out text is what caps the sample counts.")
+    return note
