@@ -15,6 +15,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from config.celery import app as celery_app
 from registry import storage
 from workers import inputs, jobs, services
 from workers.errors import JobNotCancellable, StudyMismatch
@@ -22,6 +23,7 @@ from workers.models import Job, Study, StudyStep
 from workers.study import plan
 
 logger = logging.getLogger(__name__)
+ADVANCE_TASK = "workers.tasks.study_advance_task"  # by name: the tasks module calls this one, not the reverse
 OPEN = (Job.Status.QUEUED, Job.Status.RUNNING)
 
 
@@ -124,9 +126,7 @@ def _step_finished(sender, job_id: int, **kwargs) -> None:
 
 
 def _enqueue_advance(study_id: int) -> None:
-    from workers.tasks import study_advance_task
-
     try:
-        study_advance_task.delay(study_id)
+        celery_app.send_task(ADVANCE_TASK, args=[study_id])
     except (OperationalError, ConnectionError, OSError) as exc:
         logger.warning("study %s not advanced now (%s); the beat will", study_id, exc)

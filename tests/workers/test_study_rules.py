@@ -1,0 +1,189 @@
+"""A study's rules without workers: the compute rule, the power estimate, the steps and their order, who may start
+one, what a failed or cancelled step does, and the reading the page gives of its numbers."""
+
+import pytest
+from django.urls import reverse
+
+from registry.models import ModelSize
+from workers import jobs, services
+from workers.errors import JobParamsInvalid
+from workers.evaluation import wikitext_detokenize
+from workers.job_params import params_validate
+from workers.models import Job, Study, StudyStep
+from workers.statistics import bootstrap_interval, detectable_difference, texts_needed
+from workers.study import figures, plan, runner
+
+
+@pytest.fixture
+def seeded(db, settings, tmp_path):
+    from registry.seed_data import mini_family_seed
+
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    (folder / "plays.txt").write_text("To be, or not to be.\n\n" * 50)
+    settings.STAGEGATE_CORPORA_DIR = str(folder)
+    mini_family_seed()
+    return folder
+
+
+def test_every_mini_size_reaches_the_token_cap_and_trains_the_same_steps(seeded):
+    params = params_validate("study", {"name": "s"})
+    assert (params["tokens_per_parameter"], params["max_tokens"]) == (20.0, 1_000_000)
+    sizes = plan.study_sizes(params)
+    assert [s.slug for s in sizes] == ["mini-1m", "mini-3m", "mini-7m", "mini-13m"]
+    assert {plan.train_tokens(params, s) for s in sizes} == {1_000_000}
+    assert {plan.train_steps(params, s) for s in sizes} == {245}  # ceil(1e6 / (16 × 256))
+    small = {**params, "tokens_per_parameter": 0.1}
+    assert plan.train_tokens(small, sizes[0]) == -(-sizes[0].parameter_count // 10)
+
+
+def test_the_power_estimate_and_the_bootstrap_interval():
+    # 400 test texts per classifier: a fall of about 7.7 points from 85% is found 80% of the time.
+    assert 0.07 < detectable_difference(400, 0.85) < 0.08
+    assert texts_needed(0.85, 0.85 - detectable_difference(400, 0.85)) <= 400
+    assert texts_needed(0.88, 0.74) < texts_needed(0.88, 0.84)  # bigger differences need fewer texts
+    with pytest.raises(ValueError):
+        texts_needed(0.8, 0.8)
+    outcomes = [1] * 160 + [0] * 40
+    low, high = bootstrap_interval(outcomes)
+    assert low < 0.8 < high and 0.08 < high - low < 0.14  # ± 1.96 × sqrt(.16/200) ≈ ± 0.055
+    assert bootstrap_interval(outcomes) == (low, high)  # seeded: a stored interval can be recomputed
+    assert bootstrap_interval([1] * 10) == (1.0, 1.0)
+    with pytest.raises(ValueError):
+        bootstrap_interval([])
+
+
+def test_steps_come_after_what_they_need_and_share_one_human_reference(seeded):
+    params = params_validate("study", {"name": "s", "eval_corpus": "plays.txt"})
+    corpora = {"corpus": "s3://corpora/studies/s/corpus/x.txt", "eval_corpus": "s3://corpora/studies/s/e/y.txt"}
+    steps = plan.study_steps(params, corpora, plan.study_sizes(params))
+    seen = set()
+    for step in steps:
+        assert set(step.needs) <= seen, step.key
+        seen.add(step.key)
+    assert len(steps) == 4 * 5
+    done = {f"train:{s.slug}": {"revision": "a" * 40} for s in plan.study_sizes(params)}
+    generations = [s.params(done) for s in steps if s.kind == "generate_output_dataset"]
+    assert [g["reference"] for g in generations] == [True, False, False, False]
+    assert generations[0]["reference_name"] == "s-human"
+    assert {s.params(done)["reference"] for s in steps if s.kind == "detection_baseline"} == {"s-human"}
+    assert all("generate:mini-1m" in s.needs for s in steps if s.kind == "detection_baseline")
+    no_eval = plan.study_steps(params, {"corpus": corpora["corpus"]}, plan.study_sizes(params))
+    assert not [s for s in no_eval if s.kind == "evaluate"]
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"name": "s", "family": "nope"}, "family"),
+    ({"name": "s", "samples": {"train": 10, "valid": 5}}, "samples"),
+    ({"name": "s", "max_length": 256}, "max_length"),
+    ({"name": "s", "max_tokens": 10**12, "tokens_per_parameter": 10_000}, "max_tokens"),
+    ({"name": "s", "corpus": "/etc/passwd"}, "corpus"),
+    ({"name": "s", "lr": 2}, "lr"),
+    ({"name": "not a slug"}, "name"),
+    ({"name": "s", "steps": 3}, "steps"),
+])
+def test_bad_study_settings_are_named(seeded, params, field):
+    with pytest.raises(JobParamsInvalid) as refused:
+        params_validate("study", params)
+    assert field in refused.value.extra["fields"]
+
+
+def test_one_name_is_one_study(seeded):
+    settings = params_validate("study", {"name": "s"})
+    run = Job.objects.create(kind="study", params=settings, status=Job.Status.RUNNING)
+    Study.objects.create(name="s", params=settings, job=run)
+    with pytest.raises(JobParamsInvalid, match="running already"):
+        params_validate("study", {"name": "s"})
+    Job.objects.filter(pk=run.pk).update(status=Job.Status.FAILED)
+    assert params_validate("study", {"name": "s"}) == settings  # same settings: a rerun
+    with pytest.raises(JobParamsInvalid, match="other settings"):
+        params_validate("study", {"name": "s", "seed": 1})
+
+
+@pytest.mark.parametrize("who, status", [("rita", 403), ("steve", 403), ("otto", 201), ("alice", 201)])
+def test_operators_and_policy_staff_start_studies_others_cannot(api, seeded, request, settings, who, status):
+    api.force_authenticate(request.getfixturevalue(who))
+    response = api.post(reverse("job-list"), {"kind": "study", "params": {"name": "s"}}, format="json")
+    assert response.status_code == status, response.json()
+    assert Job.objects.filter(kind="study").count() == (status == 201)
+    if status == 201:  # a study job only submits other jobs: the light queue, not a training worker's
+        assert services.queue_for(Job.objects.get(kind="study")) == settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def _study_with_step(settings, step_status: str) -> tuple[Study, Job, Job]:
+    params = params_validate("study", {"name": "s", "eval_corpus": ""})
+    run = Job.objects.create(kind="study", params=params, status=Job.Status.RUNNING, attempts=1)
+    study = Study.objects.create(name="s", params=params, job=run,
+                                 corpora={"corpus": "plays.txt", "corpus_sha256": "0" * 64})
+    step_job = Job.objects.create(kind="train", params={"model_size": "mini-1m"}, status=step_status,
+                                  error="out of memory" if step_status == Job.Status.FAILED else "")
+    StudyStep.objects.create(study=study, key="train:mini-1m", job=step_job, run=run)
+    return study, run, step_job
+
+
+def test_a_step_failed_in_this_run_fails_the_study_and_a_rerun_submits_it_again(seeded, s3):
+    study, run, failed = _study_with_step(None, Job.Status.FAILED)
+    runner.study_advance(study.pk)
+    run.refresh_from_db()
+    assert run.status == Job.Status.FAILED and "train:mini-1m" in run.error and "out of memory" in run.error
+
+    rerun = Job.objects.create(kind="study", params=study.params, status=Job.Status.RUNNING, attempts=1)
+    Study.objects.filter(pk=study.pk).update(job=rerun)
+    runner.study_advance(study.pk)
+    step = StudyStep.objects.get(study=study, key="train:mini-1m")
+    assert step.job != failed and step.job.status == Job.Status.QUEUED and step.run == rerun
+    assert step.job.params["steps"] == 245 and step.job.params["corpus"] == "plays.txt"
+    # Every other size's training starts too (nothing else needs anything yet); the rest waits.
+    assert set(StudyStep.objects.filter(study=study).values_list("key", flat=True)) == {
+        f"train:{size.slug}" for size in ModelSize.objects.filter(family__slug="mini")}
+    rerun.refresh_from_db()
+    assert rerun.status == Job.Status.RUNNING and (rerun.progress_done, rerun.progress_total) == (0, 16)
+
+
+def test_cancelling_a_study_cancels_the_steps_it_is_running(seeded):
+    study, run, running = _study_with_step(None, Job.Status.RUNNING)
+    services.job_cancel(job=run)
+    runner.study_advance(study.pk)
+    running.refresh_from_db()
+    assert running.status == Job.Status.CANCELLED
+
+
+def test_a_running_study_job_is_never_taken_for_a_dead_worker(seeded, settings):
+    settings.STAGEGATE_JOB_STALE_AFTER_S = 0
+    study, run, _ = _study_with_step(None, Job.Status.RUNNING)
+    jobs.job_heartbeat(run)
+    assert run.pk not in jobs.jobs_stale()
+
+
+def _row(n: int, loss: float, pure: tuple, k40: tuple) -> figures.SizeRow:
+    row = figures.SizeRow(size=ModelSize(slug=f"s{n}", display_name=str(n)), parameters=10**n, tokens=1, steps=1,
+                          val_loss=loss)
+    row.detection = {"pure": figures.Detection(*pure, 100, "d"), "k40": figures.Detection(*k40, 100, "d")}
+    return row
+
+
+def test_the_reading_says_what_the_numbers_show_and_nothing_more():
+    falling = [_row(6, 5.0, (0.95, 0.92, 0.98), (0.99, 0.97, 1.0)), _row(7, 4.0, (0.80, 0.76, 0.84), (0.98, 0.96, 1.0))]
+    text = " ".join(figures.reading_for(falling))
+    assert "falls at every step up in size" in text and "GPT-2's first trend holds" in text
+    assert "95.0% at the smallest size to 80.0%" in text and "do not overlap" in text
+    assert "bigger models are harder to detect" in text
+    assert "easier to detect than pure samples at 2 of 2 sizes" in text
+
+    flat = [_row(6, 4.0, (0.80, 0.75, 0.85), (0.9, 0.85, 0.95)), _row(7, 4.5, (0.82, 0.77, 0.87), (0.88, 0.8, 0.93))]
+    text = " ".join(figures.reading_for(flat))
+    assert "does not fall with size" in text and "does not show here" in text
+    assert "rises from 80.0%" in text and "overlap, so this test cannot tell the two apart" in text
+    assert "harder to detect" not in text
+
+
+def test_wikitext_is_detokenised_as_gpt2_evaluated_it():
+    raw = ' = Robert <unk> = \n He had a guest @-@ starring role , in 2,000 @,@ 000 " Teddy \'s Story " ( 2004 ) . \n'
+    assert wikitext_detokenize(raw) == ('= Robert <unk> =\n He had a guest-starring role, in 2,000,000 "Teddy\'s '
+                                        'Story" (2004). \n')
+
+
+def test_the_study_pages_without_a_study(client, db):
+    assert "No study has been run yet" in client.get("/study/").content.decode()
+    assert client.get("/study/nope/").status_code == 404
+    assert client.get("/study/nope/plots/language.svg").status_code == 404
