@@ -8,12 +8,12 @@ os.environ["STAGEGATE_IGNORE_RUN_ENV"] = "1"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stagegate")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Queues of this test run only: messages left in Redis by another or an earlier run are never consumed.
-# Worker subprocesses inherit these through the environment.
+# Under pytest-xdist each pytest process (gw0, gw1, …) is a run of its own, with its own queues (and database,
+# which pytest-django suffixes). Worker subprocesses inherit both names through the environment.
 _RUN_ID = os.environ.setdefault("STAGEGATE_TEST_RUN_ID", str(os.getpid()))
-os.environ.setdefault("STAGEGATE_DEFAULT_QUEUE", f"default-test-{_RUN_ID}")
-os.environ.setdefault("STAGEGATE_TRAINING_QUEUE", f"training-test-{_RUN_ID}")
-os.environ.setdefault("STAGEGATE_GENERATION_QUEUE", f"generation-test-{_RUN_ID}")
-os.environ.setdefault("STAGEGATE_CUDA_QUEUE", f"cuda-test-{_RUN_ID}")
+_RUN = f"{_RUN_ID}-{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else _RUN_ID
+for _queue in ("default", "training", "generation", "cuda"):
+    os.environ[f"STAGEGATE_{_queue.upper()}_QUEUE"] = f"{_queue}-test-{_RUN}"
 
 # One audit signing key for the test run and its worker processes, made on first use (never the demo's).
 _AUDIT_KEY = Path(__file__).resolve().parents[2] / ".run" / "test" / "audit-ed25519.pem"

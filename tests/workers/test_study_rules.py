@@ -116,7 +116,8 @@ def _study_with_step(settings, step_status: str) -> tuple[Study, Job, Job]:
     study = Study.objects.create(name="s", params=params, job=run,
                                  corpora={"corpus": "plays.txt", "corpus_sha256": "0" * 64})
     step_job = Job.objects.create(kind="train", params={"model_size": "mini-1m"}, status=step_status,
-                                  error="out of memory" if step_status == Job.Status.FAILED else "")
+                                  error="out of memory" if step_status == Job.Status.FAILED else "",
+                                  result={"revision": "a" * 40} if step_status == Job.Status.SUCCEEDED else {})
     StudyStep.objects.create(study=study, key="train:mini-1m", job=step_job, run=run)
     return study, run, step_job
 
@@ -187,3 +188,23 @@ def test_the_study_pages_without_a_study(client, db):
     assert "No study has been run yet" in client.get("/study/").content.decode()
     assert client.get("/study/nope/").status_code == 404
     assert client.get("/study/nope/plots/language.svg").status_code == 404
+
+
+def test_a_study_whose_starter_lost_the_role_fails_saying_so(seeded, s3, otto, role_groups):
+    study, run, _ = _study_with_step(None, Job.Status.SUCCEEDED)
+    Study.objects.filter(pk=study.pk).update(created_by=otto)
+    otto.groups.clear()
+    runner.study_advance(study.pk)
+    run.refresh_from_db()
+    assert run.status == Job.Status.FAILED and "could not start" in run.error and "submit jobs" in run.error
+    assert not Job.objects.filter(kind="train", created_by=otto).exists()
+
+
+def test_a_second_study_job_for_a_running_study_fails_and_leaves_the_first_alone(seeded):
+    study, run, _ = _study_with_step(None, Job.Status.RUNNING)
+    second = Job.objects.create(kind="study", params=study.params, status=Job.Status.RUNNING, attempts=1)
+    from workers.errors import StudyMismatch
+
+    with pytest.raises(StudyMismatch, match="running already"):
+        runner.study_job_start(second)
+    assert Study.objects.get(pk=study.pk).job == run

@@ -48,8 +48,9 @@ def _render(request: HttpRequest, study: Study | None, studies: list[Study]) -> 
     context = {"study": study, "studies": studies}
     if study is not None:
         figures, hidden = _figures(request, study)
-        datasets = set(visible_datasets(request.user).filter(
-            name__in=[d.dataset for r in figures.rows for d in r.detection.values()]).values_list("name", flat=True))
+        named = [name for r in figures.rows for name in r.datasets] + [d.dataset for r in figures.rows
+                                                                         for d in r.detection.values()]
+        datasets = set(visible_datasets(request.user).filter(name__in=named).values_list("name", flat=True))
         context |= {"figures": figures, "hidden": hidden, "visible_datasets": datasets,
                     "gpt2_wikitext": zip(study_figures.GPT2_PARAMETERS, study_figures.GPT2_WIKITEXT2_PERPLEXITY,
                                          strict=True)}

@@ -45,6 +45,8 @@ class SizeRow:
     wikitext_bits_per_byte: float | None = None
     detection: dict[str, Detection] = field(default_factory=dict)
     training_run: int | None = None
+    revision: str | None = None  # the revision its training made
+    datasets: list[str] = field(default_factory=list)  # those its generation made
 
 
 @dataclass
@@ -73,11 +75,12 @@ def study_figures(study: Study) -> StudyFigures:
         trained = results.get(f"train:{size.slug}")
         if trained:
             run = TrainingRun.objects.get(pk=trained["training_run"])
-            row.training_run, row.val_loss = run.pk, run.final_val_loss
+            row.training_run, row.val_loss, row.revision = run.pk, run.final_val_loss, trained["revision"]
             held_out = {e.metric: e.value for e in EvalResult.objects.filter(training_run=run)
                         .exclude(dataset=plan.WIKITEXT_NAME)}
             row.held_out_perplexity = held_out.get("perplexity")
             row.held_out_bits_per_byte = held_out.get("bits_per_byte")
+        row.datasets = (results.get(f"generate:{size.slug}") or {}).get("datasets", [])
         evaluated = results.get(f"evaluate:{size.slug}")
         if evaluated:
             stored = {e.metric: e.value for e in EvalResult.objects.filter(pk__in=evaluated["eval_results"].values())}

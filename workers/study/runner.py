@@ -16,6 +16,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
+from config.errors import DomainError, ServiceUnavailable
 from registry import storage
 from workers import inputs, jobs, services
 from workers.errors import JobNotCancellable, StudyMismatch
@@ -37,6 +38,8 @@ def study_job_start(job: Job) -> None:
         if not created and study.params != params:
             raise StudyMismatch(f"Study {study.name!r} exists with other settings; rerun it with its own "
                                 f"({study.params}) or give another name.")
+        if not created and study.job_id not in (None, job.pk) and study.job.status in OPEN:
+            raise StudyMismatch(f"Study {study.name!r} is running already (job {study.job_id}).")
         study.job, study.finished_at = job, None
         study.save(update_fields=["job", "finished_at"])
     if not study.corpora:
@@ -87,7 +90,13 @@ def study_advance(study_id: int) -> None:
                                          f"{record.job.error[:1000]}")
                 return
             elif all(need in done for need in step.needs):
-                job = services.job_submit(kind=step.kind, params=step.params(done), user=study.created_by)
+                try:
+                    job = services.job_submit(kind=step.kind, params=step.params(done), user=study.created_by)
+                except ServiceUnavailable:
+                    raise  # S3 or Redis away for now: the next signal or beat tries again
+                except DomainError as refused:  # its starter lost the role, a dataset name was taken, …
+                    jobs.job_fail(run, error=f"Step {step.key} could not start: {refused.message}")
+                    return
                 StudyStep.objects.update_or_create(study=study, key=step.key, defaults={"job": job, "run": run})
         if len(done) == len(steps):
             study.finished_at = timezone.now()
