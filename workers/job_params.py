@@ -258,13 +258,14 @@ class StudyParams(_Params):
     corpus = serializers.CharField(default=DEFAULT_CORPUS, max_length=1000)
     eval_corpus = serializers.CharField(
         max_length=1000, allow_blank=True, default=study_plan.default_eval_corpus,
-        help_text="WikiText-2's test split where the corpora folder has it; blank: no WikiText-2 evaluation.")
-    eval_format = serializers.ChoiceField(choices=list(FORMATS), default="wikitext")
+        help_text="WikiText-2's test split where the corpora folder has it (any text in WikiText's layout; its "
+                  "perplexity is per WikiText token); blank: no such evaluation.")
     tokens_per_parameter = serializers.FloatField(min_value=0.001, max_value=10_000,
                                                   default=study_plan.TOKENS_PER_PARAMETER)
     max_tokens = serializers.IntegerField(min_value=1, default=study_plan.MAX_TOKENS)
     batch_size = serializers.IntegerField(min_value=1, default=16)
-    lr = serializers.FloatField(default=1e-3)
+    lr = serializers.FloatField(default=3e-3, help_text="Peak learning rate of a size 128 wide; each size's is "
+                                                        "lr × 128 / n_embd (workers/study/plan.py).")
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=1337)
     samples = serializers.DictField(child=serializers.IntegerField(min_value=1), default=dict(study_plan.SAMPLES))
     max_length = serializers.IntegerField(min_value=1, default=study_plan.MAX_LENGTH)
@@ -288,7 +289,18 @@ class StudyParams(_Params):
 
     def validate(self, data: dict) -> dict:
         errors = {}
-        sizes = list(ModelSize.objects.filter(family__slug=data["family"]))
+        sizes = study_plan.family_sizes(data["family"])
+        study = Study.objects.select_related("job").filter(name=data["name"]).first()
+        if data["batch_size"] > settings.STAGEGATE_JOB_MAX_BATCH:
+            errors["batch_size"] = [f"At most {settings.STAGEGATE_JOB_MAX_BATCH:,} (STAGEGATE_JOB_MAX_BATCH)."]
+        names = [study_plan.human_name(data)]
+        for size in sizes:
+            names += [study_plan.dataset_name(data, size), study_plan.dataset_name(data, size) + "-k40"]
+            if len(study_plan.dataset_name(data, size)) > GenerateParams().fields["name"].max_length:
+                errors["name"] = [f"Too long for its datasets' names ({study_plan.dataset_name(data, size)})."]
+        taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
+        if study is None and taken:  # a new study's datasets must be its own (a rerun finds its own there)
+            errors["name"] = [f"Datasets already exist: {', '.join(taken)}; give another name."]
         for size in sizes:
             steps = study_plan.train_steps(data, size)
             if steps > settings.STAGEGATE_JOB_MAX_STEPS:
@@ -297,7 +309,6 @@ class StudyParams(_Params):
                 errors["batch_size"] = [f"A micro-batch of {size.slug} is capped at STAGEGATE_JOB_MAX_BATCH_TOKENS."]
             if data["max_length"] > size.n_ctx - 1:
                 errors["max_length"] = [f"1 to {size.n_ctx - 1} tokens for {size.slug}."]
-        study = Study.objects.select_related("job").filter(name=data["name"]).first()
         if study is not None and study.params != data:
             errors["name"] = [f"Study {study.name!r} exists with other settings: rerun it with its own or give "
                               "another name."]

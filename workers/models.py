@@ -69,6 +69,8 @@ class Study(models.Model):
     params = models.JSONField()
     # Where its corpora were copied at the start (s3://corpora/studies/<name>/…), so every step reads the same bytes.
     corpora = models.JSONField(default=dict, blank=True, editable=False)
+    # The family's sizes (slugs, smallest first) when it started: a size added later is not part of it.
+    sizes = models.JSONField(default=list, blank=True, editable=False)
     job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
                             help_text="The study job that drives it now (or last did).")
     created_by = models.ForeignKey(

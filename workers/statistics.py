@@ -48,3 +48,26 @@ def detectable_difference(texts: int, accuracy: float, *, alpha: float = 0.05, p
         else:
             high = middle
     return high
+
+
+def difference_interval(outcomes_a: list[int], outcomes_b: list[int], *, paired: int, level: float = 0.95,
+                        resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of accuracy(b) − accuracy(a), for two classifiers tested on the same first
+    `paired` texts (the shared human reference, in the same order) and each on its own others (its model's
+    samples): the shared texts are resampled together, the others apart. Whether it holds 0 is the test that
+    two overlapping intervals are not (they may overlap while the difference is significant)."""
+    if paired > min(len(outcomes_a), len(outcomes_b)):
+        raise ValueError("more paired outcomes than outcomes")
+    rng = random.Random(seed)
+    shared_a, own_a = outcomes_a[:paired], outcomes_a[paired:]
+    shared_b, own_b = outcomes_b[:paired], outcomes_b[paired:]
+    differences = []
+    for _ in range(resamples):
+        picks = rng.choices(range(paired), k=paired)
+        sample_a = sum(shared_a[i] for i in picks) + sum(rng.choices(own_a, k=len(own_a)) if own_a else [])
+        sample_b = sum(shared_b[i] for i in picks) + sum(rng.choices(own_b, k=len(own_b)) if own_b else [])
+        differences.append(sample_b / len(outcomes_b) - sample_a / len(outcomes_a))
+    differences.sort()
+    tail = (1 - level) / 2
+    return (differences[int(math.floor(tail * (resamples - 1)))],
+            differences[int(math.ceil((1 - tail) * (resamples - 1)))])

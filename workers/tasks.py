@@ -181,13 +181,12 @@ def study_task(self, job_id: int) -> None:
 @shared_task
 def study_advance_task(study_id: int) -> None:
     """A step of the study finished: submit what it unblocked."""
-    from workers import jobs
     from workers.study import runner
 
     try:
         runner.study_advance(study_id)
-    except jobs.JobLost:
-        pass  # the study job was cancelled or taken over meanwhile
+    except runner.TRANSIENT:
+        pass  # taken over, cancelled, or a service away for now: the next signal or beat advances it
 
 
 @shared_task

@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.template.defaultfilters import floatformat
 
 from registry import services as registry_services
-from registry.models import DetectionResult, EvalResult, OutputDataset, TrainingRun
+from registry.models import DetectionResult, EvalResult, ModelSize, OutputDataset, TrainingRun
+from releases.stage_names import Stage
 from workers.models import Job, Study, StudyStep
 from workers.statistics import bootstrap_interval
 from workers.study import plan
@@ -48,8 +49,7 @@ def _cells(html: str) -> dict[str, dict[str, str]]:
 def test_a_study_runs_every_step_as_a_job_and_its_page_shows_stored_figures(
         tiny_family, corpus_file, worker_process, client, alice):
     worker_process("w1")
-    call_command("study", **{k.replace("_", "_"): v for k, v in _settings(corpus_file).items()
-                             if k not in ("samples",)}, samples=_settings(corpus_file)["samples"], timeout=600)
+    call_command("study", **_settings(corpus_file), timeout=600)
 
     study = Study.objects.get(name="tiny-study")
     assert study.finished_at is not None and study.job.status == Job.Status.SUCCEEDED
@@ -71,9 +71,16 @@ def test_a_study_runs_every_step_as_a_job_and_its_page_shows_stored_figures(
         assert len(outcomes) == 2 * result.test_pairs and sum(outcomes) / len(outcomes) == result.accuracy
         assert (result.accuracy_low, result.accuracy_high) == bootstrap_interval(outcomes)
 
-    # The page: internal sizes are left out for the public; staff see every figure, each the stored one.
+    # The page: figures follow what they are about. Internal sizes are left out for the public; a released size
+    # shows, but its detection figures only once its datasets are released too.
     public = client.get("/study/").content.decode()
-    assert "tiny-study" in public and 'data-size="tiny-1"' not in public and "2 sizes of this study" in public
+    assert "tiny-study" in public and "data-size=" not in public
+    ModelSize.objects.filter(slug="tiny-1").update(stage=Stage.PUBLIC)
+    rows = _cells(client.get("/study/tiny-study/").content.decode())
+    assert set(rows) == {"tiny-1"} and rows["tiny-1"]["pure"] == "—" and rows["tiny-1"]["val_loss"] != "—"
+    OutputDataset.objects.filter(name="tiny-study-tiny-1").update(stage=Stage.PUBLIC)
+    rows = _cells(client.get("/study/tiny-study/").content.decode())
+    assert rows["tiny-1"]["pure"] != "—" and rows["tiny-1"]["k40"] == "—"
     client.force_login(alice)
     page = client.get("/study/tiny-study/")
     assert page.status_code == 200

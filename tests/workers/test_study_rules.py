@@ -29,7 +29,7 @@ def seeded(db, settings, tmp_path):
 def test_every_mini_size_reaches_the_token_cap_and_trains_the_same_steps(seeded):
     params = params_validate("study", {"name": "s"})
     assert (params["tokens_per_parameter"], params["max_tokens"]) == (20.0, 1_000_000)
-    sizes = plan.study_sizes(params)
+    sizes = plan.family_sizes(params["family"])
     assert [s.slug for s in sizes] == ["mini-1m", "mini-3m", "mini-7m", "mini-13m"]
     assert {plan.train_tokens(params, s) for s in sizes} == {1_000_000}
     assert {plan.train_steps(params, s) for s in sizes} == {245}  # ceil(1e6 / (16 × 256))
@@ -39,8 +39,9 @@ def test_every_mini_size_reaches_the_token_cap_and_trains_the_same_steps(seeded)
 
 def test_the_power_estimate_and_the_bootstrap_interval():
     # 400 test texts per classifier: a fall of about 7.7 points from 85% is found 80% of the time.
+    # The textbook value (Fleiss, no continuity correction): 85% vs 75% at 80% power and the 5% level needs 250.
+    assert texts_needed(0.85, 0.75) == 250
     assert 0.07 < detectable_difference(400, 0.85) < 0.08
-    assert texts_needed(0.85, 0.85 - detectable_difference(400, 0.85)) <= 400
     assert texts_needed(0.88, 0.74) < texts_needed(0.88, 0.84)  # bigger differences need fewer texts
     with pytest.raises(ValueError):
         texts_needed(0.8, 0.8)
@@ -56,19 +57,20 @@ def test_the_power_estimate_and_the_bootstrap_interval():
 def test_steps_come_after_what_they_need_and_share_one_human_reference(seeded):
     params = params_validate("study", {"name": "s", "eval_corpus": "plays.txt"})
     corpora = {"corpus": "s3://corpora/studies/s/corpus/x.txt", "eval_corpus": "s3://corpora/studies/s/e/y.txt"}
-    steps = plan.study_steps(params, corpora, plan.study_sizes(params))
+    sizes = plan.family_sizes("mini")
+    steps = plan.study_steps(params, corpora, sizes)
     seen = set()
     for step in steps:
         assert set(step.needs) <= seen, step.key
         seen.add(step.key)
     assert len(steps) == 4 * 5
-    done = {f"train:{s.slug}": {"revision": "a" * 40} for s in plan.study_sizes(params)}
+    done = {f"train:{s.slug}": {"revision": "a" * 40} for s in sizes}
     generations = [s.params(done) for s in steps if s.kind == "generate_output_dataset"]
     assert [g["reference"] for g in generations] == [True, False, False, False]
     assert generations[0]["reference_name"] == "s-human"
     assert {s.params(done)["reference"] for s in steps if s.kind == "detection_baseline"} == {"s-human"}
     assert all("generate:mini-1m" in s.needs for s in steps if s.kind == "detection_baseline")
-    no_eval = plan.study_steps(params, {"corpus": corpora["corpus"]}, plan.study_sizes(params))
+    no_eval = plan.study_steps(params, {"corpus": corpora["corpus"]}, sizes)
     assert not [s for s in no_eval if s.kind == "evaluate"]
 
 
@@ -81,6 +83,7 @@ def test_steps_come_after_what_they_need_and_share_one_human_reference(seeded):
     ({"name": "s", "lr": 2}, "lr"),
     ({"name": "not a slug"}, "name"),
     ({"name": "s", "steps": 3}, "steps"),
+    ({"name": "s", "batch_size": 10_000}, "batch_size"),
 ])
 def test_bad_study_settings_are_named(seeded, params, field):
     with pytest.raises(JobParamsInvalid) as refused:
@@ -113,7 +116,7 @@ def test_operators_and_policy_staff_start_studies_others_cannot(api, seeded, req
 def _study_with_step(settings, step_status: str) -> tuple[Study, Job, Job]:
     params = params_validate("study", {"name": "s", "eval_corpus": ""})
     run = Job.objects.create(kind="study", params=params, status=Job.Status.RUNNING, attempts=1)
-    study = Study.objects.create(name="s", params=params, job=run,
+    study = Study.objects.create(name="s", params=params, job=run, sizes=["mini-1m", "mini-3m", "mini-7m", "mini-13m"],
                                  corpora={"corpus": "plays.txt", "corpus_sha256": "0" * 64})
     step_job = Job.objects.create(kind="train", params={"model_size": "mini-1m"}, status=step_status,
                                   error="out of memory" if step_status == Job.Status.FAILED else "",
@@ -156,10 +159,17 @@ def test_a_running_study_job_is_never_taken_for_a_dead_worker(seeded, settings):
     assert run.pk not in jobs.jobs_stale()
 
 
+def _outcomes(accuracy: float, pairs: int = 100) -> str:
+    """Human texts first, all right; model texts right as often as the accuracy needs."""
+    right = round(accuracy * 2 * pairs) - pairs
+    return "1" * pairs + "1" * right + "0" * (pairs - right)
+
+
 def _row(n: int, loss: float, pure: tuple, k40: tuple) -> figures.SizeRow:
     row = figures.SizeRow(size=ModelSize(slug=f"s{n}", display_name=str(n)), parameters=10**n, tokens=1, steps=1,
                           val_loss=loss)
-    row.detection = {"pure": figures.Detection(*pure, 100, "d"), "k40": figures.Detection(*k40, 100, "d")}
+    row.detection = {name: figures.Detection(*values, 100, "d", _outcomes(values[0]))
+                     for name, values in (("pure", pure), ("k40", k40))}
     return row
 
 
@@ -167,14 +177,14 @@ def test_the_reading_says_what_the_numbers_show_and_nothing_more():
     falling = [_row(6, 5.0, (0.95, 0.92, 0.98), (0.99, 0.97, 1.0)), _row(7, 4.0, (0.80, 0.76, 0.84), (0.98, 0.96, 1.0))]
     text = " ".join(figures.reading_for(falling))
     assert "falls at every step up in size" in text and "GPT-2's first trend holds" in text
-    assert "95.0% at the smallest size to 80.0%" in text and "do not overlap" in text
-    assert "bigger models are harder to detect" in text
+    assert "95.0% at the smallest size to 80.0%" in text and "excludes zero" in text
+    assert "the bigger model is harder to detect" in text
     assert "easier to detect than pure samples at 2 of 2 sizes" in text
 
     flat = [_row(6, 4.0, (0.80, 0.75, 0.85), (0.9, 0.85, 0.95)), _row(7, 4.5, (0.82, 0.77, 0.87), (0.88, 0.8, 0.93))]
     text = " ".join(figures.reading_for(flat))
     assert "does not fall with size" in text and "does not show here" in text
-    assert "rises from 80.0%" in text and "overlap, so this test cannot tell the two apart" in text
+    assert "rises from 80.0%" in text and "includes zero, so this test cannot tell the two sizes apart" in text
     assert "harder to detect" not in text
 
 
@@ -192,7 +202,7 @@ def test_the_study_pages_without_a_study(client, db):
 
 def test_a_study_whose_starter_lost_the_role_fails_saying_so(seeded, s3, otto, role_groups):
     study, run, _ = _study_with_step(None, Job.Status.SUCCEEDED)
-    Study.objects.filter(pk=study.pk).update(created_by=otto)
+    Job.objects.filter(pk=run.pk).update(created_by=otto)  # steps start in the name of whoever started the run
     otto.groups.clear()
     runner.study_advance(study.pk)
     run.refresh_from_db()
@@ -208,3 +218,102 @@ def test_a_second_study_job_for_a_running_study_fails_and_leaves_the_first_alone
     with pytest.raises(StudyMismatch, match="running already"):
         runner.study_job_start(second)
     assert Study.objects.get(pk=study.pk).job == run
+
+
+def test_the_difference_test_finds_what_overlapping_intervals_hide():
+    # 90% vs 82% on 200 texts each, the 100 human texts shared: the two 95% intervals overlap, yet the
+    # difference's interval, from the paired outcomes, excludes zero.
+    a, b = _outcomes(0.90), _outcomes(0.82)
+    first = figures.Detection(0.90, *bootstrap_interval([int(c) for c in a]), 100, "a", a)
+    last = figures.Detection(0.82, *bootstrap_interval([int(c) for c in b]), 100, "b", b)
+    assert last.high > first.low  # overlapping intervals
+    low, high = figures._difference(first, last)
+    assert low < -0.08 < high < 0
+
+
+def test_a_finished_step_advances_its_study_once_committed(seeded, monkeypatch, django_capture_on_commit_callbacks):
+    study, run, step = _study_with_step(None, Job.Status.RUNNING)
+    sent = []
+    monkeypatch.setattr(runner.celery_app, "send_task", lambda name, args: sent.append((name, args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.job_succeed(step, result={"revision": "a" * 40})
+    assert sent == [(runner.ADVANCE_TASK, [study.pk])]
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.job_heartbeat(run)  # progress is not an ending: nothing to advance
+    assert len(sent) == 1
+
+
+def _varied_text() -> str:
+    """Enough distinct words for a tokenizer of the mini family's 8,192 tokens."""
+    import random
+
+    rng = random.Random(0)
+    return " ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9))) for _ in range(40_000))
+
+
+def _trained_revision(tmp_path) -> str:
+    """mini-1m with real files in S3 (a random model, a small tokenizer), as a finished training leaves it."""
+    import torch
+
+    from modelcore.export import export_hf
+    from modelcore.model import GPT, GPTConfig
+    from modelcore.tokenizer import train_tokenizer
+    from registry import revisions
+    from workers.bridge import MODEL_FILES
+
+    size = ModelSize.objects.get(slug="mini-1m")
+    torch.manual_seed(0)
+    out = export_hf(GPT(GPTConfig.from_hparams(size.hparams.as_dict())),
+                    train_tokenizer([_varied_text()], size.n_vocab),
+                    tmp_path / "export")
+    for name in MODEL_FILES:
+        revisions.artifact_register(size=size, path=out / name)
+    return size.revisions.order_by("-number").first().revision  # each file made a revision; the last has all
+
+
+def test_a_rerun_skips_the_steps_that_succeeded(seeded, s3, tmp_path):
+    study, run, trained = _study_with_step(None, Job.Status.SUCCEEDED)
+    Job.objects.filter(pk=trained.pk).update(result={"revision": _trained_revision(tmp_path)})
+    Job.objects.filter(pk=run.pk).update(status=Job.Status.FAILED)
+    rerun = Job.objects.create(kind="study", params=study.params, status=Job.Status.RUNNING, attempts=1)
+    Study.objects.filter(pk=study.pk).update(job=rerun)
+    runner.study_advance(study.pk)
+    assert StudyStep.objects.get(study=study, key="train:mini-1m").job == trained  # not trained again
+    # Its successors start now, the other sizes' training too.
+    started = set(StudyStep.objects.filter(study=study, run=rerun).values_list("key", flat=True))
+    assert started == {"generate:mini-1m", "train:mini-3m", "train:mini-7m", "train:mini-13m"}
+
+
+def test_an_unexpected_error_fails_the_study_instead_of_leaving_it_running(seeded, monkeypatch):
+    study, run, running = _study_with_step(None, Job.Status.RUNNING)
+
+    def broken(*args, **kwargs):
+        raise KeyError("corpus")
+
+    monkeypatch.setattr(runner.plan, "study_steps", broken)
+    with pytest.raises(KeyError):
+        runner.study_advance(study.pk)
+    run.refresh_from_db()
+    running.refresh_from_db()
+    assert run.status == Job.Status.FAILED and "KeyError" in run.error
+    assert running.status == Job.Status.CANCELLED
+    assert runner.studies_advance() == []  # nothing left running
+
+
+def test_a_study_whose_datasets_names_would_not_fit_is_refused_before_it_starts(seeded):
+    from registry import services as registry_services
+
+    family = registry_services.family_upsert(slug="long", name="Long")
+    registry_services.model_size_upsert(family=family, slug="a-size-with-a-rather-long-slug-of-forty", display_name="1",
+                                        hparams={"n_vocab": 320, "n_ctx": 64, "n_embd": 32, "n_head": 2, "n_layer": 1})
+    with pytest.raises(JobParamsInvalid) as refused:
+        params_validate("study", {"name": "a-study-name-that-is-long-too-and-then-longer", "family": "long"})
+    assert "Too long" in refused.value.extra["fields"]["name"][0]
+
+
+def test_a_new_study_may_not_take_existing_datasets_names(seeded):
+    from registry.models import OutputDataset
+
+    OutputDataset.objects.create(name="s-human", kind=OutputDataset.Kind.REFERENCE, max_length=64)
+    with pytest.raises(JobParamsInvalid, match="s-human"):
+        params_validate("study", {"name": "s"})

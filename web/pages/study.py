@@ -1,7 +1,7 @@
 """The public pages of scaling studies (workers/study/): the latest study, one study, its two plots.
 
-A study's figures about a size are shown to whoever may know the size exists (releases/access/rules.py): an
-internal size's figures stay internal until the size is released, as its weights and samples do."""
+A study's figures follow the access rules of what they are about (releases/access/rules.py): a size's to whoever
+may know it exists, a detection result's to whoever may see its dataset."""
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -14,16 +14,13 @@ from workers.study import figures as study_figures
 PLOT_KINDS = ("language", "detection")
 
 
-def _figures(request: HttpRequest, study: Study) -> tuple[study_figures.StudyFigures, int]:
-    """The study's figures with only the sizes this caller may see, and how many were left out."""
-    figures = study_figures.study_figures(study)
-    visible = set(visible_sizes(request.user).values_list("pk", flat=True))
-    shown = [row for row in figures.rows if row.size.pk in visible]
-    hidden = len(figures.rows) - len(shown)
-    if hidden:
-        figures.rows = shown
-        figures.reading = study_figures.reading_for(shown)
-    return figures, hidden
+def _figures(request: HttpRequest, study: Study) -> study_figures.StudyFigures:
+    """The study's figures as this caller may see them: only sizes it may know exist, detection figures only of
+    datasets it may see (internal ones stay internal until released, as their weights and samples do)."""
+    return study_figures.study_figures(
+        study, sizes_visible=set(visible_sizes(request.user).values_list("pk", flat=True)),
+        datasets_visible=set(visible_datasets(request.user).filter(name__startswith=f"{study.name}-")
+                             .values_list("name", flat=True)))
 
 
 def _study(name: str) -> Study:
@@ -47,11 +44,7 @@ def study_page(request: HttpRequest, name: str) -> HttpResponse:
 def _render(request: HttpRequest, study: Study | None, studies: list[Study]) -> HttpResponse:
     context = {"study": study, "studies": studies}
     if study is not None:
-        figures, hidden = _figures(request, study)
-        named = [name for r in figures.rows for name in r.datasets] + [d.dataset for r in figures.rows
-                                                                         for d in r.detection.values()]
-        datasets = set(visible_datasets(request.user).filter(name__in=named).values_list("name", flat=True))
-        context |= {"figures": figures, "hidden": hidden, "visible_datasets": datasets,
+        context |= {"figures": _figures(request, study),
                     "gpt2_wikitext": zip(study_figures.GPT2_PARAMETERS, study_figures.GPT2_WIKITEXT2_PERPLEXITY,
                                          strict=True)}
     return render(request, "public/study.html", context)
@@ -61,7 +54,7 @@ def study_plot(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     if kind not in PLOT_KINDS:
         raise Http404(f"No plot {kind!r}.")
     study = _study(name)
-    figures, _hidden = _figures(request, study)
+    figures = _figures(request, study)
     if kind == "language":
         data = {"ours": [(r.parameters, r.val_loss, r.wikitext_perplexity) for r in figures.rows],
                 "gpt2": list(zip(study_figures.GPT2_PARAMETERS, study_figures.GPT2_WIKITEXT2_PERPLEXITY,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from registry.models import DetectionResult, EvalResult, ModelSize, OutputDataset, TrainingRun
 from workers.models import Job, Study
-from workers.statistics import detectable_difference
+from workers.statistics import detectable_difference, difference_interval
 from workers.study import plan
 
 # GPT-2's published figures, for the same axes: WikiText-2 perplexity (paper, Table 3, zero-shot, per WikiText
@@ -24,6 +24,7 @@ class Detection:
     high: float | None
     test_pairs: int
     dataset: str
+    outcomes: str = ""  # each test text right (1) or wrong (0), human texts first
 
     @property
     def text(self) -> str:
@@ -64,10 +65,17 @@ class StudyFigures:
         return self.steps_done == self.steps_total
 
 
-def study_figures(study: Study) -> StudyFigures:
+def study_figures(study: Study, *, sizes_visible: set[int] | None = None,
+                  datasets_visible: set[str] | None = None) -> StudyFigures:
+    """The figures of the sizes and datasets a viewer may see (None: all of them, for staff and tests): a hidden
+    size's row, step counts and share of the caveats are left out as if it did not exist, and a detection result
+    or a human reference whose dataset is not released is not shown."""
     params = study.params
-    sizes = plan.study_sizes(params)
-    results = {s.key: s.job.result for s in study.steps.select_related("job") if s.job.status == Job.Status.SUCCEEDED}
+    sizes = [s for s in plan.study_sizes(study) if sizes_visible is None or s.pk in sizes_visible]
+    seen = (lambda name: True) if datasets_visible is None else (lambda name: name in datasets_visible)
+    slugs = {size.slug for size in sizes}
+    results = {s.key: s.job.result for s in study.steps.select_related("job")
+               if s.job.status == Job.Status.SUCCEEDED and s.key.split(":")[1] in slugs}
     rows = []
     for size in sizes:
         row = SizeRow(size=size, parameters=size.parameter_count, tokens=plan.train_tokens(params, size),
@@ -80,7 +88,8 @@ def study_figures(study: Study) -> StudyFigures:
                         .exclude(dataset=plan.WIKITEXT_NAME)}
             row.held_out_perplexity = held_out.get("perplexity")
             row.held_out_bits_per_byte = held_out.get("bits_per_byte")
-        row.datasets = (results.get(f"generate:{size.slug}") or {}).get("datasets", [])
+        row.datasets = [name for name in (results.get(f"generate:{size.slug}") or {}).get("datasets", [])
+                        if seen(name)]
         evaluated = results.get(f"evaluate:{size.slug}")
         if evaluated:
             stored = {e.metric: e.value for e in EvalResult.objects.filter(pk__in=evaluated["eval_results"].values())}
@@ -90,14 +99,15 @@ def study_figures(study: Study) -> StudyFigures:
             detected = results.get(f"baseline:{size.slug}:{sampling}")
             if detected:
                 result = DetectionResult.objects.select_related("dataset").get(pk=detected["detection_result"])
-                row.detection[sampling] = Detection(result.accuracy, result.accuracy_low, result.accuracy_high,
-                                                    result.test_pairs, result.dataset.name)
+                if seen(result.dataset.name):
+                    row.detection[sampling] = Detection(result.accuracy, result.accuracy_low, result.accuracy_high,
+                                                        result.test_pairs, result.dataset.name, result.test_outcomes)
         rows.append(row)
     human = OutputDataset.objects.filter(name=plan.human_name(params)).first()
-    total = len(plan.study_steps(params, study.corpora or {"corpus": "", "eval_corpus": params["eval_corpus"]},
-                                 sizes)) if sizes else 0
-    return StudyFigures(study=study, rows=rows, steps_done=len(results), steps_total=total,
-                        reading=reading_for(rows), caveats=_caveats(params, rows), power=_power(params, human))
+    steps = plan.study_steps(params, study.corpora or {"corpus": "", "eval_corpus": params["eval_corpus"]}, sizes)
+    return StudyFigures(study=study, rows=rows, steps_done=len(results), steps_total=len(steps),
+                        reading=reading_for(rows), caveats=_caveats(params, rows),
+                        power=_power(params, rows, human if human and seen(human.name) else None))
 
 
 def _fmt(value: float) -> str:
@@ -131,16 +141,17 @@ def reading_for(rows: list[SizeRow]) -> list[str]:
         if len(measured) != len(rows) or len(rows) < 2:
             continue
         first, last = measured[0], measured[-1]
-        separated = (first.low is not None and last.high is not None and
-                     (last.high < first.low or first.high < last.low))
+        low, high = _difference(first, last)
         direction = "falls" if last.accuracy < first.accuracy else "rises"
+        significant = low > 0 or high < 0
         reading.append(
             f"Detection accuracy on {label} {direction} from {first.accuracy:.1%} at the smallest size to "
-            f"{last.accuracy:.1%} at the largest (GPT-2: {gpt2}, 124M → 1.5B); the 95% intervals "
-            + ("do not overlap, so the difference is more than noise." if separated else
-               "overlap, so this test cannot tell the two apart.")
-            + (" As in GPT-2, bigger models are harder to detect." if direction == "falls" and separated else
-               " This does not show GPT-2's trend." if direction == "rises" or not separated else ""))
+            f"{last.accuracy:.1%} at the largest (GPT-2: {gpt2}, 124M → 1.5B). The 95% interval of the difference "
+            f"({low * 100:+.1f} to {high * 100:+.1f} points, a bootstrap over the shared test texts) "
+            + ("excludes zero, so the change is more than noise." if significant else
+               "includes zero, so this test cannot tell the two sizes apart.")
+            + (" As in GPT-2, the bigger model is harder to detect." if direction == "falls" and significant else
+               " This does not show GPT-2's trend."))
     both = [(r.detection["pure"].accuracy, r.detection["k40"].accuracy) for r in rows
             if {"pure", "k40"} <= set(r.detection)]
     if both:
@@ -148,6 +159,15 @@ def reading_for(rows: list[SizeRow]) -> list[str]:
         reading.append(f"Top-k 40 samples were easier to detect than pure samples at {easier} of {len(both)} sizes "
                        "(GPT-2: at every size, since truncation leaves tell-tale word frequencies).")
     return reading
+
+
+def _difference(a: Detection, b: Detection) -> tuple[float, float]:
+    """95% interval of b's accuracy minus a's, from their stored outcomes; the human texts are shared when both
+    were tested on the same number of pairs (the same reference's first texts, in order)."""
+    outcomes_a, outcomes_b = [int(c) for c in a.outcomes], [int(c) for c in b.outcomes]
+    if not outcomes_a or not outcomes_b:  # results from before outcomes were kept: the two intervals, apart
+        return ((b.low or b.accuracy) - (a.high or a.accuracy), (b.high or b.accuracy) - (a.low or a.accuracy))
+    return difference_interval(outcomes_a, outcomes_b, paired=a.test_pairs if a.test_pairs == b.test_pairs else 0)
 
 
 def _caveats(params: dict, rows: list[SizeRow]) -> list[str]:
@@ -168,8 +188,9 @@ def _caveats(params: dict, rows: list[SizeRow]) -> list[str]:
     return caveats
 
 
-def _power(params: dict, human: OutputDataset | None) -> str:
-    texts = 2 * params["samples"]["test"]
+def _power(params: dict, rows: list[SizeRow], human: OutputDataset | None) -> str:
+    pairs = [d.test_pairs for r in rows for d in r.detection.values()]
+    texts = 2 * (min(pairs) if pairs else params["samples"]["test"])
     note = (f"Each accuracy is measured on {texts} test texts (half human, half model). A power estimate (two "
             "proportions, 80% power, 5% level) says that many detect a fall of "
             f"{detectable_difference(texts, 0.85):.1%} from 85% accuracy, and of "

@@ -26,6 +26,10 @@ MAX_LENGTH = 64
 WIKITEXT_TEST = "wikitext-2/test.txt"
 WIKITEXT_NAME = "WikiText-2"
 INTERVAL_EVERY = 50
+# Each size's peak learning rate is lr × REFERENCE_WIDTH / n_embd: wider models take smaller steps (GPT-2's rates
+# were tuned per size and fell with it; 1/width is the usual rule). At lr 3e-3: 3e-3 for mini-1m (128 wide; 1e-3
+# and 6e-3 both ended higher there in a probe) down to 1.2e-3 for mini-13m (320).
+REFERENCE_WIDTH = 128
 
 
 def default_eval_corpus() -> str:
@@ -41,8 +45,16 @@ def train_steps(params: dict, size: ModelSize) -> int:
     return max(1, math.ceil(train_tokens(params, size) / (params["batch_size"] * size.n_ctx)))
 
 
-def study_sizes(params: dict) -> list[ModelSize]:
-    return list(ModelSize.objects.filter(family__slug=params["family"]).order_by("order", "slug"))
+def family_sizes(family: str) -> list[ModelSize]:
+    return list(ModelSize.objects.filter(family__slug=family).order_by("order", "slug"))
+
+
+def study_sizes(study) -> list[ModelSize]:
+    """The sizes a study was started with (its own list: a size added to the family later is not in it)."""
+    if not study.sizes:
+        return family_sizes(study.params["family"])
+    by_slug = {size.slug: size for size in ModelSize.objects.filter(slug__in=study.sizes)}
+    return [by_slug[slug] for slug in study.sizes if slug in by_slug]
 
 
 def dataset_name(params: dict, size: ModelSize) -> str:
@@ -64,6 +76,8 @@ class Step:
 def study_steps(params: dict, corpora: dict, sizes: list[ModelSize]) -> list[Step]:
     """Every step, each after the steps it needs. `corpora` are the study's own copies (runner.py)."""
     steps: list[Step] = []
+    if not sizes:
+        return steps
     first = sizes[0]
     for size in sizes:
         train = f"train:{size.slug}"
@@ -72,7 +86,7 @@ def study_steps(params: dict, corpora: dict, sizes: list[ModelSize]) -> list[Ste
         if corpora.get("eval_corpus"):
             steps.append(Step(f"evaluate:{size.slug}", "evaluate", (train,), lambda done, size=size, train=train: {
                 "model_size": size.slug, "revision": done[train]["revision"], "corpus": corpora["eval_corpus"],
-                "name": WIKITEXT_NAME, "format": params["eval_format"]}))
+                "name": WIKITEXT_NAME, "format": "wikitext"}))
         steps.append(Step(generate, "generate_output_dataset", (train,), lambda done, size=size, train=train: {
             "model_size": size.slug, "revision": done[train]["revision"], "name": dataset_name(params, size),
             "samplings": ["pure", "k40"], "splits": params["samples"], "max_length": params["max_length"],
@@ -86,8 +100,12 @@ def study_steps(params: dict, corpora: dict, sizes: list[ModelSize]) -> list[Ste
     return steps
 
 
+def size_lr(params: dict, size: ModelSize) -> float:
+    return params["lr"] * REFERENCE_WIDTH / size.n_embd
+
+
 def _train_params(params: dict, corpora: dict, size: ModelSize) -> dict:
     steps = train_steps(params, size)
     return {"model_size": size.slug, "corpus": corpora["corpus"], "steps": steps, "batch_size": params["batch_size"],
-            "lr": params["lr"], "seed": params["seed"], "eval_interval": min(INTERVAL_EVERY, steps),
+            "lr": size_lr(params, size), "seed": params["seed"], "eval_interval": min(INTERVAL_EVERY, steps),
             "checkpoint_interval": min(INTERVAL_EVERY, steps)}

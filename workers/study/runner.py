@@ -4,13 +4,16 @@ the steps it needs have succeeded. Nothing waits in a worker: `study_advance` ru
 row lock, so two calls never submit one step twice.
 
 Rerunning a study (the same name and settings) skips every step whose job succeeded, waits for those still
-running, and submits again those that failed or were cancelled in an earlier run.
+running, and submits again those that failed or were cancelled in an earlier run. (A generation that failed after
+registering some of its datasets cannot be submitted again until those are removed: the step says so.)
 """
 
 import logging
 from pathlib import PurePosixPath
 
+from django.db import OperationalError as DatabaseUnavailable
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -26,15 +29,18 @@ from workers.study import plan
 logger = logging.getLogger(__name__)
 ADVANCE_TASK = "workers.tasks.study_advance_task"  # by name: the tasks module calls this one, not the reverse
 OPEN = (Job.Status.QUEUED, Job.Status.RUNNING)
+# Worth another try at the next signal or beat; anything else fails the study, which a rerun resumes.
+TRANSIENT = (ServiceUnavailable, DatabaseUnavailable, jobs.JobLost)
 
 
 def study_job_start(job: Job) -> None:
-    """The study job's task: find or record its study, copy its corpora, submit what can start. The job stays
-    running until study_advance finishes it."""
+    """The study job's task: find or record its study, then advance it. The job stays running until
+    study_advance finishes it."""
     params = job.params
     with transaction.atomic():
         study, created = Study.objects.select_for_update().get_or_create(
-            name=params["name"], defaults={"params": params, "created_by": job.created_by})
+            name=params["name"], defaults={"params": params, "created_by": job.created_by,
+                                           "sizes": [size.slug for size in plan.family_sizes(params["family"])]})
         if not created and study.params != params:
             raise StudyMismatch(f"Study {study.name!r} exists with other settings; rerun it with its own "
                                 f"({study.params}) or give another name.")
@@ -42,10 +48,10 @@ def study_job_start(job: Job) -> None:
             raise StudyMismatch(f"Study {study.name!r} is running already (job {study.job_id}).")
         study.job, study.finished_at = job, None
         study.save(update_fields=["job", "finished_at"])
-    if not study.corpora:
-        study.corpora = _corpora_copy(study)
-        study.save(update_fields=["corpora"])
-    study_advance(study.pk)
+    try:
+        study_advance(study.pk)
+    except ServiceUnavailable as exc:
+        logger.warning("study %s not advanced yet (%s); the beat will", study.name, exc)
 
 
 def _corpora_copy(study: Study) -> dict:
@@ -65,45 +71,69 @@ def _corpora_copy(study: Study) -> dict:
 
 
 def study_advance(study_id: int) -> None:
-    with transaction.atomic():
-        study = Study.objects.select_for_update(of=("self",)).select_related("job", "created_by").get(pk=study_id)
-        run = study.job
-        if run is None:
-            return
-        if run.status == Job.Status.CANCELLED:
+    """Submit what has become possible; finish the study job when every step has succeeded, fail it when a step
+    of this run failed or could not start (cancelling its other open steps), cancel the open steps of a
+    cancelled one. An unexpected error fails the study job too, rather than leaving it running for ever."""
+    try:
+        with transaction.atomic():
+            _advance(study_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        study = Study.objects.select_related("job").get(pk=study_id)
+        if study.job is not None and study.job.status == Job.Status.RUNNING:
+            jobs.job_fail(study.job, error=f"{type(exc).__name__}: {exc}")
             _cancel_open_steps(study)
+        raise
+
+
+def _advance(study_id: int) -> None:
+    study = Study.objects.select_for_update(of=("self",)).select_related("job", "job__created_by").get(pk=study_id)
+    run = study.job
+    if run is None:
+        return
+    if run.status == Job.Status.CANCELLED:
+        _cancel_open_steps(study)
+        return
+    if run.status != Job.Status.RUNNING:
+        return
+    if not study.corpora:  # first, once: every step reads these copies
+        study.corpora = _corpora_copy(study)
+        study.save(update_fields=["corpora"])
+    steps = plan.study_steps(study.params, study.corpora, plan.study_sizes(study))
+    records = {step.key: step for step in study.steps.select_related("job")}
+    done: dict[str, dict] = {}
+    for step in steps:
+        record = records.get(step.key)
+        status = record.job.status if record else None
+        if status == Job.Status.SUCCEEDED:
+            done[step.key] = record.job.result
+        elif status in OPEN:
+            continue
+        elif record is not None and record.run_id == run.pk:
+            _fail(study, f"Step {step.key} ({record.job.kind} job {record.job.pk}) {status}: {record.job.error[:1000]}")
             return
-        if run.status != Job.Status.RUNNING:
-            return
-        steps = plan.study_steps(study.params, study.corpora, plan.study_sizes(study.params))
-        records = {step.key: step for step in study.steps.select_related("job")}
-        done: dict[str, dict] = {}
-        for step in steps:
-            record = records.get(step.key)
-            status = record.job.status if record else None
-            if status == Job.Status.SUCCEEDED:
-                done[step.key] = record.job.result
-            elif status in OPEN:
-                continue
-            elif record is not None and record.run_id == run.pk:
-                jobs.job_fail(run, error=f"Step {step.key} ({record.job.kind} job {record.job.pk}) {status}: "
-                                         f"{record.job.error[:1000]}")
+        elif all(need in done for need in step.needs):
+            try:
+                # In the name of whoever started this run, with that person's roles now.
+                job = services.job_submit(kind=step.kind, params=step.params(done), user=run.created_by)
+            except ServiceUnavailable:
+                raise  # S3 or Redis away for now: the next signal or beat tries again
+            except DomainError as refused:  # its starter lost the role, a dataset name was taken, …
+                _fail(study, f"Step {step.key} could not start: {refused.message}")
                 return
-            elif all(need in done for need in step.needs):
-                try:
-                    job = services.job_submit(kind=step.kind, params=step.params(done), user=study.created_by)
-                except ServiceUnavailable:
-                    raise  # S3 or Redis away for now: the next signal or beat tries again
-                except DomainError as refused:  # its starter lost the role, a dataset name was taken, …
-                    jobs.job_fail(run, error=f"Step {step.key} could not start: {refused.message}")
-                    return
-                StudyStep.objects.update_or_create(study=study, key=step.key, defaults={"job": job, "run": run})
-        if len(done) == len(steps):
-            study.finished_at = timezone.now()
-            study.save(update_fields=["finished_at"])
-            jobs.job_succeed(run, result={"study": study.name, "page": f"/study/{study.name}/", "steps": len(steps)})
-        else:
-            jobs.job_heartbeat(run, done=len(done), total=len(steps), unit="steps")
+            StudyStep.objects.update_or_create(study=study, key=step.key, defaults={"job": job, "run": run})
+    if len(done) == len(steps):
+        study.finished_at = timezone.now()
+        study.save(update_fields=["finished_at"])
+        jobs.job_succeed(run, result={"study": study.name, "page": f"/study/{study.name}/", "steps": len(steps)})
+    else:
+        jobs.job_heartbeat(run, done=len(done), total=len(steps), unit="steps")
+
+
+def _fail(study: Study, error: str) -> None:
+    jobs.job_fail(study.job, error=error)
+    _cancel_open_steps(study)  # nothing of a failed run goes on unwatched; a rerun submits them again
 
 
 def _cancel_open_steps(study: Study) -> None:
@@ -115,13 +145,16 @@ def _cancel_open_steps(study: Study) -> None:
 
 
 def studies_advance() -> list[int]:
-    """Beat: advance every running study (a lost signal costs at most one beat, and the study job beats)."""
-    ids = list(Study.objects.filter(job__status=Job.Status.RUNNING).values_list("pk", flat=True))
+    """Beat: advance every running study, and stop the steps of cancelled ones (a lost signal costs at most
+    one beat). One study's failure does not keep the others waiting."""
+    ids = list(Study.objects.filter(
+        Q(job__status=Job.Status.RUNNING) | Q(job__status=Job.Status.CANCELLED, steps__job__status__in=OPEN),
+    ).distinct().values_list("pk", flat=True))
     for study_id in ids:
         try:
             study_advance(study_id)
-        except jobs.JobLost:
-            pass
+        except Exception:
+            logger.exception("study %s not advanced", study_id)
     return ids
 
 
