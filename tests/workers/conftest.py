@@ -48,3 +48,16 @@ def untrained_size(transactional_db, s3):
 
     family = registry_services.family_upsert(slug="tiny", name="Tiny", bundled=True)
     return registry_services.model_size_upsert(family=family, slug="tiny-1", display_name="1", hparams=TINY_HPARAMS)
+
+
+@pytest.fixture
+def mini_family(db, settings, tmp_path):
+    """The mini family's sizes, and a corpora folder of this test's own holding `plays.txt`."""
+    from registry.seed_data import mini_family_seed
+
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    (folder / "plays.txt").write_text("To be, or not to be.\n\n" * 50)
+    settings.STAGEGATE_CORPORA_DIR = str(folder)
+    mini_family_seed()
+    return folder

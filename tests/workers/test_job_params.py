@@ -17,18 +17,6 @@ from workers.models import Job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def seeded(db, settings, tmp_path):
-    from registry.seed_data import mini_family_seed
-
-    folder = tmp_path / "corpora"
-    folder.mkdir()
-    (folder / "plays.txt").write_text("To be, or not to be.\n\n" * 50)
-    settings.STAGEGATE_CORPORA_DIR = str(folder)
-    mini_family_seed()
-    return folder
-
-
 def _fields(kind: str, params) -> dict:
     with pytest.raises(JobParamsInvalid) as refused:
         params_validate(kind, params)
@@ -38,17 +26,17 @@ def _fields(kind: str, params) -> dict:
 @pytest.mark.parametrize("corpus", ["/proc/self/environ", "/etc/shadow", "../../etc/passwd",
                                     "s3://models/mini-1m/0123/model.safetensors", "s3://jobs/", "s3://audit/",
                                     "s3://corpora/../models/"])
-def test_a_corpus_outside_the_allow_list_is_refused_for_every_kind(seeded, corpus, s3):
+def test_a_corpus_outside_the_allow_list_is_refused_for_every_kind(mini_family, corpus, s3):
     assert "corpus" in _fields("train", {"model_size": "mini-1m", "corpus": corpus})
 
 
-def test_a_symlink_out_of_the_corpora_folder_is_refused(seeded):
-    os.symlink("/etc/passwd", seeded / "passwd.txt")
+def test_a_symlink_out_of_the_corpora_folder_is_refused(mini_family):
+    os.symlink("/etc/passwd", mini_family / "passwd.txt")
     assert "outside the corpora folder" in _fields("train", {"model_size": "mini-1m", "corpus": "passwd.txt"})["corpus"][0]
 
 
-def test_a_corpus_inside_the_folder_is_stored_relative_to_it(seeded):
-    assert params_validate("train", {"model_size": "mini-1m", "corpus": str(seeded / "plays.txt")})["corpus"] \
+def test_a_corpus_inside_the_folder_is_stored_relative_to_it(mini_family):
+    assert params_validate("train", {"model_size": "mini-1m", "corpus": str(mini_family / "plays.txt")})["corpus"] \
         == "plays.txt"
 
 
@@ -59,11 +47,11 @@ def test_a_corpus_inside_the_folder_is_stored_relative_to_it(seeded):
     ({"lr": "fast"}, "lr"), ({"eval_interval": 400}, "eval_interval"), ({"device": "tpu"}, "device"),
     ({"epochs": 3}, "epochs"), ({"model_size": "gpt2-9000m"}, "model_size"),
 ])
-def test_training_parameters_are_bounded_and_named(seeded, params, field):
+def test_training_parameters_are_bounded_and_named(mini_family, params, field):
     assert field in _fields("train", {"model_size": "mini-13m", **params})
 
 
-def test_a_micro_batch_is_capped_in_tokens_by_the_sizes_context(seeded, settings):
+def test_a_micro_batch_is_capped_in_tokens_by_the_sizes_context(mini_family, settings):
     n_ctx = ModelSize.objects.get(slug="mini-13m").n_ctx
     settings.STAGEGATE_JOB_MAX_BATCH_TOKENS = 64 * n_ctx
     assert params_validate("train", {"model_size": "mini-13m", "batch_size": 64})["batch_size"] == 64
@@ -71,7 +59,7 @@ def test_a_micro_batch_is_capped_in_tokens_by_the_sizes_context(seeded, settings
 
 
 @pytest.fixture
-def trained(seeded, s3, tmp_path):
+def trained(mini_family, s3, tmp_path):
     from registry import revisions
     from tests.weights import gpt2_safetensors
 
@@ -94,7 +82,7 @@ def test_generation_parameters_are_bounded_and_named(trained, params, field):
     assert field in _fields("generate_output_dataset", {"model_size": "mini-1m", **params})
 
 
-def test_the_api_answers_400_with_field_errors_and_creates_nothing(api, otto, seeded):
+def test_the_api_answers_400_with_field_errors_and_creates_nothing(api, otto, mini_family):
     api.force_authenticate(otto)
     response = api.post(reverse("job-list"), {"kind": "train", "params": {
         "model_size": "mini-1m", "seed": "x", "corpus": "/proc/self/environ"}}, format="json")
@@ -105,7 +93,7 @@ def test_the_api_answers_400_with_field_errors_and_creates_nothing(api, otto, se
     assert api.post(reverse("job-list"), {"kind": "train", "params": "steps=3"}, format="json").status_code == 400
 
 
-def test_the_admin_form_shows_the_field_errors(client, otto, seeded):
+def test_the_admin_form_shows_the_field_errors(client, otto, mini_family):
     client.force_login(otto)
     response = client.post("/admin/workers/job/add/", {"kind": "train", "params": '{"model_size": "mini-1m", "seed": "x"}'})
     assert response.status_code == 200
@@ -113,13 +101,13 @@ def test_the_admin_form_shows_the_field_errors(client, otto, seeded):
     assert not Job.objects.exists()
 
 
-def test_the_job_command_names_the_fields_and_fails(seeded):
+def test_the_job_command_names_the_fields_and_fails(mini_family):
     with pytest.raises(CommandError, match="corpus: .*outside the corpora folder"):
         call_command("job", "start", "train", "model_size=mini-1m", "corpus=/etc/shadow")
     assert not Job.objects.exists()
 
 
-def test_a_submission_and_a_cancellation_are_audited(api, otto, seeded, broker_url, s3):
+def test_a_submission_and_a_cancellation_are_audited(api, otto, mini_family, broker_url, s3):
     api.force_authenticate(otto)
     with broker_url("memory://"):
         response = api.post(reverse("job-list"), {"kind": "train", "params": {
@@ -132,7 +120,7 @@ def test_a_submission_and_a_cancellation_are_audited(api, otto, seeded, broker_u
     assert AuditEvent.objects.get(action="job.cancelled").target_id == str(job_id)
 
 
-def test_a_job_that_kills_its_worker_every_time_fails_after_the_last_attempt(seeded, settings, broker_url):
+def test_a_job_that_kills_its_worker_every_time_fails_after_the_last_attempt(mini_family, settings, broker_url):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -153,7 +141,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_the_last_attempt(see
         assert services.jobs_requeue_stale() == [retry.pk]  # attempts left: handed out again
 
 
-def test_a_multi_process_runs_collective_timeout_stays_under_half_the_stale_limit(seeded, settings):
+def test_a_multi_process_runs_collective_timeout_stays_under_half_the_stale_limit(mini_family, settings):
     settings.STAGEGATE_JOB_STALE_AFTER_S = 300
     base = {"model_size": "mini-1m", "corpus": "plays.txt"}
     fields = _fields("train", {**base, "nproc": 2, "collective_timeout_s": 151})

@@ -14,19 +14,7 @@ from workers.statistics import bootstrap_interval, detectable_difference, texts_
 from workers.study import figures, plan, runner
 
 
-@pytest.fixture
-def seeded(db, settings, tmp_path):
-    from registry.seed_data import mini_family_seed
-
-    folder = tmp_path / "corpora"
-    folder.mkdir()
-    (folder / "plays.txt").write_text("To be, or not to be.\n\n" * 50)
-    settings.STAGEGATE_CORPORA_DIR = str(folder)
-    mini_family_seed()
-    return folder
-
-
-def test_every_mini_size_reaches_the_token_cap_and_trains_the_same_steps(seeded):
+def test_every_mini_size_reaches_the_token_cap_and_trains_the_same_steps(mini_family):
     params = params_validate("study", {"name": "s"})
     assert (params["tokens_per_parameter"], params["max_tokens"]) == (20.0, 1_000_000)
     sizes = plan.family_sizes(params["family"])
@@ -48,13 +36,13 @@ def test_the_power_estimate_and_the_bootstrap_interval():
     outcomes = [1] * 160 + [0] * 40
     low, high = bootstrap_interval(outcomes)
     assert low < 0.8 < high and 0.08 < high - low < 0.14  # ± 1.96 × sqrt(.16/200) ≈ ± 0.055
-    assert bootstrap_interval(outcomes) == (low, high)  # seeded: a stored interval can be recomputed
+    assert bootstrap_interval(outcomes) == (low, high)  # mini_family: a stored interval can be recomputed
     assert bootstrap_interval([1] * 10) == (1.0, 1.0)
     with pytest.raises(ValueError):
         bootstrap_interval([])
 
 
-def test_steps_come_after_what_they_need_and_share_one_human_reference(seeded):
+def test_steps_come_after_what_they_need_and_share_one_human_reference(mini_family):
     params = params_validate("study", {"name": "s", "eval_corpus": "plays.txt"})
     corpora = {"corpus": "s3://corpora/studies/s/corpus/x.txt", "eval_corpus": "s3://corpora/studies/s/e/y.txt"}
     sizes = plan.family_sizes("mini")
@@ -85,13 +73,13 @@ def test_steps_come_after_what_they_need_and_share_one_human_reference(seeded):
     ({"name": "s", "steps": 3}, "steps"),
     ({"name": "s", "batch_size": 10_000}, "batch_size"),
 ])
-def test_bad_study_settings_are_named(seeded, params, field):
+def test_bad_study_settings_are_named(mini_family, params, field):
     with pytest.raises(JobParamsInvalid) as refused:
         params_validate("study", params)
     assert field in refused.value.extra["fields"]
 
 
-def test_one_name_is_one_study(seeded):
+def test_one_name_is_one_study(mini_family):
     settings = params_validate("study", {"name": "s"})
     run = Job.objects.create(kind="study", params=settings, status=Job.Status.RUNNING)
     Study.objects.create(name="s", params=settings, job=run)
@@ -104,7 +92,7 @@ def test_one_name_is_one_study(seeded):
 
 
 @pytest.mark.parametrize("who, status", [("rita", 403), ("steve", 403), ("otto", 201), ("alice", 201)])
-def test_operators_and_policy_staff_start_studies_others_cannot(api, seeded, request, settings, who, status):
+def test_operators_and_policy_staff_start_studies_others_cannot(api, mini_family, request, settings, who, status):
     api.force_authenticate(request.getfixturevalue(who))
     response = api.post(reverse("job-list"), {"kind": "study", "params": {"name": "s"}}, format="json")
     assert response.status_code == status, response.json()
@@ -125,7 +113,7 @@ def _study_with_step(settings, step_status: str) -> tuple[Study, Job, Job]:
     return study, run, step_job
 
 
-def test_a_step_failed_in_this_run_fails_the_study_and_a_rerun_submits_it_again(seeded, s3):
+def test_a_step_failed_in_this_run_fails_the_study_and_a_rerun_submits_it_again(mini_family, s3):
     study, run, failed = _study_with_step(None, Job.Status.FAILED)
     runner.study_advance(study.pk)
     run.refresh_from_db()
@@ -144,7 +132,7 @@ def test_a_step_failed_in_this_run_fails_the_study_and_a_rerun_submits_it_again(
     assert rerun.status == Job.Status.RUNNING and (rerun.progress_done, rerun.progress_total) == (0, 16)
 
 
-def test_cancelling_a_study_cancels_the_steps_it_is_running(seeded):
+def test_cancelling_a_study_cancels_the_steps_it_is_running(mini_family):
     study, run, running = _study_with_step(None, Job.Status.RUNNING)
     services.job_cancel(job=run)
     runner.study_advance(study.pk)
@@ -152,7 +140,7 @@ def test_cancelling_a_study_cancels_the_steps_it_is_running(seeded):
     assert running.status == Job.Status.CANCELLED
 
 
-def test_a_running_study_job_is_never_taken_for_a_dead_worker(seeded, settings):
+def test_a_running_study_job_is_never_taken_for_a_dead_worker(mini_family, settings):
     settings.STAGEGATE_JOB_STALE_AFTER_S = 0
     study, run, _ = _study_with_step(None, Job.Status.RUNNING)
     jobs.job_heartbeat(run)
@@ -200,7 +188,7 @@ def test_the_study_pages_without_a_study(client, db):
     assert client.get("/study/nope/plots/language.svg").status_code == 404
 
 
-def test_a_study_whose_starter_lost_the_role_fails_saying_so(seeded, s3, otto, role_groups):
+def test_a_study_whose_starter_lost_the_role_fails_saying_so(mini_family, s3, otto, role_groups):
     study, run, _ = _study_with_step(None, Job.Status.SUCCEEDED)
     Job.objects.filter(pk=run.pk).update(created_by=otto)  # steps start in the name of whoever started the run
     otto.groups.clear()
@@ -210,7 +198,7 @@ def test_a_study_whose_starter_lost_the_role_fails_saying_so(seeded, s3, otto, r
     assert not Job.objects.filter(kind="train", created_by=otto).exists()
 
 
-def test_a_second_study_job_for_a_running_study_fails_and_leaves_the_first_alone(seeded):
+def test_a_second_study_job_for_a_running_study_fails_and_leaves_the_first_alone(mini_family):
     study, run, _ = _study_with_step(None, Job.Status.RUNNING)
     second = Job.objects.create(kind="study", params=study.params, status=Job.Status.RUNNING, attempts=1)
     from workers.errors import StudyMismatch
@@ -231,7 +219,7 @@ def test_the_difference_test_finds_what_overlapping_intervals_hide():
     assert low < -0.08 < high < 0
 
 
-def test_a_finished_step_advances_its_study_once_committed(seeded, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_finished_step_advances_its_study_once_committed(mini_family, monkeypatch, django_capture_on_commit_callbacks):
     study, run, step = _study_with_step(None, Job.Status.RUNNING)
     sent = []
     monkeypatch.setattr(runner.celery_app, "send_task", lambda name, args: sent.append((name, args)))
@@ -271,7 +259,7 @@ def _trained_revision(tmp_path) -> str:
     return size.revisions.order_by("-number").first().revision  # each file made a revision; the last has all
 
 
-def test_a_rerun_skips_the_steps_that_succeeded(seeded, s3, tmp_path):
+def test_a_rerun_skips_the_steps_that_succeeded(mini_family, s3, tmp_path):
     study, run, trained = _study_with_step(None, Job.Status.SUCCEEDED)
     Job.objects.filter(pk=trained.pk).update(result={"revision": _trained_revision(tmp_path)})
     Job.objects.filter(pk=run.pk).update(status=Job.Status.FAILED)
@@ -284,7 +272,7 @@ def test_a_rerun_skips_the_steps_that_succeeded(seeded, s3, tmp_path):
     assert started == {"generate:mini-1m", "train:mini-3m", "train:mini-7m", "train:mini-13m"}
 
 
-def test_an_unexpected_error_fails_the_study_instead_of_leaving_it_running(seeded, monkeypatch):
+def test_an_unexpected_error_fails_the_study_instead_of_leaving_it_running(mini_family, monkeypatch):
     study, run, running = _study_with_step(None, Job.Status.RUNNING)
 
     def broken(*args, **kwargs):
@@ -300,7 +288,7 @@ def test_an_unexpected_error_fails_the_study_instead_of_leaving_it_running(seede
     assert runner.studies_advance() == []  # nothing left running
 
 
-def test_a_study_whose_datasets_names_would_not_fit_is_refused_before_it_starts(seeded):
+def test_a_study_whose_datasets_names_would_not_fit_is_refused_before_it_starts(mini_family):
     from registry import services as registry_services
 
     family = registry_services.family_upsert(slug="long", name="Long")
@@ -311,7 +299,7 @@ def test_a_study_whose_datasets_names_would_not_fit_is_refused_before_it_starts(
     assert "Too long" in refused.value.extra["fields"]["name"][0]
 
 
-def test_a_new_study_may_not_take_existing_datasets_names(seeded):
+def test_a_new_study_may_not_take_existing_datasets_names(mini_family):
     from registry.models import OutputDataset
 
     OutputDataset.objects.create(name="s-human", kind=OutputDataset.Kind.REFERENCE, max_length=64)
