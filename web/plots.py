@@ -15,6 +15,7 @@ import matplotlib
 from django.core.cache import cache
 from django.http import HttpResponse
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 # Figures here never touch pyplot; the non-GUI backend also keeps any other matplotlib use headless.
 matplotlib.use("Agg")
@@ -138,6 +139,7 @@ def study_language(*, ours: list[tuple[int, float | None, float | None]],
         ppl_ax.set_ylabel("WikiText-2 perplexity (per word)")
         ppl_ax.legend(frameon=False)
         for ax in (loss_ax, ppl_ax):
+            ax.xaxis.set_minor_formatter(NullFormatter())  # a decade's minor labels collide on a narrow axis
             ax.spines[["top", "right"]].set_visible(False)
         figure.subplots_adjust(wspace=0.4)
     return draw

@@ -175,6 +175,11 @@ def test_the_reading_says_what_the_numbers_show_and_nothing_more():
     assert "rises from 80.0%" in text and "includes zero, so this test cannot tell the two sizes apart" in text
     assert "harder to detect" not in text
 
+    weak = [_row(6, 5.31, (0.9, 0.85, 0.95), (0.96, 0.94, 0.98)), _row(7, 5.28, (0.9, 0.85, 0.95), (0.96, 0.94, 0.98)),
+            _row(8, 5.30, (0.9, 0.85, 0.95), (0.96, 0.94, 0.98))]
+    text = " ".join(figures.reading_for(weak))
+    assert "but not at every step (5.310 → 5.280 → 5.300" in text and "shows only weakly here (0.010 nats" in text
+
 
 def test_wikitext_is_detokenised_as_gpt2_evaluated_it():
     raw = ' = Robert <unk> = \n He had a guest @-@ starring role , in 2,000 @,@ 000 " Teddy \'s Story " ( 2004 ) . \n'

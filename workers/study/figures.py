@@ -127,9 +127,12 @@ def reading_for(rows: list[SizeRow]) -> list[str]:
     reading = []
     losses = [r.val_loss for r in rows if r.val_loss is not None]
     if len(losses) == len(rows) > 1:
-        reading.append(f"Validation loss on held-out text {_trend(losses)} ({' → '.join(_fmt(v) for v in losses)} "
-                       "nats per token): " + ("GPT-2's first trend holds here." if losses[-1] < losses[0] else
-                                                "GPT-2's first trend does not show here."))
+        trend = _trend(losses)
+        verdict = ("GPT-2's first trend holds here." if trend.startswith("falls at every") else
+                   f"GPT-2's first trend shows only weakly here ({losses[0] - losses[-1]:.3f} nats from the smallest "
+                   "to the largest)." if losses[-1] < losses[0] else "GPT-2's first trend does not show here.")
+        reading.append(f"Validation loss on held-out text {trend} "
+                       f"({' → '.join(f'{v:.3f}' for v in losses)} nats per token): {verdict}")
     wikitext = [r.wikitext_perplexity for r in rows if r.wikitext_perplexity is not None]
     if len(wikitext) == len(rows) > 1:
         reading.append(f"WikiText-2 perplexity {_trend(wikitext)} ({' → '.join(_fmt(v) for v in wikitext)}). The "
