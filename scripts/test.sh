@@ -14,7 +14,9 @@ mkdir -p "$STAGEGATE_RUN_DIR"
 eval "$(.venv/bin/python -m devstack test-env --run-dir "$STAGEGATE_RUN_DIR")"
 trap '.venv/bin/python -m devstack test-down --run-dir "$STAGEGATE_RUN_DIR"' EXIT
 .venv/bin/ruff check .
-.venv/bin/python -m pytest "$@"
+# Two pytest processes (pytest-xdist), each with its own database, queues and S3 server (config/settings/test.py):
+# much of a test's time is spent waiting on a service or a worker process, which the other process fills.
+.venv/bin/python -m pytest -n "${STAGEGATE_TEST_PROCESSES:-2}" "$@"
 # The demo runs on SQLite: the API fuzzing, the hostile-input tests and the roles run there too (whole runs only).
 if [ "$#" -eq 0 ]; then
   .venv/bin/python -m pytest --ds config.settings.test_sqlite -q tests/fuzz tests/security/test_hostile_input.py \

@@ -7,8 +7,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("config", "registry", "releases", "web", "workers", "modelcore", "devstack", "manage.py")
 ENV_HELPERS = {"envstr", "envbool", "envint", "envlist", "envsecret", "_envrate"}
-# Read by tooling around the platform rather than by it (the test settings' own run id).
-NOT_SETTINGS = {"STAGEGATE_TEST_RUN_ID"}
+# Read by tooling around the platform rather than by it (the test settings' own run id, pytest-xdist's process id).
+NOT_SETTINGS = {"STAGEGATE_TEST_RUN_ID", "PYTEST_XDIST_WORKER"}
 
 
 def _read_names(tree: ast.AST) -> set[str]:
