@@ -193,6 +193,16 @@ def broker_url():
     return use
 
 
+def _queues_purge(queues) -> None:
+    """Drop what earlier tests left in this run's queues (jobs submitted with no worker to take them): their
+    job ids mean other rows, or none, in this test's database, and a worker must not act on them."""
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        for queue in queues:
+            connection.default_channel.queue_purge(queue)  # a queue never used holds nothing: 0 dropped
+
+
 @pytest.fixture
 def worker_process(transactional_db, s3, tmp_path):
     """Start real `celery worker` processes (separate OS processes, so they can be killed with -9)."""
@@ -227,9 +237,12 @@ def worker_process(transactional_db, s3, tmp_path):
         return {"HOME": str(root / "home"), "STAGEGATE_CACHE_DIR": str(root / "cache"),
                 "STAGEGATE_CORPORA_DIR": str(root / "corpora"), "STAGEGATE_WORKER_ADDRESS": "127.0.0.1"}
 
+    all_queues = (django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
+                  django_settings.STAGEGATE_GENERATION_QUEUE, django_settings.STAGEGATE_CUDA_QUEUE)
+    _queues_purge(all_queues)
+
     def start(name: str = "w1", queues: str | None = None, host: str | None = None) -> subprocess.Popen:
-        queues = queues or ",".join((django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
-                                     django_settings.STAGEGATE_GENERATION_QUEUE, django_settings.STAGEGATE_CUDA_QUEUE))
+        queues = queues or ",".join(all_queues)
         log = open(tmp_path / f"worker-{name}-{len(started)}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
