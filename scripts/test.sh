@@ -16,7 +16,8 @@ trap '.venv/bin/python -m devstack test-down --run-dir "$STAGEGATE_RUN_DIR"' EXI
 .venv/bin/ruff check .
 # Two pytest processes (pytest-xdist), each with its own database, queues and S3 server (config/settings/test.py):
 # much of a test's time is spent waiting on a service or a worker process, which the other process fills.
-.venv/bin/python -m pytest -n "${STAGEGATE_TEST_PROCESSES:-2}" "$@"
+# Tests marked xdist_group("processes") (several training processes, hosts killed) stay in one of them.
+.venv/bin/python -m pytest -n "${STAGEGATE_TEST_PROCESSES:-2}" --dist loadgroup "$@"
 # The demo runs on SQLite: the API fuzzing, the hostile-input tests and the roles run there too (whole runs only).
 if [ "$#" -eq 0 ]; then
   .venv/bin/python -m pytest --ds config.settings.test_sqlite -q tests/fuzz tests/security/test_hostile_input.py \

@@ -18,7 +18,10 @@ from workers.training import MANIFEST, _checkpoint_prefix
 
 from .test_generate_output_dataset import _wait
 
-pytestmark = pytest.mark.integration
+# Under pytest-xdist the tests that run several training processes, or kill hosts and wait for their jobs to go
+# stale within seconds, share one pytest process (scripts/test.sh: --dist loadgroup), so they never compete
+# with each other for the two cores.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("processes")]
 
 
 def _params(corpus_file, **extra) -> dict:
@@ -130,12 +133,14 @@ def test_training_a_released_size_makes_a_new_internal_revision_and_overwrites_n
     assert stored == objects  # every object of the released revision still there, byte for byte
 
 
-def _rank_processes() -> list[int]:
-    """Pids of data-parallel rank processes (modelcore/data_parallel.py's children) on this host."""
+def _rank_processes(tmp_path: Path) -> list[int]:
+    """Pids of this test's data-parallel rank processes (modelcore/data_parallel.py's children, whose spec file is
+    in its workers' cache under tmp_path): another test, in another pytest process, may be running its own."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"modelcore.data_parallel" in (entry / "cmdline").read_bytes():
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            if b"modelcore.data_parallel" in cmdline and str(tmp_path).encode() in cmdline:
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -143,7 +148,7 @@ def _rank_processes() -> list[int]:
 
 
 def test_a_two_process_job_trains_and_neither_a_cancel_nor_a_dead_rank_leaves_it_hanging(
-        untrained_size, corpus_file, worker_process, otto):
+        untrained_size, corpus_file, worker_process, otto, tmp_path):
     """Issue #21: nproc processes on the worker's host, rank 0 in the job; a cancellation stops every rank, and
     a rank that dies fails the job within the collective timeout instead of hanging it."""
     worker_process("trainer")
@@ -151,25 +156,25 @@ def test_a_two_process_job_trains_and_neither_a_cancel_nor_a_dead_rank_leaves_it
     job = _wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
     run = TrainingRun.objects.get(pk=job.result["training_run"])
     assert run.settings["nproc"] == 2 and len(run.loss_curve) == 40
-    assert not _rank_processes()
+    assert not _rank_processes(tmp_path)
 
     from workers import jobs
 
     cancelled = services.job_submit(kind="train", params=_params(corpus_file, nproc=2, steps=4000,
                                                                  checkpoint_interval=2000), user=otto)
     cancelled = _wait(cancelled, until=lambda j: j.progress_done > 0, timeout_s=120, worker_process=worker_process)
-    assert _rank_processes()
+    assert _rank_processes(tmp_path)
     jobs.job_cancel(job=cancelled)
     deadline = time.monotonic() + 60
-    while _rank_processes() and time.monotonic() < deadline:
+    while _rank_processes(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _rank_processes(), "a cancelled job left a rank running"
+    assert not _rank_processes(tmp_path), "a cancelled job left a rank running"
 
     dying = services.job_submit(kind="train", params=_params(corpus_file, nproc=2, steps=4000,
                                                              checkpoint_interval=2000, collective_timeout_s=10),
                                 user=otto)
     dying = _wait(dying, until=lambda j: j.progress_done > 0, timeout_s=120, worker_process=worker_process)
-    for pid in _rank_processes():
+    for pid in _rank_processes(tmp_path):
         os.kill(pid, signal.SIGKILL)
     _wait(dying, until=lambda j: j.status in (Job.Status.FAILED, Job.Status.QUEUED), timeout_s=90,
           worker_process=worker_process)
