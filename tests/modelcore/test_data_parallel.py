@@ -17,11 +17,6 @@ from modelcore.train import TrainSettings, train
 
 from .conftest import TEXT
 
-# Under pytest-xdist the tests that run several training processes, or kill hosts and wait for their jobs to go
-# stale within seconds, share one pytest process (scripts/test.sh: --dist loadgroup), so they never compete
-# with each other for the two cores.
-pytestmark = pytest.mark.xdist_group("processes")
-
 LOSS_TOLERANCE = WEIGHT_TOLERANCE = 1e-4
 STEPS = 12
 

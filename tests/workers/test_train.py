@@ -18,10 +18,7 @@ from workers.training import MANIFEST, _checkpoint_prefix
 
 from .test_generate_output_dataset import _wait
 
-# Under pytest-xdist the tests that run several training processes, or kill hosts and wait for their jobs to go
-# stale within seconds, share one pytest process (scripts/test.sh: --dist loadgroup), so they never compete
-# with each other for the two cores.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("processes")]
+pytestmark = pytest.mark.integration
 
 
 def _params(corpus_file, **extra) -> dict:
