@@ -43,12 +43,16 @@ def default_corpus() -> tuple[bytes, str]:
     return storage.read_bytes(DEFAULT_CORPUS_KEY), storage.read_bytes(DEFAULT_NAME_KEY).decode()
 
 
+def corpus_bytes(spec: str) -> tuple[bytes, str]:
+    """The bytes of the corpus `spec` names (`default`: the platform's one object) and its short name."""
+    if spec == corpora.DEFAULT_CORPUS:
+        return default_corpus()
+    return corpora.corpus_text(spec).encode("utf-8"), corpora.corpus_name(spec)
+
+
 def corpus_pin(spec: str) -> tuple[str, str]:
     """Store the corpus `spec` names as a blob; its sha256 and short name."""
-    if spec == corpora.DEFAULT_CORPUS:
-        data, name = default_corpus()
-    else:
-        data, name = corpora.corpus_text(spec).encode("utf-8"), corpora.corpus_name(spec)
+    data, name = corpus_bytes(spec)
     return storage.blob_put_bytes(data), name
 
 

@@ -48,6 +48,15 @@ class _Params(serializers.Serializer):
             raise serializers.ValidationError(str(refused)) from None
 
 
+def _trained_revision(slug: str, revision: str | None) -> Revision:
+    """The named revision of the size, or its newest, with weights; refused, naming the field, otherwise."""
+    trained = Revision.objects.filter(model_size__slug=slug, artifacts__filename="model.safetensors").order_by("-number")
+    found = trained.filter(revision=revision).first() if revision is not None else trained.first()
+    if found is None:
+        raise serializers.ValidationError({"revision": [f"{slug} has no trained revision {revision or ''!r}."]})
+    return found
+
+
 def _at_most(value: int, setting: str) -> int:
     limit = getattr(settings, setting)
     if value > limit:
@@ -85,7 +94,6 @@ class TrainParams(_Params):
 
     def validate_nnodes(self, nnodes: int) -> int:
         return _at_most(nnodes, "STAGEGATE_JOB_MAX_NNODES")
-
 
     def validate_steps(self, steps: int) -> int:
         return _at_most(steps, "STAGEGATE_JOB_MAX_STEPS")
@@ -175,11 +183,7 @@ class GenerateParams(_Params):
         size = ModelSize.objects.get(slug=data["model_size"])
         data.setdefault("max_length", min(128, size.n_ctx - 1))
         errors = {}
-        trained = size.revisions.filter(artifacts__filename="model.safetensors").order_by("-number")
-        revision = trained.filter(revision=data["revision"]).first() if "revision" in data else trained.first()
-        if revision is None:
-            raise serializers.ValidationError({"revision": [f"{size.slug} has no trained revision "
-                                                            f"{data.get('revision', '')!r}."]})
+        revision = _trained_revision(size.slug, data.get("revision"))
         data["revision"] = revision.revision
         if "name" not in data:
             taken = OutputDataset.objects.filter(name=size.slug).exists()
@@ -240,13 +244,7 @@ class EvaluateParams(_Params):
         return self._corpus(spec)
 
     def validate(self, data: dict) -> dict:
-        trained = Revision.objects.filter(model_size__slug=data["model_size"],
-                                          artifacts__filename="model.safetensors").order_by("-number")
-        revision = trained.filter(revision=data["revision"]).first() if "revision" in data else trained.first()
-        if revision is None:
-            raise serializers.ValidationError({"revision": [f"{data['model_size']} has no trained revision "
-                                                            f"{data.get('revision', '')!r}."]})
-        data["revision"] = revision.revision
+        data["revision"] = _trained_revision(data["model_size"], data.get("revision")).revision
         return data
 
 
@@ -295,9 +293,10 @@ class StudyParams(_Params):
             errors["batch_size"] = [f"At most {settings.STAGEGATE_JOB_MAX_BATCH:,} (STAGEGATE_JOB_MAX_BATCH)."]
         names = [study_plan.human_name(data)]
         for size in sizes:
-            names += [study_plan.dataset_name(data, size), study_plan.dataset_name(data, size) + "-k40"]
-            if len(study_plan.dataset_name(data, size)) > GenerateParams().fields["name"].max_length:
-                errors["name"] = [f"Too long for its datasets' names ({study_plan.dataset_name(data, size)})."]
+            name = study_plan.dataset_name(data, size)
+            names += [name, name + "-k40"]
+            if len(name) > GenerateParams().fields["name"].max_length:
+                errors["name"] = [f"Too long for its datasets' names ({name})."]
         taken = sorted(OutputDataset.objects.filter(name__in=names).values_list("name", flat=True))
         if study is None and taken:  # a new study's datasets must be its own (a rerun finds its own there)
             errors["name"] = [f"Datasets already exist: {', '.join(taken)}; give another name."]

@@ -165,10 +165,11 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
             jobs.job_heartbeat(job, done=step, total=total, unit="steps")  # raises JobLost if cancelled
 
     jobs.job_heartbeat(job, done=prepared.resumed_from or 0, total=params["steps"], unit="steps")
-    rendezvous = _rendezvous(job)
-    if rendezvous.nnodes > 1:
+    if params.get("nnodes", 1) > 1:  # other hosts meet this one at its address
         rendezvous = _rendezvous(job, master_addr=worker_address(), master_port=free_port())
         dispatch_nodes(rendezvous.master_addr, rendezvous.master_port)
+    else:
+        rendezvous = _rendezvous(job)
     # nproc processes on this host (modelcore/data_parallel.py), nnodes hosts in all; this process is rank 0.
     result = train_data_parallel(
         prepared.config, prepared.train_tokens, prepared.val_tokens, prepared.settings, rendezvous,

@@ -26,6 +26,8 @@ RENEWAL_WINDOW = timedelta(days=max(NOTICE_DAYS))
 def renewable(grant: AccessGrant, *, now: datetime | None = None) -> bool:
     """Whether its organisation may ask to renew `grant`: not revoked, and in its last RENEWAL_WINDOW or ended."""
     return grant.revoked_at is None and grant.expires_at - (now or timezone.now()) <= RENEWAL_WINDOW
+
+
 Status = AccessRequest.Status
 
 

@@ -6,14 +6,16 @@ from html import unescape
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.template.defaultfilters import floatformat
+from django.test.utils import CaptureQueriesContext
 
 from registry import services as registry_services
 from registry.models import DetectionResult, EvalResult, ModelSize, OutputDataset, TrainingRun
 from releases.stage_names import Stage
 from workers.models import Job, Study, StudyStep
 from workers.statistics import bootstrap_interval
-from workers.study import plan
+from workers.study import figures, plan
 
 pytestmark = pytest.mark.integration
 HPARAMS = {"n_vocab": 320, "n_ctx": 64, "n_head": 2}
@@ -100,6 +102,10 @@ def test_a_study_runs_every_step_as_a_job_and_its_page_shows_stored_figures(
             result = DetectionResult.objects.get(dataset__name=f"tiny-study-{slug}{suffix}")
             assert shown[sampling] == (f"{result.accuracy:.1%} ({result.accuracy_low:.1%}–"
                                        f"{result.accuracy_high:.1%})")
+    # The figures are read in one query per kind of record, however many sizes (no query per size).
+    with CaptureQueriesContext(connection) as queries:
+        figures.study_figures(study)
+    assert len(queries) <= 7, [q["sql"][:80] for q in queries]
     for kind in ("language", "detection"):
         plot = client.get(f"/study/tiny-study/plots/{kind}.svg")
         assert plot.status_code == 200 and plot["Content-Type"] == "image/svg+xml"

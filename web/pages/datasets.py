@@ -68,7 +68,7 @@ def dataset_plot(request: HttpRequest, name: str, kind: str) -> HttpResponse:
     if dataset.name not in {n for n, _ in rows}:
         rows.append((dataset.name, float(stats.get("fraction_ended", 0.0))))
     return plots.svg_response(plots.cached_svg(f"ended:{dataset.pk}", rows,
-                                          plots.fraction_ended(rows=rows, highlight=dataset.name)))
+                                               plots.fraction_ended(rows=rows, highlight=dataset.name)))
 
 
 def detection_plot(request: HttpRequest) -> HttpResponse:

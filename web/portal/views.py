@@ -122,7 +122,7 @@ def done(request: HttpRequest, call, success: str, *, then: str = "portal-home")
 def terms_accept(request: HttpRequest) -> HttpResponse:
     terms = get_object_or_404(TermsVersion, pk=_id(request.POST.get("terms")))
     return done(request, lambda: partners.terms_accept(user=request.user, terms=terms, ip=client_ip(request)),
-                 f"You accepted the terms of use {terms.version}.")
+                f"You accepted the terms of use {terms.version}.")
 
 
 NEW_TOKEN_SESSION_KEY = "portal_new_token"
@@ -170,7 +170,7 @@ def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
     if request.method != "POST":
         return render(request, "portal/token_revoke.html", {"token": token})
     return done(request, lambda: tokens.token_revoke(token=token, actor=request.user, ip=client_ip(request)),
-                 "Token revoked: it no longer works.")
+                "Token revoked: it no longer works.")
 
 
 @login_required
@@ -179,8 +179,8 @@ def access_request_withdraw(request: HttpRequest, request_id: int) -> HttpRespon
     asked = get_object_or_404(AccessRequest, pk=request_id, partner__members__user=request.user,
                               partner__members__left_at__isnull=True)
     return done(request, lambda: grants.access_request_withdraw(request=asked, user=request.user,
-                                                                 ip=client_ip(request)),
-                 f"Access request #{asked.pk} withdrawn.")
+                                                                ip=client_ip(request)),
+                f"Access request #{asked.pk} withdrawn.")
 
 
 @login_required

@@ -51,8 +51,6 @@ def family_sizes(family: str) -> list[ModelSize]:
 
 def study_sizes(study) -> list[ModelSize]:
     """The sizes a study was started with (its own list: a size added to the family later is not in it)."""
-    if not study.sizes:
-        return family_sizes(study.params["family"])
     by_slug = {size.slug: size for size in ModelSize.objects.filter(slug__in=study.sizes)}
     return [by_slug[slug] for slug in study.sizes if slug in by_slug]
 

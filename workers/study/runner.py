@@ -8,6 +8,7 @@ running, and submits again those that failed or were cancelled in an earlier run
 registering some of its datasets cannot be submitted again until those are removed: the step says so.)
 """
 
+import hashlib
 import logging
 from pathlib import PurePosixPath
 
@@ -62,11 +63,11 @@ def _corpora_copy(study: Study) -> dict:
         spec = study.params[field]
         if not spec:
             continue
-        sha256, name = inputs.corpus_pin(spec)
+        data, name = inputs.corpus_bytes(spec)
         key = f"corpora/studies/{study.name}/{field}/{PurePosixPath(name).name or 'corpus'}.txt"
-        storage.upload_bytes(storage.blob_get(sha256), key, content_type="text/plain; charset=utf-8")
+        storage.upload_bytes(data, key, content_type="text/plain; charset=utf-8")
         copies[field] = f"s3://{key}"
-        copies[f"{field}_sha256"] = sha256
+        copies[f"{field}_sha256"] = hashlib.sha256(data).hexdigest()  # what each step's job pins, checked
     return copies
 
 
