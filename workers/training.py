@@ -24,33 +24,65 @@ def _heartbeat_every_s() -> float:
     return min(5.0, settings.STAGEGATE_JOB_STALE_AFTER_S / 4)
 
 MANIFEST = "manifest.json"
+RESTORE_TRIES = 3
 
 
 def _checkpoint_prefix(job: Job) -> str:
     return f"{job.storage_prefix}checkpoint/"
 
 
+def _step_prefix(job: Job, step: int) -> str:
+    return f"{_checkpoint_prefix(job)}step-{step:09d}/"
+
+
+def _manifest(job: Job) -> dict | None:
+    try:
+        return json.loads(storage.read_bytes(_checkpoint_prefix(job) + MANIFEST))
+    except storage.ObjectMissing:
+        return None
+
+
+def _files_prefix(job: Job, manifest: dict) -> str:
+    # Manifests written before checkpoints had keys of their own name files directly under the prefix.
+    return _step_prefix(job, manifest["step"]) if manifest.get("per_step") else _checkpoint_prefix(job)
+
+
 def _upload_checkpoint(job: Job, directory: Path, step: int) -> None:
-    """Files first, manifest last: a checkpoint is restorable only once all its files are in S3."""
+    """Each checkpoint under keys of its own, the manifest naming it last: a host killed mid-upload leaves
+    a partial folder no manifest names, and the checkpoint named before stays whole. (Overwriting one set of
+    keys let a resumed run pair step 20's manifest with step 40's weights.)"""
     names = sorted(p.name for p in directory.iterdir() if p.is_file())
     for name in names:
-        storage.upload_file(directory / name, _checkpoint_prefix(job) + name)
-    manifest = json.dumps({"step": step, "files": names}).encode()
+        storage.upload_file(directory / name, _step_prefix(job, step) + name)
+    previous = _manifest(job)
+    manifest = json.dumps({"step": step, "files": names, "per_step": True}).encode()
     storage.upload_bytes(manifest, _checkpoint_prefix(job) + MANIFEST, content_type="application/json")
+    if previous and previous.get("per_step") and previous["step"] != step:
+        for name in previous["files"]:
+            storage.delete(_files_prefix(job, previous) + name)
 
 
 def _restore_checkpoint(job: Job, directory: Path) -> int | None:
     """Bring back the job's last complete checkpoint from S3, the only copy trusted: a local folder may
     hold a partial or foreign one."""
-    shutil.rmtree(directory, ignore_errors=True)
-    try:
-        manifest = json.loads(storage.read_bytes(_checkpoint_prefix(job) + MANIFEST))
-    except storage.ObjectMissing:
-        return None
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in manifest["files"]:
-        storage.download_file(_checkpoint_prefix(job) + name, directory / name)
-    return manifest["step"]
+    for _ in range(RESTORE_TRIES):
+        shutil.rmtree(directory, ignore_errors=True)
+        manifest = _manifest(job)
+        if manifest is None:
+            return None
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            for name in manifest["files"]:
+                storage.download_file(_files_prefix(job, manifest) + name, directory / name)
+        except storage.ObjectMissing:
+            continue  # an attempt still running wrote a newer checkpoint meanwhile: read its manifest
+        return manifest["step"]
+    raise JobLost(f"Job {job.pk}: its checkpoint kept changing while it was read ({RESTORE_TRIES} tries).")
+
+
+def _checkpoints_delete(job: Job) -> None:
+    for key in storage.list_keys(_checkpoint_prefix(job)):
+        storage.delete(key)
 
 
 def _tokenizer(job: Job, work: Path, train_text: str, vocab_size: int):
@@ -199,9 +231,7 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
                                              training_run=run, revision=revision, actor=job.created_by)
-    checkpoint_dir = prepared.checkpoint_dir
-    for name in [MANIFEST, *(p.name for p in checkpoint_dir.iterdir())] if checkpoint_dir.exists() else []:
-        storage.delete(_checkpoint_prefix(job) + name)
+    _checkpoints_delete(job)
     return {
         "training_run": run.pk, "revision": revision.revision,
         "artifacts": sorted(revision.artifacts.values_list("filename", flat=True)), "val_loss": result.final_val_loss,
