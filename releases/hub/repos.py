@@ -11,7 +11,8 @@ already have (`huggingface_hub`, `transformers`, `datasets`, pointed here by HF_
   it did not exist.
 
 Every file is described as a Git LFS file (its sha256 and size, which the registry holds for every file),
-so clients check what they download against the sha256 the registry recorded.
+so clients name their cache by the sha256 the registry recorded; `hf_hub_download` (huggingface_hub 2.4) then
+checks only a download's size, and its `verify_repo_checksums`, on request, the sha256.
 """
 
 import hashlib
