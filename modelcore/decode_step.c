@@ -8,14 +8,19 @@
  * Every output value is summed by one thread in a fixed order, so the result does not depend on the
  * number of threads. It rounds differently from torch's kernels (last bits of a logit).
  *
+ * With int8 weights (modelcore/quantize.py) the step reads each matrix as int8 values and row scales, a
+ * quarter of the bytes, and computes as before in fp32: the same logits as the fp32 step on the
+ * dequantized weights, but for rounding.
+ *
  * modelcore/fused.py compiles this file for the machine it runs on and checks every shape, dtype and
  * bound before calling it; the C side trusts the pointers it is given.
  */
 #include <math.h>
 #include <stddef.h>
 
-/* Sixteen floats: one AVX-512 register, or two AVX2 ones; gcc emits what the target has. */
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
+/* Eight floats: one AVX2 register, half an AVX-512 one. (Sixteen-float vectors read the same arithmetic
+ * but gcc compiles them for AVX2 through the stack, at half a bare read's speed: bench/README.md.) */
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
 
 enum { LN_1_W, LN_1_B, ATTN_W, ATTN_B, ATTN_PROJ_W, ATTN_PROJ_B,
        LN_2_W, LN_2_B, FC_W, FC_B, MLP_PROJ_W, MLP_PROJ_B, PER_LAYER };
@@ -25,23 +30,98 @@ typedef struct {
     const float *wte, *wpe, *ln_f_w, *ln_f_b;  /* wte [n_vocab, C] is also the output projection */
     const float *const *layers;               /* PER_LAYER pointers per layer, in the enum's order */
     float *const *kv;                         /* per layer [2, n_head, n_ctx, head_dim] */
+    /* Int8 weights (modelcore/quantize.py), or all NULL for fp32: wte and, per layer in the enum's order,
+     * the four matrices' values and row scales (NULL in the vectors' slots). They replace the fp32 matrices,
+     * which are then not read. */
+    const signed char *wte_q;
+    const float *wte_scales;
+    const signed char *const *q_layers;
+    const float *const *q_scales;
 } Model;
 
-/* w . x over n floats. One row at a time, in two accumulators: measured at a bare read's speed, where
- * four rows at a time sharing each load of x ran at half of it (bench/README.md). */
+#define AT(p, i) (*(const v8 *)((p) + (i)))
+
+/* w . x over n floats, one row at a time: measured at a bare read's speed, where four rows at a time
+ * sharing each load of x ran at half of it (bench/README.md). Thirty-two partial sums, lane i of the
+ * 32-float block in accumulator i / 8, folded as (a0 + b0, a1 + b1) in lane order: the same arithmetic on
+ * every target, whatever its vector width. */
 static float dot(const float *w, const float *x, int n) {
-    v16 a = {0}, b = {0};
+    v8 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
     int i = 0;
     for (; i + 32 <= n; i += 32) {
-        a += *(const v16 *)(w + i) * *(const v16 *)(x + i);
-        b += *(const v16 *)(w + i + 16) * *(const v16 *)(x + i + 16);
+        a0 += AT(w, i) * AT(x, i);
+        a1 += AT(w, i + 8) * AT(x, i + 8);
+        b0 += AT(w, i + 16) * AT(x, i + 16);
+        b1 += AT(w, i + 24) * AT(x, i + 24);
     }
-    for (; i + 16 <= n; i += 16) a += *(const v16 *)(w + i) * *(const v16 *)(x + i);
-    a += b;
+    for (; i + 16 <= n; i += 16) {
+        a0 += AT(w, i) * AT(x, i);
+        a1 += AT(w, i + 8) * AT(x, i + 8);
+    }
+    a0 += b0;
+    a1 += b1;
     float s = 0;
-    for (int k = 0; k < 16; k++) s += a[k];
+    for (int k = 0; k < 8; k++) s += a0[k];
+    for (int k = 0; k < 8; k++) s += a1[k];
     for (; i < n; i++) s += w[i] * x[i];
     return s;
+}
+
+/* Eight int8 weights, widened to floats exactly before they are multiplied: one sign extension and one
+ * conversion with AVX2 (gcc's generic vectors widen int8 a lane at a time, slower than the fp32 step). */
+#ifdef __AVX2__
+#include <immintrin.h>
+static inline v8 widen8(const signed char *p) {
+    return (v8)_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+#else
+static inline v8 widen8(const signed char *p) {
+    v8 r;
+    for (int k = 0; k < 8; k++) r[k] = (float)p[k];
+    return r;
+}
+#endif
+#define AT_Q(p, i) widen8((p) + (i))
+
+/* w . x for int8 w, in the same order of additions as dot; the row's scale is applied by the caller. */
+static float dot_q8(const signed char *w, const float *x, int n) {
+    v8 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 += AT_Q(w, i) * AT(x, i);
+        a1 += AT_Q(w, i + 8) * AT(x, i + 8);
+        b0 += AT_Q(w, i + 16) * AT(x, i + 16);
+        b1 += AT_Q(w, i + 24) * AT(x, i + 24);
+    }
+    for (; i + 16 <= n; i += 16) {
+        a0 += AT_Q(w, i) * AT(x, i);
+        a1 += AT_Q(w, i + 8) * AT(x, i + 8);
+    }
+    a0 += b0;
+    a1 += b1;
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += a0[k];
+    for (int k = 0; k < 8; k++) s += a1[k];
+    for (; i < n; i++) s += (float)w[i] * x[i];
+    return s;
+}
+
+/* A weight matrix [rows, n] as the step reads it: fp32, or int8 values with one scale per row. */
+typedef struct {
+    const float *f;
+    const signed char *q;
+    const float *scales;
+} Matrix;
+
+static Matrix layer_matrix(const Model *m, int l, int which) {
+    size_t i = (size_t)l * PER_LAYER + which;
+    Matrix w = {m->layers[i], m->q_layers ? m->q_layers[i] : NULL, m->q_layers ? m->q_scales[i] : NULL};
+    return w;
+}
+
+static float row_dot(Matrix W, int row, const float *x, int n) {
+    if (W.q) return dot_q8(W.q + (size_t)row * n, x, n) * W.scales[row];
+    return dot(W.f + (size_t)row * n, x, n);
 }
 
 enum { SET, ADD, GELU };  /* what a product does with its output: y = Wx + b, y += Wx + b, y = gelu(Wx + b) */
@@ -57,10 +137,10 @@ static void store(float *y, int row, float value, int mode) {
 }
 
 /* y (mode) W x + b for W [rows, n]; called by every thread of the region, which share the rows. */
-static void linear(const float *W, const float *b, const float *x, float *y, int rows, int n, int mode) {
+static void linear(Matrix W, const float *b, const float *x, float *y, int rows, int n, int mode) {
     #pragma omp for schedule(static)
     for (int row = 0; row < rows; row++)
-        store(y, row, dot(W + (size_t)row * n, x, n) + (b ? b[row] : 0.0f), mode);
+        store(y, row, row_dot(W, row, x, n) + (b ? b[row] : 0.0f), mode);
 }
 
 static void layer_norm(const float *x, const float *w, const float *b, float *y, int n) {
@@ -103,25 +183,28 @@ int decode_step(const Model *m, int token, int pos, int threads, float *work, fl
     int C = m->n_embd;
     float *x = work, *xn = x + C, *qkv = xn + C, *y = qkv + 3 * C, *hidden = y + C;  /* hidden: 4C */
     float *scores = hidden + 4 * C;  /* n_ctx per head */
-    for (int i = 0; i < C; i++) x[i] = m->wte[(size_t)token * C + i] + m->wpe[(size_t)pos * C + i];
+    for (int i = 0; i < C; i++)
+        x[i] = (m->wte_q ? (float)m->wte_q[(size_t)token * C + i] * m->wte_scales[token]
+                         : m->wte[(size_t)token * C + i]) + m->wpe[(size_t)pos * C + i];
     #pragma omp parallel num_threads(threads)
     {
         for (int l = 0; l < m->n_layer; l++) {
             const float *const *w = m->layers + (size_t)l * PER_LAYER;
             #pragma omp single
             layer_norm(x, w[LN_1_W], w[LN_1_B], xn, C);
-            linear(w[ATTN_W], w[ATTN_B], xn, qkv, 3 * C, C, SET);
+            linear(layer_matrix(m, l, ATTN_W), w[ATTN_B], xn, qkv, 3 * C, C, SET);
             #pragma omp for schedule(static)
             for (int h = 0; h < m->n_head; h++) attend(m, m->kv[l], qkv, y, scores + (size_t)h * m->n_ctx, h, pos);
-            linear(w[ATTN_PROJ_W], w[ATTN_PROJ_B], y, x, C, C, ADD);
+            linear(layer_matrix(m, l, ATTN_PROJ_W), w[ATTN_PROJ_B], y, x, C, C, ADD);
             #pragma omp single
             layer_norm(x, w[LN_2_W], w[LN_2_B], xn, C);
-            linear(w[FC_W], w[FC_B], xn, hidden, 4 * C, C, GELU);
-            linear(w[MLP_PROJ_W], w[MLP_PROJ_B], hidden, x, C, 4 * C, ADD);
+            linear(layer_matrix(m, l, FC_W), w[FC_B], xn, hidden, 4 * C, C, GELU);
+            linear(layer_matrix(m, l, MLP_PROJ_W), w[MLP_PROJ_B], hidden, x, C, 4 * C, ADD);
         }
         #pragma omp single
         layer_norm(x, m->ln_f_w, m->ln_f_b, xn, C);
-        linear(m->wte, NULL, xn, logits, m->n_vocab, C, SET);
+        Matrix out = {m->wte, m->wte_q, m->wte_scales};
+        linear(out, NULL, xn, logits, m->n_vocab, C, SET);
     }
     return 0;
 }

@@ -28,7 +28,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from . import quantize
 from .model import GPT, GPTConfig
+from .quantize import Int8Matrix
 
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("decode_step.c")
@@ -43,7 +45,9 @@ _LAYER_PARAMETERS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_a
 class _Model(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int) for name in ("n_layer", "n_embd", "n_head", "n_ctx", "n_vocab")] + [
         (name, ctypes.c_void_p) for name in ("wte", "wpe", "ln_f_w", "ln_f_b")
-    ] + [("layers", ctypes.POINTER(ctypes.c_void_p)), ("kv", ctypes.POINTER(ctypes.c_void_p))]
+    ] + [("layers", ctypes.POINTER(ctypes.c_void_p)), ("kv", ctypes.POINTER(ctypes.c_void_p))] + [
+        (name, ctypes.c_void_p) for name in ("wte_q", "wte_scales")
+    ] + [("q_layers", ctypes.POINTER(ctypes.c_void_p)), ("q_scales", ctypes.POINTER(ctypes.c_void_p))]
 
 
 def expected_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
@@ -77,28 +81,52 @@ def unfit(model: GPT, kv_cache: list[Tensor]) -> str | None:
     return None
 
 
+def _int8_unfit(model: GPT, int8: dict[str, Int8Matrix]) -> str | None:
+    params = dict(model.named_parameters())
+    if set(int8) != set(quantize.matrix_names(model)):
+        return "the fused step's int8 weights are exactly quantize.matrix_names(model)"
+    for name, matrix in int8.items():
+        rows = params[name].shape[0]
+        if not (matrix.values.dtype == torch.int8 and matrix.values.is_cpu and matrix.values.is_contiguous()
+                and tuple(matrix.values.shape) == tuple(params[name].shape)
+                and matrix.scales.dtype == torch.float32 and matrix.scales.is_contiguous()
+                and tuple(matrix.scales.shape) == (rows,)):
+            return f"the fused step needs contiguous int8 CPU values and fp32 row scales of {name}'s shape"
+    return None
+
+
 class FusedDecoder:
     """Calling it with (token, pos) feeds one token at pos to a batch-1 model and returns next-token
     logits [1, V], as model.decode(tensor([[token]]), kv_cache, pos) does, filling the same kv_cache.
+    With `int8` (quantize.int8_weights) it reads those in place of the model's matrices.
 
     It reads the weights and the cache in place, as they were when it was made: it keeps their memory
     alive, but a weight replaced afterwards (model.double(), load_state_dict(assign=True)) is not seen.
     """
 
-    def __init__(self, library: ctypes.CDLL, model: GPT, kv_cache: list[Tensor]) -> None:
-        if reason := unfit(model, kv_cache):
+    def __init__(self, library: ctypes.CDLL, model: GPT, kv_cache: list[Tensor],
+                 int8: dict[str, Int8Matrix] | None = None) -> None:
+        if reason := unfit(model, kv_cache) or (int8 is not None and _int8_unfit(model, int8)):
             raise ValueError(reason)
         c = model.config
         # Detached views share the parameters' memory and keep it alive even if a parameter is replaced.
         params = {name: p.detach() for name, p in model.named_parameters()}
         self._library, self._n_vocab, self._n_ctx = library, c.n_vocab, c.n_ctx
-        self._keep = (params, list(kv_cache))  # the pointers below point into these
-        layers = [params[f"h.{i}.{name}"].data_ptr() for i in range(c.n_layer) for name in _LAYER_PARAMETERS]
-        self._layers = (ctypes.c_void_p * len(layers))(*layers)
+        self._keep = (params, list(kv_cache), dict(int8 or {}))  # the pointers below point into these
+        slots = [f"h.{i}.{name}" for i in range(c.n_layer) for name in _LAYER_PARAMETERS]
+        self._layers = (ctypes.c_void_p * len(slots))(*(params[name].data_ptr() for name in slots))
         self._kv = (ctypes.c_void_p * c.n_layer)(*(kv.data_ptr() for kv in kv_cache))
+        q_layers = q_scales = None
+        if int8 is not None:
+            q_layers = (ctypes.c_void_p * len(slots))(*(int8[n].values.data_ptr() if n in int8 else None for n in slots))
+            q_scales = (ctypes.c_void_p * len(slots))(*(int8[n].scales.data_ptr() if n in int8 else None for n in slots))
+        self._q = (q_layers, q_scales)
+        wte_q = (int8["wte.weight"].values.data_ptr(), int8["wte.weight"].scales.data_ptr()) if int8 else (None, None)
         self._model = _Model(c.n_layer, c.n_embd, c.n_head, c.n_ctx, c.n_vocab,
                              *(params[n].data_ptr() for n in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")),
-                             self._layers, self._kv)  # fmt: skip
+                             self._layers, self._kv, *wte_q,
+                             ctypes.cast(q_layers, ctypes.POINTER(ctypes.c_void_p)) if q_layers else None,
+                             ctypes.cast(q_scales, ctypes.POINTER(ctypes.c_void_p)) if q_scales else None)  # fmt: skip
         # fp32 whatever torch's default dtype: the C side writes floats (10C + n_ctx * n_head of them here).
         self._work = torch.empty(10 * c.n_embd + c.n_ctx * c.n_head, dtype=torch.float32)
         self._threads = torch.get_num_threads()
@@ -116,12 +144,13 @@ class FusedDecoder:
         return logits
 
 
-def decoder(model: GPT, kv_cache: list[Tensor]) -> FusedDecoder | None:
-    """A FusedDecoder for this model and batch-1 cache, or None where the native library is unavailable
-    (unavailable_reason) or cannot run them (unfit): sampling then stays in torch."""
+def decoder(model: GPT, kv_cache: list[Tensor], int8: dict[str, Int8Matrix] | None = None) -> FusedDecoder | None:
+    """A FusedDecoder for this model (reading `int8` in place of its matrices, if given) and batch-1 cache,
+    or None where the native library is unavailable (unavailable_reason) or cannot run them (unfit):
+    sampling then stays in torch."""
     if unfit(model, kv_cache) or (library := _library()) is None:
         return None
-    return FusedDecoder(library, model, kv_cache)
+    return FusedDecoder(library, model, kv_cache, int8)
 
 
 def unavailable_reason() -> str | None:

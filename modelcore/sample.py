@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import fused, kernels
+from . import fused, kernels, quantize
 from .model import GPT
 
 END_CHECK_INTERVAL = 8  # steps between "has every row ended?" checks; each check syncs with the device
@@ -96,6 +96,7 @@ def generate(
     device: str = "cpu",
     layout: str | None = None,
     fused_step: bool = True,
+    weights: str = "fp32",
 ) -> Iterator[Sample]:
     """Yield n_samples samples, batch by batch, so memory is batch_size x n_ctx however many are asked.
 
@@ -104,6 +105,8 @@ def generate(
     On CPU it multiplies by the weight matrices in the layout fastest at its batch size, usually a copy
     held until the iteration ends (GPT.prepare_kernels). At batch 1 on CPU, each token after the prompt
     goes through one native call (modelcore.fused) where it can be built, unless fused_step=False.
+    weights="int8" (CPU only) samples the model with its matrices in int8 (modelcore.quantize): the native
+    step reads them as int8; torch multiplies by their dequantized values, the same numbers.
     A seed repeats its samples exactly within a process. Across processes it does with a fixed `layout`
     (e.g. modelcore.kernels.FIXED_LAYOUT) and fused_step=False, since kernels round differently: the timed
     layout may differ between processes, and whether the native step builds depends on the machine.
@@ -121,14 +124,17 @@ def generate(
             f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) = "
             f"{len(prompt) + max_new_tokens} exceeds the model's context of n_ctx = {n_ctx} tokens"
         )
+    if weights != "fp32" and torch.device(device).type != "cpu":
+        raise ValueError(f"weights={weights!r} samples on CPU only")
     model = model.to(device).eval()
     cuda = torch.device(device).type == "cuda"
+    model, int8 = quantize.with_weights(model, weights)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     generator = torch.Generator(device).manual_seed(seed)
     batch = min(batch_size, n_samples)
     with torch.inference_mode():
         cache = model.new_kv_cache(batch, dtype=torch.bfloat16 if cuda else None)
-    step = fused.decoder(model, cache) if fused_step and batch == 1 else None  # None: all in torch
+    step = fused.decoder(model, cache, int8) if fused_step and batch == 1 else None  # None: all in torch
     # Once: a last, smaller batch uses them too. With the native step they serve only the prompt, so
     # nothing is timed then.
     prepared = model.prepare_kernels(batch, layout or (kernels.FIXED_LAYOUT if step else None))
