@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=0, help="0 is off; 40 is generally a good value")
     p.add_argument("--top-p", type=float, default=1.0, help="1 is off")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per sample: id, ended, length, text")
+    p.add_argument("--weights", choices=["fp32", "int8"], default="fp32",
+                   help="int8: matrices in int8 with per-row scales, computed in fp32 (CPU; faster at batch 1)")
     _common(p, seed=0)
 
     p = commands.add_parser("eval", help="perplexity and bits per byte of a model on a text file")
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text", type=Path, required=True)
     p.add_argument("--stride", type=int, default=None, help="default: n_ctx / 2")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--weights", choices=["fp32", "int8"], default="fp32",
+                   help="int8: matrices in int8 with per-row scales, computed in fp32 (CPU; faster at batch 1)")
     _common(p, seed=None)
 
     p = commands.add_parser("export", help="write a training checkpoint as an HF GPT-2 directory")
@@ -136,7 +140,7 @@ def _sample(args: argparse.Namespace) -> int:
     samples = generate(
         model, n_samples=args.n_samples, batch_size=args.batch_size, max_new_tokens=max_new,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, prompt_tokens=prompt,
-        eot_id=tokenizer.eot_id, device=args.device,
+        eot_id=tokenizer.eot_id, device=args.device, weights=args.weights,
     )  # fmt: skip
     for i, sample in enumerate(samples):
         text = tokenizer.decode(sample.tokens)
@@ -156,8 +160,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     from .evaluate import evaluate_text
     from .export import import_hf
+    from .quantize import with_weights
 
     model, tokenizer, config = import_hf(args.model)
+    if args.weights != "fp32" and args.device != "cpu":
+        raise SystemExit(f"--weights {args.weights} evaluates on CPU only")
+    model, _int8 = with_weights(model, args.weights)  # int8: the dequantized model, the values int8 sampling uses
     model.to(args.device)
     report = evaluate_text(
         model, tokenizer, args.text.read_text(encoding="utf-8"), stride=args.stride or max(1, config.n_ctx // 2),

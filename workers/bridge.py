@@ -47,6 +47,10 @@ def load_model(revision: Revision):
     return _load(str(model_dir(revision)))
 
 
+# modelcore.quantize.WEIGHTS, named here so that checking a job's parameters does not import torch.
+WEIGHTS = ("fp32", "int8")
+
+
 def precision(device: str) -> str:
     """What modelcore computes in on `device`, as jobs record it: exact fp32 on CPU; bf16 autocast on CUDA."""
     return "bf16" if device == "cuda" else "fp32"

@@ -38,13 +38,22 @@ def wikitext_tokens(raw: str) -> int:
     return sum(len(line.split()) + 1 for line in raw.splitlines())
 
 
+def evaluation_name(name: str, weights: str) -> str:
+    """What an evaluation is recorded as: its name, and for reduced-precision weights which ones."""
+    return name if weights == "fp32" else f"{name} ({weights} weights)"
+
+
 def evaluate_job_run(*, job: Job) -> dict:
+    from modelcore import quantize
     from modelcore.evaluate import evaluate_text
 
     params = job.params
     revision = Revision.objects.select_related("model_size", "training_run").get(
         model_size__slug=params["model_size"], revision=params["revision"])
     model, tokenizer, config = bridge.load_model(revision)
+    weights = params.get("weights", "fp32")
+    model, _int8 = quantize.with_weights(model, weights)  # int8: the values a weights=int8 generation samples
+    name = evaluation_name(params["name"], weights)
     raw = inputs.corpus_text(job)
     text = wikitext_detokenize(raw) if params["format"] == "wikitext" else raw
     last_beat = [0.0]
@@ -65,8 +74,8 @@ def evaluate_job_run(*, job: Job) -> dict:
     recorded = {}
     for metric in ("perplexity", "bits_per_byte"):
         result = registry_services.eval_result_record(
-            size=revision.model_size, dataset=params["name"], metric=metric, value=figures[metric],
+            size=revision.model_size, dataset=name, metric=metric, value=figures[metric],
             training_run=revision.training_run, revision=revision, actor=job.created_by)
         recorded[metric] = result.pk
     return {**figures, "tokens": report.tokens, "bytes": report.bytes, "words": words,
-            "eval_results": recorded, "revision": revision.revision, "dataset": params["name"]}
+            "eval_results": recorded, "revision": revision.revision, "dataset": name, "weights": weights}

@@ -111,6 +111,7 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
         # A redone shard, maybe on another worker, repeats the same samples: one fixed torch path, not the
         # layout a worker times as fastest nor, for a 1-sample shard, the native step a worker may lack.
         layout=kernels.FIXED_LAYOUT, fused_step=False, device=_device(params),
+        weights=params.get("weights", "fp32"),
     )
     for offset, sample in enumerate(samples):
         record = {"id": shard.first_id + offset, "ended": sample.ended, "length": sample.length,
@@ -232,9 +233,11 @@ def shard_as_dict(shard: Shard) -> dict:
 
 def _generated_card(revision: Revision, setting: dict, max_length: int) -> str:
     how = "top-k 40 truncation" if setting["top_k"] else "pure sampling (temperature 1, no truncation)"
+    weights = setting.get("weights", "fp32")
+    with_weights = "" if weights == "fp32" else f" with {weights} weights (per-row scales)"
     return (f"Unconditional samples of {revision.model_size} (revision {revision.revision}), {how}, at most "
             f"{max_length} tokens each, sampled on {setting.get('device', 'cpu')} in "
-            f"{setting.get('precision', 'fp32')}, in the gpt-2-output-dataset format.")
+            f"{setting.get('precision', 'fp32')}{with_weights}, in the gpt-2-output-dataset format.")
 
 
 def dataset_job_finalize(*, prefix: str, params: dict, corpus_name: str, corpus_text: Callable[[], str]) -> dict:
@@ -251,7 +254,7 @@ def dataset_job_finalize(*, prefix: str, params: dict, corpus_name: str, corpus_
         setting = {k: v for k, v in SAMPLINGS[sampling].items() if k != "suffix"}
         # Recorded with the sampling: samples of one seed differ between devices and precisions.
         device = params.get("device", "cpu")
-        setting |= {"device": device, "precision": bridge.precision(device)}
+        setting |= {"device": device, "precision": bridge.precision(device), "weights": params.get("weights", "fp32")}
         dataset_register(
             name=name, kind=OutputDataset.Kind.GENERATED, size=size, revision=revision, sampling=setting,
             max_length=params["max_length"], source="",

@@ -12,6 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from registry.models import DatasetSplit, ModelSize, OutputDataset, Revision
+from workers.bridge import WEIGHTS
 from workers.corpora import DEFAULT_CORPUS, CorpusRefused, corpus_check
 from workers.errors import JobParamsInvalid
 from workers.evaluation import FORMATS
@@ -155,6 +156,10 @@ class GenerateParams(_Params):
         choices=["cpu", "cuda"], default="cpu",
         help_text="cuda: sampled in bf16 on GPU hosts (the job goes to STAGEGATE_CUDA_QUEUE); recorded on the "
                   "datasets with the precision.")
+    weights = serializers.ChoiceField(
+        choices=list(WEIGHTS), default="fp32",
+        help_text="int8: sampled with the matrices in int8, per-row scales, computed in fp32 (modelcore/quantize.py; "
+                  "CPU only); recorded on the datasets.")
 
     def validate_model_size(self, slug: str) -> str:
         size = self._size(slug)
@@ -190,6 +195,8 @@ class GenerateParams(_Params):
             data["name"] = f"{size.slug}-r{revision.number}" if taken else size.slug
         if data["max_length"] > size.n_ctx - 1:
             errors["max_length"] = [f"1 to {size.n_ctx - 1} tokens (n_ctx less the start token)."]
+        if data["weights"] != "fp32" and data["device"] != "cpu":
+            errors["weights"] = [f"{data['weights']} weights sample on CPU only; cuda samples in bf16."]
         shards = sum(math.ceil(count / data["shard_size"]) for count in data["splits"].values())
         shards *= len(data["samplings"])
         if shards > settings.STAGEGATE_JOB_MAX_SHARDS:
@@ -235,6 +242,9 @@ class EvaluateParams(_Params):
     name = serializers.CharField(max_length=100, help_text="The evaluation's name in the registry, e.g. WikiText-2.")
     format = serializers.ChoiceField(choices=list(FORMATS), default="plain",
                                      help_text="wikitext: detokenised first, perplexity per WikiText token.")
+    weights = serializers.ChoiceField(
+        choices=list(WEIGHTS), default="fp32",
+        help_text="int8: the model as weights=int8 generation samples it; recorded as '<name> (int8 weights)'.")
 
     def validate_model_size(self, slug: str) -> str:
         self._size(slug)
