@@ -12,6 +12,7 @@ The reference path is the same model in torch with each matrix replaced by its d
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -66,11 +67,27 @@ def dequantized(model: GPT, weights: dict[str, Int8Matrix]) -> GPT:
     return copied
 
 
+# Per model, its int8 form while its parameters stay as they were: a worker samples one loaded model shard
+# after shard, and quantizing GPT-2 124M's shape takes about a second.
+_prepared: weakref.WeakKeyDictionary[GPT, tuple[tuple, GPT, dict[str, Int8Matrix]]] = weakref.WeakKeyDictionary()
+
+
+def _state(model: GPT) -> tuple:
+    # A parameter replaced, moved or changed in place (training, load_state_dict) changes one of these.
+    return tuple((id(p), p.data_ptr(), p.dtype, p._version) for p in model.parameters())
+
+
 def with_weights(model: GPT, weights: str) -> tuple[GPT, dict[str, Int8Matrix] | None]:
-    """(the model the torch path runs, the int8 matrices or None) for `weights` in WEIGHTS."""
+    """(the model the torch path runs, the int8 matrices or None) for `weights` in WEIGHTS. The int8 form is
+    kept while `model` lives and its parameters do not change."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     if weights == "fp32":
         return model, None
+    state = _state(model)
+    if (kept := _prepared.get(model)) is not None and kept[0] == state:
+        return kept[1], kept[2]
     matrices = int8_weights(model)
-    return dequantized(model, matrices), matrices
+    reference = dequantized(model, matrices)
+    _prepared[model] = (state, reference, matrices)
+    return reference, matrices

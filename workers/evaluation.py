@@ -1,43 +1,19 @@
 """The `evaluate` job: a trained revision scored on a held-out text, its figures recorded in the registry.
 
-WikiText-2 comes tokenised (`@-@`, spaces before punctuation); as in GPT-2's zero-shot evaluation it is
-detokenised before our tokenizer sees it, and its perplexity is per WikiText token (whitespace-separated, the
-unit its benchmark and GPT-2's Table 3 use), so models with different tokenizers compare. Bits per byte are
-over the detokenised text's UTF-8 bytes.
+WikiText-2 is detokenised before our tokenizer sees it and scored per WikiText token (modelcore/wikitext.py),
+so models with different tokenizers compare. Bits per byte are over the detokenised text's UTF-8 bytes.
 """
 
 import math
-import re
 import time
 
+from modelcore.wikitext import wikitext_detokenize, wikitext_tokens
 from registry import services as registry_services
 from registry.models import Revision
 from workers import bridge, inputs, jobs
 from workers.models import Job
 
 FORMATS = ("plain", "wikitext")
-_WIKITEXT_RULES = [
-    (re.compile(r" @([-,.])@ "), r"\1"),  # 1 @,@ 000 → 1,000; well @-@ known → well-known
-    (re.compile(r" ([.,:;!?)\]}'])"), r"\1"),  # no space before closing punctuation
-    (re.compile(r"([(\[{]) "), r"\1"),  # nor after opening brackets
-    (re.compile(r" (n't|'s|'re|'ve|'m|'ll|'d)\b"), r"\1"),  # do n't → don't
-    (re.compile(r"\" ([^\"\n]*?) \""), r'"\1"'),  # " quoted " → "quoted"
-    (re.compile(r"^ ?(=+) (.*?) (=+) ?$", re.MULTILINE), r"\1 \2 \3"),  # headings keep their marks
-]
-
-
-def wikitext_detokenize(text: str) -> str:
-    for pattern, replacement in _WIKITEXT_RULES:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def wikitext_tokens(raw: str) -> int:
-    """WikiText's own token count, the denominator of its perplexities: the words of each line and its end of
-    line (245,569 for the test split of WikiText-2)."""
-    return sum(len(line.split()) + 1 for line in raw.splitlines())
-
-
 def evaluation_name(name: str, weights: str) -> str:
     """What an evaluation is recorded as: its name, and for reduced-precision weights which ones."""
     return name if weights == "fp32" else f"{name} ({weights} weights)"

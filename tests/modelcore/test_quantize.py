@@ -38,6 +38,20 @@ def test_every_matrix_and_only_the_matrices_are_quantized():
         quantize.with_weights(model, "int4")
 
 
+def test_a_model_is_quantized_once_until_its_weights_change():
+    model = trained_looking(ODD)
+    first = quantize.with_weights(model, "int8")
+    assert quantize.with_weights(model, "int8") is not first and quantize.with_weights(model, "int8")[0] is first[0]
+    with torch.no_grad():
+        model.h[0].mlp.c_fc.weight.mul_(2)  # in place, as an optimiser step
+    changed, int8 = quantize.with_weights(model, "int8")
+    assert changed is not first[0]
+    assert torch.equal(int8["h.0.mlp.c_fc.weight"].dequantized(), dict(changed.named_parameters())["h.0.mlp.c_fc.weight"])
+    assert torch.equal(int8["h.0.mlp.c_fc.weight"].scales, first[1]["h.0.mlp.c_fc.weight"].scales * 2)
+    model.h[1].attn.c_proj = torch.nn.Linear(ODD.n_embd, ODD.n_embd)  # a parameter replaced
+    assert quantize.with_weights(model, "int8")[0] is not changed
+
+
 @pytest.mark.parametrize("config", [ODD, EVEN], ids=["odd-sizes", "vector-sizes"])
 def test_the_int8_step_gives_the_dequantized_model_s_logits(config):
     reference, int8 = quantize.with_weights(trained_looking(config), "int8")

@@ -4,10 +4,10 @@ one, what a failed or cancelled step does, and the reading the page gives of its
 import pytest
 from django.urls import reverse
 
+from modelcore.wikitext import wikitext_detokenize
 from registry.models import ModelSize
 from workers import jobs, services
 from workers.errors import JobParamsInvalid
-from workers.evaluation import wikitext_detokenize
 from workers.job_params import params_validate
 from workers.models import Job, Study, StudyStep
 from workers.statistics import bootstrap_interval, detectable_difference, texts_needed
