@@ -34,7 +34,8 @@ from .quantize import Int8Matrix
 
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("decode_step.c")
-# -ffp-contract=off: no fused multiply-adds, so that every CPU rounds the same way, with or without FMA.
+# -ffp-contract=off: no fused multiply-adds but the dot products' own (decode_step.c's MADD), so that the
+# rest rounds the same way on every CPU.
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
 PER_LAYER = 12  # pointers per layer, in decode_step.c's order
 _LAYER_PARAMETERS = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
