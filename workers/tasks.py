@@ -55,10 +55,10 @@ def train_task(self, job_id: int) -> None:
     from workers.services import queue_for
 
     def run(job):
-        def dispatch_nodes(master_addr: str, master_port: int) -> None:
+        def dispatch_nodes(master_addr: str, master_port: int, checkpoint: dict | None) -> None:
             for node_rank in range(1, job.params.get("nnodes", 1)):
-                train_node_task.apply_async(args=[job.pk, job.attempts, node_rank, master_addr, master_port],
-                                            queue=queue_for(job))
+                train_node_task.apply_async(
+                    args=[job.pk, job.attempts, node_rank, master_addr, master_port, checkpoint], queue=queue_for(job))
 
         return training.train_job_run(job=job, dispatch_nodes=dispatch_nodes)
 
@@ -66,16 +66,19 @@ def train_task(self, job_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=False)
-def train_node_task(job_id: int, attempt: int, node_rank: int, master_addr: str, master_port: int) -> None:
+def train_node_task(job_id: int, attempt: int, node_rank: int, master_addr: str, master_port: int,
+                    checkpoint: dict | None | str = "latest") -> None:
     """A further host of a multi-host training run; node 0 (train_task) owns the job and its outcome: a node
-    that fails makes node 0's collectives fail, and the job's retry dispatches the nodes again."""
+    that fails makes node 0's collectives fail, and the job's retry dispatches the nodes again. `checkpoint`:
+    the manifest of the one node 0 resumes from (None: none); "latest" only in messages sent before it existed."""
     from workers import training
     from workers.models import Job
 
     job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING, attempts=attempt).first()
     if job is None:
         return  # cancelled or superseded: node 0's next attempt dispatches its own nodes
-    training.train_node_run(job=job, node_rank=node_rank, master_addr=master_addr, master_port=master_port)
+    training.train_node_run(job=job, node_rank=node_rank, master_addr=master_addr, master_port=master_port,
+                            checkpoint=checkpoint)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRANSIENT_RETRIES)

@@ -1,8 +1,6 @@
 """Training a registered size with modelcore: resumable from S3 checkpoints, results into the registry."""
 
 import io
-import json
-import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -11,10 +9,10 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from registry import revisions, storage
+from registry import revisions
 from registry import services as registry_services
 from registry.models import ModelSize, TrainingRun
-from workers import bridge, corpora, inputs, jobs
+from workers import bridge, checkpoints, corpora, inputs, jobs
 from workers.errors import JobLost
 from workers.models import Job
 
@@ -22,68 +20,6 @@ from workers.models import Job
 def _heartbeat_every_s() -> float:
     # Well inside the stale limit, so a live job is never mistaken for a dead one.
     return min(5.0, settings.STAGEGATE_JOB_STALE_AFTER_S / 4)
-
-MANIFEST = "manifest.json"
-RESTORE_TRIES = 3
-
-
-def _checkpoint_prefix(job: Job) -> str:
-    return f"{job.storage_prefix}checkpoint/"
-
-
-def _step_prefix(job: Job, step: int) -> str:
-    return f"{_checkpoint_prefix(job)}step-{step:09d}/"
-
-
-def _manifest(job: Job) -> dict | None:
-    try:
-        return json.loads(storage.read_bytes(_checkpoint_prefix(job) + MANIFEST))
-    except storage.ObjectMissing:
-        return None
-
-
-def _files_prefix(job: Job, manifest: dict) -> str:
-    # Manifests written before checkpoints had keys of their own name files directly under the prefix.
-    return _step_prefix(job, manifest["step"]) if manifest.get("per_step") else _checkpoint_prefix(job)
-
-
-def _upload_checkpoint(job: Job, directory: Path, step: int) -> None:
-    """Each checkpoint under keys of its own, the manifest naming it last: a host killed mid-upload leaves
-    a partial folder no manifest names, and the checkpoint named before stays whole. (Overwriting one set of
-    keys let a resumed run pair step 20's manifest with step 40's weights.)"""
-    names = sorted(p.name for p in directory.iterdir() if p.is_file())
-    for name in names:
-        storage.upload_file(directory / name, _step_prefix(job, step) + name)
-    previous = _manifest(job)
-    manifest = json.dumps({"step": step, "files": names, "per_step": True}).encode()
-    storage.upload_bytes(manifest, _checkpoint_prefix(job) + MANIFEST, content_type="application/json")
-    if previous and previous.get("per_step") and previous["step"] != step:
-        for name in previous["files"]:
-            storage.delete(_files_prefix(job, previous) + name)
-
-
-def _restore_checkpoint(job: Job, directory: Path) -> int | None:
-    """Bring back the job's last complete checkpoint from S3, the only copy trusted: a local folder may
-    hold a partial or foreign one."""
-    for _ in range(RESTORE_TRIES):
-        shutil.rmtree(directory, ignore_errors=True)
-        manifest = _manifest(job)
-        if manifest is None:
-            return None
-        directory.mkdir(parents=True, exist_ok=True)
-        try:
-            for name in manifest["files"]:
-                storage.download_file(_files_prefix(job, manifest) + name, directory / name)
-        except storage.ObjectMissing:
-            continue  # an attempt still running wrote a newer checkpoint meanwhile: read its manifest
-        return manifest["step"]
-    raise JobLost(f"Job {job.pk}: its checkpoint kept changing while it was read ({RESTORE_TRIES} tries).")
-
-
-def _checkpoints_delete(job: Job) -> None:
-    for key in storage.list_keys(_checkpoint_prefix(job)):
-        storage.delete(key)
-
 
 def _tokenizer(job: Job, work: Path, train_text: str, vocab_size: int):
     """The run's tokenizer: trained by its first attempt and recorded on the job by content
@@ -130,7 +66,7 @@ class _Run:
     config: object
     work: Path
     checkpoint_dir: Path
-    resumed_from: int | None
+    checkpoint: dict | None  # the manifest of the checkpoint restored, None for a fresh start
     tokenizer: object
     held_out: str
     train_tokens: object
@@ -138,7 +74,7 @@ class _Run:
     settings: object
 
 
-def _prepare(job: Job, *, node: str = "") -> _Run:
+def _prepare(job: Job, *, node: str = "", checkpoint: dict | str | None = checkpoints.LATEST) -> _Run:
     import torch
 
     from modelcore.train import TrainSettings
@@ -148,11 +84,11 @@ def _prepare(job: Job, *, node: str = "") -> _Run:
     config = bridge.gpt_config(size)
     work = Path(settings.STAGEGATE_CACHE_DIR) / "jobs" / f"{job.uid.hex}{node}"
     checkpoint_dir = work / "checkpoint"
-    resumed_from = _restore_checkpoint(job, checkpoint_dir)
+    restored = checkpoints.restore(job, checkpoint_dir, checkpoint)
     train_text, held_out = corpora.split_corpus(inputs.corpus_text(job))
     tokenizer = _tokenizer(job, work, train_text, config.n_vocab)
     return _Run(
-        size=size, config=config, work=work, checkpoint_dir=checkpoint_dir, resumed_from=resumed_from,
+        size=size, config=config, work=work, checkpoint_dir=checkpoint_dir, checkpoint=restored,
         tokenizer=tokenizer, held_out=held_out,
         train_tokens=torch.tensor(corpora.encode_documents(tokenizer, train_text), dtype=torch.long),
         val_tokens=torch.tensor(corpora.encode_documents(tokenizer, held_out), dtype=torch.long),
@@ -180,14 +116,16 @@ def worker_address() -> str:
 
 def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     """Node 0 of the run (the only node unless `nnodes` > 1): it alone beats, sees a cancellation, writes
-    checkpoints to S3 and publishes the result. `dispatch_nodes(master_addr, master_port)` hands nodes
-    1…nnodes-1 to other training workers, once this node's inputs are pinned and it is about to wait for them."""
+    checkpoints to S3 and publishes the result. `dispatch_nodes(master_addr, master_port, checkpoint)` hands
+    nodes 1…nnodes-1 to other training workers, with the manifest of the checkpoint this node resumes from
+    (None: a fresh start), once this node's inputs are pinned and it is about to wait for them."""
     from modelcore.data_parallel import free_port, train_data_parallel
     from modelcore.evaluate import evaluate_text
     from modelcore.export import export_hf
 
     params = job.params
     prepared = _prepare(job)
+    resumed_from = prepared.checkpoint["step"] if prepared.checkpoint else None
     size, work, tokenizer = prepared.size, prepared.work, prepared.tokenizer
     last_beat = [0.0]
 
@@ -196,17 +134,17 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
             last_beat[0] = time.monotonic()
             jobs.job_heartbeat(job, done=step, total=total, unit="steps")  # raises JobLost if cancelled
 
-    jobs.job_heartbeat(job, done=prepared.resumed_from or 0, total=params["steps"], unit="steps")
+    jobs.job_heartbeat(job, done=resumed_from or 0, total=params["steps"], unit="steps")
     if params.get("nnodes", 1) > 1:  # other hosts meet this one at its address
         rendezvous = _rendezvous(job, master_addr=worker_address(), master_port=free_port())
-        dispatch_nodes(rendezvous.master_addr, rendezvous.master_port)
+        dispatch_nodes(rendezvous.master_addr, rendezvous.master_port, prepared.checkpoint)
     else:
         rendezvous = _rendezvous(job)
     # nproc processes on this host (modelcore/data_parallel.py), nnodes hosts in all; this process is rank 0.
     result = train_data_parallel(
         prepared.config, prepared.train_tokens, prepared.val_tokens, prepared.settings, rendezvous,
         work_dir=work / "ranks", checkpoint_dir=prepared.checkpoint_dir, resume=True, on_progress=on_progress,
-        on_checkpoint=lambda path, step: _upload_checkpoint(job, Path(path), step),
+        on_checkpoint=lambda path, step: checkpoints.upload(job, Path(path), step),
     )
     jobs.job_heartbeat(job)  # a cancel during the last steps stops here, before anything is published
     export_dir = export_hf(result.model, tokenizer, work / "export")
@@ -231,22 +169,23 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     for metric, value in (("perplexity", report.perplexity), ("bits_per_byte", report.bits_per_byte)):
         registry_services.eval_result_record(size=size, dataset=held_out_name, metric=metric, value=value,
                                              training_run=run, revision=revision, actor=job.created_by)
-    _checkpoints_delete(job)
+    checkpoints.delete_all(job)
     return {
         "training_run": run.pk, "revision": revision.revision,
         "artifacts": sorted(revision.artifacts.values_list("filename", flat=True)), "val_loss": result.final_val_loss,
-        "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": prepared.resumed_from,
+        "perplexity": report.perplexity, "bits_per_byte": report.bits_per_byte, "resumed_from_step": resumed_from,
         "corpus_sha256": job.inputs.get("corpus_sha256"),
     }
 
 
-def train_node_run(*, job: Job, node_rank: int, master_addr: str, master_port: int) -> None:
+def train_node_run(*, job: Job, node_rank: int, master_addr: str, master_port: int,
+                   checkpoint: dict | str | None = checkpoints.LATEST) -> None:
     """Node `node_rank` > 0 of a multi-host run: the same inputs and checkpoint, fetched by content on this
     host, its nproc ranks joined to node 0's. It publishes nothing; it stops when the job is no longer the
     attempt it was started for (cancelled, taken over) or when node 0 goes (the collectives fail)."""
     from modelcore.data_parallel import train_data_parallel
 
-    prepared = _prepare(job, node=f"-node{node_rank}")
+    prepared = _prepare(job, node=f"-node{node_rank}", checkpoint=checkpoint)  # node 0's, not a newer one
     last_check = [time.monotonic()]
 
     def still_wanted(step: int, total: int, metrics: dict) -> None:

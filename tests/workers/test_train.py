@@ -13,8 +13,9 @@ from registry import revisions, storage
 from registry.models import Artifact, EvalResult, TrainingRun
 from releases.models import AuditEvent
 from workers import services
+from workers.checkpoints import MANIFEST
+from workers.checkpoints import prefix as _checkpoint_prefix
 from workers.models import Job
-from workers.training import MANIFEST, _checkpoint_prefix
 
 from .test_generate_output_dataset import _wait
 

@@ -10,8 +10,9 @@ import pytest
 from registry import storage
 from registry.models import Artifact, OutputDataset, TrainingRun
 from workers import services
+from workers.checkpoints import MANIFEST
+from workers.checkpoints import prefix as _checkpoint_prefix
 from workers.models import Job
-from workers.training import MANIFEST, _checkpoint_prefix
 
 from .test_generate_output_dataset import SPLITS, _records, _wait
 
