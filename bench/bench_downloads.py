@@ -302,7 +302,7 @@ def main() -> None:
         print(f"{label:>38} {best[name]:6.2f} s {mb / best[name]:8.0f} MB/s")
     ours_s = best["stagegate"]
     for peer in ("boto3", "huggingface_hub"):
-        print(json.dumps({"benchmark": f"download_1gib_vs_{peer}", "ours": round(ours_s, 3),
+        print(json.dumps({"benchmark": f"download_{args.gib:g}gib_vs_{peer}", "ours": round(ours_s, 3),
                           "peer": round(best[peer], 3), "unit": "s", "ratio": round(best[peer] / ours_s, 3),
                           "goal": GOAL}))
 

@@ -134,6 +134,8 @@ def _sample(args: argparse.Namespace) -> int:
     from .export import import_hf
     from .sample import generate
 
+    if args.weights != "fp32" and args.device != "cpu":
+        raise SystemExit(f"--weights {args.weights} samples on CPU only")
     model, tokenizer, config = import_hf(args.model)
     prompt = tokenizer.encode(args.prompt) if args.prompt else None
     max_new = min(args.max_new_tokens, config.n_ctx - (len(prompt) if prompt else 1))
@@ -162,9 +164,9 @@ def _eval(args: argparse.Namespace) -> int:
     from .export import import_hf
     from .quantize import with_weights
 
-    model, tokenizer, config = import_hf(args.model)
     if args.weights != "fp32" and args.device != "cpu":
         raise SystemExit(f"--weights {args.weights} evaluates on CPU only")
+    model, tokenizer, config = import_hf(args.model)
     model, _int8 = with_weights(model, args.weights)  # int8: the dequantized model, the values int8 sampling uses
     model.to(args.device)
     report = evaluate_text(

@@ -90,7 +90,7 @@ def _int8_unfit(model: GPT, int8: dict[str, Int8Matrix]) -> str | None:
         rows = params[name].shape[0]
         if not (matrix.values.dtype == torch.int8 and matrix.values.is_cpu and matrix.values.is_contiguous()
                 and tuple(matrix.values.shape) == tuple(params[name].shape)
-                and matrix.scales.dtype == torch.float32 and matrix.scales.is_contiguous()
+                and matrix.scales.dtype == torch.float32 and matrix.scales.is_cpu and matrix.scales.is_contiguous()
                 and tuple(matrix.scales.shape) == (rows,)):
             return f"the fused step needs contiguous int8 CPU values and fp32 row scales of {name}'s shape"
     return None

@@ -69,25 +69,27 @@ def dequantized(model: GPT, weights: dict[str, Int8Matrix]) -> GPT:
 
 # Per model, its int8 form while its parameters stay as they were: a worker samples one loaded model shard
 # after shard, and quantizing GPT-2 124M's shape takes about a second.
-_prepared: weakref.WeakKeyDictionary[GPT, tuple[tuple, GPT, dict[str, Int8Matrix]]] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[GPT, tuple[tuple, tuple, GPT, dict[str, Int8Matrix]]] = weakref.WeakKeyDictionary()
 
 
 def _state(model: GPT) -> tuple:
-    # A parameter replaced, moved or changed in place (training, load_state_dict) changes one of these.
+    # A parameter replaced, moved or changed in place (training, load_state_dict) changes one of these;
+    # writes through `p.data` escape them, as they escape autograd.
     return tuple((id(p), p.data_ptr(), p.dtype, p._version) for p in model.parameters())
 
 
 def with_weights(model: GPT, weights: str) -> tuple[GPT, dict[str, Int8Matrix] | None]:
-    """(the model the torch path runs, the int8 matrices or None) for `weights` in WEIGHTS. The int8 form is
-    kept while `model` lives and its parameters do not change."""
+    """(the model the torch path runs, the int8 matrices or None) for `weights` in WEIGHTS. The int8 form (a
+    dequantized fp32 copy and the int8 matrices, 1.25 times the model's memory) is kept while `model` lives and
+    neither it nor the copy changes."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     if weights == "fp32":
         return model, None
     state = _state(model)
-    if (kept := _prepared.get(model)) is not None and kept[0] == state:
-        return kept[1], kept[2]
+    if (kept := _prepared.get(model)) is not None and kept[0] == state and kept[1] == _state(kept[2]):
+        return kept[2], kept[3]
     matrices = int8_weights(model)
     reference = dequantized(model, matrices)
-    _prepared[model] = (state, reference, matrices)
+    _prepared[model] = (state, _state(reference), reference, matrices)
     return reference, matrices

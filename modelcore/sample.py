@@ -124,6 +124,8 @@ def generate(
             f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) = "
             f"{len(prompt) + max_new_tokens} exceeds the model's context of n_ctx = {n_ctx} tokens"
         )
+    if weights not in quantize.WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(quantize.WEIGHTS)}, not {weights!r}")
     if weights != "fp32" and torch.device(device).type != "cpu":
         raise ValueError(f"weights={weights!r} samples on CPU only")
     model = model.to(device).eval()

@@ -11,11 +11,11 @@ import math
 from django.conf import settings
 from rest_framework import serializers
 
-from registry.models import DatasetSplit, ModelSize, OutputDataset, Revision
+from registry.models import DatasetSplit, EvalResult, ModelSize, OutputDataset, Revision
 from workers.bridge import WEIGHTS
 from workers.corpora import DEFAULT_CORPUS, CorpusRefused, corpus_check
 from workers.errors import JobParamsInvalid
-from workers.evaluation import FORMATS
+from workers.evaluation import FORMATS, evaluation_name
 from workers.generation import DEFAULT_SHARD_SIZE, DEFAULT_SPLITS, SAMPLINGS, dataset_names, reference_name
 from workers.models import Job, Study
 from workers.study import plan as study_plan
@@ -255,6 +255,10 @@ class EvaluateParams(_Params):
 
     def validate(self, data: dict) -> dict:
         data["revision"] = _trained_revision(data["model_size"], data.get("revision")).revision
+        recorded, limit = evaluation_name(data["name"], data["weights"]), EvalResult._meta.get_field("dataset").max_length
+        if len(recorded) > limit:
+            raise serializers.ValidationError({"name": [
+                f"At most {limit} characters as recorded ({recorded!r} has {len(recorded)})."]})
         return data
 
 

@@ -62,7 +62,9 @@ class DetectionRow:
 
 
 def sampling_label(sampling: dict) -> str | None:
-    if not sampling:
+    """Pure or top-k 40, as GPT-2's baseline table has them; None for other samplings and for samples of
+    reduced-precision weights (another model, in effect), which the table leaves out."""
+    if not sampling or sampling.get("weights", "fp32") != "fp32":
         return None
     if sampling.get("top_k") == 40:
         return TOP_K_40

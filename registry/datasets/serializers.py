@@ -11,6 +11,10 @@ class SamplingOutput(serializers.Serializer):
     temperature = serializers.FloatField()
     top_k = serializers.IntegerField()
     top_p = serializers.FloatField()
+    # Recorded by generation jobs (absent on datasets made before they were).
+    device = serializers.CharField(required=False, help_text="cpu or cuda")
+    precision = serializers.CharField(required=False, help_text="What the model computed in: fp32, or bf16 on cuda.")
+    weights = serializers.CharField(required=False, help_text="fp32, or int8 (per-row scales, fp32 compute).")
 
 
 class SplitOutput(serializers.ModelSerializer):

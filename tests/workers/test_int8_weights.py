@@ -45,6 +45,9 @@ def test_an_int8_shard_samples_the_int8_model_reproducibly(tiny_size):
     params = _generate_params(weights="int8")
     shard = generation.plan_shards(params)[3]
     for prefix in ("t/int8-a/", "t/int8-b/"):
+        # As in another worker process: the model loaded and quantized afresh.
+        bridge._load.cache_clear()
+        quantize._prepared.clear()
         generation.shard_run(prefix=prefix, shard=shard, params=params)
     first = storage.read_bytes(generation.shard_key("t/int8-a/", shard))
     assert first == storage.read_bytes(generation.shard_key("t/int8-b/", shard))
@@ -67,6 +70,25 @@ def test_the_dataset_card_names_int8_weights(tiny_size):
     assert "int8" not in generation._generated_card(revision, setting, 20)
     card = generation._generated_card(revision, {**setting, "weights": "int8"}, 20)
     assert "in fp32 with int8 weights (per-row scales)" in card
+
+
+def test_an_evaluation_name_too_long_once_recorded_is_refused_before_it_runs(tiny_size, corpus_file):
+    params = {"model_size": "tiny-1", "corpus": str(corpus_file), "name": "x" * 90}
+    assert params_validate("evaluate", {**params, "weights": "fp32"})["name"] == "x" * 90
+    with pytest.raises(JobParamsInvalid) as refused:
+        params_validate("evaluate", {**params, "weights": "int8"})
+    assert "At most 100 characters as recorded" in str(refused.value.extra["fields"]["name"])
+
+
+def test_datasets_from_jobs_before_weights_were_recorded_read_as_fp32(tiny_size):
+    from registry.datasets.selectors import PURE, sampling_label
+
+    assert sampling_label({"temperature": 1.0, "top_k": 0, "top_p": 1.0}) == PURE
+    assert sampling_label({"temperature": 1.0, "top_k": 0, "top_p": 1.0, "weights": "fp32"}) == PURE
+    assert sampling_label({"temperature": 1.0, "top_k": 0, "top_p": 1.0, "weights": "int8"}) is None  # not GPT-2's
+    old = {k: v for k, v in _generate_params().items() if k != "weights"}  # a job submitted before
+    shard = generation.plan_shards(old)[0]
+    assert generation.shard_run(prefix="t/old/", shard=shard, params=old)
 
 
 def test_an_int8_evaluation_is_recorded_under_its_own_name(tiny_size, corpus_file):
