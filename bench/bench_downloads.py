@@ -37,7 +37,6 @@ import struct
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 # huggingface_hub reads these when it is imported: plain HTTP only, nothing sent home, no progress bars.
@@ -61,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from stagegate_client.api import Server  # noqa: E402
 from stagegate_client.download import download  # noqa: E402
 
+from devstack.demo import server_healthy  # noqa: E402
 from devstack.procs import free_port, spawn, stop_pid_file, wait_until  # noqa: E402
 from devstack.redis import ensure_redis, stop_private_redis  # noqa: E402
 from devstack.seaweed import new_credentials, start_seaweedfs  # noqa: E402
@@ -199,16 +199,8 @@ def _serve(run_dir: Path, env: dict[str, str], port: int):
     proc = spawn([str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
                   "--workers", "1", "--threads", "2"],
                  log_file=run_dir / "gunicorn.log", pid_file=run_dir / "gunicorn.pid", env=env, cwd=ROOT)
-    wait_until(lambda: _healthy(port), timeout_s=60, what="the Stagegate server")
+    wait_until(lambda: server_healthy(port), timeout_s=60, what="the Stagegate server")
     return proc
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/models/", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- the run
@@ -216,14 +208,6 @@ def _timed(fn) -> tuple[float, Path]:
     start = time.perf_counter()
     fetched = fn()
     return time.perf_counter() - start, fetched
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> None:
@@ -272,6 +256,8 @@ def main() -> None:
                 return Path(hf_hub_download(repo_id=f"{FAMILY}/{SIZE}", filename=FILENAME, endpoint=base,
                                             token=token, cache_dir=out / "hf-cache"))
 
+            from registry.storage import sha256_of_file  # Django is set up by now
+
             legs = {"boto3": boto, "huggingface_hub": hub, "stagegate": ours}
             times: dict[str, list[float]] = {name: [] for name in legs}
             for round_ in range(args.rounds):
@@ -282,7 +268,7 @@ def main() -> None:
                     times[name].append(seconds)
                     assert fetched.stat().st_size == size, (name, fetched.stat().st_size)
                     if round_ == 0 and name != "stagegate":  # the peers check nothing: make sure they got the file
-                        assert _sha256(fetched) == sha256, name
+                        assert sha256_of_file(fetched) == sha256, name
                     shutil.rmtree(out)
                     out.mkdir()
             best = {name: min(values) for name, values in times.items()}

@@ -76,10 +76,11 @@ def _serve(run_dir: Path, env: dict[str, str], port: int) -> None:
          "--workers", "2", "--threads", "4", "--access-logfile", str(run_dir / "gunicorn-access.log")],
         log_file=run_dir / "gunicorn.log", pid_file=pid_file, env=env, cwd=ROOT,
     )
-    wait_until(lambda: _healthy(port), timeout_s=60, what="the web server")
+    wait_until(lambda: server_healthy(port), timeout_s=60, what="the web server")
 
 
-def _healthy(port: int) -> bool:
+def server_healthy(port: int) -> bool:
+    """Whether a Stagegate server on this port answers its API."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/models/", timeout=2) as response:
             return response.status == 200
