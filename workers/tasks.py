@@ -28,9 +28,11 @@ def _run_claimed(task, job_id: int, work) -> None:
 
     job = jobs.job_claim(job_id)
     if job is None:
-        if not Job.objects.filter(pk=job_id).exists() and task.request.retries < MAX_TRANSIENT_RETRIES:
-            # Jobs are enqueued inside the transaction that records them: this message may have overtaken
-            # the commit. Look again shortly (a job that never commits is never found).
+        # Jobs are enqueued inside the transaction that records them: this message may have overtaken the
+        # commit, which may land between the claim and this look (the job is then queued, claimable, yet was
+        # not claimed). Look again shortly; a job that never commits is never found.
+        status = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        if status in (None, Job.Status.QUEUED) and task.request.retries < MAX_TRANSIENT_RETRIES:
             raise task.retry(countdown=1 + task.request.retries)
         return
     try:

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from workers import jobs
+from workers import jobs, tasks
 from workers.errors import JobNotCancellable
 from workers.models import Job
 
@@ -96,3 +96,37 @@ def test_a_cuda_job_reaching_a_worker_without_cuda_says_so():
     with pytest.raises(generation.NoAccelerator, match="no CUDA device"):
         generation._device({"device": "cuda"})
     assert generation._device({}) == "cpu"
+
+
+class _Retry(Exception):
+    pass
+
+
+class _Task:
+    """What _run_claimed uses of a bound Celery task: its retry count, and retry()."""
+
+    def __init__(self, retries: int = 0) -> None:
+        self.request = type("Request", (), {"retries": retries})()
+
+    def retry(self, countdown: int = 0, exc=None):
+        return _Retry(countdown)
+
+
+@pytest.mark.parametrize(("status", "retries", "retried"), [
+    (Job.Status.QUEUED, 0, True),  # the claim ran before the submission's commit, which landed just after it
+    (None, 0, True),  # not committed yet
+    (Job.Status.RUNNING, 0, False),  # another worker has it
+    (Job.Status.SUCCEEDED, 0, False),  # a redelivered message for a finished job
+    (Job.Status.QUEUED, tasks.MAX_TRANSIENT_RETRIES, False),  # given up looking
+])  # fmt: skip
+def test_a_message_that_overtook_its_job_s_commit_looks_again(db, monkeypatch, status, retries, retried):
+    job = Job.objects.create(kind=Job.Kind.TRAIN, params={}, status=status or Job.Status.QUEUED)
+    job_id = job.pk if status else job.pk + 1000
+    monkeypatch.setattr(jobs, "job_claim", lambda pk: None)  # as a claim made before the row was visible
+    ran = []
+    if retried:
+        with pytest.raises(_Retry):
+            tasks._run_claimed(_Task(retries), job_id, ran.append)
+    else:
+        tasks._run_claimed(_Task(retries), job_id, ran.append)
+    assert ran == []
