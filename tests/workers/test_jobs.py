@@ -98,35 +98,31 @@ def test_a_cuda_job_reaching_a_worker_without_cuda_says_so():
     assert generation._device({}) == "cpu"
 
 
-class _Retry(Exception):
-    pass
-
-
 class _Task:
-    """What _run_claimed uses of a bound Celery task: its retry count, and retry()."""
+    """What _run_claimed uses of a bound Celery task: its retry count."""
 
-    def __init__(self, retries: int = 0) -> None:
-        self.request = type("Request", (), {"retries": retries})()
-
-    def retry(self, countdown: int = 0, exc=None):
-        return _Retry(countdown)
+    request = type("Request", (), {"retries": 0})()
 
 
-@pytest.mark.parametrize(("status", "retries", "retried"), [
-    (Job.Status.QUEUED, 0, True),  # the claim ran before the submission's commit, which landed just after it
-    (None, 0, True),  # not committed yet
-    (Job.Status.RUNNING, 0, False),  # another worker has it
-    (Job.Status.SUCCEEDED, 0, False),  # a redelivered message for a finished job
-    (Job.Status.QUEUED, tasks.MAX_TRANSIENT_RETRIES, False),  # given up looking
+@pytest.mark.parametrize(("status", "visible_after", "claims", "ran"), [
+    (Job.Status.QUEUED, 3, 3, True),  # the claims ran before the submission's commit, which landed after two
+    (Job.Status.QUEUED, None, 1 + len(tasks.COMMIT_WAITS_S), False),  # a submission that never commits
+    (None, None, 1 + len(tasks.COMMIT_WAITS_S), False),  # nor does this one
+    (Job.Status.RUNNING, None, 1, False),  # another worker has it: no waiting
+    (Job.Status.SUCCEEDED, None, 1, False),  # a redelivered message for a finished job
 ])  # fmt: skip
-def test_a_message_that_overtook_its_job_s_commit_looks_again(db, monkeypatch, status, retries, retried):
+def test_a_message_that_overtook_its_job_s_commit_claims_again(db, monkeypatch, status, visible_after, claims, ran):
     job = Job.objects.create(kind=Job.Kind.TRAIN, params={}, status=status or Job.Status.QUEUED)
     job_id = job.pk if status else job.pk + 1000
-    monkeypatch.setattr(jobs, "job_claim", lambda pk: None)  # as a claim made before the row was visible
-    ran = []
-    if retried:
-        with pytest.raises(_Retry):
-            tasks._run_claimed(_Task(retries), job_id, ran.append)
-    else:
-        tasks._run_claimed(_Task(retries), job_id, ran.append)
-    assert ran == []
+    made, claim, slept = [], jobs.job_claim, []
+
+    def claim_before_the_commit(pk):
+        made.append(pk)
+        return claim(pk) if len(made) == visible_after else None
+
+    monkeypatch.setattr(jobs, "job_claim", claim_before_the_commit)
+    monkeypatch.setattr(tasks.time, "sleep", slept.append)
+    worked = []
+    tasks._run_claimed(_Task(), job_id, worked.append)
+    assert len(made) == claims and len(slept) == claims - 1
+    assert [j.pk for j in worked] == ([job_id] if ran else [])
