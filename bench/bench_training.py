@@ -21,11 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modelcore.export import export_hf  # noqa: E402
 from modelcore.model import GPT, GPTConfig  # noqa: E402
 from modelcore.tokenizer import train_tokenizer  # noqa: E402
-from modelcore.train import TrainSettings, get_batch, optimizer_for, train  # noqa: E402
+from modelcore.train import TrainSettings, optimizer_for, train  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_training_peers import SEED, peer_step_times  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "../shared/corpora/tinyshakespeare/input.txt"
 CONFIG = GPTConfig(n_vocab=8192, n_ctx=256, n_embd=384, n_head=6, n_layer=6)
-BATCH, SEED, GOAL = 16, 1337, 1.1
+BATCH, GOAL = 16, 1.1
 
 
 def matmul_peak(threads: int, size: int = 2048, repeats: int = 5) -> float:
@@ -60,19 +63,8 @@ def modelcore_step_times(tokens: torch.Tensor, steps: int) -> list[float]:
 def transformers_step_times(reference, tokens: torch.Tensor, steps: int) -> list[float]:
     # The same batches, decay groups and fused AdamW; the model computes its own (shifted) loss from labels.
     optimizer = optimizer_for(reference, TrainSettings(lr=6e-4))
-    reference.train()
-    times = []
-    for step in range(steps + 1):
-        start = time.perf_counter()
-        x, _ = get_batch(tokens, BATCH, CONFIG.n_ctx, SEED, step)
-        loss = reference(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-        times.append(time.perf_counter() - start)
-    return times[1:]
+    return peer_step_times(lambda m, x, y: m(input_ids=x, labels=x).loss, reference, optimizer, tokens, BATCH,
+                           CONFIG.n_ctx, steps)
 
 
 def main() -> None:
