@@ -163,6 +163,7 @@ def celery_worker_thread(transactional_db, settings):
 
     queues = [django_settings.CELERY_TASK_DEFAULT_QUEUE, django_settings.STAGEGATE_TRAINING_QUEUE,
               django_settings.STAGEGATE_GENERATION_QUEUE, django_settings.STAGEGATE_CUDA_QUEUE]
+    _queues_purge(queues)  # what earlier tests left there names other tests' rows
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=queues) as worker:
         yield worker
 

@@ -10,7 +10,7 @@ from celery import shared_task
 # Transient failures (S3 or the database briefly unreachable) put the job back in the queue and retry
 # with backoff; past MAX_TRANSIENT_RETRIES, or on any other error, the job fails with the error recorded.
 MAX_TRANSIENT_RETRIES = 4
-COMMIT_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+COMMIT_WAITS_S = (0.05, 0.1, 0.2, 0.4)  # claiming again in place: under a second for a commit about to land
 
 
 def _transient_errors() -> tuple[type[Exception], ...]:
@@ -32,14 +32,17 @@ def _run_claimed(task, job_id: int, work) -> None:
     job = jobs.job_claim(job_id)
     # Jobs are enqueued inside the transaction that records them, so this message may overtake the commit:
     # until it lands the job is not there, or (landing between the claim and the look) still queued. Claim
-    # again shortly, here rather than through a retry, which would spend the job's transient-failure budget;
-    # a job that never commits (its submission rolled back) is given up after a few seconds.
+    # again shortly in place, which spends none of the job's transient-failure retries; a commit slower than
+    # that is waited for through a retry, and a job that never commits is given up after those.
     for wait_s in COMMIT_WAITS_S:
         if job is not None or Job.objects.filter(pk=job_id).exclude(status=Job.Status.QUEUED).exists():
             break
         time.sleep(wait_s)
         job = jobs.job_claim(job_id)
     if job is None:
+        taken = Job.objects.filter(pk=job_id).exclude(status=Job.Status.QUEUED).exists()
+        if not taken and task.request.retries < MAX_TRANSIENT_RETRIES:
+            raise task.retry(countdown=1 + task.request.retries)
         return
     try:
         result = work(job)

@@ -98,20 +98,33 @@ def test_a_cuda_job_reaching_a_worker_without_cuda_says_so():
     assert generation._device({}) == "cpu"
 
 
+class _Retry(Exception):
+    pass
+
+
 class _Task:
-    """What _run_claimed uses of a bound Celery task: its retry count."""
+    """What _run_claimed uses of a bound Celery task: its retry count, and retry()."""
 
-    request = type("Request", (), {"retries": 0})()
+    def __init__(self, retries: int = 0) -> None:
+        self.request = type("Request", (), {"retries": retries})()
+
+    def retry(self, countdown: int = 0, exc=None) -> _Retry:
+        return _Retry(countdown)
 
 
-@pytest.mark.parametrize(("status", "visible_after", "claims", "ran"), [
-    (Job.Status.QUEUED, 3, 3, True),  # the claims ran before the submission's commit, which landed after two
-    (Job.Status.QUEUED, None, 1 + len(tasks.COMMIT_WAITS_S), False),  # a submission that never commits
-    (None, None, 1 + len(tasks.COMMIT_WAITS_S), False),  # nor does this one
-    (Job.Status.RUNNING, None, 1, False),  # another worker has it: no waiting
-    (Job.Status.SUCCEEDED, None, 1, False),  # a redelivered message for a finished job
+WAITS = len(tasks.COMMIT_WAITS_S)
+
+
+@pytest.mark.parametrize(("status", "visible_after", "retries", "claims", "outcome"), [
+    (Job.Status.QUEUED, 3, 0, 3, "ran"),  # the claims ran before the submission's commit, which landed after two
+    (Job.Status.QUEUED, None, 0, 1 + WAITS, "retried"),  # a slower commit: waited for through a retry
+    (None, None, 0, 1 + WAITS, "retried"),  # not there yet
+    (None, None, tasks.MAX_TRANSIENT_RETRIES, 1 + WAITS, "dropped"),  # never committed: given up
+    (Job.Status.RUNNING, None, 0, 1, "dropped"),  # another worker has it: no waiting
+    (Job.Status.SUCCEEDED, None, 0, 1, "dropped"),  # a redelivered message for a finished job
 ])  # fmt: skip
-def test_a_message_that_overtook_its_job_s_commit_claims_again(db, monkeypatch, status, visible_after, claims, ran):
+def test_a_message_that_overtook_its_job_s_commit_claims_again(db, monkeypatch, status, visible_after, retries,
+                                                               claims, outcome):
     job = Job.objects.create(kind=Job.Kind.TRAIN, params={}, status=status or Job.Status.QUEUED)
     job_id = job.pk if status else job.pk + 1000
     made, claim, slept = [], jobs.job_claim, []
@@ -123,6 +136,10 @@ def test_a_message_that_overtook_its_job_s_commit_claims_again(db, monkeypatch, 
     monkeypatch.setattr(jobs, "job_claim", claim_before_the_commit)
     monkeypatch.setattr(tasks.time, "sleep", slept.append)
     worked = []
-    tasks._run_claimed(_Task(), job_id, worked.append)
+    if outcome == "retried":
+        with pytest.raises(_Retry):
+            tasks._run_claimed(_Task(retries), job_id, worked.append)
+    else:
+        tasks._run_claimed(_Task(retries), job_id, worked.append)
     assert len(made) == claims and len(slept) == claims - 1
-    assert [j.pk for j in worked] == ([job_id] if ran else [])
+    assert [j.pk for j in worked] == ([job_id] if outcome == "ran" else [])
