@@ -10,7 +10,7 @@ from workers import jobs, services
 from workers.errors import JobParamsInvalid
 from workers.job_params import params_validate
 from workers.models import Job, Study, StudyStep
-from workers.statistics import bootstrap_interval, detectable_difference, texts_needed
+from workers.statistics import bootstrap_interval, detectable_difference, difference_interval, texts_needed
 from workers.study import figures, plan, runner
 
 
@@ -36,7 +36,7 @@ def test_the_power_estimate_and_the_bootstrap_interval():
     outcomes = [1] * 160 + [0] * 40
     low, high = bootstrap_interval(outcomes)
     assert low < 0.8 < high and 0.08 < high - low < 0.14  # ± 1.96 × sqrt(.16/200) ≈ ± 0.055
-    assert bootstrap_interval(outcomes) == (low, high)  # mini_family: a stored interval can be recomputed
+    assert bootstrap_interval(outcomes) == (low, high)  # seeded: a stored interval can be recomputed
     assert bootstrap_interval([1] * 10) == (1.0, 1.0)
     with pytest.raises(ValueError):
         bootstrap_interval([])
@@ -211,6 +211,17 @@ def test_a_second_study_job_for_a_running_study_fails_and_leaves_the_first_alone
     with pytest.raises(StudyMismatch, match="running already"):
         runner.study_job_start(second)
     assert Study.objects.get(pk=study.pk).job == run
+
+
+def test_shared_texts_are_resampled_together():
+    # Both classifiers wrong on the same 30 of the 100 shared human texts: resampled together, those errors move
+    # both accuracies alike and cancel in the difference; resampled apart, they widen its interval.
+    shared = [0] * 30 + [1] * 70
+    a, b = shared + [1] * 90 + [0] * 10, shared + [1] * 80 + [0] * 20
+    paired_low, paired_high = difference_interval(a, b, paired=100)
+    apart_low, apart_high = difference_interval(a, b, paired=0)
+    assert paired_high - paired_low < 0.8 * (apart_high - apart_low)
+    assert paired_low < -0.05 < paired_high
 
 
 def test_the_difference_test_finds_what_overlapping_intervals_hide():

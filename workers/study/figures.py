@@ -1,7 +1,9 @@
 """A study's figures, read back from what its steps stored (training runs, evaluation results, detection
 results), and the reading the public page gives of them. Nothing here is computed that was not stored, except
-the wording."""
+the wording and the interval of a difference between two stored detection results (from their stored outcomes,
+once per pair of results in a process)."""
 
+import functools
 from dataclasses import dataclass, field
 
 from registry.datasets.selectors import GPT2_DETECTION as GPT2_DETECTION_TABLE
@@ -27,7 +29,7 @@ class Detection:
     high: float | None
     test_pairs: int
     dataset: str
-    outcomes: str = ""  # each test text right (1) or wrong (0), human texts first
+    outcomes: str  # each test text right (1) or wrong (0), human texts first
 
     @property
     def text(self) -> str:
@@ -140,8 +142,12 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if value < 10 else f"{value:.1f}"
 
 
+def _falls_at_every_step(values: list[float]) -> bool:
+    return all(b < a for a, b in zip(values, values[1:], strict=False))
+
+
 def _trend(values: list[float]) -> str:
-    if all(b < a for a, b in zip(values, values[1:], strict=False)):
+    if _falls_at_every_step(values):
         return "falls at every step up in size"
     if values[-1] < values[0]:
         return "falls from the smallest size to the largest, but not at every step"
@@ -154,7 +160,7 @@ def reading_for(rows: list[SizeRow]) -> list[str]:
     losses = [r.val_loss for r in rows if r.val_loss is not None]
     if len(losses) == len(rows) > 1:
         trend = _trend(losses)
-        verdict = ("GPT-2's first trend holds here." if trend.startswith("falls at every") else
+        verdict = ("GPT-2's first trend holds here." if _falls_at_every_step(losses) else
                    f"GPT-2's first trend shows only weakly here ({losses[0] - losses[-1]:.3f} nats from the smallest "
                    "to the largest)." if losses[-1] < losses[0] else "GPT-2's first trend does not show here.")
         reading.append(f"Validation loss on held-out text {trend} "
@@ -194,10 +200,13 @@ def reading_for(rows: list[SizeRow]) -> list[str]:
 def _difference(a: Detection, b: Detection) -> tuple[float, float]:
     """95% interval of b's accuracy minus a's, from their stored outcomes; the human texts are shared when both
     were tested on the same number of pairs (the same reference's first texts, in order)."""
-    outcomes_a, outcomes_b = [int(c) for c in a.outcomes], [int(c) for c in b.outcomes]
-    if not outcomes_a or not outcomes_b:  # results from before outcomes were kept: the two intervals, apart
-        return ((b.low or b.accuracy) - (a.high or a.accuracy), (b.high or b.accuracy) - (a.low or a.accuracy))
-    return difference_interval(outcomes_a, outcomes_b, paired=a.test_pairs if a.test_pairs == b.test_pairs else 0)
+    return _difference_of(a.outcomes, b.outcomes, a.test_pairs if a.test_pairs == b.test_pairs else 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _difference_of(outcomes_a: str, outcomes_b: str, paired: int) -> tuple[float, float]:
+    # A bootstrap of 2,000 resamples in Python: once per pair of stored results, not per page view and plot.
+    return difference_interval([int(c) for c in outcomes_a], [int(c) for c in outcomes_b], paired=paired)
 
 
 def _caveats(params: dict, rows: list[SizeRow]) -> list[str]:

@@ -83,8 +83,7 @@ def study_advance(study_id: int) -> None:
     except Exception as exc:
         study = Study.objects.select_related("job").get(pk=study_id)
         if study.job is not None and study.job.status == Job.Status.RUNNING:
-            jobs.job_fail(study.job, error=f"{type(exc).__name__}: {exc}")
-            _cancel_open_steps(study)
+            _fail(study, f"{type(exc).__name__}: {exc}")
         raise
 
 
