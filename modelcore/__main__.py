@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=0, help="0 is off; 40 is generally a good value")
     p.add_argument("--top-p", type=float, default=1.0, help="1 is off")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per sample: id, ended, length, text")
-    p.add_argument("--weights", choices=["fp32", "int8"], default="fp32",
-                   help="int8: matrices in int8 with per-row scales, computed in fp32 (CPU; faster at batch 1)")
+    _weights_option(p)
     _common(p, seed=0)
 
     p = commands.add_parser("eval", help="perplexity and bits per byte of a model on a text file")
@@ -56,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text", type=Path, required=True)
     p.add_argument("--stride", type=int, default=None, help="default: n_ctx / 2")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--weights", choices=["fp32", "int8"], default="fp32",
-                   help="int8: matrices in int8 with per-row scales, computed in fp32 (CPU; faster at batch 1)")
+    _weights_option(p)
     _common(p, seed=None)
 
     p = commands.add_parser("export", help="write a training checkpoint as an HF GPT-2 directory")
@@ -71,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "threads", 0) > 0:
         torch.set_num_threads(args.threads)
     return {"train": _train, "sample": _sample, "eval": _eval, "export": _export}[args.command](args)
+
+
+def _weights_option(p: argparse.ArgumentParser) -> None:
+    # modelcore.quantize.WEIGHTS, written out so that --help does not import torch.
+    p.add_argument("--weights", choices=["fp32", "int8"], default="fp32",
+                   help="int8: matrices in int8 with per-row scales, computed in fp32 (CPU; faster at batch 1)")
 
 
 def _common(p: argparse.ArgumentParser, seed: int | None) -> None:
