@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modelcore import fused, quantize  # noqa: E402
+from modelcore import native, quantize  # noqa: E402
 from modelcore.evaluate import evaluate_text  # noqa: E402
 from modelcore.model import GPT, GPTConfig  # noqa: E402
 from modelcore.sample import generate  # noqa: E402
@@ -101,7 +101,7 @@ def speed(args) -> list[dict]:
                             "transformers": transformers, "read": bare_read}, args.repeats)
     rate = {name: args.tokens / best[name] for name in ("fp32", "int8", "transformers")}
     ceiling = reads / best["read"]
-    path = "the native step" if fused.unavailable_reason() is None else f"torch ({fused.unavailable_reason()})"
+    path = "the native step" if native.unavailable_reason() is None else f"torch ({native.unavailable_reason()})"
     print(f"GPT-2 124M shape, batch 1, {args.tokens} new tokens, top-k {TOP_K}, {torch.get_num_threads()} threads, "
           f"best of {args.repeats} alternated; modelcore's tokens after the prompt through {path}")
     print(f"  bare read of the fp32 matrices: {fp32_bytes / 1e6:.0f} MB in {best['read'] / reads * 1e3:.2f}"

@@ -1,5 +1,5 @@
 """Dataset generation on CPU as the jobs run it (#22 goal 1): a shard's call to modelcore's `generate` (its batch
-of 25, the fixed kernel layout that makes a redone shard repeat its samples, every step in torch) beside
+of 25 and the shard's settings: each step after the prompt in one native call, modelcore/fused.py) beside
 transformers' `generate` at the same batch size, fp32, unconditional samples of 128 tokens that never stop early,
 top-k 40 and pure sampling, at the mini-13m shape and at GPT-2 124M's. Random weights on both sides: speed does
 not depend on their values. Alternated, best of --repeats.
@@ -63,7 +63,7 @@ def main() -> None:
         def modelcore(top_k: int, ours=ours, eot=eot) -> None:
             samples = list(generate(ours, n_samples=args.batch, batch_size=args.batch, max_new_tokens=NEW_TOKENS,
                                     top_k=top_k, seed=1, prompt_tokens=[eot], eot_id=None,
-                                    layout=kernels.FIXED_LAYOUT, fused_step=False))
+                                    layout=kernels.FIXED_LAYOUT))
             assert len(samples) == args.batch and all(s.length == NEW_TOKENS for s in samples)
 
         def transformers(top_k: int, theirs=theirs, eot=eot) -> None:

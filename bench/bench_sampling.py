@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modelcore import fused  # noqa: E402
+from modelcore import native  # noqa: E402
 from modelcore.export import export_hf  # noqa: E402
 from modelcore.model import GPT, GPTConfig  # noqa: E402
 from modelcore.sample import generate  # noqa: E402
@@ -90,8 +90,8 @@ def main() -> None:
     [torch_only] = best_times([lambda: ours(1, fused_step=False)], args.repeats)
     print(f"batch 1 with every step in torch (fused_step=False): {NEW_TOKENS / torch_only:.0f} tok/s = "
           f"{NEW_TOKENS / torch_only / reference_rate[1]:.2f}x; the batch-1 runs above used "
-          + ("modelcore.fused's native step" if fused.unavailable_reason() is None
-             else f"torch, the native step being unavailable: {fused.unavailable_reason()}"))  # fmt: skip
+          + ("modelcore.fused's native step" if native.unavailable_reason() is None
+             else f"torch, the native step being unavailable: {native.unavailable_reason()}"))  # fmt: skip
     print("modelcore's linear layouts, timed on this machine: "
           + ", ".join(f"batch {b}: {name}" for b, name in layouts.items()))  # fmt: skip
 

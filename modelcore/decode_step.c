@@ -1,9 +1,12 @@
-/* One GPT-2 decoding step at batch 1, in C: the same arithmetic as GPT.decode in model.py.
+/* One GPT-2 decoding step at batch 1, in C: the same arithmetic as GPT.decode in model.py; and the
+ * attention of such a step at any batch size (decode_attention), which GPT.decode itself calls on CPU.
  *
  * Why it exists: at batch 1 a step reads every weight once and does little else, yet in torch it costs
  * ~100 operator calls whose overhead, and matrix-vector kernels well below a bare read of memory, take
  * most of the step. Here the step is one call and one OpenMP parallel region; each phase splits its rows
- * (or heads) between the threads, with a barrier between phases.
+ * (or heads) between the threads, with a barrier between phases. At larger batches the products keep
+ * torch's kernels, but attention over the cache for one query per row is a few MFLOP that torch spends
+ * a dozen operators and a flash-attention call on.
  *
  * Every output value is summed by one thread in a fixed order, so the result does not depend on the
  * number of threads. It rounds differently from torch's kernels (last bits of a logit).
@@ -12,8 +15,8 @@
  * quarter of the bytes, and computes as before in fp32: the same logits as the fp32 step on the
  * dequantized weights, but for rounding.
  *
- * modelcore/fused.py compiles this file for the machine it runs on and checks every shape, dtype and
- * bound before calling it; the C side trusts the pointers it is given.
+ * modelcore/native.py compiles this file for the machine it runs on; it and modelcore/fused.py check every
+ * shape, dtype and bound before calling it; the C side trusts the pointers it is given.
  */
 #include <math.h>
 #include <stddef.h>
@@ -29,7 +32,7 @@ typedef struct {
     int n_layer, n_embd, n_head, n_ctx, n_vocab;
     const float *wte, *wpe, *ln_f_w, *ln_f_b;  /* wte [n_vocab, C] is also the output projection */
     const float *const *layers;               /* PER_LAYER pointers per layer, in the enum's order */
-    float *const *kv;                         /* per layer [2, n_head, n_ctx, head_dim] */
+    float *const *kv;                         /* per layer [2, kv_batch, n_head, n_ctx, head_dim] */
     /* Int8 weights (modelcore/quantize.py), or all NULL for fp32: wte and, per layer in the enum's order,
      * the four matrices' values and row scales (NULL in the vectors' slots). They replace the fp32 matrices,
      * which are then not read. */
@@ -37,6 +40,11 @@ typedef struct {
     const float *wte_scales;
     const signed char *const *q_layers;
     const float *const *q_scales;
+    int kv_batch;                             /* rows the caches hold: 1 for decode_step */
+    /* For decode_batch: the matrices packed by pack_panels, wte and per layer in the enum's order (NULL in
+     * the vectors' slots). */
+    const float *wte_packed;
+    const float *const *packed_layers;
 } Model;
 
 #define AT(p, i) (*(const v8 *)((p) + (i)))
@@ -154,6 +162,132 @@ static void linear(Matrix W, const float *b, const float *x, float *y, int rows,
         store(y, row, row_dot(W, row, x, n) + (b ? b[row] : 0.0f), mode);
 }
 
+static inline v8 splat(float s) {
+    v8 v = {s, s, s, s, s, s, s, s};
+    return v;
+}
+
+/* A vector's eight lanes added as a tree: three additions deep where a running sum is eight. */
+static inline float lanes_sum(v8 a) {
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* The products of a step with several rows (decode_batch): Y (mode) X W^T + b for X [batch, n], with
+ * W [rows, n] packed by pack_panels into panels of 16 of its rows, each stored k-major (the 16 weights
+ * of column k side by side), the last panel padded with zeros. A panel is read from memory once and
+ * multiplied by every row of X, six rows at a time: twelve accumulators, two loads of W and a broadcast
+ * of X fill an AVX2 core's sixteen registers, the layout of BLIS's and oneDNN's own kernels. Each output
+ * is one chain of multiply-adds over k in order, in a tile or alone, whatever the thread count. */
+enum { PANEL = 16, TILE_ROWS = 6 };
+
+/* W [rows, n] into packed [ceil(rows / 16) * 16 * n]; called once per matrix by modelcore/fused.py. */
+void pack_panels(const float *W, float *packed, int rows, int n) {
+    int panels = (rows + PANEL - 1) / PANEL;
+    #pragma omp parallel for schedule(static)
+    for (int p = 0; p < panels; p++)
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < PANEL; j++) {
+                int row = p * PANEL + j;
+                packed[((size_t)p * n + k) * PANEL + j] = row < rows ? W[(size_t)row * n + k] : 0.0f;
+            }
+}
+
+typedef int v8i __attribute__((vector_size(32)));
+
+/* e^x for eight floats, to about a unit in the last place: x rounded to n ln 2 + r, |r| <= ln 2 / 2, and
+ * e^r by its Taylor series to r^6 (error under 2e-7 there), scaled by 2^n. Inputs clamp to [-87, 87]. */
+static inline v8 exp8(v8 x) {
+    const v8 shifter = splat(12582912.0f);  /* 1.5 * 2^23: adding it rounds to an integer */
+    v8i low = x < splat(-87.0f), high = x > splat(87.0f);  /* lanes of all ones where true */
+    x = (v8)(((v8i)x & ~(low | high)) | ((v8i)splat(-87.0f) & low) | ((v8i)splat(87.0f) & high));
+    v8 shifted = x * splat(1.44269504f) + shifter;
+    v8 n = shifted - shifter;
+    v8 r = (x - n * splat(0.693145752f)) - n * splat(1.42860677e-6f);  /* ln 2 in two parts */
+    v8 e = splat(1.0f / 720);
+    e = e * r + splat(1.0f / 120);
+    e = e * r + splat(1.0f / 24);
+    e = e * r + splat(1.0f / 6);
+    e = e * r + splat(0.5f);
+    e = e * r + splat(1.0f);
+    e = e * r + splat(1.0f);
+    v8i scale = ((v8i)shifted - (v8i)shifter + 127) << 23;  /* 2^n: n in the exponent's bits */
+    return e * (v8)scale;
+}
+
+/* GPT-2's tanh GELU for eight floats, tanh z as 1 - 2 / (e^2z + 1). */
+static inline v8 gelu8(v8 u) {
+    v8 z = splat(0.7978845608028654f) * (u + splat(0.044715f) * u * u * u);
+    v8 tanh_z = splat(1.0f) - splat(2.0f) / (exp8(z + z) + splat(1.0f));
+    return splat(0.5f) * u * (splat(1.0f) + tanh_z);
+}
+
+/* Row r's 16 outputs of a panel, (mode) with the bias of those columns; cols past `rows` are padding. */
+static void store_panel(float *y, v8 lo, v8 hi, const float *b, int col0, int rows, int mode) {
+    float out[PANEL];
+    if (b) {
+        float bias[PANEL];
+        for (int j = 0; j < PANEL; j++) bias[j] = col0 + j < rows ? b[col0 + j] : 0.0f;
+        lo += AT(bias, 0);
+        hi += AT(bias, 8);
+    }
+    if (mode == GELU) {
+        lo = gelu8(lo);
+        hi = gelu8(hi);
+    }
+    *(v8 *)out = lo;
+    *(v8 *)(out + 8) = hi;
+    int count = rows - col0 < PANEL ? rows - col0 : PANEL;
+    for (int j = 0; j < count; j++) {
+        if (mode == ADD) y[col0 + j] += out[j];
+        else y[col0 + j] = out[j];
+    }
+}
+
+#define ROW_MADD(c0, c1, xrow)                 \
+    do {                                       \
+        v8 s_ = splat((xrow)[k]);              \
+        MADD(c0, w0, s_);                      \
+        MADD(c1, w1, s_);                      \
+    } while (0)
+
+static void linear_batch(const float *packed, const float *b, const float *X, float *Y, int batch, int rows,
+                         int n, int mode) {
+    #pragma omp for schedule(static)
+    for (int p = 0; p < (rows + PANEL - 1) / PANEL; p++) {
+        const float *panel = packed + (size_t)p * n * PANEL;
+        int col0 = p * PANEL, r = 0;
+        for (; r + TILE_ROWS <= batch; r += TILE_ROWS) {
+            const float *x0 = X + (size_t)r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n, *x4 = x3 + n, *x5 = x4 + n;
+            v8 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0}, b3 = {0}, a4 = {0}, b4 = {0};
+            v8 a5 = {0}, b5 = {0};
+            for (int k = 0; k < n; k++) {
+                v8 w0 = AT(panel, (size_t)k * PANEL), w1 = AT(panel, (size_t)k * PANEL + 8);
+                ROW_MADD(a0, b0, x0);
+                ROW_MADD(a1, b1, x1);
+                ROW_MADD(a2, b2, x2);
+                ROW_MADD(a3, b3, x3);
+                ROW_MADD(a4, b4, x4);
+                ROW_MADD(a5, b5, x5);
+            }
+            store_panel(Y + (size_t)r * rows, a0, b0, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 1) * rows, a1, b1, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 2) * rows, a2, b2, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 3) * rows, a3, b3, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 4) * rows, a4, b4, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 5) * rows, a5, b5, b, col0, rows, mode);
+        }
+        for (; r < batch; r++) {  /* the same chains, a row at a time */
+            const float *x0 = X + (size_t)r * n;
+            v8 a0 = {0}, b0 = {0};
+            for (int k = 0; k < n; k++) {
+                v8 w0 = AT(panel, (size_t)k * PANEL), w1 = AT(panel, (size_t)k * PANEL + 8);
+                ROW_MADD(a0, b0, x0);
+            }
+            store_panel(Y + (size_t)r * rows, a0, b0, b, col0, rows, mode);
+        }
+    }
+}
+
 static void layer_norm(const float *x, const float *w, const float *b, float *y, int n) {
     float mean = 0, var = 0;
     for (int i = 0; i < n; i++) mean += x[i];
@@ -163,27 +297,116 @@ static void layer_norm(const float *x, const float *w, const float *b, float *y,
     for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
-/* Head h of causal attention for the token at pos: its key and value join the cache, its query attends
- * to positions 0..pos. qkv [3C] holds this token's q, k, v; y [C] receives the heads' outputs. */
+/* q . key / sqrt(hd) for the n keys [n, hd]. With hd a multiple of 8 (GPT-2's 64) each score is one
+ * eight-lane accumulation, four keys at a time for the core's sake; every key gets the same arithmetic,
+ * in a block of four or not. */
+static void head_scores(const float *q, const float *keys, float *scores, int hd, int n) {
+    float scale = 1.0f / sqrtf((float)hd);
+    int t = 0;
+    if (hd % 8) {
+        for (; t < n; t++) {
+            float s = 0;
+            for (int i = 0; i < hd; i++) s += q[i] * keys[(size_t)t * hd + i];
+            scores[t] = s * scale;
+        }
+        return;
+    }
+    for (; t + 4 <= n; t += 4) {
+        const float *k0 = keys + (size_t)t * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;
+        v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+        for (int i = 0; i < hd; i += 8) {
+            v8 x = AT(q, i);
+            MADD(s0, AT(k0, i), x);
+            MADD(s1, AT(k1, i), x);
+            MADD(s2, AT(k2, i), x);
+            MADD(s3, AT(k3, i), x);
+        }
+        scores[t] = lanes_sum(s0) * scale;
+        scores[t + 1] = lanes_sum(s1) * scale;
+        scores[t + 2] = lanes_sum(s2) * scale;
+        scores[t + 3] = lanes_sum(s3) * scale;
+    }
+    for (; t < n; t++) {
+        v8 s0 = {0};
+        for (int i = 0; i < hd; i += 8) MADD(s0, AT(keys + (size_t)t * hd, i), AT(q, i));
+        scores[t] = lanes_sum(s0) * scale;
+    }
+}
+
+/* out [hd] = sum over t of p[t] * values[t], each output summed over t in order; 32 outputs at a time
+ * where hd allows, so that their accumulators stay in registers. */
+static void weighted_values(const float *p, const float *values, float *out, int hd, int n) {
+    int i = 0;
+    if (hd % 8 == 0) {
+        for (; i + 32 <= hd; i += 32) {
+            v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int t = 0; t < n; t++) {
+                const float *v = values + (size_t)t * hd + i;
+                v8 w = splat(p[t]);
+                MADD(a0, w, AT(v, 0));
+                MADD(a1, w, AT(v, 8));
+                MADD(a2, w, AT(v, 16));
+                MADD(a3, w, AT(v, 24));
+            }
+            *(v8 *)(out + i) = a0;
+            *(v8 *)(out + i + 8) = a1;
+            *(v8 *)(out + i + 16) = a2;
+            *(v8 *)(out + i + 24) = a3;
+        }
+        for (; i < hd; i += 8) {
+            v8 a0 = {0};
+            for (int t = 0; t < n; t++) MADD(a0, splat(p[t]), AT(values + (size_t)t * hd, i));
+            *(v8 *)(out + i) = a0;
+        }
+        return;
+    }
+    for (; i < hd; i++) {
+        float a = 0;
+        for (int t = 0; t < n; t++) a += p[t] * values[(size_t)t * hd + i];
+        out[i] = a;
+    }
+}
+
+/* One head of causal attention for the token at pos: its key k and value v (hd floats each) join the
+ * head's cache (keys, values: [n_ctx, hd]), and its query q attends to positions 0..pos into out [hd].
+ * scores holds pos + 1 floats. */
+static void attend_head(const float *q, const float *k, const float *v, float *keys, float *values,
+                        float *out, float *scores, int hd, int pos) {
+    for (int i = 0; i < hd; i++) {
+        keys[(size_t)pos * hd + i] = k[i];
+        values[(size_t)pos * hd + i] = v[i];
+    }
+    head_scores(q, keys, scores, hd, pos + 1);
+    float top = -INFINITY, total = 0;
+    for (int t = 0; t <= pos; t++)
+        if (scores[t] > top) top = scores[t];
+    for (int t = 0; t <= pos; t++) total += scores[t] = expf(scores[t] - top);
+    for (int t = 0; t <= pos; t++) scores[t] /= total;
+    weighted_values(scores, values, out, hd, pos + 1);
+}
+
+/* Head h of the batch-1 step's attention: qkv [3C] holds this token's q, k, v; y [C] the heads' outputs. */
 static void attend(const Model *m, float *kv, const float *qkv, float *y, float *scores, int h, int pos) {
     int C = m->n_embd, hd = C / m->n_head;
     float *keys = kv + (size_t)h * m->n_ctx * hd, *values = keys + (size_t)m->n_head * m->n_ctx * hd;
-    const float *q = qkv + h * hd;
-    for (int i = 0; i < hd; i++) {
-        keys[(size_t)pos * hd + i] = qkv[C + h * hd + i];
-        values[(size_t)pos * hd + i] = qkv[2 * C + h * hd + i];
-    }
-    float scale = 1.0f / sqrtf((float)hd), top = -INFINITY, total = 0;
-    for (int t = 0; t <= pos; t++) {
-        scores[t] = dot(q, keys + (size_t)t * hd, hd) * scale;
-        if (scores[t] > top) top = scores[t];
-    }
-    for (int t = 0; t <= pos; t++) total += scores[t] = expf(scores[t] - top);
-    float *out = y + h * hd;
-    for (int i = 0; i < hd; i++) out[i] = 0;
-    for (int t = 0; t <= pos; t++) {
-        float p = scores[t] / total;
-        for (int i = 0; i < hd; i++) out[i] += p * values[(size_t)t * hd + i];
+    attend_head(qkv + h * hd, qkv + C + h * hd, qkv + 2 * C + h * hd, keys, values, y + h * hd, scores, hd, pos);
+}
+
+/* Causal attention for one new token in each of `batch` rows, as GPT.decode's layers run it at any batch
+ * size (modelcore/native.py). qkv [batch, 3C] holds the rows' q, k, v; the keys of row r, head h are
+ * kv[(r * n_head + h) * n_ctx * hd ...] ([n_ctx, hd]) and its values values_offset floats further (a batch
+ * slice of a [2, B, n_head, n_ctx, hd] cache); y [batch, C] receives the heads' outputs; scores holds
+ * batch * n_head * (pos + 1) floats. Each (row, head) is one thread's, summed in a fixed order. */
+void decode_attention(const float *qkv, float *kv, ptrdiff_t values_offset, int batch, int n_head, int n_ctx,
+                      int hd, int pos, int threads, float *scores, float *y) {
+    int C = n_head * hd;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < batch * n_head; i++) {
+        int r = i / n_head, h = i % n_head;
+        const float *row = qkv + (size_t)r * 3 * C + (size_t)h * hd;
+        float *keys = kv + (size_t)i * n_ctx * hd;
+        attend_head(row, row + C, row + 2 * C, keys, keys + values_offset, y + (size_t)r * C + (size_t)h * hd,
+                    scores + (size_t)i * (pos + 1), hd, pos);
     }
 }
 
@@ -216,6 +439,49 @@ int decode_step(const Model *m, int token, int pos, int threads, float *work, fl
         layer_norm(x, m->ln_f_w, m->ln_f_b, xn, C);
         Matrix out = {m->wte, m->wte_q, m->wte_scales};
         linear(out, NULL, xn, logits, m->n_vocab, C, SET);
+    }
+    return 0;
+}
+
+/* Feed tokens[r] to row r (r < batch <= m->kv_batch) at pos, all rows at the same position, as sampling's
+ * rows are; write next-token logits [batch, n_vocab]. fp32 weights only. work holds batch * (10C + n_ctx *
+ * n_head) floats. Returns 0, or -1 for a token, position or batch out of range (nothing is written then). */
+int decode_batch(const Model *m, const int *tokens, int batch, int pos, int threads, float *work, float *logits) {
+    if (batch < 1 || batch > m->kv_batch || pos < 0 || pos >= m->n_ctx || m->q_layers || m->wte_q || !m->packed_layers) return -1;
+    for (int r = 0; r < batch; r++)
+        if (tokens[r] < 0 || tokens[r] >= m->n_vocab) return -1;
+    int C = m->n_embd, H = m->n_head, hd = C / H;
+    size_t BC = (size_t)batch * C, head_cache = (size_t)m->n_ctx * hd;
+    size_t values_offset = (size_t)m->kv_batch * H * head_cache;
+    float *x = work, *xn = x + BC, *qkv = xn + BC, *y = qkv + 3 * BC, *hidden = y + BC, *scores = hidden + 4 * BC;
+    for (int r = 0; r < batch; r++)
+        for (int i = 0; i < C; i++)
+            x[(size_t)r * C + i] = m->wte[(size_t)tokens[r] * C + i] + m->wpe[(size_t)pos * C + i];
+    #pragma omp parallel num_threads(threads)
+    {
+        for (int l = 0; l < m->n_layer; l++) {
+            const float *const *w = m->layers + (size_t)l * PER_LAYER;
+            const float *const *packed = m->packed_layers + (size_t)l * PER_LAYER;
+            #pragma omp for schedule(static)
+            for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, w[LN_1_W], w[LN_1_B], xn + (size_t)r * C, C);
+            linear_batch(packed[ATTN_W], w[ATTN_B], xn, qkv, batch, 3 * C, C, SET);
+            #pragma omp for schedule(static)
+            for (int i = 0; i < batch * H; i++) {
+                int r = i / H, h = i % H;
+                const float *row = qkv + (size_t)r * 3 * C + (size_t)h * hd;
+                float *keys = m->kv[l] + (size_t)i * head_cache;
+                attend_head(row, row + C, row + 2 * C, keys, keys + values_offset, y + (size_t)r * C + (size_t)h * hd,
+                            scores + (size_t)i * m->n_ctx, hd, pos);
+            }
+            linear_batch(packed[ATTN_PROJ_W], w[ATTN_PROJ_B], y, x, batch, C, C, ADD);
+            #pragma omp for schedule(static)
+            for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, w[LN_2_W], w[LN_2_B], xn + (size_t)r * C, C);
+            linear_batch(packed[FC_W], w[FC_B], xn, hidden, batch, 4 * C, C, GELU);
+            linear_batch(packed[MLP_PROJ_W], w[MLP_PROJ_B], hidden, x, batch, C, 4 * C, ADD);
+        }
+        #pragma omp for schedule(static)
+        for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, m->ln_f_w, m->ln_f_b, xn + (size_t)r * C, C);
+        linear_batch(m->wte_packed, NULL, xn, logits, batch, m->n_vocab, C, SET);
     }
     return 0;
 }

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import kernels
+from . import kernels, native
 from .kernels import linear
 
 LN_EPS = 1e-5  # GPT-2's LayerNorm epsilon
@@ -117,6 +117,12 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: Tensor, kv: Tensor | None = None, pos: int = 0) -> Tensor:
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # [B, T, 3, H, hd]
+        dropout = self.dropout if self.training else 0.0
+        if kv is not None and T == 1 and not torch.is_grad_enabled():
+            # One new token per row, as every sampling step after the prompt: natively where it builds.
+            y = native.cached_attention(qkv, kv, pos)  # [B, 1, C] or None
+            if y is not None:
+                return F.dropout(self.c_proj(y), dropout, self.training)
         mask, causal = None, T > 1
         if kv is None:
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, hd]
@@ -128,7 +134,6 @@ class CausalSelfAttention(nn.Module):
             if causal and pos > 0:  # SDPA's is_causal aligns top-left, so a chunk after a prefix needs a mask
                 mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(pos)
                 causal = False
-        dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         y = y.transpose(1, 2).reshape(B, T, C)  # [B, T, C]
         return F.dropout(self.c_proj(y), dropout, self.training)

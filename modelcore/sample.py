@@ -102,14 +102,16 @@ def generate(
 
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
-    On CPU it multiplies by the weight matrices in the layout fastest at its batch size, usually a copy
-    held until the iteration ends (GPT.prepare_kernels). At batch 1 on CPU, each token after the prompt
-    goes through one native call (modelcore.fused) where it can be built, unless fused_step=False.
+    On CPU each token after the prompt goes through one native call (modelcore.fused) where it can be
+    built, unless fused_step=False; it holds packed copies of the matrices above batch 1. In torch (the
+    prompt, or every step without the native one) it multiplies by the matrices in the layout fastest at
+    its batch size, usually a copy held until the iteration ends (GPT.prepare_kernels).
     weights="int8" (CPU only) samples the model with its matrices in int8 (modelcore.quantize): the native
-    step reads them as int8; torch multiplies by their dequantized values, the same numbers.
+    step reads them as int8 at batch 1; torch multiplies by their dequantized values, the same numbers.
     A seed repeats its samples exactly within a process. Across processes it does with a fixed `layout`
-    (e.g. modelcore.kernels.FIXED_LAYOUT) and fused_step=False, since kernels round differently: the timed
-    layout may differ between processes, and whether the native step builds depends on the machine.
+    (e.g. modelcore.kernels.FIXED_LAYOUT) on machines that build the native step alike (its sums do not
+    depend on the thread count), since kernels round differently: the timed layout may differ between
+    processes, and the native step rounds otherwise than torch.
     """
     if n_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("n_samples, batch_size and max_new_tokens must be positive")
@@ -136,10 +138,10 @@ def generate(
     batch = min(batch_size, n_samples)
     with torch.inference_mode():
         cache = model.new_kv_cache(batch, dtype=torch.bfloat16 if cuda else None)
-    step = fused.decoder(model, cache, int8) if fused_step and batch == 1 else None  # None: all in torch
-    # Once: a last, smaller batch uses them too. With the native step they serve only the prompt, so
-    # nothing is timed then.
-    prepared = model.prepare_kernels(batch, layout or (kernels.FIXED_LAYOUT if step else None))
+    step = fused.decoder(model, cache, int8) if fused_step else None  # None: all in torch
+    # Once: a last, smaller batch uses them too. With the native step they serve only the prompt: nothing
+    # timed, and by default the layout that holds no copy.
+    prepared = model.prepare_kernels(1, layout or kernels.FIXED_LAYOUT) if step else model.prepare_kernels(batch, layout)
     prompt_t = torch.tensor([prompt], device=device)  # [1, P]
     settings = (temperature, top_k, top_p, generator)
     for start in range(0, n_samples, batch_size):
@@ -160,7 +162,7 @@ def _generate_batch(
     settings: tuple,
     step: fused.FusedDecoder | None = None,
 ) -> list[Sample]:
-    """Samples for the b prompt rows; tokens after the prompt go through step (batch 1) if given."""
+    """Samples for the b prompt rows; tokens after the prompt go through step (native) if given."""
     b, p = prompt.shape
     out = torch.empty(b, max_new_tokens, dtype=torch.long, device=prompt.device)  # [b, N]
     ended = torch.zeros(b, dtype=torch.bool, device=prompt.device)  # [b]
@@ -178,11 +180,10 @@ def _generate_batch(
             if step is None:
                 logits = model.decode(token[:, None], kv_cache, p + t)
                 continue
-            value = int(token)  # batch 1: one token, already on the CPU
-            if value == eot_id:  # the only row has ended: no periodic check needed to stop here
+            if b == 1 and int(token) == eot_id:  # the only row has ended: no periodic check needed to stop here
                 n = t + 1
                 break
-            logits = step(value, p + t)
+            logits = step(token, p + t)
     samples = []
     for row in out[:, :n].tolist():
         length = row.index(eot_id) if eot_id in row else len(row)

@@ -108,9 +108,10 @@ def shard_run(*, prefix: str, shard: Shard, params: dict) -> bool:
         model, n_samples=shard.count, batch_size=min(GENERATION_BATCH, shard.count),
         max_new_tokens=params["max_length"], temperature=setting["temperature"], top_k=setting["top_k"],
         top_p=setting["top_p"], seed=shard.seed, eot_id=tokenizer.eot_id,
-        # A redone shard, maybe on another worker, repeats the same samples: one fixed torch path, not the
-        # layout a worker times as fastest nor, for a 1-sample shard, the native step a worker may lack.
-        layout=kernels.FIXED_LAYOUT, fused_step=False, device=_device(params),
+        # A redone shard, maybe on another worker, repeats the same samples: the native step (which sums in
+        # one fixed order whatever the threads), else one fixed torch layout, never the layout a worker
+        # times as fastest. Workers of one fleet build the native step alike (modelcore/native.py).
+        layout=kernels.FIXED_LAYOUT, device=_device(params),
         weights=params.get("weights", "fp32"),
     )
     for offset, sample in enumerate(samples):

@@ -177,10 +177,10 @@ def test_a_given_layout_is_the_one_sampling_runs_on_and_samples_agree(model, tok
     monkeypatch.setattr(kernels, "_fastest", {})
     monkeypatch.setattr(kernels, "_pass_times", lambda weights, b: {name: float(name == layout) for name in kernels.LAYOUTS})
     timed = list(generate(model, n_samples=4, batch_size=2, max_new_tokens=20, temperature=0.0,
-                          eot_id=tokenizer.eot_id))  # fmt: skip
+                          eot_id=tokenizer.eot_id, fused_step=False))  # fmt: skip
     calls = count_kernel_calls(monkeypatch)
     fixed = list(generate(model, n_samples=4, batch_size=2, max_new_tokens=20, temperature=0.0,
-                          eot_id=tokenizer.eot_id, layout=layout))  # fmt: skip
+                          eot_id=tokenizer.eot_id, layout=layout, fused_step=False))  # fmt: skip
     assert calls[layout] > 0 and all(calls[other] == 0 for other in others)  # timing preferred the others
     assert fixed == timed  # greedy: no token sits near a tie in these logits
     with pytest.raises(ValueError, match="unknown layout"):

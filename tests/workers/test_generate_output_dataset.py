@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+import torch
 
 from registry import storage
 from registry.models import OutputDataset
@@ -110,22 +111,34 @@ def test_shards_run_on_the_fixed_layout_whatever_timing_prefers(tiny_size, monke
     assert calls[kernels.FIXED_LAYOUT] > 0 and all(calls[other] == 0 for other in others)
 
 
-def test_a_one_sample_shard_stays_off_the_native_step(tiny_size, monkeypatch):
-    """Batch 1 would otherwise go through modelcore.fused, which a worker without a compiler lacks."""
-    from modelcore import fused, kernels
-    from tests.kernel_calls import count_kernel_calls
+@pytest.mark.parametrize("shard_size", [1, 3])
+def test_a_shard_samples_on_the_native_step_and_a_redone_shard_repeats_it(tiny_size, monkeypatch, shard_size):
+    """Each token after the prompt goes through modelcore.fused (the rows of one shard at once); its sums do
+    not depend on the thread count, so a shard redone elsewhere writes the same samples."""
+    from modelcore import fused
     from workers import generation
     from workers.job_params import params_validate
 
-    steps = []
-    monkeypatch.setattr(fused.FusedDecoder, "__call__", lambda self, token, pos: steps.append(pos))
-    calls = count_kernel_calls(monkeypatch)
-    params = params_validate("generate_output_dataset", {"model_size": "tiny-1", "splits": {"train": 1, "valid": 1, "test": 1},
-                                         "max_length": 8, "shard_size": 1, "reference": False})  # fmt: skip
+    rows = []
+    call = fused.FusedDecoder.__call__
+    monkeypatch.setattr(fused.FusedDecoder, "__call__",
+                        lambda self, tokens, pos: rows.append(torch.as_tensor(tokens).numel()) or call(self, tokens, pos))  # fmt: skip
+    params = params_validate("generate_output_dataset", {"model_size": "tiny-1", "splits": {"train": 3, "valid": 1, "test": 1},
+                                         "max_length": 8, "shard_size": shard_size, "reference": False})  # fmt: skip
     [shard, *_] = generation.plan_shards(params)
-    assert shard.count == 1
-    assert generation.shard_run(prefix="t/one/", shard=shard, params=params)
-    assert steps == [] and calls[kernels.FIXED_LAYOUT] > 0
+    assert shard.count == shard_size
+    key = generation.shard_key(f"t/native-{shard_size}/", shard)
+    assert generation.shard_run(prefix=f"t/native-{shard_size}/", shard=shard, params=params)
+    assert rows and set(rows) == {shard_size}
+    first = storage.read_bytes(key)
+    storage.delete(key)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # another worker, another thread count
+        assert generation.shard_run(prefix=f"t/native-{shard_size}/", shard=shard, params=params)
+    finally:
+        torch.set_num_threads(threads)
+    assert storage.read_bytes(key) == first
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tiny_size, corpus_file, worker_process, settings):

@@ -1,0 +1,141 @@
+"""modelcore's native code (decode_step.c), compiled for this machine on first use, and its batched attention.
+
+Two entry points: `decode_step`, a whole batch-1 decoding step (modelcore/fused.py), and
+`decode_attention`, attention over the key/value cache for one new token per row at any batch size, which
+GPT.decode's layers use on CPU (`cached_attention`). In torch that attention costs a cache write, a dozen
+view and copy operators and a flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at
+a shard's batch of 25: a fifth of a generation step (bench/README.md).
+
+Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
+fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
+The library is cached per source, flags, compiler and CPU in $MODELCORE_NATIVE_CACHE (default
+~/.cache/stagegate/modelcore), and loaded only from a folder and file no other user can write.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+SOURCE = Path(__file__).with_name("decode_step.c")
+# -ffp-contract=off: no fused multiply-adds but the dot products' own (decode_step.c's MADD), so that the
+# rest rounds the same way on every CPU.
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
+
+
+def unavailable_reason() -> str | None:
+    """Why the native library cannot be used here, or None when it can."""
+    return _build()[1]
+
+
+def library() -> ctypes.CDLL | None:
+    return _build()[0]
+
+
+def cached_attention(qkv: Tensor, kv: Tensor, pos: int) -> Tensor | None:
+    """Causal attention of one new token per row at pos, as CausalSelfAttention does it with a cache: the
+    token's keys and values join kv, and y [B, 1, C] (heads side by side) comes back. None where the native
+    library is unavailable or these tensors do not fit it; the caller then does it in torch.
+
+    qkv: [B, 1, 3, H, hd] (c_attn's output); kv: [2, B, H, n_ctx, hd], a batch slice of a preallocated
+    cache. Each (row, head) is summed by one thread in a fixed order, so the result does not depend on the
+    thread count; it rounds differently from torch's kernels (last bits).
+    """
+    B, T, three, H, hd = qkv.shape
+    two, kv_b, kv_h, n_ctx, kv_hd = kv.shape
+    fits = (T == 1 and three == 3 and two == 2 and (kv_b, kv_h, kv_hd) == (B, H, hd) and 0 <= pos < n_ctx
+            and qkv.dtype == kv.dtype == torch.float32 and qkv.is_cpu and kv.is_cpu and qkv.is_contiguous()
+            and kv.stride()[1:] == (H * n_ctx * hd, n_ctx * hd, hd, 1))  # fmt: skip
+    if not fits or (lib := library()) is None:
+        return None
+    y = torch.empty(B, 1, H * hd, dtype=torch.float32)
+    scores = torch.empty(B * H * (pos + 1), dtype=torch.float32)
+    lib.decode_attention(qkv.data_ptr(), kv.data_ptr(), kv.stride(0), B, H, n_ctx, hd, pos,
+                         torch.get_num_threads(), scores.data_ptr(), y.data_ptr())  # fmt: skip
+    return y
+
+
+@functools.cache
+def _build() -> tuple[ctypes.CDLL | None, str | None]:
+    compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    try:
+        if not compiler:
+            raise OSError("no C compiler found (install gcc, or set CC)")
+        path = _compiled(compiler)
+        try:
+            lib = _load(path)
+        except _Unloadable:  # a damaged cached file (a disk that filled mid-write, say): build it once more
+            path.unlink(missing_ok=True)
+            lib = _load(_compiled(compiler))
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = f"building {SOURCE.name} failed: {exc}"
+        logger.warning("sampling stays in torch (slower): %s", reason)
+        return None, reason
+    lib.decode_attention.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, *[ctypes.c_int] * 6,
+                                     ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+    lib.decode_attention.restype = None
+    return lib, None
+
+
+class _Unloadable(OSError):
+    pass
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    """Load a cached library, only if this user alone could have written it and its folder."""
+    for item in (path.parent, path):
+        info = item.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise OSError(f"{item} is not this user's alone (owner or group/other write access): not loading it")
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise _Unloadable(str(exc)) from exc
+
+
+def _compiled(compiler: str) -> Path:
+    """The shared library for this source, flags, compiler and CPU, compiled unless cached."""
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, errors="replace",
+                             check=True, timeout=30).stdout  # fmt: skip
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, version, _cpu()]).encode()).hexdigest()[:16]
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stagegate" / "modelcore"
+    cache = Path(os.environ.get("MODELCORE_NATIVE_CACHE") or default)
+    path = cache / f"decode_step-{key}.so"
+    if path.is_file():
+        return path
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)  # it holds code this process will load
+    # Built beside its final name and renamed into place, so processes building at once never load half a file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
+                              errors="replace", timeout=300)  # fmt: skip
+        if done.returncode:
+            raise OSError(done.stderr.strip()[-2000:] or f"{compiler} exited {done.returncode}")
+        os.chmod(tmp, 0o755)  # mkstemp makes it 0600; group and others may run it, not write it
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _cpu() -> str:
+    """What -march=native compiles for: the machine and, on Linux, its CPU's model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    wanted = [line for line in lines if line.startswith(("model name", "flags", "Features"))][:2]
+    return "\n".join([platform.machine(), *wanted])

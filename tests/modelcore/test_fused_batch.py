@@ -1,0 +1,131 @@
+"""The native step above batch 1 (decode_step.c's decode_batch) and the native attention over the cache that
+GPT.decode uses (modelcore/native.py), against the model in torch with torch's own attention."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modelcore import fused, native, quantize
+from modelcore.model import GPTConfig
+from modelcore.sample import generate
+
+from .test_fused import EVEN, ODD, counted_steps, native_library, trained_looking  # noqa: F401 (autouse)
+
+# 64 dims in heads of 32 and a vocabulary that is not a multiple of the 16-row panels.
+WIDE = GPTConfig(n_vocab=300, n_ctx=40, n_embd=64, n_head=2, n_layer=2)
+BATCH = 7  # one tile of six rows and one row alone
+
+
+@pytest.fixture
+def torch_attention(monkeypatch):
+    """GPT.decode with torch's attention (SDPA) only: the reference the native code is held to."""
+    monkeypatch.setattr(native, "cached_attention", lambda qkv, kv, pos: None)
+
+
+def prompted(model, rows: int, prompt: list[int]) -> list[torch.Tensor]:
+    cache = [kv.zero_() for kv in model.new_kv_cache(rows)]  # uninitialised, it may hold NaNs that never equal
+    with torch.inference_mode():
+        model.decode(torch.tensor([prompt] * rows), cache, 0)
+    return cache
+
+
+@pytest.mark.parametrize("config", [ODD, EVEN, WIDE], ids=["odd-sizes", "even", "wide-heads"])
+def test_each_batched_step_gives_the_torch_logits_and_fills_the_same_cache(config, torch_attention):
+    model = trained_looking(config)
+    prompt = [3, 1, 4]
+    torch_cache, fused_cache = prompted(model, BATCH, prompt), prompted(model, BATCH, prompt)
+    step = fused.decoder(model, fused_cache)
+    tokens = torch.arange(BATCH) + 5
+    with torch.inference_mode():
+        for pos in range(len(prompt), config.n_ctx):  # up to the last position of the context
+            rows = BATCH if pos < 12 else 4  # then a last, smaller batch in the same cache
+            expected = model.decode(tokens[:rows, None], [kv[:, :rows] for kv in torch_cache], pos)
+            got = step(tokens[:rows], pos)
+            assert got.shape == (rows, config.n_vocab)
+            assert torch.allclose(got, expected, atol=1e-5, rtol=0), (pos, (got - expected).abs().max())
+            tokens[:rows] = expected.argmax(dim=-1)
+    for mine, theirs in zip(fused_cache, torch_cache, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-5, rtol=0)
+
+
+def test_a_row_s_logits_do_not_depend_on_the_batch_or_the_thread_count():
+    model = trained_looking(WIDE)
+    cache = prompted(model, BATCH, [1, 2])
+    tokens = torch.tensor([7, 8, 9, 10, 11, 12, 13])
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(fused.decoder(model, [kv.clone() for kv in cache])(tokens, 2))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+    # Row 0 computed in a tile of six and alone, row 6 alone: the same arithmetic either way.
+    alone = fused.decoder(model, [kv.clone() for kv in cache])(tokens[:1], 2)
+    assert torch.equal(alone[0], results[0][0])
+    swapped = fused.decoder(model, [kv.clone() for kv in cache])(tokens.flip(0), 2)
+    assert torch.equal(swapped[0], results[0][6]) and torch.equal(swapped[6], results[0][0])
+
+
+def test_batched_sampling_runs_on_the_native_step_and_draws_what_torch_draws(monkeypatch):
+    model = trained_looking(ODD)
+    kwargs = dict(n_samples=8, batch_size=3, max_new_tokens=20, top_k=10, prompt_tokens=[5, 6], eot_id=None, seed=4)
+    steps = counted_steps(monkeypatch)
+    got = list(generate(model, **kwargs))
+    assert steps == list(range(2, 21)) * 3  # every token after the first, batches of 3, 3 and 2
+    steps.clear()
+    assert list(generate(model, **kwargs, fused_step=False)) == got and steps == []
+    assert len({tuple(s.tokens) for s in got}) == 8  # the samples differ, so the comparison says something
+
+
+def test_int8_weights_above_batch_1_stay_in_torch():
+    model = trained_looking(ODD)
+    int8 = quantize.int8_weights(model)
+    assert fused.decoder(model, model.new_kv_cache(3), int8) is None
+    assert fused.decoder(model, model.new_kv_cache(1), int8) is not None
+    with pytest.raises(ValueError, match="int8 weights at batch 1 only"):
+        fused.FusedDecoder(fused._library(), model, model.new_kv_cache(3), int8)
+
+
+@pytest.mark.parametrize(("tokens", "pos", "message"), [
+    ([1, ODD.n_vocab, 2], 2, "outside the vocabulary"), ([1, -1], 2, "outside the vocabulary"),
+    ([1, 2], ODD.n_ctx, "exceeds n_ctx"), ([1] * 4, 2, "4 tokens for a cache of 3 rows"), ([], 2, "0 tokens"),
+])  # fmt: skip
+def test_tokens_a_position_or_a_batch_out_of_range_are_refused_and_write_nothing(tokens, pos, message):
+    model = trained_looking(ODD)
+    cache = prompted(model, 3, [1, 2])
+    before = [kv.clone() for kv in cache]
+    with pytest.raises(ValueError, match=message):
+        fused.decoder(model, cache)(tokens, pos)
+    assert all(torch.equal(a, b) for a, b in zip(cache, before, strict=True))
+
+
+@pytest.mark.parametrize("head_dim", [10, 64])
+def test_native_attention_over_a_batch_slice_of_the_cache_matches_torch(head_dim):
+    torch.manual_seed(0)
+    B, H, n_ctx, pos = 5, 3, 24, 17
+    full = torch.randn(2, B, H, n_ctx, head_dim)
+    kv, reference = full[:, :3], full[:, :3].clone()  # the first 3 rows of a cache of 5, as a last batch
+    qkv = torch.randn(3, 1, 3, H, head_dim) * 3
+    untouched = full[:, 3:].clone()
+    got = native.cached_attention(qkv, kv, pos)
+    reference[:, :, :, pos] = qkv[:, 0, 1:].permute(1, 0, 2, 3)
+    k, v = reference[:, :, :, : pos + 1].unbind(0)
+    expected = F.scaled_dot_product_attention(qkv[:, :, 0].transpose(1, 2), k, v).transpose(1, 2).reshape(3, 1, -1)
+    assert got.shape == (3, 1, H * head_dim)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got - expected).abs().max()
+    assert torch.equal(kv, reference)  # this step's keys and values written, nothing else
+    assert torch.equal(full[:, 3:], untouched)  # the rows outside the slice not touched
+
+
+def test_native_attention_declines_what_it_cannot_run():
+    qkv, kv = torch.randn(2, 1, 3, 4, 8), torch.randn(2, 2, 4, 16, 8)
+    assert native.cached_attention(qkv, kv, 3) is not None
+    for q, cache, pos in [
+        (torch.randn(2, 2, 3, 4, 8), kv, 3),  # two new tokens per row: a prompt
+        (qkv.double(), kv.double(), 3),
+        (qkv, kv.transpose(3, 4).contiguous().transpose(3, 4), 3),  # not the cache's layout
+        (qkv, kv, 16),  # past the cache
+    ]:
+        assert native.cached_attention(q, cache, pos) is None
