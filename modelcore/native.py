@@ -1,8 +1,9 @@
 """modelcore's native code (decode_step.c), compiled for this machine on first use, and its batched attention.
 
-Two entry points: `decode_step`, a whole batch-1 decoding step (modelcore/fused.py), and
-`decode_attention`, attention over the key/value cache for one new token per row at any batch size, which
-GPT.decode's layers use on CPU (`cached_attention`). In torch that attention costs a cache write, a dozen
+Its entry points: `decode_step` and `decode_batch`, whole decoding steps at batch 1 and above
+(modelcore/fused.py); `decode_attention`, attention over the key/value cache for one new token per row at
+any batch size, which GPT.decode's layers use on CPU (`cached_attention`); and `top_k` for sampling at
+batch 1 (`top_k`). In torch that attention costs a cache write, a dozen
 view and copy operators and a flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at
 a shard's batch of 25: a fifth of a generation step (bench/README.md).
 
@@ -30,6 +31,7 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("decode_step.c")
+TOP_K_MAX = 256  # top_k inserts each new candidate into a sorted list: for small k only
 # -ffp-contract=off: no fused multiply-adds but the dot products' own (decode_step.c's MADD), so that the
 # rest rounds the same way on every CPU.
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
@@ -67,6 +69,22 @@ def cached_attention(qkv: Tensor, kv: Tensor, pos: int) -> Tensor | None:
     return y
 
 
+def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, bool] | None:
+    """torch.topk(logits, k) of one row [1, V] (0 < k < V, k <= TOP_K_MAX), and whether a logit outside the
+    k ties with the k-th; None where the library is unavailable, the row is not one contiguous fp32 CPU row,
+    holds a NaN, or two of its k + 1 largest are equal (torch.topk orders equal values its own way), or k
+    is larger: then use torch."""
+    if not (logits.dim() == 2 and logits.shape[0] == 1 and 0 < k < min(logits.shape[1], TOP_K_MAX + 1) and logits.is_cpu
+            and logits.dtype == torch.float32 and logits.is_contiguous()) or (lib := library()) is None:  # fmt: skip
+        return None
+    values, indices = torch.empty(1, k + 1, dtype=torch.float32), torch.empty(1, k + 1, dtype=torch.int64)
+    if lib.top_k(logits.data_ptr(), logits.shape[1], k + 1, values.data_ptr(), indices.data_ptr()):
+        return None
+    if bool((values[0, 1:k] == values[0, : k - 1]).any()):
+        return None
+    return values[:, :k], indices[:, :k], bool(values[0, k] == values[0, k - 1])
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str | None]:
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -86,6 +104,8 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.decode_attention.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, *[ctypes.c_int] * 6,
                                      ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
     lib.decode_attention.restype = None
+    lib.top_k.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    lib.top_k.restype = ctypes.c_int
     return lib, None
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import fused, kernels, quantize
+from . import fused, kernels, native, quantize
 from .model import GPT
 
 END_CHECK_INTERVAL = 8  # steps between "has every row ended?" checks; each check syncs with the device
@@ -57,14 +57,23 @@ def next_tokens(
     if temperature != 1.0:
         logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
-        values, indices = torch.topk(logits, top_k, dim=-1)  # [B, k], sorted
+        values, indices, tied = _top_k(logits, top_k)  # [B, k], sorted
         # Only these k can be drawn, so draw among them (not across the vocabulary), unless a logit ties
         # with the k-th: openai/gpt-2 keeps those too, as top_k_logits on the path below does.
-        if not bool(((logits >= values[:, -1:]).sum(dim=-1) > top_k).any()):
+        if not tied:
             choice = draw(torch.softmax(top_p_logits(values, top_p), dim=-1), generator)  # [B]
             return indices.gather(1, choice.unsqueeze(1)).squeeze(1)
     logits = top_p_logits(top_k_logits(logits, top_k), top_p)
     return draw(torch.softmax(logits, dim=-1), generator)
+
+
+def _top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, bool]:
+    """torch.topk(logits, k) [B, k] and whether any row has a logit outside its k tied with its k-th; one
+    native pass at batch 1 where it can (modelcore.native.top_k: the same values and indices)."""
+    if (found := native.top_k(logits, k)) is not None:
+        return found
+    values, indices = torch.topk(logits, k, dim=-1)
+    return values, indices, bool(((logits >= values[:, -1:]).sum(dim=-1) > k).any())
 
 
 def draw(probs: Tensor, generator: torch.Generator) -> Tensor:
