@@ -24,6 +24,6 @@ if [ "$#" -eq 0 ]; then
 fi
 # The demo runs on SQLite: the API fuzzing, the hostile-input tests and the roles run there too (whole runs only).
 if [ "$#" -eq 0 ]; then
-  .venv/bin/python -m pytest --ds config.settings.test_sqlite -q tests/fuzz tests/security/test_hostile_input.py \
-      tests/releases/test_roles.py
+  .venv/bin/python -m pytest --ds config.settings.test_sqlite -q -n "${STAGEGATE_TEST_PROCESSES:-2}" tests/fuzz \
+      tests/security/test_hostile_input.py tests/releases/test_roles.py
 fi
