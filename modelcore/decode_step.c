@@ -45,6 +45,10 @@ typedef struct {
      * the vectors' slots). */
     const float *wte_packed;
     const float *const *packed_layers;
+    /* With int8 weights, the same packed as int8 (their scales are wte_scales and q_scales); the fp32
+     * ones are then NULL. */
+    const signed char *wte_packed_q;
+    const signed char *const *packed_q_layers;
 } Model;
 
 #define AT(p, i) (*(const v8 *)((p) + (i)))
@@ -213,24 +217,46 @@ static inline float lanes_sum(v8 a) {
  * is one chain of multiply-adds over k in order, in a tile or alone, whatever the thread count. */
 enum { PANEL = 16, TILE_ROWS = 6 };
 
-/* W [rows, n] into packed [ceil(rows / 16) * 16 * n]; called once per matrix by modelcore/fused.py. */
-void pack_panels(const float *W, float *packed, int rows, int n) {
-    int panels = (rows + PANEL - 1) / PANEL;
-    #pragma omp parallel for schedule(static)
-    for (int p = 0; p < panels; p++)
-        for (int k = 0; k < n; k++)
-            for (int j = 0; j < PANEL; j++) {
-                int row = p * PANEL + j;
-                packed[((size_t)p * n + k) * PANEL + j] = row < rows ? W[(size_t)row * n + k] : 0.0f;
-            }
-}
+/* W [rows, n] into packed [ceil(rows / 16) * 16 * n]; called once per matrix by modelcore/fused.py. The same
+ * for int8 values (pack_panels_q8), whose row scales stay as they are. */
+#define PACK_PANELS(W, packed, rows, n)                                                                    \
+    do {                                                                                                   \
+        int panels_ = ((rows) + PANEL - 1) / PANEL;                                                        \
+        _Pragma("omp parallel for schedule(static)")                                                       \
+        for (int p = 0; p < panels_; p++)                                                                  \
+            for (int k = 0; k < (n); k++)                                                                  \
+                for (int j = 0; j < PANEL; j++) {                                                          \
+                    int row = p * PANEL + j;                                                               \
+                    (packed)[((size_t)p * (n) + k) * PANEL + j] = row < (rows) ? (W)[(size_t)row * (n) + k] : 0; \
+                }                                                                                          \
+    } while (0)
 
-/* Row r's 16 outputs of a panel, (mode) with the bias of those columns; cols past `rows` are padding. */
-static void store_panel(float *y, v8 lo, v8 hi, const float *b, int col0, int rows, int mode) {
+void pack_panels(const float *W, float *packed, int rows, int n) { PACK_PANELS(W, packed, rows, n); }
+void pack_panels_q8(const signed char *W, signed char *packed, int rows, int n) { PACK_PANELS(W, packed, rows, n); }
+
+/* A packed matrix: fp32 panels, or int8 panels with one scale per row of W (applied to the finished sums,
+ * as dot_q8's callers do). */
+typedef struct {
+    const float *f;
+    const signed char *q;
+    const float *scales;
+} Packed;
+
+/* Row r's 16 outputs of a panel: scaled (int8), plus the bias of those columns, then (mode) into y;
+ * columns past `rows` are padding. */
+static void store_panel(float *y, v8 lo, v8 hi, const float *scales, const float *b, int col0, int rows,
+                        int mode) {
     float out[PANEL];
+    int count = rows - col0 < PANEL ? rows - col0 : PANEL;
+    if (scales) {
+        float scale[PANEL] = {0};
+        for (int j = 0; j < count; j++) scale[j] = scales[col0 + j];
+        lo *= AT(scale, 0);
+        hi *= AT(scale, 8);
+    }
     if (b) {
-        float bias[PANEL];
-        for (int j = 0; j < PANEL; j++) bias[j] = col0 + j < rows ? b[col0 + j] : 0.0f;
+        float bias[PANEL] = {0};
+        for (int j = 0; j < count; j++) bias[j] = b[col0 + j];
         lo += AT(bias, 0);
         hi += AT(bias, 8);
     }
@@ -240,12 +266,16 @@ static void store_panel(float *y, v8 lo, v8 hi, const float *b, int col0, int ro
     }
     *(v8 *)out = lo;
     *(v8 *)(out + 8) = hi;
-    int count = rows - col0 < PANEL ? rows - col0 : PANEL;
     for (int j = 0; j < count; j++) {
         if (mode == ADD) y[col0 + j] += out[j];
         else y[col0 + j] = out[j];
     }
 }
+
+/* Column k's 16 weights of the panel, as floats (int8 ones widened exactly). */
+#define PANEL_WEIGHTS(k)                                                                                 \
+    v8 w0 = quantized ? widen8(qpanel + (size_t)(k) * PANEL) : AT(fpanel, (size_t)(k) * PANEL);          \
+    v8 w1 = quantized ? widen8(qpanel + (size_t)(k) * PANEL + 8) : AT(fpanel, (size_t)(k) * PANEL + 8)
 
 #define ROW_MADD(c0, c1, xrow)                 \
     do {                                       \
@@ -254,18 +284,20 @@ static void store_panel(float *y, v8 lo, v8 hi, const float *b, int col0, int ro
         MADD(c1, w1, s_);                      \
     } while (0)
 
-static void linear_batch(const float *packed, const float *b, const float *X, float *Y, int batch, int rows,
-                         int n, int mode) {
+/* Inlined twice, quantized a constant 0 or 1, so that each copy's inner loop has one kind of load. */
+static inline __attribute__((always_inline)) void linear_panels(Packed W, const float *b, const float *X, float *Y,
+                                                                int batch, int rows, int n, int mode, int quantized) {
     #pragma omp for schedule(static)
     for (int p = 0; p < (rows + PANEL - 1) / PANEL; p++) {
-        const float *panel = packed + (size_t)p * n * PANEL;
+        const float *fpanel = quantized ? NULL : W.f + (size_t)p * n * PANEL;
+        const signed char *qpanel = quantized ? W.q + (size_t)p * n * PANEL : NULL;
         int col0 = p * PANEL, r = 0;
         for (; r + TILE_ROWS <= batch; r += TILE_ROWS) {
             const float *x0 = X + (size_t)r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n, *x4 = x3 + n, *x5 = x4 + n;
             v8 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0}, b3 = {0}, a4 = {0}, b4 = {0};
             v8 a5 = {0}, b5 = {0};
             for (int k = 0; k < n; k++) {
-                v8 w0 = AT(panel, (size_t)k * PANEL), w1 = AT(panel, (size_t)k * PANEL + 8);
+                PANEL_WEIGHTS(k);
                 ROW_MADD(a0, b0, x0);
                 ROW_MADD(a1, b1, x1);
                 ROW_MADD(a2, b2, x2);
@@ -273,23 +305,28 @@ static void linear_batch(const float *packed, const float *b, const float *X, fl
                 ROW_MADD(a4, b4, x4);
                 ROW_MADD(a5, b5, x5);
             }
-            store_panel(Y + (size_t)r * rows, a0, b0, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 1) * rows, a1, b1, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 2) * rows, a2, b2, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 3) * rows, a3, b3, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 4) * rows, a4, b4, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 5) * rows, a5, b5, b, col0, rows, mode);
+            store_panel(Y + (size_t)r * rows, a0, b0, W.scales, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 1) * rows, a1, b1, W.scales, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 2) * rows, a2, b2, W.scales, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 3) * rows, a3, b3, W.scales, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 4) * rows, a4, b4, W.scales, b, col0, rows, mode);
+            store_panel(Y + (size_t)(r + 5) * rows, a5, b5, W.scales, b, col0, rows, mode);
         }
         for (; r < batch; r++) {  /* the same chains, a row at a time */
             const float *x0 = X + (size_t)r * n;
             v8 a0 = {0}, b0 = {0};
             for (int k = 0; k < n; k++) {
-                v8 w0 = AT(panel, (size_t)k * PANEL), w1 = AT(panel, (size_t)k * PANEL + 8);
+                PANEL_WEIGHTS(k);
                 ROW_MADD(a0, b0, x0);
             }
-            store_panel(Y + (size_t)r * rows, a0, b0, b, col0, rows, mode);
+            store_panel(Y + (size_t)r * rows, a0, b0, W.scales, b, col0, rows, mode);
         }
     }
+}
+
+static void linear_batch(Packed W, const float *b, const float *X, float *Y, int batch, int rows, int n, int mode) {
+    if (W.q) linear_panels(W, b, X, Y, batch, rows, n, mode, 1);
+    else linear_panels(W, b, X, Y, batch, rows, n, mode, 0);
 }
 
 static void layer_norm(const float *x, const float *w, const float *b, float *y, int n) {
@@ -447,11 +484,20 @@ int decode_step(const Model *m, int token, int pos, int threads, float *work, fl
     return 0;
 }
 
+static Packed packed_matrix(const Model *m, int l, int which) {
+    size_t i = (size_t)l * PER_LAYER + which;
+    Packed w = {m->packed_layers ? m->packed_layers[i] : NULL, m->packed_q_layers ? m->packed_q_layers[i] : NULL,
+                m->packed_q_layers ? m->q_scales[i] : NULL};
+    return w;
+}
+
 /* Feed tokens[r] to row r (r < batch <= m->kv_batch) at pos, all rows at the same position, as sampling's
- * rows are; write next-token logits [batch, n_vocab]. fp32 weights only. work holds batch * (10C + n_ctx *
- * n_head) floats. Returns 0, or -1 for a token, position or batch out of range (nothing is written then). */
+ * rows are; write next-token logits [batch, n_vocab]. The matrices are read packed (fp32, or int8 where the
+ * model has int8 weights). work holds batch * (10C + n_ctx * n_head) floats. Returns 0, or -1 for a token,
+ * position or batch out of range, or packed matrices missing (nothing is written then). */
 int decode_batch(const Model *m, const int *tokens, int batch, int pos, int threads, float *work, float *logits) {
-    if (batch < 1 || batch > m->kv_batch || pos < 0 || pos >= m->n_ctx || m->q_layers || m->wte_q || !m->packed_layers) return -1;
+    if (batch < 1 || batch > m->kv_batch || pos < 0 || pos >= m->n_ctx) return -1;
+    if (m->q_layers ? !m->packed_q_layers || !m->wte_packed_q : !m->packed_layers || !m->wte_packed) return -1;
     for (int r = 0; r < batch; r++)
         if (tokens[r] < 0 || tokens[r] >= m->n_vocab) return -1;
     int C = m->n_embd, H = m->n_head, hd = C / H;
@@ -460,15 +506,15 @@ int decode_batch(const Model *m, const int *tokens, int batch, int pos, int thre
     float *x = work, *xn = x + BC, *qkv = xn + BC, *y = qkv + 3 * BC, *hidden = y + BC, *scores = hidden + 4 * BC;
     for (int r = 0; r < batch; r++)
         for (int i = 0; i < C; i++)
-            x[(size_t)r * C + i] = m->wte[(size_t)tokens[r] * C + i] + m->wpe[(size_t)pos * C + i];
+            x[(size_t)r * C + i] = (m->wte_q ? (float)m->wte_q[(size_t)tokens[r] * C + i] * m->wte_scales[tokens[r]]
+                                             : m->wte[(size_t)tokens[r] * C + i]) + m->wpe[(size_t)pos * C + i];
     #pragma omp parallel num_threads(threads)
     {
         for (int l = 0; l < m->n_layer; l++) {
             const float *const *w = m->layers + (size_t)l * PER_LAYER;
-            const float *const *packed = m->packed_layers + (size_t)l * PER_LAYER;
             #pragma omp for schedule(static)
             for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, w[LN_1_W], w[LN_1_B], xn + (size_t)r * C, C);
-            linear_batch(packed[ATTN_W], w[ATTN_B], xn, qkv, batch, 3 * C, C, SET);
+            linear_batch(packed_matrix(m, l, ATTN_W), w[ATTN_B], xn, qkv, batch, 3 * C, C, SET);
             #pragma omp for schedule(static)
             for (int i = 0; i < batch * H; i++) {
                 int r = i / H, h = i % H;
@@ -477,15 +523,16 @@ int decode_batch(const Model *m, const int *tokens, int batch, int pos, int thre
                 attend_head(row, row + C, row + 2 * C, keys, keys + values_offset, y + (size_t)r * C + (size_t)h * hd,
                             scores + (size_t)i * m->n_ctx, hd, pos);
             }
-            linear_batch(packed[ATTN_PROJ_W], w[ATTN_PROJ_B], y, x, batch, C, C, ADD);
+            linear_batch(packed_matrix(m, l, ATTN_PROJ_W), w[ATTN_PROJ_B], y, x, batch, C, C, ADD);
             #pragma omp for schedule(static)
             for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, w[LN_2_W], w[LN_2_B], xn + (size_t)r * C, C);
-            linear_batch(packed[FC_W], w[FC_B], xn, hidden, batch, 4 * C, C, GELU);
-            linear_batch(packed[MLP_PROJ_W], w[MLP_PROJ_B], hidden, x, batch, C, 4 * C, ADD);
+            linear_batch(packed_matrix(m, l, FC_W), w[FC_B], xn, hidden, batch, 4 * C, C, GELU);
+            linear_batch(packed_matrix(m, l, MLP_PROJ_W), w[MLP_PROJ_B], hidden, x, batch, C, 4 * C, ADD);
         }
         #pragma omp for schedule(static)
         for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, m->ln_f_w, m->ln_f_b, xn + (size_t)r * C, C);
-        linear_batch(m->wte_packed, NULL, xn, logits, batch, m->n_vocab, C, SET);
+        Packed out = {m->wte_packed, m->wte_packed_q, m->wte_scales};
+        linear_batch(out, NULL, xn, logits, batch, m->n_vocab, C, SET);
     }
     return 0;
 }

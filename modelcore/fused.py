@@ -10,8 +10,7 @@ multiplied as BLIS and oneDNN do (bench/README.md). The prompt still goes throug
 fills the same key/value cache the step then extends.
 
 Where the native library cannot be built (native.unavailable_reason() says why), `decoder` returns None and
-sampling stays in torch. So it does for a model or cache the step cannot run (`unfit`: not fp32 on CPU, say;
-int8 weights above batch 1).
+sampling stays in torch. So it does for a model or cache the step cannot run (`unfit`: not fp32 on CPU, say).
 """
 
 from __future__ import annotations
@@ -38,7 +37,8 @@ class _Model(ctypes.Structure):
     ] + [("layers", ctypes.POINTER(ctypes.c_void_p)), ("kv", ctypes.POINTER(ctypes.c_void_p))] + [
         (name, ctypes.c_void_p) for name in ("wte_q", "wte_scales")
     ] + [("q_layers", ctypes.POINTER(ctypes.c_void_p)), ("q_scales", ctypes.POINTER(ctypes.c_void_p))] + [
-        ("kv_batch", ctypes.c_int), ("wte_packed", ctypes.c_void_p), ("packed_layers", ctypes.POINTER(ctypes.c_void_p))
+        ("kv_batch", ctypes.c_int), ("wte_packed", ctypes.c_void_p), ("packed_layers", ctypes.POINTER(ctypes.c_void_p)),
+        ("wte_packed_q", ctypes.c_void_p), ("packed_q_layers", ctypes.POINTER(ctypes.c_void_p)),
     ]
 PANEL = 16  # decode_step.c's pack_panels: rows of a matrix per panel
 
@@ -93,8 +93,8 @@ class FusedDecoder:
     """Calling it with (tokens, pos) feeds one token per row at pos and returns next-token logits [b, V], as
     model.decode(tokens[:, None], [kv[:, :b] for kv in kv_cache], pos) does, filling the same cache: b rows
     of the cache's B, b <= B (a last, smaller batch). Tokens: an int at batch 1, else a sequence or tensor.
-    At batch 1 it runs decode_step (reading `int8`, quantize.int8_weights, in place of the model's matrices
-    if given); with more rows, decode_batch (fp32 weights only), all in one native call either way.
+    At batch 1 it runs decode_step, with more rows decode_batch, one native call either way, reading `int8`
+    (quantize.int8_weights) in place of the model's matrices if given.
 
     It reads the weights and the cache in place, as they were when it was made: it keeps their memory
     alive, but a weight replaced afterwards (model.double(), load_state_dict(assign=True)) is not seen.
@@ -106,8 +106,6 @@ class FusedDecoder:
             raise ValueError(reason)
         c = model.config
         self._batch = kv_cache[0].shape[1]
-        if int8 is not None and self._batch > 1:
-            raise ValueError("the fused step reads int8 weights at batch 1 only")
         # Detached views share the parameters' memory and keep it alive even if a parameter is replaced.
         params = {name: p.detach() for name, p in model.named_parameters()}
         self._library, self._n_vocab, self._n_ctx = library, c.n_vocab, c.n_ctx
@@ -126,26 +124,30 @@ class FusedDecoder:
                              self._layers, self._kv, *wte_q,
                              ctypes.cast(q_layers, ctypes.POINTER(ctypes.c_void_p)) if q_layers else None,
                              ctypes.cast(q_scales, ctypes.POINTER(ctypes.c_void_p)) if q_scales else None,
-                             self._batch, *self._packed(params, slots, quantize.matrix_names(model)))  # fmt: skip
+                             self._batch, *self._packed(params, slots, int8, quantize.matrix_names(model)))  # fmt: skip
         # fp32 whatever torch's default dtype: the C side writes floats (10C + n_ctx * n_head a row).
         self._work = torch.empty(self._batch * (10 * c.n_embd + c.n_ctx * c.n_head), dtype=torch.float32)
         self._threads = torch.get_num_threads()
 
-    def _packed(self, params: dict[str, Tensor], slots: list[str], matrices: list[str]) -> tuple:
-        """(wte, per-slot pointers) of the matrices packed for decode_batch, or (None, None) at batch 1. The
-        copies (the model's size again, as torch's own blocked layouts for batched products hold) live as
-        long as this decoder."""
+    def _packed(self, params: dict[str, Tensor], slots: list[str], int8: dict[str, Int8Matrix] | None,
+                matrices: list[str]) -> tuple:
+        """decode_batch's packed matrices: (wte, per-slot pointers) for fp32 and for int8, the kind not read
+        None, all None at batch 1. The copies (the matrices' size again, as torch's own blocked layouts for
+        batched products hold) live as long as this decoder."""
         if self._batch == 1:
-            return None, None
+            return None, None, None, None
         packed = {}
         for name in matrices:  # wte and the layers' matrices
-            rows, n = params[name].shape
-            packed[name] = torch.empty(-(-rows // PANEL) * PANEL * n, dtype=torch.float32)
-            self._library.pack_panels(params[name].data_ptr(), packed[name].data_ptr(), rows, n)
+            source = int8[name].values if int8 else params[name]
+            rows, n = source.shape
+            packed[name] = torch.empty(-(-rows // PANEL) * PANEL * n, dtype=source.dtype)
+            pack = self._library.pack_panels_q8 if int8 else self._library.pack_panels
+            pack(source.data_ptr(), packed[name].data_ptr(), rows, n)
         self._keep = (*self._keep, packed)
         layers = (ctypes.c_void_p * len(slots))(*(packed[n].data_ptr() if n in packed else None for n in slots))
         self._packed_layers = layers
-        return packed["wte.weight"].data_ptr(), ctypes.cast(layers, ctypes.POINTER(ctypes.c_void_p))
+        pointers = (packed["wte.weight"].data_ptr(), ctypes.cast(layers, ctypes.POINTER(ctypes.c_void_p)))
+        return (None, None, *pointers) if int8 else (*pointers, None, None)
 
     def __call__(self, tokens: int | Sequence[int] | Tensor, pos: int) -> Tensor:
         rows = torch.as_tensor([tokens] if isinstance(tokens, int) else tokens, dtype=torch.int32).reshape(-1)
@@ -169,10 +171,10 @@ class FusedDecoder:
 
 
 def decoder(model: GPT, kv_cache: list[Tensor], int8: dict[str, Int8Matrix] | None = None) -> FusedDecoder | None:
-    """A FusedDecoder for this model (reading `int8` in place of its matrices, if given, at batch 1) and
-    cache, or None where the native library is unavailable (native.unavailable_reason) or cannot run them
-    (unfit, or int8 at a larger batch): sampling then stays in torch."""
-    if unfit(model, kv_cache) or (int8 is not None and kv_cache[0].shape[1] > 1) or (library := _library()) is None:
+    """A FusedDecoder for this model (reading `int8` in place of its matrices, if given) and cache, or None
+    where the native library is unavailable (native.unavailable_reason) or cannot run them (unfit): sampling
+    then stays in torch."""
+    if unfit(model, kv_cache) or (library := _library()) is None:
         return None
     return FusedDecoder(library, model, kv_cache, int8)
 
@@ -188,6 +190,7 @@ def _library() -> ctypes.CDLL | None:
         library.decode_batch.argtypes = [ctypes.POINTER(_Model), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                                          ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
         library.decode_batch.restype = ctypes.c_int
-        library.pack_panels.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-        library.pack_panels.restype = None
+        for pack in (library.pack_panels, library.pack_panels_q8):
+            pack.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+            pack.restype = None
     return library

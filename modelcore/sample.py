@@ -116,7 +116,7 @@ def generate(
     prompt, or every step without the native one) it multiplies by the matrices in the layout fastest at
     its batch size, usually a copy held until the iteration ends (GPT.prepare_kernels).
     weights="int8" (CPU only) samples the model with its matrices in int8 (modelcore.quantize): the native
-    step reads them as int8 at batch 1; torch multiplies by their dequantized values, the same numbers.
+    step reads them as int8; torch multiplies by their dequantized values, the same numbers.
     A seed repeats its samples exactly within a process. Across processes it does with a fixed `layout`
     (e.g. modelcore.kernels.FIXED_LAYOUT) on machines that build the native step alike (its sums do not
     depend on the thread count), since kernels round differently: the timed layout may differ between

@@ -79,13 +79,24 @@ def test_batched_sampling_runs_on_the_native_step_and_draws_what_torch_draws(mon
     assert len({tuple(s.tokens) for s in got}) == 8  # the samples differ, so the comparison says something
 
 
-def test_int8_weights_above_batch_1_stay_in_torch():
-    model = trained_looking(ODD)
-    int8 = quantize.int8_weights(model)
-    assert fused.decoder(model, model.new_kv_cache(3), int8) is None
-    assert fused.decoder(model, model.new_kv_cache(1), int8) is not None
-    with pytest.raises(ValueError, match="int8 weights at batch 1 only"):
-        fused.FusedDecoder(fused._library(), model, model.new_kv_cache(3), int8)
+@pytest.mark.parametrize("config", [ODD, WIDE], ids=["odd-sizes", "wide-heads"])
+def test_the_batched_int8_step_gives_the_dequantized_model_s_logits(config, torch_attention):
+    reference, int8 = quantize.with_weights(trained_looking(config), "int8")
+    torch_cache, fused_cache = prompted(reference, BATCH, [3, 1]), prompted(reference, BATCH, [3, 1])
+    step = fused.decoder(reference, fused_cache, int8)
+    tokens = torch.arange(BATCH) + 5
+    with torch.inference_mode():
+        for pos in range(2, config.n_ctx):
+            expected = reference.decode(tokens[:, None], torch_cache, pos)
+            got = step(tokens, pos)
+            # The row's scale is applied to the sum, not to each weight: rounding apart, the same numbers.
+            assert torch.allclose(got, expected, atol=1e-4, rtol=1e-5), (pos, (got - expected).abs().max())
+            tokens = expected.argmax(dim=-1)
+    for mine, theirs in zip(fused_cache, torch_cache, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-4, rtol=1e-5)
+    # It read the int8 values, not the fp32 model's matrices: the fp32 step differs.
+    fp32 = fused.decoder(trained_looking(config), prompted(trained_looking(config), BATCH, [3, 1]))(tokens, 2)
+    assert not torch.allclose(step(tokens, 2), fp32, atol=1e-4)
 
 
 @pytest.mark.parametrize(("tokens", "pos", "message"), [
