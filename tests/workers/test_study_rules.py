@@ -288,6 +288,23 @@ def test_a_rerun_skips_the_steps_that_succeeded(mini_family, s3, tmp_path):
     assert started == {"generate:mini-1m", "train:mini-3m", "train:mini-7m", "train:mini-13m"}
 
 
+def test_a_study_whose_sizes_are_gone_fails_naming_them_instead_of_finishing_with_less(mini_family, s3):
+    study, run, running = _study_with_step(None, Job.Status.RUNNING)
+    # A size deleted since the study started (a size with revisions cannot be deleted; one without can).
+    Study.objects.filter(pk=study.pk).update(sizes=[*study.sizes[:2], "mini-7m-old", *study.sizes[2:]])
+    runner.study_advance(study.pk)
+    run.refresh_from_db()
+    running.refresh_from_db()
+    assert run.status == Job.Status.FAILED and "mini-7m-old no longer exist" in run.error
+    assert running.status == Job.Status.CANCELLED
+    # Every size gone: no study of nothing succeeds.
+    rerun = Job.objects.create(kind="study", params=study.params, status=Job.Status.RUNNING, attempts=1)
+    Study.objects.filter(pk=study.pk).update(job=rerun, sizes=["gone-1", "gone-2"])
+    runner.study_advance(study.pk)
+    rerun.refresh_from_db()
+    assert rerun.status == Job.Status.FAILED and "gone-1, gone-2 no longer exist" in rerun.error
+
+
 def test_an_unexpected_error_fails_the_study_instead_of_leaving_it_running(mini_family, monkeypatch):
     study, run, running = _study_with_step(None, Job.Status.RUNNING)
 

@@ -100,7 +100,12 @@ def _advance(study_id: int) -> None:
     if not study.corpora:  # first, once: every step reads these copies
         study.corpora = _corpora_copy(study)
         study.save(update_fields=["corpora"])
-    steps = plan.study_steps(study.params, study.corpora, plan.study_sizes(study))
+    sizes = plan.study_sizes(study)
+    if missing := [slug for slug in study.sizes if slug not in {size.slug for size in sizes}]:
+        # Its figures compare the sizes it started with: without one of them it would finish, saying less.
+        _fail(study, f"The study's sizes {', '.join(missing)} no longer exist; start a new study of the family.")
+        return
+    steps = plan.study_steps(study.params, study.corpora, sizes)
     records = {step.key: step for step in study.steps.select_related("job")}
     done: dict[str, dict] = {}
     for step in steps:
