@@ -94,7 +94,9 @@ class LinearCrossEntropy(torch.autograd.Function):
         count = valid.sum()
         loss = -(log_probs.gather(1, index) * valid).sum() / count
         grad = log_probs.exp_()  # [N, V] softmax, in the same memory
-        grad.scatter_add_(1, index, -valid.to(grad.dtype)).mul_(valid)  # softmax - one-hot; ignored rows 0
+        grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot
+        if not bool(valid.all()):  # ignored rows 0; when none is ignored, no pass over [N, V] for it
+            grad.mul_(valid)
         ctx.save_for_backward(h, weight, grad, count)
         return loss
 
@@ -102,8 +104,12 @@ class LinearCrossEntropy(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor, None]:
         h, weight, grad, count = ctx.saved_tensors
-        scale = grad_loss / count
-        return (grad @ weight) * scale, (grad.t() @ h) * scale, None
+        # The scale rides on the products (alpha), not on a pass over their results: the weight's gradient
+        # is the size of the vocabulary's embedding (154 MB at GPT-2 124M's shape).
+        scale = (grad_loss / count).item()
+        d_h = torch.addmm(h.new_zeros(1), grad, weight, beta=0, alpha=scale)  # [N, C]
+        d_weight = torch.addmm(weight.new_zeros(1), grad.t(), h, beta=0, alpha=scale)  # [V, C]
+        return d_h, d_weight, None
 
 
 class CausalSelfAttention(nn.Module):
