@@ -150,7 +150,8 @@ class FusedDecoder:
         return (None, None, *pointers) if int8 else (*pointers, None, None)
 
     def __call__(self, tokens: int | Sequence[int] | Tensor, pos: int) -> Tensor:
-        rows = torch.as_tensor([tokens] if isinstance(tokens, int) else tokens, dtype=torch.int32).reshape(-1)
+        # Checked as int64, then narrowed for the C side: a narrowing first would wrap 2**32 + 5 to 5.
+        rows = torch.as_tensor([tokens] if isinstance(tokens, int) else tokens, dtype=torch.int64).reshape(-1)
         if not 1 <= len(rows) <= self._batch:
             raise ValueError(f"{len(rows)} tokens for a cache of {self._batch} rows")
         if bool(((rows < 0) | (rows >= self._n_vocab)).any()):
@@ -158,6 +159,7 @@ class FusedDecoder:
                              "outside the vocabulary")
         if not 0 <= pos < self._n_ctx:
             raise ValueError(f"position {pos} exceeds n_ctx {self._n_ctx}")
+        rows = rows.to(torch.int32)
         logits = torch.empty(len(rows), self._n_vocab, dtype=torch.float32)
         if self._batch == 1:
             status = self._library.decode_step(ctypes.byref(self._model), int(rows[0]), pos, self._threads,

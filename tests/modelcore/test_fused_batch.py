@@ -101,6 +101,7 @@ def test_the_batched_int8_step_gives_the_dequantized_model_s_logits(config, torc
 
 @pytest.mark.parametrize(("tokens", "pos", "message"), [
     ([1, ODD.n_vocab, 2], 2, "outside the vocabulary"), ([1, -1], 2, "outside the vocabulary"),
+    ([1, 2**32 + 5], 2, "outside the vocabulary"),  # not wrapped into the vocabulary by a narrowing
     ([1, 2], ODD.n_ctx, "exceeds n_ctx"), ([1] * 4, 2, "4 tokens for a cache of 3 rows"), ([], 2, "0 tokens"),
 ])  # fmt: skip
 def test_tokens_a_position_or_a_batch_out_of_range_are_refused_and_write_nothing(tokens, pos, message):
