@@ -94,22 +94,18 @@ class LinearCrossEntropy(torch.autograd.Function):
         count = valid.sum()
         loss = -(log_probs.gather(1, index) * valid).sum() / count
         grad = log_probs.exp_()  # [N, V] softmax, in the same memory
-        grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot
-        if not bool(valid.all()):  # ignored rows 0; when none is ignored, no pass over [N, V] for it
-            grad.mul_(valid)
-        ctx.save_for_backward(h, weight, grad, count)
+        grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0 below)
+        ctx.save_for_backward(h, weight, grad, valid, count)
         return loss
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor, None]:
-        h, weight, grad, count = ctx.saved_tensors
-        # The scale rides on the products (alpha), not on a pass over their results: the weight's gradient
-        # is the size of the vocabulary's embedding (154 MB at GPT-2 124M's shape).
-        scale = (grad_loss / count).item()
-        d_h = torch.addmm(h.new_zeros(1), grad, weight, beta=0, alpha=scale)  # [N, C]
-        d_weight = torch.addmm(weight.new_zeros(1), grad.t(), h, beta=0, alpha=scale)  # [V, C]
-        return d_h, d_weight, None
+        h, weight, grad, valid, count = ctx.saved_tensors
+        # The loss's scale, and 0 for ignored rows, applied to [N, C] tensors only: never a pass over [N, V]
+        # or over the [V, C] gradient (154 MB at GPT-2 124M's shape), nor a sync with the device.
+        weights = valid.to(h.dtype) * (grad_loss / count)  # [N, 1]
+        return (grad @ weight) * weights, grad.t() @ (h * weights), None
 
 
 class CausalSelfAttention(nn.Module):
@@ -124,7 +120,7 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)  # [B, T, 3, H, hd]
         dropout = self.dropout if self.training else 0.0
-        if kv is not None and T == 1 and not torch.is_grad_enabled():
+        if kv is not None and T == 1 and not torch.is_grad_enabled() and dropout == 0:
             # One new token per row, as every sampling step after the prompt: natively where it builds.
             y = native.cached_attention(qkv, kv, pos)  # [B, 1, C] or None
             if y is not None:

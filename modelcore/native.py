@@ -31,7 +31,7 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("decode_step.c")
-TOP_K_MAX = 256  # top_k inserts each new candidate into a sorted list: for small k only
+TOP_K_MAX = 64  # top_k inserts each new candidate into a sorted list: for small k only (GPT-2's 40)
 # -ffp-contract=off: no fused multiply-adds but the dot products' own (decode_step.c's MADD), so that the
 # rest rounds the same way on every CPU.
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC"]
@@ -59,7 +59,8 @@ def cached_attention(qkv: Tensor, kv: Tensor, pos: int) -> Tensor | None:
     two, kv_b, kv_h, n_ctx, kv_hd = kv.shape
     fits = (T == 1 and three == 3 and two == 2 and (kv_b, kv_h, kv_hd) == (B, H, hd) and 0 <= pos < n_ctx
             and qkv.dtype == kv.dtype == torch.float32 and qkv.is_cpu and kv.is_cpu and qkv.is_contiguous()
-            and kv.stride()[1:] == (H * n_ctx * hd, n_ctx * hd, hd, 1))  # fmt: skip
+            and kv.stride()[1:] == (H * n_ctx * hd, n_ctx * hd, hd, 1)
+            and kv.stride(0) >= B * H * n_ctx * hd)  # keys and values apart, not an expanded view  # fmt: skip
     if not fits or (lib := library()) is None:
         return None
     y = torch.empty(B, 1, H * hd, dtype=torch.float32)
@@ -70,19 +71,19 @@ def cached_attention(qkv: Tensor, kv: Tensor, pos: int) -> Tensor | None:
 
 
 def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, bool] | None:
-    """torch.topk(logits, k) of one row [1, V] (0 < k < V, k <= TOP_K_MAX), and whether a logit outside the
-    k ties with the k-th; None where the library is unavailable, the row is not one contiguous fp32 CPU row,
-    holds a NaN, or two of its k + 1 largest are equal (torch.topk orders equal values its own way), or k
-    is larger: then use torch."""
+    """torch.topk(logits, k) of one row [1, V] (0 < k < V, k <= TOP_K_MAX), and False: no logit outside the
+    k ties with the k-th. None where the library is unavailable, the row is not one contiguous fp32 CPU row,
+    holds a NaN, or any two of its k + 1 largest are equal (torch.topk orders equal values its own way), or
+    k is larger: then use torch."""
     if not (logits.dim() == 2 and logits.shape[0] == 1 and 0 < k < min(logits.shape[1], TOP_K_MAX + 1) and logits.is_cpu
             and logits.dtype == torch.float32 and logits.is_contiguous()) or (lib := library()) is None:  # fmt: skip
         return None
     values, indices = torch.empty(1, k + 1, dtype=torch.float32), torch.empty(1, k + 1, dtype=torch.int64)
     if lib.top_k(logits.data_ptr(), logits.shape[1], k + 1, values.data_ptr(), indices.data_ptr()):
         return None
-    if bool((values[0, 1:k] == values[0, : k - 1]).any()):
+    if bool((values[0, 1:] == values[0, :-1]).any()):
         return None
-    return values[:, :k], indices[:, :k], bool(values[0, k] == values[0, k - 1])
+    return values[:, :k], indices[:, :k], False
 
 
 @functools.cache

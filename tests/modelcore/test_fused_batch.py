@@ -68,7 +68,7 @@ def test_a_row_s_logits_do_not_depend_on_the_batch_or_the_thread_count():
     assert torch.equal(swapped[0], results[0][6]) and torch.equal(swapped[6], results[0][0])
 
 
-def test_batched_sampling_runs_on_the_native_step_and_draws_what_torch_draws(monkeypatch):
+def test_batched_sampling_runs_on_the_native_step_and_draws_what_torch_draws(monkeypatch, torch_attention):
     model = trained_looking(ODD)
     kwargs = dict(n_samples=8, batch_size=3, max_new_tokens=20, top_k=10, prompt_tokens=[5, 6], eot_id=None, seed=4)
     steps = counted_steps(monkeypatch)
@@ -135,9 +135,24 @@ def test_native_attention_declines_what_it_cannot_run():
     qkv, kv = torch.randn(2, 1, 3, 4, 8), torch.randn(2, 2, 4, 16, 8)
     assert native.cached_attention(qkv, kv, 3) is not None
     for q, cache, pos in [
+        (qkv, kv[:1].expand(2, -1, -1, -1, -1), 3),  # keys and values in the same memory
         (torch.randn(2, 2, 3, 4, 8), kv, 3),  # two new tokens per row: a prompt
         (qkv.double(), kv.double(), 3),
         (qkv, kv.transpose(3, 4).contiguous().transpose(3, 4), 3),  # not the cache's layout
         (qkv, kv, 16),  # past the cache
     ]:
         assert native.cached_attention(q, cache, pos) is None
+
+
+def test_a_model_training_with_dropout_keeps_torch_s_attention_even_with_a_cache(monkeypatch):
+    calls = []
+    attend = native.cached_attention
+    monkeypatch.setattr(native, "cached_attention", lambda *args: calls.append(1) or attend(*args))
+    model = trained_looking(GPTConfig(**{**ODD.to_hparams(), "dropout": 0.5}))
+    cache = [kv.zero_() for kv in model.new_kv_cache(2)]
+    with torch.no_grad():
+        model.decode(torch.tensor([[1], [2]]), cache, 0)
+        assert calls == [1] * ODD.n_layer  # in eval mode: native
+        model.train()
+        model.decode(torch.tensor([[1], [2]]), cache, 1)
+    assert calls == [1] * ODD.n_layer  # in training, with dropout: SDPA's, which drops

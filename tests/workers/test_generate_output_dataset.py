@@ -119,6 +119,8 @@ def test_a_shard_samples_on_the_native_step_and_a_redone_shard_repeats_it(tiny_s
     from workers import generation
     from workers.job_params import params_validate
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     rows = []
     call = fused.FusedDecoder.__call__
     monkeypatch.setattr(fused.FusedDecoder, "__call__",
@@ -128,11 +130,13 @@ def test_a_shard_samples_on_the_native_step_and_a_redone_shard_repeats_it(tiny_s
     [shard, *_] = generation.plan_shards(params)
     assert shard.count == shard_size
     key = generation.shard_key(f"t/native-{shard_size}/", shard)
-    assert generation.shard_run(prefix=f"t/native-{shard_size}/", shard=shard, params=params)
+    try:
+        assert generation.shard_run(prefix=f"t/native-{shard_size}/", shard=shard, params=params)
+    finally:
+        torch.set_num_threads(threads)
     assert rows and set(rows) == {shard_size}
     first = storage.read_bytes(key)
     storage.delete(key)
-    threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)  # another worker, another thread count
         assert generation.shard_run(prefix=f"t/native-{shard_size}/", shard=shard, params=params)
