@@ -426,22 +426,15 @@ static void attend_head(const float *q, const float *k, const float *v, float *k
     weighted_values(scores, values, out, hd, pos + 1);
 }
 
-/* Head h of the batch-1 step's attention: qkv [3C] holds this token's q, k, v; y [C] the heads' outputs. */
-static void attend(const Model *m, float *kv, const float *qkv, float *y, float *scores, int h, int pos) {
-    int C = m->n_embd, hd = C / m->n_head;
-    float *keys = kv + (size_t)h * m->n_ctx * hd, *values = keys + (size_t)m->n_head * m->n_ctx * hd;
-    attend_head(qkv + h * hd, qkv + C + h * hd, qkv + 2 * C + h * hd, keys, values, y + h * hd, scores, hd, pos);
-}
-
-/* Causal attention for one new token in each of `batch` rows, as GPT.decode's layers run it at any batch
- * size (modelcore/native.py). qkv [batch, 3C] holds the rows' q, k, v; the keys of row r, head h are
- * kv[(r * n_head + h) * n_ctx * hd ...] ([n_ctx, hd]) and its values values_offset floats further (a batch
- * slice of a [2, B, n_head, n_ctx, hd] cache); y [batch, C] receives the heads' outputs; scores holds
- * batch * n_head * (pos + 1) floats. Each (row, head) is one thread's, summed in a fixed order. */
-void decode_attention(const float *qkv, float *kv, ptrdiff_t values_offset, int batch, int n_head, int n_ctx,
-                      int hd, int pos, int threads, float *scores, float *y) {
+/* Causal attention for one new token in each of `batch` rows: qkv [batch, 3C] holds the rows' q, k, v; the
+ * keys of row r, head h are kv[(r * n_head + h) * n_ctx * hd ...] ([n_ctx, hd]) and its values values_offset
+ * floats further (a batch slice of a [2, B, n_head, n_ctx, hd] cache); y [batch, C] receives the heads'
+ * outputs; scores holds batch * n_head * (pos + 1) floats. Called by every thread of a region: each (row,
+ * head) is one thread's, summed in a fixed order. */
+static void attend_rows(const float *qkv, float *kv, size_t values_offset, int batch, int n_head, int n_ctx,
+                        int hd, int pos, float *scores, float *y) {
     int C = n_head * hd;
-    #pragma omp parallel for num_threads(threads) schedule(static)
+    #pragma omp for schedule(static)
     for (int i = 0; i < batch * n_head; i++) {
         int r = i / n_head, h = i % n_head;
         const float *row = qkv + (size_t)r * 3 * C + (size_t)h * hd;
@@ -451,33 +444,48 @@ void decode_attention(const float *qkv, float *kv, ptrdiff_t values_offset, int 
     }
 }
 
+/* attend_rows on its own, as GPT.decode's layers run it at any batch size (modelcore/native.py). */
+void decode_attention(const float *qkv, float *kv, ptrdiff_t values_offset, int batch, int n_head, int n_ctx,
+                      int hd, int pos, int threads, float *scores, float *y) {
+    #pragma omp parallel num_threads(threads)
+    attend_rows(qkv, kv, (size_t)values_offset, batch, n_head, n_ctx, hd, pos, scores, y);
+}
+
+/* Row r of x [batch, C]: token's embedding (int8 values times their row scale, if int8) plus position pos's. */
+static void embed(const Model *m, int token, int pos, float *x) {
+    int C = m->n_embd;
+    for (int i = 0; i < C; i++)
+        x[i] = (m->wte_q ? (float)m->wte_q[(size_t)token * C + i] * m->wte_scales[token]
+                         : m->wte[(size_t)token * C + i]) + m->wpe[(size_t)pos * C + i];
+}
+
+/* layer_norm of each of x's `batch` rows into y; called by every thread of a region, which share the rows. */
+static void layer_norm_rows(const float *x, const float *w, const float *b, float *y, int batch, int n) {
+    #pragma omp for schedule(static)
+    for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * n, w, b, y + (size_t)r * n, n);
+}
+
 /* Feed token at pos; write next-token logits [n_vocab]. work holds 10C + n_ctx * n_head floats.
  * Returns 0, or -1 for a token or position out of range (nothing is written then). */
 int decode_step(const Model *m, int token, int pos, int threads, float *work, float *logits) {
     if (token < 0 || token >= m->n_vocab || pos < 0 || pos >= m->n_ctx) return -1;
-    int C = m->n_embd;
+    int C = m->n_embd, H = m->n_head, hd = C / H;
     float *x = work, *xn = x + C, *qkv = xn + C, *y = qkv + 3 * C, *hidden = y + C;  /* hidden: 4C */
     float *scores = hidden + 4 * C;  /* n_ctx per head */
-    for (int i = 0; i < C; i++)
-        x[i] = (m->wte_q ? (float)m->wte_q[(size_t)token * C + i] * m->wte_scales[token]
-                         : m->wte[(size_t)token * C + i]) + m->wpe[(size_t)pos * C + i];
+    embed(m, token, pos, x);
     #pragma omp parallel num_threads(threads)
     {
         for (int l = 0; l < m->n_layer; l++) {
             const float *const *w = m->layers + (size_t)l * PER_LAYER;
-            #pragma omp single
-            layer_norm(x, w[LN_1_W], w[LN_1_B], xn, C);
+            layer_norm_rows(x, w[LN_1_W], w[LN_1_B], xn, 1, C);
             linear(layer_matrix(m, l, ATTN_W), w[ATTN_B], xn, qkv, 3 * C, C, SET);
-            #pragma omp for schedule(static)
-            for (int h = 0; h < m->n_head; h++) attend(m, m->kv[l], qkv, y, scores + (size_t)h * m->n_ctx, h, pos);
+            attend_rows(qkv, m->kv[l], (size_t)H * m->n_ctx * hd, 1, H, m->n_ctx, hd, pos, scores, y);
             linear(layer_matrix(m, l, ATTN_PROJ_W), w[ATTN_PROJ_B], y, x, C, C, ADD);
-            #pragma omp single
-            layer_norm(x, w[LN_2_W], w[LN_2_B], xn, C);
+            layer_norm_rows(x, w[LN_2_W], w[LN_2_B], xn, 1, C);
             linear(layer_matrix(m, l, FC_W), w[FC_B], xn, hidden, 4 * C, C, GELU);
             linear(layer_matrix(m, l, MLP_PROJ_W), w[MLP_PROJ_B], hidden, x, C, 4 * C, ADD);
         }
-        #pragma omp single
-        layer_norm(x, m->ln_f_w, m->ln_f_b, xn, C);
+        layer_norm_rows(x, m->ln_f_w, m->ln_f_b, xn, 1, C);
         Matrix out = {m->wte, m->wte_q, m->wte_scales};
         linear(out, NULL, xn, logits, m->n_vocab, C, SET);
     }
@@ -501,36 +509,22 @@ int decode_batch(const Model *m, const int *tokens, int batch, int pos, int thre
     for (int r = 0; r < batch; r++)
         if (tokens[r] < 0 || tokens[r] >= m->n_vocab) return -1;
     int C = m->n_embd, H = m->n_head, hd = C / H;
-    size_t BC = (size_t)batch * C, head_cache = (size_t)m->n_ctx * hd;
-    size_t values_offset = (size_t)m->kv_batch * H * head_cache;
+    size_t BC = (size_t)batch * C, values_offset = (size_t)m->kv_batch * H * m->n_ctx * hd;
     float *x = work, *xn = x + BC, *qkv = xn + BC, *y = qkv + 3 * BC, *hidden = y + BC, *scores = hidden + 4 * BC;
-    for (int r = 0; r < batch; r++)
-        for (int i = 0; i < C; i++)
-            x[(size_t)r * C + i] = (m->wte_q ? (float)m->wte_q[(size_t)tokens[r] * C + i] * m->wte_scales[tokens[r]]
-                                             : m->wte[(size_t)tokens[r] * C + i]) + m->wpe[(size_t)pos * C + i];
+    for (int r = 0; r < batch; r++) embed(m, tokens[r], pos, x + (size_t)r * C);
     #pragma omp parallel num_threads(threads)
     {
         for (int l = 0; l < m->n_layer; l++) {
             const float *const *w = m->layers + (size_t)l * PER_LAYER;
-            #pragma omp for schedule(static)
-            for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, w[LN_1_W], w[LN_1_B], xn + (size_t)r * C, C);
+            layer_norm_rows(x, w[LN_1_W], w[LN_1_B], xn, batch, C);
             linear_batch(packed_matrix(m, l, ATTN_W), w[ATTN_B], xn, qkv, batch, 3 * C, C, SET);
-            #pragma omp for schedule(static)
-            for (int i = 0; i < batch * H; i++) {
-                int r = i / H, h = i % H;
-                const float *row = qkv + (size_t)r * 3 * C + (size_t)h * hd;
-                float *keys = m->kv[l] + (size_t)i * head_cache;
-                attend_head(row, row + C, row + 2 * C, keys, keys + values_offset, y + (size_t)r * C + (size_t)h * hd,
-                            scores + (size_t)i * m->n_ctx, hd, pos);
-            }
+            attend_rows(qkv, m->kv[l], values_offset, batch, H, m->n_ctx, hd, pos, scores, y);
             linear_batch(packed_matrix(m, l, ATTN_PROJ_W), w[ATTN_PROJ_B], y, x, batch, C, C, ADD);
-            #pragma omp for schedule(static)
-            for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, w[LN_2_W], w[LN_2_B], xn + (size_t)r * C, C);
+            layer_norm_rows(x, w[LN_2_W], w[LN_2_B], xn, batch, C);
             linear_batch(packed_matrix(m, l, FC_W), w[FC_B], xn, hidden, batch, 4 * C, C, GELU);
             linear_batch(packed_matrix(m, l, MLP_PROJ_W), w[MLP_PROJ_B], hidden, x, batch, C, 4 * C, ADD);
         }
-        #pragma omp for schedule(static)
-        for (int r = 0; r < batch; r++) layer_norm(x + (size_t)r * C, m->ln_f_w, m->ln_f_b, xn + (size_t)r * C, C);
+        layer_norm_rows(x, m->ln_f_w, m->ln_f_b, xn, batch, C);
         Packed out = {m->wte_packed, m->wte_packed_q, m->wte_scales};
         linear_batch(out, NULL, xn, logits, batch, m->n_vocab, C, SET);
     }

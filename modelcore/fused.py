@@ -181,8 +181,6 @@ def decoder(model: GPT, kv_cache: list[Tensor], int8: dict[str, Int8Matrix] | No
     return FusedDecoder(library, model, kv_cache, int8)
 
 
-
-
 def _library() -> ctypes.CDLL | None:
     """The native library with decode_step's signature declared, or None where it cannot be built."""
     if (library := native.library()) is not None:

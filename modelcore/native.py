@@ -70,11 +70,11 @@ def cached_attention(qkv: Tensor, kv: Tensor, pos: int) -> Tensor | None:
     return y
 
 
-def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, bool] | None:
-    """torch.topk(logits, k) of one row [1, V] (0 < k < V, k <= TOP_K_MAX), and False: no logit outside the
-    k ties with the k-th. None where the library is unavailable, the row is not one contiguous fp32 CPU row,
-    holds a NaN, or any two of its k + 1 largest are equal (torch.topk orders equal values its own way), or
-    k is larger: then use torch."""
+def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor] | None:
+    """torch.topk(logits, k) of one row [1, V] (0 < k < V, k <= TOP_K_MAX), no logit outside the k being
+    equal to the k-th. None where the library is unavailable, the row is not one contiguous fp32 CPU row,
+    holds a NaN, or any two of its k + 1 largest are equal (a tie with the k-th, or values torch.topk orders
+    its own way), or k is larger: then use torch."""
     if not (logits.dim() == 2 and logits.shape[0] == 1 and 0 < k < min(logits.shape[1], TOP_K_MAX + 1) and logits.is_cpu
             and logits.dtype == torch.float32 and logits.is_contiguous()) or (lib := library()) is None:  # fmt: skip
         return None
@@ -83,7 +83,7 @@ def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, bool] | None:
         return None
     if bool((values[0, 1:] == values[0, :-1]).any()):
         return None
-    return values[:, :k], indices[:, :k], False
+    return values[:, :k], indices[:, :k]
 
 
 @functools.cache
