@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-batches", type=int, default=20)
     p.add_argument("--checkpoint-interval", type=int, default=250)
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoint exists")
+    # modelcore.train.PRECISIONS, written out so that --help does not import torch.
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: fp32 on cpu, bf16 autocast on cuda; bf16: mixed precision on cpu too (faster on CPUs "
+                        "with AMX)")
     _common(p, seed=1337)
 
     p = commands.add_parser("sample", help="sample from a model directory (HF layout)")
@@ -107,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, grad_accum=args.grad_accum,
         clip=args.clip, weight_decay=args.weight_decay, eval_interval=args.eval_interval,
         eval_batches=args.eval_batches, checkpoint_interval=args.checkpoint_interval, seed=args.seed,
-        threads=args.threads, device=args.device,
+        threads=args.threads, device=args.device, precision=args.precision,
     )  # fmt: skip
     print(f"{config}: {len(train_tokens):,} training tokens, {len(val_tokens):,} validation tokens")
     bar = tqdm(total=args.steps, unit="step")

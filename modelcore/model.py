@@ -85,27 +85,38 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # the softmax wants fp32
     def forward(ctx, h: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
-        logits = h @ weight.t()  # [N, V]
-        # In place (the row-wise kernel reads a row before writing it): one [N, V] buffer serves the logits,
-        # the log-probabilities and the gradient; a fresh one costs tens of ms in page faults at 16 x 256 tokens.
-        log_probs = torch._log_softmax(logits, -1, False, out=logits)
-        valid = (targets >= 0).unsqueeze(1)  # [N, 1]
-        index = targets.clamp(min=0).unsqueeze(1)  # [N, 1]
-        count = valid.sum()
-        loss = -(log_probs.gather(1, index) * valid).sum() / count
-        grad = log_probs.exp_()  # [N, V] softmax, in the same memory
-        grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0 below)
+        # Under CPU autocast (bf16 training, modelcore/train.py) the two products of each pass run in its
+        # dtype, as autocast runs every other linear, and the softmax still in fp32.
+        low = torch.get_autocast_dtype("cpu") if h.is_cpu and torch.is_autocast_enabled("cpu") else None
+        with torch.autocast("cpu", enabled=False):
+            if low is not None:
+                h, weight = h.to(low), weight.to(low)
+            logits = (h @ weight.t()).float()  # [N, V]; no copy when the product is fp32
+            # In place (the row-wise kernel reads a row before writing it): one [N, V] buffer serves the logits,
+            # the log-probabilities and the gradient; a fresh one costs tens of ms in page faults at 16 x 256
+            # tokens.
+            log_probs = torch._log_softmax(logits, -1, False, out=logits)
+            valid = (targets >= 0).unsqueeze(1)  # [N, 1]
+            index = targets.clamp(min=0).unsqueeze(1)  # [N, 1]
+            count = valid.sum()
+            loss = -(log_probs.gather(1, index) * valid).sum() / count
+            grad = log_probs.exp_()  # [N, V] softmax, in the same memory
+            grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0 below)
         ctx.save_for_backward(h, weight, grad, valid, count)
         return loss
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor, None]:
-        h, weight, grad, valid, count = ctx.saved_tensors
+        h, weight, grad, valid, count = ctx.saved_tensors  # h and weight in the products' dtype
         # The loss's scale, and 0 for ignored rows, applied to [N, C] tensors only: never a pass over [N, V]
         # or over the [V, C] gradient (154 MB at GPT-2 124M's shape), nor a sync with the device.
-        weights = valid.to(h.dtype) * (grad_loss / count)  # [N, 1]
-        return (grad @ weight) * weights, grad.t() @ (h * weights), None
+        weights = valid.to(grad.dtype) * (grad_loss / count)  # [N, 1]
+        with torch.autocast("cpu", enabled=False):
+            grad = grad.to(h.dtype)
+            grad_h = (grad @ weight).float() * weights
+            grad_weight = (grad.t() @ (h.float() * weights).to(h.dtype)).float()
+        return grad_h, grad_weight, None
 
 
 class CausalSelfAttention(nn.Module):

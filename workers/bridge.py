@@ -47,8 +47,10 @@ def load_model(revision: Revision):
     return _load(str(model_dir(revision)))
 
 
-# modelcore.quantize.WEIGHTS, named here so that checking a job's parameters does not import torch.
+# modelcore.quantize.WEIGHTS and modelcore.train.PRECISIONS, named here so that checking a job's parameters does
+# not import torch.
 WEIGHTS = ("fp32", "int8")
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def precision(device: str) -> str:

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from registry.models import DatasetSplit, EvalResult, ModelSize, OutputDataset, Revision
-from workers.bridge import WEIGHTS
+from workers.bridge import TRAINING_PRECISIONS, WEIGHTS
 from workers.corpora import DEFAULT_CORPUS, CorpusRefused, corpus_check
 from workers.errors import JobParamsInvalid
 from workers.evaluation import FORMATS, evaluation_name
@@ -77,6 +77,11 @@ class TrainParams(_Params):
     seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=1337)
     threads = serializers.IntegerField(min_value=0, default=0, help_text="0: torch's default.")
     device = serializers.ChoiceField(choices=["cpu", "cuda"], default="cpu")
+    precision = serializers.ChoiceField(
+        choices=list(TRAINING_PRECISIONS), default="auto",
+        help_text="auto: exact fp32 on cpu, bf16 autocast on cuda. bf16: mixed precision on cpu too (products in "
+                  "bf16; weights, optimiser and softmax in fp32), about 2x faster on CPUs with bf16 units (AMX). "
+                  "Recorded on the training run as what it computed in.")
     nproc = serializers.IntegerField(
         min_value=1, default=1, help_text="Data-parallel processes on the worker's host (DDP: gloo on CPU, nccl on "
                                           "CUDA); the global batch is batch_size × grad_accum × nproc.")

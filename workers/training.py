@@ -96,7 +96,8 @@ def _prepare(job: Job, *, node: str = "", checkpoint: dict | str | None = checkp
             steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"],
             warmup=max(1, params["steps"] // 10), grad_accum=params["grad_accum"],
             eval_interval=params["eval_interval"], checkpoint_interval=params["checkpoint_interval"],
-            seed=params["seed"], threads=params["threads"], device=params["device"]),
+            seed=params["seed"], threads=params["threads"], device=params["device"],
+            precision=params.get("precision", "auto")),
     )
 
 
@@ -157,7 +158,7 @@ def train_job_run(*, job: Job, dispatch_nodes=None) -> dict:
     run = registry_services.training_run_save(run=TrainingRun(
         model_size=size, corpus=inputs.corpus_name(job) if params["corpus"] == "default"
         else params["corpus"], settings={**{k: v for k, v in params.items() if k != "model_size"},
-                                "precision": bridge.precision(params["device"])},
+                                "precision": prepared.settings.computes_in},
         steps=params["steps"], final_val_loss=result.final_val_loss, loss_curve=result.loss_curve,
         finished_at=timezone.now(),
     ), actor=job.created_by)

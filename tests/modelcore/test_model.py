@@ -113,6 +113,28 @@ def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targe
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
+def test_under_cpu_autocast_the_fused_loss_multiplies_in_bf16_and_normalises_in_fp32(config):
+    # The reference: the unfused loss as autocast runs it, the product in bf16 and cross-entropy in fp32.
+    torch.manual_seed(0)
+    a, b = GPT(config), GPT(config)
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, config.n_vocab, (3, 16))
+    y = torch.randint(0, config.n_vocab, (3, 16))
+    y[:, :4] = -1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, fused = a(x, y)
+        logits, _ = b(x)
+        reference = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1)
+    assert logits.dtype == torch.bfloat16 and fused.dtype == torch.float32
+    (fused * 0.25).backward()
+    (reference * 0.25).backward()
+    torch.testing.assert_close(fused, reference, rtol=1e-3, atol=1e-3)
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert p.grad.dtype == torch.float32, name
+        # bf16 products round each gradient to about 3 significant digits, differently in the two orders.
+        torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.02 * q.grad.abs().max().item(), msg=name)
+
+
 @pytest.fixture
 def kernel_calls(monkeypatch):
     return count_kernel_calls(monkeypatch)

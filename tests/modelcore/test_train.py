@@ -142,3 +142,50 @@ def test_batches_are_a_function_of_seed_and_position():
 def test_invalid_settings_are_refused(config, tokens):
     with pytest.raises(ValueError, match="grad_accum"):
         train(config, *tokens, TrainSettings(grad_accum=0))
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+        train(config, *tokens, TrainSettings(precision="fp16"))
+
+
+@pytest.mark.parametrize(("precision", "device", "computes_in"), [
+    ("auto", "cpu", "fp32"), ("auto", "cuda", "bf16"), ("bf16", "cpu", "bf16"), ("fp32", "cuda", "fp32")])
+def test_precision_auto_is_fp32_on_cpu_and_bf16_on_cuda(precision, device, computes_in):
+    assert TrainSettings(precision=precision, device=device).computes_in == computes_in
+
+
+def test_bf16_training_on_cpu_runs_its_products_in_bf16_and_learns_as_fp32_does(config, tokens, monkeypatch):
+    dtypes = set()
+    real_linear = torch.nn.functional.linear
+
+    def recording_linear(x, weight, bias=None):
+        out = real_linear(x, weight, bias)
+        if torch.is_grad_enabled():
+            dtypes.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", recording_linear)
+    settings = TrainSettings(steps=40, batch_size=8, lr=3e-3, warmup=5, eval_interval=20, eval_batches=4)
+    exact = train(config, *tokens, settings)
+    assert dtypes == {torch.float32}
+    dtypes.clear()
+    mixed = train(config, *tokens, TrainSettings(**{**settings.__dict__, "precision": "bf16"}))
+    assert dtypes == {torch.bfloat16}
+    # Master weights stay fp32; the curve follows fp32's within bf16's rounding.
+    assert {p.dtype for p in mixed.model.parameters()} == {torch.float32}
+    assert mixed.final_val_loss == pytest.approx(exact.final_val_loss, rel=0.03)
+    assert mixed.final_val_loss < 0.6 * math.log(config.n_vocab)
+
+
+def test_a_bf16_run_resumes_exactly(config, tokens, tmp_path):
+    settings = TrainSettings(**{**SETTINGS.__dict__, "precision": "bf16"})
+    uninterrupted = train(config, *tokens, settings)
+
+    def stop_at_step_6(step, total, metrics):
+        if step == 6:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(config, *tokens, settings, checkpoint_dir=tmp_path / "ckpt", on_progress=stop_at_step_6)
+    resumed = train(config, *tokens, settings, checkpoint_dir=tmp_path / "ckpt")
+    assert resumed.resumed_from == 4
+    assert_same_weights(resumed.model, uninterrupted.model)
+    assert json.loads((tmp_path / "ckpt" / "state.json").read_text())["settings"]["precision"] == "bf16"

@@ -45,6 +45,7 @@ def test_a_corpus_inside_the_folder_is_stored_relative_to_it(mini_family):
     ({"steps": 10**9}, "steps"), ({"steps": 0}, "steps"), ({"batch_size": 10**6}, "batch_size"),
     ({"grad_accum": 10**6}, "grad_accum"), ({"threads": 10**4}, "threads"), ({"lr": 5}, "lr"),
     ({"lr": "fast"}, "lr"), ({"eval_interval": 400}, "eval_interval"), ({"device": "tpu"}, "device"),
+    ({"precision": "fp16"}, "precision"),
     ({"epochs": 3}, "epochs"), ({"model_size": "gpt2-9000m"}, "model_size"),
 ])
 def test_training_parameters_are_bounded_and_named(mini_family, params, field):

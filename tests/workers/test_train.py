@@ -34,6 +34,7 @@ def test_training_registers_files_evals_and_a_loss_curve(untrained_size, corpus_
 
     run = TrainingRun.objects.get(pk=job.result["training_run"])
     assert run.model_size == untrained_size and run.steps == 40
+    assert run.settings["precision"] == "fp32"  # auto, on cpu
     assert run.loss_curve[0]["train_loss"] > run.loss_curve[-1]["train_loss"]
     assert run.final_val_loss is not None
     names = set(Artifact.objects.filter(model_size=untrained_size).values_list("filename", flat=True))
@@ -150,10 +151,12 @@ def test_a_two_process_job_trains_and_neither_a_cancel_nor_a_dead_rank_leaves_it
     """Issue #21: nproc processes on the worker's host, rank 0 in the job; a cancellation stops every rank, and
     a rank that dies fails the job within the collective timeout instead of hanging it."""
     worker_process("trainer")
-    job = services.job_submit(kind="train", params=_params(corpus_file, nproc=2), user=otto)
+    # bf16 mixed precision on CPU too: the setting reaches the ranks and is recorded as what the run computed in.
+    job = services.job_submit(kind="train", params=_params(corpus_file, nproc=2, precision="bf16"), user=otto)
     job = _wait(job, until=lambda j: j.status == Job.Status.SUCCEEDED, timeout_s=240, worker_process=worker_process)
     run = TrainingRun.objects.get(pk=job.result["training_run"])
     assert run.settings["nproc"] == 2 and len(run.loss_curve) == 40
+    assert run.settings["precision"] == "bf16"
     assert not _rank_processes(tmp_path)
 
     from workers import jobs
