@@ -212,10 +212,12 @@ static inline float lanes_sum(v8 a) {
 /* The products of a step with several rows (decode_batch): Y (mode) X W^T + b for X [batch, n], with
  * W [rows, n] packed by pack_panels into panels of 16 of its rows, each stored k-major (the 16 weights
  * of column k side by side), the last panel padded with zeros. A panel is read from memory once and
- * multiplied by every row of X, six rows at a time: twelve accumulators, two loads of W and a broadcast
- * of X fill an AVX2 core's sixteen registers, the layout of BLIS's and oneDNN's own kernels. Each output
- * is one chain of multiply-adds over k in order, in a tile or alone, whatever the thread count. */
-enum { PANEL = 16, TILE_ROWS = 6 };
+ * multiplied by every row of X, a tile of rows at a time: with AVX2 up to six rows, twelve accumulators,
+ * two loads of W and a broadcast of X filling the core's sixteen registers (the layout of BLIS's and
+ * oneDNN's own kernels); with AVX-512 up to twelve rows of one register each, which doubles the products'
+ * speed on such CPUs (bench/README.md). Each output is one chain of multiply-adds over k in order, in any
+ * tile, at either width, whatever the thread count: the same bits on every host of a fleet. */
+enum { PANEL = 16 };
 
 /* W [rows, n] into packed [ceil(rows / 16) * 16 * n]; called once per matrix by modelcore/fused.py. The same
  * for int8 values (pack_panels_q8), whose row scales stay as they are. */
@@ -284,42 +286,84 @@ static void store_panel(float *y, v8 lo, v8 hi, const float *scales, const float
         MADD(c1, w1, s_);                      \
     } while (0)
 
-/* Inlined twice, quantized a constant 0 or 1, so that each copy's inner loop has one kind of load. */
+/* Rows of X per tile: each takes one accumulator per eight outputs of the panel (two with AVX2, one AVX-512
+ * register), so that the tile's accumulators, a column of the panel and a broadcast of X fit the registers. */
+#ifdef __AVX512F__
+#define MAX_TILE 12
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+#else
+#define MAX_TILE 6
+#endif
+
+#ifdef __AVX512F__
+static inline v16 panel_column16(const float *fpanel, const signed char *qpanel, int k, int quantized) {
+    if (quantized)
+        return (v16)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qpanel + (size_t)k * PANEL))));
+    return *(const v16 *)(fpanel + (size_t)k * PANEL);
+}
+#endif
+
+/* `count` rows of X (a constant where this is inlined) times one panel: each output one chain of multiply-adds
+ * over k in order, the same chain whatever the tile and the vector width, so the same bits. */
+static inline __attribute__((always_inline)) void panel_tile(Packed W, const float *fpanel, const signed char *qpanel,
+                                                             const float *b, const float *X, float *Y, int count,
+                                                             int rows, int n, int col0, int mode, int quantized) {
+#ifdef __AVX512F__
+    v16 acc[MAX_TILE];
+    #pragma GCC unroll 12
+    for (int i = 0; i < count; i++) acc[i] = (v16){0};
+    for (int k = 0; k < n; k++) {
+        v16 w = panel_column16(fpanel, qpanel, k, quantized);
+        #pragma GCC unroll 12
+        for (int i = 0; i < count; i++)
+            acc[i] = (v16)_mm512_fmadd_ps((__m512)w, _mm512_set1_ps(X[(size_t)i * n + k]), (__m512)acc[i]);
+    }
+    #pragma GCC unroll 12
+    for (int i = 0; i < count; i++) {
+        float out[PANEL];
+        *(v16 *)out = acc[i];
+        store_panel(Y + (size_t)i * rows, AT(out, 0), AT(out, 8), W.scales, b, col0, rows, mode);
+    }
+#else
+    v8 lo[MAX_TILE], hi[MAX_TILE];
+    #pragma GCC unroll 6
+    for (int i = 0; i < count; i++) lo[i] = hi[i] = (v8){0};
+    for (int k = 0; k < n; k++) {
+        PANEL_WEIGHTS(k);
+        #pragma GCC unroll 6
+        for (int i = 0; i < count; i++) ROW_MADD(lo[i], hi[i], X + (size_t)i * n);
+    }
+    #pragma GCC unroll 6
+    for (int i = 0; i < count; i++) store_panel(Y + (size_t)i * rows, lo[i], hi[i], W.scales, b, col0, rows, mode);
+#endif
+}
+
+#define TILE_CASE(c)                                                                                      \
+    case c:                                                                                               \
+        panel_tile(W, fpanel, qpanel, b, X + (size_t)r * n, Y + (size_t)r * rows, c, rows, n, col0, mode, \
+                   quantized);                                                                            \
+        break;
+
+/* Inlined twice, quantized a constant 0 or 1, so that each copy's inner loop has one kind of load. The batch
+ * is cut into tiles of as even sizes as fit (25 rows: 9, 8, 8 with AVX-512), since a lone row's chain waits on
+ * each multiply-add where a full tile keeps the core's two FMA units busy. */
 static inline __attribute__((always_inline)) void linear_panels(Packed W, const float *b, const float *X, float *Y,
                                                                 int batch, int rows, int n, int mode, int quantized) {
+    int tiles = (batch + MAX_TILE - 1) / MAX_TILE;
     #pragma omp for schedule(static)
     for (int p = 0; p < (rows + PANEL - 1) / PANEL; p++) {
         const float *fpanel = quantized ? NULL : W.f + (size_t)p * n * PANEL;
         const signed char *qpanel = quantized ? W.q + (size_t)p * n * PANEL : NULL;
-        int col0 = p * PANEL, r = 0;
-        for (; r + TILE_ROWS <= batch; r += TILE_ROWS) {
-            const float *x0 = X + (size_t)r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n, *x4 = x3 + n, *x5 = x4 + n;
-            v8 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0}, b3 = {0}, a4 = {0}, b4 = {0};
-            v8 a5 = {0}, b5 = {0};
-            for (int k = 0; k < n; k++) {
-                PANEL_WEIGHTS(k);
-                ROW_MADD(a0, b0, x0);
-                ROW_MADD(a1, b1, x1);
-                ROW_MADD(a2, b2, x2);
-                ROW_MADD(a3, b3, x3);
-                ROW_MADD(a4, b4, x4);
-                ROW_MADD(a5, b5, x5);
+        int col0 = p * PANEL;
+        for (int t = 0, r = 0; t < tiles; t++) {
+            int count = (batch - r) / (tiles - t);
+            switch (count) {
+                TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
+#if MAX_TILE > 6
+                TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12)
+#endif
             }
-            store_panel(Y + (size_t)r * rows, a0, b0, W.scales, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 1) * rows, a1, b1, W.scales, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 2) * rows, a2, b2, W.scales, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 3) * rows, a3, b3, W.scales, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 4) * rows, a4, b4, W.scales, b, col0, rows, mode);
-            store_panel(Y + (size_t)(r + 5) * rows, a5, b5, W.scales, b, col0, rows, mode);
-        }
-        for (; r < batch; r++) {  /* the same chains, a row at a time */
-            const float *x0 = X + (size_t)r * n;
-            v8 a0 = {0}, b0 = {0};
-            for (int k = 0; k < n; k++) {
-                PANEL_WEIGHTS(k);
-                ROW_MADD(a0, b0, x0);
-            }
-            store_panel(Y + (size_t)r * rows, a0, b0, W.scales, b, col0, rows, mode);
+            r += count;
         }
     }
 }

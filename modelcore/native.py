@@ -11,6 +11,8 @@ Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where ther
 fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
 The library is cached per source, flags, compiler and CPU in $MODELCORE_NATIVE_CACHE (default
 ~/.cache/stagegate/modelcore), and loaded only from a folder and file no other user can write.
+$MODELCORE_NATIVE_CFLAGS adds compiler flags, e.g. -mno-avx512f to build for a fleet's AVX2 hosts on an
+AVX-512 one: the two builds give the same bits (tests/modelcore/test_fused_batch.py).
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def _compiled(compiler: str) -> Path:
     """The shared library for this source, flags, compiler and CPU, compiled unless cached."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, errors="replace",
                              check=True, timeout=30).stdout  # fmt: skip
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, version, _cpu()]).encode()).hexdigest()[:16]
+    flags = FLAGS + os.environ.get("MODELCORE_NATIVE_CFLAGS", "").split()
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *flags, version, _cpu()]).encode()).hexdigest()[:16]
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stagegate" / "modelcore"
     cache = Path(os.environ.get("MODELCORE_NATIVE_CACHE") or default)
     path = cache / f"decode_step-{key}.so"
@@ -141,7 +144,7 @@ def _compiled(compiler: str) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
+        done = subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
                               errors="replace", timeout=300)  # fmt: skip
         if done.returncode:
             raise OSError(done.stderr.strip()[-2000:] or f"{compiler} exited {done.returncode}")

@@ -1,6 +1,11 @@
 """The native step above batch 1 (decode_step.c's decode_batch) and the native attention over the cache that
 GPT.decode uses (modelcore/native.py), against the model in torch with torch's own attention."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +18,7 @@ from .test_fused import EVEN, ODD, counted_steps, native_library, trained_lookin
 
 # 64 dims in heads of 32 and a vocabulary that is not a multiple of the 16-row panels.
 WIDE = GPTConfig(n_vocab=300, n_ctx=40, n_embd=64, n_head=2, n_layer=2)
-BATCH = 7  # one tile of six rows and one row alone
+BATCH = 7  # tiles of 3 and 4 rows with AVX2, one of 7 with AVX-512 (decode_step.c's linear_panels)
 
 
 @pytest.fixture
@@ -48,10 +53,11 @@ def test_each_batched_step_gives_the_torch_logits_and_fills_the_same_cache(confi
         assert torch.allclose(mine, theirs, atol=1e-5, rtol=0)
 
 
-def test_a_row_s_logits_do_not_depend_on_the_batch_or_the_thread_count():
+@pytest.mark.parametrize("batch", [BATCH, 25], ids=["7-rows", "shard-25-rows"])
+def test_a_row_s_logits_do_not_depend_on_the_batch_or_the_thread_count(batch):
     model = trained_looking(WIDE)
-    cache = prompted(model, BATCH, [1, 2])
-    tokens = torch.tensor([7, 8, 9, 10, 11, 12, 13])
+    cache = prompted(model, batch, [1, 2])
+    tokens = torch.arange(batch) + 7
     threads = torch.get_num_threads()
     results = []
     try:
@@ -61,11 +67,11 @@ def test_a_row_s_logits_do_not_depend_on_the_batch_or_the_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
-    # Row 0 computed in a tile of six and alone, row 6 alone: the same arithmetic either way.
+    # Row 0 computed in a tile and alone, the last row in another tile and alone: the same arithmetic.
     alone = fused.decoder(model, [kv.clone() for kv in cache])(tokens[:1], 2)
     assert torch.equal(alone[0], results[0][0])
     swapped = fused.decoder(model, [kv.clone() for kv in cache])(tokens.flip(0), 2)
-    assert torch.equal(swapped[0], results[0][6]) and torch.equal(swapped[6], results[0][0])
+    assert torch.equal(swapped[0], results[0][-1]) and torch.equal(swapped[-1], results[0][0])
 
 
 def test_batched_sampling_runs_on_the_native_step_and_draws_what_torch_draws(monkeypatch, torch_attention):
@@ -77,6 +83,47 @@ def test_batched_sampling_runs_on_the_native_step_and_draws_what_torch_draws(mon
     steps.clear()
     assert list(generate(model, **kwargs, fused_step=False)) == got and steps == []
     assert len({tuple(s.tokens) for s in got}) == 8  # the samples differ, so the comparison says something
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1] for line in lines if line.startswith("flags")), "").split())
+
+
+# A shard's logits at batch 25, fp32 and int8, written to argv[1]: run in a process of its own per build.
+_SHARD_LOGITS = """
+import sys, torch
+from modelcore import fused, quantize
+from tests.modelcore.test_fused import trained_looking
+from tests.modelcore.test_fused_batch import WIDE, prompted
+model = trained_looking(WIDE)
+reference, int8 = quantize.with_weights(trained_looking(WIDE), "int8")
+tokens, out = torch.arange(25) + 3, []
+for m, weights in ((model, None), (reference, int8)):
+    cache = prompted(m, 25, [1, 2])
+    step = fused.decoder(m, cache, weights)
+    for pos in range(2, 6):
+        out.append(step(tokens, pos))
+torch.save(torch.stack(out), sys.argv[1])
+"""
+
+
+@pytest.mark.skipif("avx512f" not in _cpu_flags(), reason="compares an AVX-512 build with an AVX2 one")
+def test_an_avx2_build_gives_the_same_bits_as_an_avx512_one(tmp_path):
+    # Redone shards must repeat on every host of a fleet, whatever the vector width its build uses.
+    root = Path(__file__).resolve().parents[2]
+    results = []
+    for extra in ("", "-mno-avx512f"):
+        env = {**os.environ, "MODELCORE_NATIVE_CACHE": str(tmp_path / "cache"), "MODELCORE_NATIVE_CFLAGS": extra,
+               "PYTHONPATH": str(root)}
+        out = tmp_path / f"logits{extra}.pt"
+        subprocess.run([sys.executable, "-c", _SHARD_LOGITS, str(out)], cwd=root, env=env, check=True, timeout=300)
+        results.append(torch.load(out))
+    assert len(list((tmp_path / "cache").glob("decode_step-*.so"))) == 2  # two builds, not one loaded twice
+    assert torch.equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("config", [ODD, WIDE], ids=["odd-sizes", "wide-heads"])
