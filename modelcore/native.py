@@ -2,8 +2,8 @@
 
 Its entry points: `decode_step` and `decode_batch`, whole decoding steps at batch 1 and above
 (modelcore/fused.py); `decode_attention`, attention over the key/value cache for one new token per row at
-any batch size, which GPT.decode's layers use on CPU (`cached_attention`); and `top_k` for sampling at
-batch 1 (`top_k`). In torch that attention costs a cache write, a dozen
+any batch size, which GPT.decode's layers use on CPU (`cached_attention`); and sampling's top-k at any
+batch size (`top_k`). In torch that attention costs a cache write, a dozen
 view and copy operators and a flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at
 a shard's batch of 25: a fifth of a generation step (bench/README.md).
 
@@ -73,17 +73,19 @@ def cached_attention(qkv: Tensor, kv: Tensor, pos: int) -> Tensor | None:
 
 
 def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor] | None:
-    """torch.topk(logits, k) of one row [1, V] (0 < k < V, k <= TOP_K_MAX), no logit outside the k being
-    equal to the k-th. None where the library is unavailable, the row is not one contiguous fp32 CPU row,
-    holds a NaN, or any two of its k + 1 largest are equal (a tie with the k-th, or values torch.topk orders
-    its own way), or k is larger: then use torch."""
-    if not (logits.dim() == 2 and logits.shape[0] == 1 and 0 < k < min(logits.shape[1], TOP_K_MAX + 1) and logits.is_cpu
+    """torch.topk(logits, k) of rows [B, V] (0 < k < V, k <= TOP_K_MAX), no logit outside a row's k being
+    equal to its k-th. None where the library is unavailable, the rows are not contiguous fp32 CPU rows, any
+    holds a NaN, or any two of a row's k + 1 largest are equal (a tie with the k-th, or values torch.topk
+    orders its own way), or k is larger: then use torch. Rows are shared out among torch's threads."""
+    if not (logits.dim() == 2 and 0 < k < min(logits.shape[1], TOP_K_MAX + 1) and logits.is_cpu
             and logits.dtype == torch.float32 and logits.is_contiguous()) or (lib := library()) is None:  # fmt: skip
         return None
-    values, indices = torch.empty(1, k + 1, dtype=torch.float32), torch.empty(1, k + 1, dtype=torch.int64)
-    if lib.top_k(logits.data_ptr(), logits.shape[1], k + 1, values.data_ptr(), indices.data_ptr()):
+    rows = logits.shape[0]
+    values, indices = torch.empty(rows, k + 1, dtype=torch.float32), torch.empty(rows, k + 1, dtype=torch.int64)
+    if lib.top_k(logits.data_ptr(), rows, logits.shape[1], k + 1, values.data_ptr(), indices.data_ptr(),
+                 torch.get_num_threads()):
         return None
-    if bool((values[0, 1:] == values[0, :-1]).any()):
+    if bool((values[:, 1:] == values[:, :-1]).any()):
         return None
     return values[:, :k], indices[:, :k]
 
@@ -107,7 +109,7 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.decode_attention.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ssize_t, *[ctypes.c_int] * 6,
                                      ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
     lib.decode_attention.restype = None
-    lib.top_k.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    lib.top_k.argtypes = [ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
     lib.top_k.restype = ctypes.c_int
     return lib, None
 

@@ -69,7 +69,7 @@ def next_tokens(
 
 def _top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor, bool]:
     """torch.topk(logits, k) [B, k] and whether any row has a logit outside its k tied with its k-th; one
-    native pass at batch 1 where it can (modelcore.native.top_k: the same values and indices)."""
+    native pass per row where it can (modelcore.native.top_k: the same values and indices)."""
     if (found := native.top_k(logits, k)) is not None:
         return (*found, False)  # it declines rows with a tie
     values, indices = torch.topk(logits, k, dim=-1)

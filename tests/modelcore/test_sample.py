@@ -153,26 +153,33 @@ def test_top_k_sampling_draws_tokens_tied_with_the_kth_and_only_the_top_k():
     assert counts[[0, 4]].sum() == 0 and counts[2] > 0 and counts[3] > 0  # both tied tokens stay drawable
 
 
-def test_batch_1_top_k_in_one_native_pass_gives_torch_s_values_and_indices(monkeypatch):
+def test_top_k_in_one_native_pass_per_row_gives_torch_s_values_and_indices(monkeypatch):
     from modelcore import native
 
     assert native.unavailable_reason() is None  # the native pass must be the one tested here
     torch.manual_seed(0)
-    for row in (torch.randn(1, 50_257) * 3, torch.randn(1, 77), torch.arange(64.0)[None].flip(1)):
-        for k in {1, 5, 40, min(native.TOP_K_MAX, row.shape[1] - 1)}:
-            values, indices = native.top_k(row, k)
-            assert torch.equal(values, torch.topk(row, k).values) and torch.equal(indices, torch.topk(row, k).indices)
+    for rows in (torch.randn(1, 50_257) * 3, torch.randn(25, 8192) * 3, torch.randn(3, 77),
+                 torch.arange(64.0)[None].flip(1)):
+        for k in {1, 5, 40, min(native.TOP_K_MAX, rows.shape[1] - 1)}:
+            values, indices = native.top_k(rows, k)
+            expected = torch.topk(rows, k)
+            assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
     for declined in (torch.tensor([[0.0, 2.0, 1.0, 1.0, -1.0]]),  # the k-th twice: torch's path keeps both
                      torch.tensor([[3.0, 3.0, 1.0]]),  # equal values inside the k: torch orders them
-                     torch.tensor([[0.0, float("nan"), 1.0]]), torch.randn(2, 10), torch.randn(1, 10).double()):
+                     torch.tensor([[0.0, float("nan"), 1.0]]), torch.randn(1, 10).double(),
+                     torch.randn(4, 10).t().contiguous().t(),  # rows that are not contiguous
+                     torch.cat([torch.randn(3, 6), torch.tensor([[0.0, 2.0, 1.0, 1.0, -1.0, -2.0]])]),  # one row tied
+                     torch.cat([torch.randn(3, 6), torch.tensor([[0.0, float("nan"), 1.0, 0.5, 0.2, 0.1]])])):
         assert native.top_k(declined, 2) is None
     assert native.top_k(torch.randn(1, 1000), native.TOP_K_MAX + 1) is None  # a large k: torch's
-    # Sampling draws the same tokens with the native pass and without it.
-    logits = torch.randn(1, 5000) * 2
-    draws = [next_tokens(logits, 0.9, 40, 0.95, torch.Generator().manual_seed(s)) for s in range(20)]
-    monkeypatch.setattr(native, "top_k", lambda logits, k: None)
-    assert draws == [next_tokens(logits, 0.9, 40, 0.95, torch.Generator().manual_seed(s)) for s in range(20)]
-    assert len({int(t) for t in draws}) > 3  # the draws differ, so the comparison says something
+    # Sampling draws the same tokens with the native pass and without it, at batch 1 and at a shard's batch.
+    for logits in (torch.randn(1, 5000) * 2, torch.randn(25, 5000) * 2):
+        draws = [next_tokens(logits, 0.9, 40, 0.95, torch.Generator().manual_seed(s)) for s in range(20)]
+        with monkeypatch.context() as patched:
+            patched.setattr(native, "top_k", lambda logits, k: None)
+            assert all(torch.equal(a, next_tokens(logits, 0.9, 40, 0.95, torch.Generator().manual_seed(s)))
+                       for s, a in enumerate(draws))
+        assert len({int(t[0]) for t in draws}) > 3  # the draws differ, so the comparison says something
 
 
 def test_draws_follow_the_distribution_and_never_pick_impossible_tokens():
