@@ -2,16 +2,21 @@
 (SDPA attention) and a nanoGPT-style model with fused AdamW, alternated in one run, at the mini-13m shape and at
 GPT-2 124M's; then where modelcore's step spends its time (a profile table, by operator).
 
-Every side trains in fp32 on the same batches of Tiny Shakespeare's tokens (modelcore's `get_batch`), with
-forward, backward, gradient clipping at 1.0 and fused AdamW with weight decay on the matrices. The nanoGPT-style
+Every side trains on the same batches of Tiny Shakespeare's tokens (modelcore's `get_batch`), with forward,
+backward, gradient clipping at 1.0 and fused AdamW with weight decay on the matrices, in fp32 and in bf16 mixed
+precision: modelcore with `precision="bf16"`, the peers under torch.autocast("cpu", bfloat16), as
+transformers' Trainer runs with bf16=True (nanoGPT's own script keeps the CPU in fp32). Each precision is
+compared with the faster peer in the same precision; a CPU without bf16 units (AMX, AVX512-BF16) emulates it. The nanoGPT-style
 peer is written here from nanoGPT's published design (pre-norm blocks, fused qkv projection, SDPA with
 is_causal, tanh GELU, tied output layer, full logits then cross-entropy); no code of it is copied.
-Run: .venv/bin/python bench/bench_training_peers.py [--shapes mini-13m gpt2-124m] [--rounds 2 --steps 2]
+Run: .venv/bin/python bench/bench_training_peers.py [--shapes mini-13m gpt2-124m] [--precisions fp32 bf16]
+     [--rounds 2 --steps 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -80,13 +85,15 @@ def _fused_adamw(model: nn.Module) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=6e-4, betas=(0.9, 0.95), fused=True)
 
 
-def peer_step_times(step_fn, model: nn.Module, optimizer, tokens, batch: int, seq: int, steps: int) -> list[float]:
+def peer_step_times(step_fn, model: nn.Module, optimizer, tokens, batch: int, seq: int, steps: int,
+                    precision: str) -> list[float]:
     model.train()
     times = []
     for step in range(steps + 1):  # the first, a warm-up, is dropped
         start = time.perf_counter()
         x, y = get_batch(tokens, batch, seq, SEED, step)
-        loss = step_fn(model, x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext():
+            loss = step_fn(model, x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -96,24 +103,25 @@ def peer_step_times(step_fn, model: nn.Module, optimizer, tokens, batch: int, se
     return times[1:]
 
 
-def _settings(batch: int, steps: int) -> TrainSettings:
+def _settings(batch: int, steps: int, precision: str) -> TrainSettings:
     return TrainSettings(steps=steps, batch_size=batch, lr=6e-4, warmup=1, clip=1.0, eval_interval=10**9,
-                         checkpoint_interval=10**9, seed=SEED)
+                         checkpoint_interval=10**9, seed=SEED, precision=precision)
 
 
-def modelcore_step_times(config: GPTConfig, tokens, batch: int, steps: int) -> list[float]:
+def modelcore_step_times(config: GPTConfig, tokens, batch: int, steps: int, precision: str) -> list[float]:
     stamps = []
-    train(config, tokens, None, _settings(batch, steps + 1), on_progress=lambda *_: stamps.append(time.perf_counter()))
+    train(config, tokens, None, _settings(batch, steps + 1, precision),
+          on_progress=lambda *_: stamps.append(time.perf_counter()))
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
-def profile_table(config: GPTConfig, tokens, batch: int, rows: int = 12) -> str:
+def profile_table(config: GPTConfig, tokens, batch: int, precision: str, rows: int = 12) -> str:
     """modelcore's step by operator (self CPU time over two steps after a first one), as a markdown table."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
     # Steps only: set-up and the first step (initialisation, allocations) fall in the schedule's wait.
     with profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=1, warmup=0, active=2)) as prof:
-        train(config, tokens, None, _settings(batch, 3), on_progress=lambda *_: prof.step())
+        train(config, tokens, None, _settings(batch, 3, precision), on_progress=lambda *_: prof.step())
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     lines = ["| operator | share of the step | calls |", "|---|---|---|"]
@@ -128,6 +136,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round, after one warm-up step")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
@@ -150,26 +159,35 @@ def main() -> None:
         nano = NanoGPTStyle(config)
         hf_opt = optimizer_for(hf, TrainSettings(lr=6e-4))  # the same decay groups, fused AdamW
         nano_opt = _fused_adamw(nano)
-        times: dict[str, list[float]] = {"modelcore": [], "transformers": [], "nanoGPT-style": []}
+        sides = ("modelcore", "transformers", "nanoGPT-style")
+        times: dict[tuple[str, str], list[float]] = {(p, side): [] for p in args.precisions for side in sides}
         for _ in range(args.rounds):
-            times["transformers"] += peer_step_times(lambda m, x, y: m(input_ids=x, labels=x).loss, hf, hf_opt,
-                                                     tokens, batch, seq, args.steps)
-            times["nanoGPT-style"] += peer_step_times(lambda m, x, y: m(x, y), nano, nano_opt, tokens, batch, seq,
-                                                      args.steps)
-            times["modelcore"] += modelcore_step_times(config, tokens, batch, args.steps)
-        best = {name: min(values) for name, values in times.items()}
+            for p in args.precisions:
+                times[p, "transformers"] += peer_step_times(lambda m, x, y: m(input_ids=x, labels=x).loss, hf, hf_opt,
+                                                            tokens, batch, seq, args.steps, p)
+                times[p, "nanoGPT-style"] += peer_step_times(lambda m, x, y: m(x, y), nano, nano_opt, tokens, batch,
+                                                             seq, args.steps, p)
+                times[p, "modelcore"] += modelcore_step_times(config, tokens, batch, args.steps, p)
+        best = {key: min(values) for key, values in times.items()}
         tokens_per_step = batch * seq
-        print(f"{shape}: batch {batch} x {seq} tokens, fp32, {torch.get_num_threads()} threads, best of "
+        print(f"{shape}: batch {batch} x {seq} tokens, {torch.get_num_threads()} threads, best of "
               f"{args.rounds} x {args.steps} alternated steps")
-        for name, seconds in best.items():
-            print(f"  {name:>14} {seconds:7.2f} s/step {tokens_per_step / seconds:9.0f} tokens/s")
-        faster_peer = min(best["transformers"], best["nanoGPT-style"])
-        results.append({"benchmark": f"training_{shape}_vs_faster_peer", "ours": round(tokens_per_step / best["modelcore"], 1),
-                        "peer": round(tokens_per_step / faster_peer, 1), "unit": "tokens/s",
-                        "ratio": round(faster_peer / best["modelcore"], 3), "goal": GOAL})
+        for (p, name), seconds in best.items():
+            print(f"  {p} {name:>14} {seconds:7.2f} s/step {tokens_per_step / seconds:9.0f} tokens/s")
+        for p in args.precisions:
+            faster_peer = min(best[p, "transformers"], best[p, "nanoGPT-style"])
+            results.append({"benchmark": f"training_{shape}_{p}_vs_faster_peer_{p}",
+                            "ours": round(tokens_per_step / best[p, "modelcore"], 1),
+                            "peer": round(tokens_per_step / faster_peer, 1), "unit": "tokens/s",
+                            "ratio": round(faster_peer / best[p, "modelcore"], 3), "goal": GOAL})
+        if "bf16" in args.precisions and "fp32" in args.precisions:
+            fp32_peer = min(best["fp32", "transformers"], best["fp32", "nanoGPT-style"])
+            print(f"  modelcore bf16 against the faster peer in fp32 (as nanoGPT's script trains on a CPU): "
+                  f"{fp32_peer / best['bf16', 'modelcore']:.2f}x")
         if not args.no_profile:
-            print(f"where modelcore's {shape} step goes (self CPU time, two steps):")
-            print(profile_table(config, tokens, batch))
+            for p in args.precisions:
+                print(f"where modelcore's {shape} step goes in {p} (self CPU time, two steps):")
+                print(profile_table(config, tokens, batch, p))
     for line in results:
         print(json.dumps(line))
 

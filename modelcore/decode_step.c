@@ -1,12 +1,13 @@
-/* One GPT-2 decoding step at batch 1, in C: the same arithmetic as GPT.decode in model.py; and the
- * attention of such a step at any batch size (decode_attention), which GPT.decode itself calls on CPU.
+/* modelcore's native code. One GPT-2 decoding step at batch 1 (decode_step) and at any batch (decode_batch), in
+ * C: the same arithmetic as GPT.decode in model.py; the attention of such a step at any batch size
+ * (decode_attention), which GPT.decode itself calls on CPU; sampling's top-k (top_k); and training's bf16
+ * output-layer loss and gradient (cross_entropy_bf16).
  *
  * Why it exists: at batch 1 a step reads every weight once and does little else, yet in torch it costs
  * ~100 operator calls whose overhead, and matrix-vector kernels well below a bare read of memory, take
  * most of the step. Here the step is one call and one OpenMP parallel region; each phase splits its rows
- * (or heads) between the threads, with a barrier between phases. At larger batches the products keep
- * torch's kernels, but attention over the cache for one query per row is a few MFLOP that torch spends
- * a dozen operators and a flash-attention call on.
+ * (or heads) between the threads, with a barrier between phases. Above batch 1 the matrices are read in
+ * packed panels, each multiplied by every row of the batch (linear_panels).
  *
  * Every output value is summed by one thread in a fixed order, so the result does not depend on the
  * number of threads. It rounds differently from torch's kernels (last bits of a logit).
@@ -20,6 +21,8 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <omp.h>
 
 /* Eight floats: one AVX2 register, half an AVX-512 one. (Sixteen-float vectors read the same arithmetic
  * but gcc compiles them for AVX2 through the stack, at half a bare read's speed: bench/README.md.) */
@@ -612,4 +615,75 @@ int top_k(const float *x, int rows, int n, int k, float *values, long long *indi
     for (int r = 0; r < rows; r++)
         failed |= top_k_row(x + (size_t)r * n, n, k, values + (size_t)r * k, indices + (size_t)r * k);
     return failed ? -1 : 0;
+}
+
+/* Training's output layer in bf16 (modelcore/model.py's LinearCrossEntropy under CPU autocast): for each row
+ * of bf16 logits [rows, V], its cross-entropy against targets[row] (-1: ignored, loss 0) into losses[row], and
+ * in place of the logits the gradient softmax - one-hot, rounded to bf16. Computed in fp32 from the exactly
+ * widened logits, as torch computes it after casting them up; one read and one write of the [rows, V] buffer
+ * where the casts, the log-softmax, the exp and the cast back swept it five times (a tenth of a GPT-2 124M
+ * step in bf16, bench/README.md). Each row is one thread's, summed in a fixed order. */
+typedef unsigned int v8u __attribute__((vector_size(32)));
+typedef unsigned short v8h __attribute__((vector_size(16), aligned(2)));
+
+static inline v8 widen_bf16(const unsigned short *p) {
+    return (v8)(__builtin_convertvector(*(const v8h *)p, v8u) << 16);
+}
+
+/* Eight floats to bf16, rounded to the nearest even as torch rounds (NaN stays a quiet NaN). */
+static inline v8h round_bf16(v8 v) {
+    v8u bits = (v8u)v;
+    v8u rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    v8u nan = (v8u)(v != v);
+    return __builtin_convertvector((rounded & ~nan) | (0x7FC0u & nan), v8h);
+}
+
+static inline float bf16_value(unsigned short h) {
+    union { unsigned int u; float f; } v = {(unsigned int)h << 16};
+    return v.f;
+}
+
+static inline v8 max8(v8 a, v8 b) {
+    v8i greater = a > b;
+    return (v8)(((v8i)a & greater) | ((v8i)b & ~greater));
+}
+
+/* Returns 0, or -1 (nothing written) where its scratch (V floats per thread) cannot be allocated. */
+int cross_entropy_bf16(unsigned short *logits, const long long *targets, int rows, int V, float *losses,
+                       int threads) {
+    int whole = V / 8 * 8;
+    size_t stride = ((size_t)V + 15) / 16 * 16;  /* floats per thread's e^(x - max), padded to a cache line */
+    float *scratch = malloc(stride * sizeof(float) * (size_t)threads + 64);
+    if (!scratch) return -1;
+    float *aligned = (float *)(((size_t)scratch + 63) & ~(size_t)63);
+    #pragma omp parallel num_threads(threads)
+    {
+        float *e = aligned + stride * (size_t)omp_get_thread_num();
+        #pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            unsigned short *x = logits + (size_t)r * V;
+            v8 tops = splat(-INFINITY);
+            for (int j = 0; j < whole; j += 8) tops = max8(tops, widen_bf16(x + j));
+            float top = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
+                              fmaxf(fmaxf(tops[4], tops[5]), fmaxf(tops[6], tops[7])));
+            for (int j = whole; j < V; j++) top = fmaxf(top, bf16_value(x[j]));
+            v8 sums = {0};
+            for (int j = 0; j < whole; j += 8) {
+                v8 ej = exp8(widen_bf16(x + j) - splat(top));
+                *(v8 *)(e + j) = ej;
+                sums += ej;
+            }
+            float total = lanes_sum(sums);
+            for (int j = whole; j < V; j++) total += e[j] = exp8(splat(bf16_value(x[j]) - top))[0];
+            long long t = targets[r];
+            losses[r] = t >= 0 ? top + logf(total) - bf16_value(x[t]) : 0.0f;
+            v8 inverse = splat(1.0f / total);
+            for (int j = 0; j < whole; j += 8) *(v8h *)(x + j) = round_bf16(*(v8 *)(e + j) * inverse);
+            for (int j = whole; j < V; j++) x[j] = round_bf16(splat(e[j]) * inverse)[0];
+            if (t >= 0)  /* minus the one-hot, from the probability before it was rounded */
+                x[t] = round_bf16(splat(e[t]) * inverse - splat(1.0f))[0];
+        }
+    }
+    free(scratch);
+    return 0;
 }

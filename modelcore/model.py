@@ -91,17 +91,23 @@ class LinearCrossEntropy(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             if low is not None:
                 h, weight = h.to(low), weight.to(low)
-            logits = (h @ weight.t()).float()  # [N, V]; no copy when the product is fp32
-            # In place (the row-wise kernel reads a row before writing it): one [N, V] buffer serves the logits,
-            # the log-probabilities and the gradient; a fresh one costs tens of ms in page faults at 16 x 256
-            # tokens.
-            log_probs = torch._log_softmax(logits, -1, False, out=logits)
+            logits = h @ weight.t()  # [N, V]
             valid = (targets >= 0).unsqueeze(1)  # [N, 1]
-            index = targets.clamp(min=0).unsqueeze(1)  # [N, 1]
             count = valid.sum()
-            loss = -(log_probs.gather(1, index) * valid).sum() / count
-            grad = log_probs.exp_()  # [N, V] softmax, in the same memory
-            grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0 below)
+            # bf16: the row losses and, in the logits' memory, the gradient, in one native pass (softmax in fp32).
+            losses = native.cross_entropy_bf16(logits, targets) if low == torch.bfloat16 else None
+            if losses is not None:
+                loss, grad = losses.sum() / count, logits
+            else:
+                # In place (the row-wise kernel reads a row before writing it): one [N, V] buffer serves the
+                # logits, the log-probabilities and the gradient; a fresh one costs tens of ms in page faults at
+                # 16 x 256 tokens. No copy when the product is fp32.
+                logits = logits.float()
+                log_probs = torch._log_softmax(logits, -1, False, out=logits)
+                index = targets.clamp(min=0).unsqueeze(1)  # [N, 1]
+                loss = -(log_probs.gather(1, index) * valid).sum() / count
+                grad = log_probs.exp_()  # [N, V] softmax, in the same memory
+                grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0)
         ctx.save_for_backward(h, weight, grad, valid, count)
         return loss
 
@@ -111,7 +117,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         h, weight, grad, valid, count = ctx.saved_tensors  # h and weight in the products' dtype
         # The loss's scale, and 0 for ignored rows, applied to [N, C] tensors only: never a pass over [N, V]
         # or over the [V, C] gradient (154 MB at GPT-2 124M's shape), nor a sync with the device.
-        weights = valid.to(grad.dtype) * (grad_loss / count)  # [N, 1]
+        weights = valid.to(grad_loss.dtype) * (grad_loss / count)  # [N, 1]
         with torch.autocast("cpu", enabled=False):
             grad = grad.to(h.dtype)
             grad_h = (grad @ weight).float() * weights

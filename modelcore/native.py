@@ -2,10 +2,11 @@
 
 Its entry points: `decode_step` and `decode_batch`, whole decoding steps at batch 1 and above
 (modelcore/fused.py); `decode_attention`, attention over the key/value cache for one new token per row at
-any batch size, which GPT.decode's layers use on CPU (`cached_attention`); and sampling's top-k at any
-batch size (`top_k`). In torch that attention costs a cache write, a dozen
-view and copy operators and a flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at
-a shard's batch of 25: a fifth of a generation step (bench/README.md).
+any batch size, which GPT.decode's layers use on CPU (`cached_attention`); sampling's top-k at any
+batch size (`top_k`); and training's output-layer loss in bf16 (`cross_entropy_bf16`). In torch that
+attention costs a cache write, a dozen view and copy operators and a flash-attention call made for long
+queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth of a generation step
+(bench/README.md).
 
 Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
 fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
@@ -90,6 +91,22 @@ def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor] | None:
     return values[:, :k], indices[:, :k]
 
 
+def cross_entropy_bf16(logits: Tensor, targets: Tensor) -> Tensor | None:
+    """Per-row cross-entropy [N] (0 for targets of -1) of bf16 logits [N, V], which then hold the gradient
+    softmax - one-hot in bf16, in place: training's output layer under CPU autocast (LinearCrossEntropy).
+    Computed in fp32 from the logits, as torch does after casting them up. None where the library is
+    unavailable or the tensors do not fit it (logits untouched); the caller then does it in torch."""
+    if not (logits.dim() == 2 and logits.dtype == torch.bfloat16 and logits.is_cpu and logits.is_contiguous()
+            and targets.shape == logits.shape[:1] and targets.dtype == torch.int64 and targets.is_contiguous()
+            and targets.is_cpu) or (lib := library()) is None:  # fmt: skip
+        return None
+    losses = torch.empty(logits.shape[0], dtype=torch.float32)
+    if lib.cross_entropy_bf16(logits.data_ptr(), targets.data_ptr(), logits.shape[0], logits.shape[1],
+                              losses.data_ptr(), torch.get_num_threads()):
+        return None  # no memory for its scratch: nothing written
+    return losses
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str | None]:
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -111,6 +128,9 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.decode_attention.restype = None
     lib.top_k.argtypes = [ctypes.c_void_p, *[ctypes.c_int] * 3, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
     lib.top_k.restype = ctypes.c_int
+    lib.cross_entropy_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 2, ctypes.c_void_p,
+                                       ctypes.c_int]
+    lib.cross_entropy_bf16.restype = ctypes.c_int
     return lib, None
 
 

@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from modelcore import kernels
+from modelcore import kernels, native
 from modelcore.model import GPT, GPTConfig, Linear, parameter_count
 from tests.kernel_calls import count_kernel_calls
 
@@ -133,6 +133,56 @@ def test_under_cpu_autocast_the_fused_loss_multiplies_in_bf16_and_normalises_in_
         assert p.grad.dtype == torch.float32, name
         # bf16 products round each gradient to about 3 significant digits, differently in the two orders.
         torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.02 * q.grad.abs().max().item(), msg=name)
+
+
+@pytest.mark.parametrize("vocab", [301, 8192], ids=["vocab-not-a-multiple-of-8", "mini-vocab"])
+def test_the_native_bf16_cross_entropy_gives_torch_s_losses_and_rounded_gradient(vocab):
+    assert native.unavailable_reason() is None  # the native pass must be the one tested here
+    torch.manual_seed(0)
+    logits = (torch.randn(40, vocab) * 4).bfloat16()
+    targets = torch.randint(0, vocab, (40,))
+    targets[[3, 17]] = -1
+    reference = torch.nn.functional.cross_entropy(logits.float(), targets, ignore_index=-1, reduction="none")
+    probs = torch.softmax(logits.float(), -1)
+    kept = targets >= 0
+    probs[kept.nonzero().squeeze(1), targets[kept]] -= 1.0
+    gradient = logits.clone()
+    losses = native.cross_entropy_bf16(gradient, targets)
+    torch.testing.assert_close(losses, reference, rtol=1e-5, atol=1e-5)
+    assert losses[[3, 17]].tolist() == [0.0, 0.0]
+    # The gradient as torch's fp32 rounded to bf16: equal but where e^x's last bit moves a value across a
+    # rounding boundary, and then by one bf16 step.
+    expected = probs.bfloat16()
+    differ = gradient != expected
+    assert differ.float().mean() < 1e-3
+    steps = (gradient[differ].float() - expected[differ].float()).abs() / expected[differ].float().abs()
+    assert bool((steps <= 2**-7).all())
+    for declined in (logits.float(), logits.t().contiguous().t(), logits[:, :-1]):
+        before = declined.clone()
+        assert native.cross_entropy_bf16(declined, targets) is None and torch.equal(declined, before)
+
+
+def test_under_cpu_autocast_the_fused_loss_takes_the_native_pass_and_matches_torch_s(config, monkeypatch):
+    torch.manual_seed(0)
+    a, b = GPT(config), GPT(config)
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, config.n_vocab, (3, 16))
+    y = torch.randint(0, config.n_vocab, (3, 16))
+    y[:, :4] = -1
+    calls = []
+    native_pass = native.cross_entropy_bf16
+    monkeypatch.setattr(native, "cross_entropy_bf16", lambda *args: calls.append(1) or native_pass(*args))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, fast = a(x, y)
+    fast.backward()
+    assert calls == [1]
+    monkeypatch.setattr(native, "cross_entropy_bf16", lambda *args: None)  # torch's passes
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, reference = b(x, y)
+    reference.backward()
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0.02, atol=0.01 * q.grad.abs().max().item(), msg=name)
 
 
 @pytest.fixture
