@@ -218,8 +218,9 @@ static inline float lanes_sum(v8 a) {
  * multiplied by every row of X, a tile of rows at a time: with AVX2 up to six rows, twelve accumulators,
  * two loads of W and a broadcast of X filling the core's sixteen registers (the layout of BLIS's and
  * oneDNN's own kernels); with AVX-512 up to twelve rows of one register each, which doubles the products'
- * speed on such CPUs (bench/README.md). Each output is one chain of multiply-adds over k in order, in any
- * tile, at either width, whatever the thread count: the same bits on every host of a fleet. */
+ * speed on such CPUs (bench/README.md). Each output is one chain of fused multiply-adds over k in order, in
+ * any tile, at either width, whatever the thread count: the same bits on every host of a fleet whose CPUs
+ * have FMA (all with AVX2 since 2013 do; without it MADD rounds the product first). */
 enum { PANEL = 16 };
 
 /* W [rows, n] into packed [ceil(rows / 16) * 16 * n]; called once per matrix by modelcore/fused.py. The same
@@ -355,7 +356,7 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
         break;
 
 /* Inlined twice, quantized a constant 0 or 1, so that each copy's inner loop has one kind of load. The batch
- * is cut into tiles of as even sizes as fit (25 rows: 9, 8, 8 with AVX-512), since a lone row's chain waits on
+ * is cut into tiles of as even sizes as fit (25 rows: 8, 8, 9 with AVX-512), since a lone row's chain waits on
  * each multiply-add where a full tile keeps the core's two FMA units busy. */
 static inline __attribute__((always_inline)) void linear_panels(Packed W, const float *b, const float *X, float *Y,
                                                                 int batch, int rows, int n, int mode, int quantized) {
@@ -643,14 +644,24 @@ static inline float bf16_value(unsigned short h) {
     return v.f;
 }
 
+/* e^d for d <= 0, 0 below -87 (where exp8 clamps), so that -inf and far smaller logits weigh nothing. */
+static inline v8 exp_below(v8 d) {
+    return (v8)((v8i)exp8(d) & (v8i)(d >= splat(-87.0f)));
+}
+
 static inline v8 max8(v8 a, v8 b) {
     v8i greater = a > b;
     return (v8)(((v8i)a & greater) | ((v8i)b & ~greater));
 }
 
-/* Returns 0, or -1 (nothing written) where its scratch (V floats per thread) cannot be allocated. */
+/* Returns 0; or, with nothing written, -1 where its scratch (V floats per thread) cannot be allocated and -2
+ * for a target past the vocabulary. Logits more than 87 below their row's largest get probability 0 (torch:
+ * 0 or a denormal). */
 int cross_entropy_bf16(unsigned short *logits, const long long *targets, int rows, int V, float *losses,
                        int threads) {
+    if (V < 1) return -2;
+    for (int r = 0; r < rows; r++)
+        if (targets[r] >= V) return -2;
     int whole = V / 8 * 8;
     size_t stride = ((size_t)V + 15) / 16 * 16;  /* floats per thread's e^(x - max), padded to a cache line */
     float *scratch = malloc(stride * sizeof(float) * (size_t)threads + 64);
@@ -669,12 +680,12 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
             for (int j = whole; j < V; j++) top = fmaxf(top, bf16_value(x[j]));
             v8 sums = {0};
             for (int j = 0; j < whole; j += 8) {
-                v8 ej = exp8(widen_bf16(x + j) - splat(top));
+                v8 ej = exp_below(widen_bf16(x + j) - splat(top));
                 *(v8 *)(e + j) = ej;
                 sums += ej;
             }
             float total = lanes_sum(sums);
-            for (int j = whole; j < V; j++) total += e[j] = exp8(splat(bf16_value(x[j]) - top))[0];
+            for (int j = whole; j < V; j++) total += e[j] = exp_below(splat(bf16_value(x[j]) - top))[0];
             long long t = targets[r];
             losses[r] = t >= 0 ? top + logf(total) - bf16_value(x[t]) : 0.0f;
             v8 inverse = splat(1.0f / total);

@@ -103,7 +103,7 @@ def cross_entropy_bf16(logits: Tensor, targets: Tensor) -> Tensor | None:
     losses = torch.empty(logits.shape[0], dtype=torch.float32)
     if lib.cross_entropy_bf16(logits.data_ptr(), targets.data_ptr(), logits.shape[0], logits.shape[1],
                               losses.data_ptr(), torch.get_num_threads()):
-        return None  # no memory for its scratch: nothing written
+        return None  # nothing written: no memory for its scratch, or a target past the vocabulary (torch says so)
     return losses
 
 

@@ -160,6 +160,17 @@ def test_the_native_bf16_cross_entropy_gives_torch_s_losses_and_rounded_gradient
     for declined in (logits.float(), logits.t().contiguous().t(), logits[:, :-1]):
         before = declined.clone()
         assert native.cross_entropy_bf16(declined, targets) is None and torch.equal(declined, before)
+    # A target past the vocabulary: nothing read or written out of bounds, torch's path reports it.
+    past = targets.clone()
+    past[-1] = vocab
+    before = logits.clone()
+    assert native.cross_entropy_bf16(logits, past) is None and torch.equal(logits, before)
+    # A logit far below its row's largest (or -inf) weighs nothing, as in torch.
+    far = logits[:2].clone()
+    far[:, 5] = float("-inf")
+    far[:, 6] = far[:, 7] - 200
+    native.cross_entropy_bf16(far, targets[:2].clamp(min=8))
+    assert far[:, 5:7].eq(0).all()
 
 
 def test_under_cpu_autocast_the_fused_loss_takes_the_native_pass_and_matches_torch_s(config, monkeypatch):
@@ -183,6 +194,10 @@ def test_under_cpu_autocast_the_fused_loss_takes_the_native_pass_and_matches_tor
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=0.02, atol=0.01 * q.grad.abs().max().item(), msg=name)
+    monkeypatch.setattr(native, "cross_entropy_bf16", native_pass)
+    y[0, -1] = config.n_vocab  # a last target past the vocabulary (never an input): refused as in fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises((IndexError, RuntimeError)):
+        a(x, y)
 
 
 @pytest.fixture
