@@ -328,12 +328,12 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
         for (int i = 0; i < count; i++)
             acc[i] = (v16)_mm512_fmadd_ps((__m512)w, _mm512_set1_ps(X[(size_t)i * n + k]), (__m512)acc[i]);
     }
+    _Alignas(64) float out[MAX_TILE * PANEL];
     #pragma GCC unroll 12
-    for (int i = 0; i < count; i++) {
-        float out[PANEL];
-        *(v16 *)out = acc[i];
-        store_panel(Y + (size_t)i * rows, AT(out, 0), AT(out, 8), W.scales, b, col0, rows, mode);
-    }
+    for (int i = 0; i < count; i++) *(v16 *)(out + i * PANEL) = acc[i];
+    #pragma GCC unroll 1  /* store_panel once per variant, not once per row: the build takes seconds, not tens */
+    for (int i = 0; i < count; i++)
+        store_panel(Y + (size_t)i * rows, AT(out + i * PANEL, 0), AT(out + i * PANEL, 8), W.scales, b, col0, rows, mode);
 #else
     v8 lo[MAX_TILE], hi[MAX_TILE];
     #pragma GCC unroll 6
@@ -344,8 +344,15 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
         #pragma GCC unroll 6
         for (int i = 0; i < count; i++) ROW_MADD(lo[i], hi[i], X + (size_t)i * n);
     }
+    _Alignas(32) float out[MAX_TILE * PANEL];
     #pragma GCC unroll 6
-    for (int i = 0; i < count; i++) store_panel(Y + (size_t)i * rows, lo[i], hi[i], W.scales, b, col0, rows, mode);
+    for (int i = 0; i < count; i++) {
+        *(v8 *)(out + i * PANEL) = lo[i];
+        *(v8 *)(out + i * PANEL + 8) = hi[i];
+    }
+    #pragma GCC unroll 1
+    for (int i = 0; i < count; i++)
+        store_panel(Y + (size_t)i * rows, AT(out + i * PANEL, 0), AT(out + i * PANEL, 8), W.scales, b, col0, rows, mode);
 #endif
 }
 
