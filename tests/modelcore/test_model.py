@@ -95,14 +95,20 @@ def test_loss_falls_when_overfitting_one_batch(config):
     assert losses[-1] < 0.3 * losses[0]
 
 
-@pytest.mark.parametrize("ignored", [5, 0], ids=["ignored-targets", "none-ignored"])
-def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targets(config, ignored):
+def twins(config, ignored: int):
+    """Two models with the same weights, and a batch whose first `ignored` targets of each row are -1."""
     torch.manual_seed(0)
     a, b = GPT(config), GPT(config)
     b.load_state_dict(a.state_dict())
     x = torch.randint(0, config.n_vocab, (3, 16))
     y = torch.randint(0, config.n_vocab, (3, 16))
-    y[:, :ignored] = -1  # e.g. positions scored by an earlier window
+    y[:, :ignored] = -1
+    return a, b, x, y
+
+
+@pytest.mark.parametrize("ignored", [5, 0], ids=["ignored-targets", "none-ignored"])
+def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targets(config, ignored):
+    a, b, x, y = twins(config, ignored)  # ignored: e.g. positions scored by an earlier window
     _, fused = a(x, y)
     logits, _ = b(x)
     reference = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-1)
@@ -115,12 +121,7 @@ def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targe
 
 def test_under_cpu_autocast_the_fused_loss_multiplies_in_bf16_and_normalises_in_fp32(config):
     # The reference: the unfused loss as autocast runs it, the product in bf16 and cross-entropy in fp32.
-    torch.manual_seed(0)
-    a, b = GPT(config), GPT(config)
-    b.load_state_dict(a.state_dict())
-    x = torch.randint(0, config.n_vocab, (3, 16))
-    y = torch.randint(0, config.n_vocab, (3, 16))
-    y[:, :4] = -1
+    a, b, x, y = twins(config, ignored=4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _, fused = a(x, y)
         logits, _ = b(x)
@@ -174,12 +175,7 @@ def test_the_native_bf16_cross_entropy_gives_torch_s_losses_and_rounded_gradient
 
 
 def test_under_cpu_autocast_the_fused_loss_takes_the_native_pass_and_matches_torch_s(config, monkeypatch):
-    torch.manual_seed(0)
-    a, b = GPT(config), GPT(config)
-    b.load_state_dict(a.state_dict())
-    x = torch.randint(0, config.n_vocab, (3, 16))
-    y = torch.randint(0, config.n_vocab, (3, 16))
-    y[:, :4] = -1
+    a, b, x, y = twins(config, ignored=4)
     calls = []
     native_pass = native.cross_entropy_bf16
     monkeypatch.setattr(native, "cross_entropy_bf16", lambda *args: calls.append(1) or native_pass(*args))
