@@ -248,11 +248,12 @@ typedef struct {
     const float *scales;
 } Packed;
 
-/* Row r's 16 outputs of a panel: scaled (int8), plus the bias of those columns, then (mode) into y;
- * columns past `rows` are padding. */
-static void store_panel(float *y, v8 lo, v8 hi, const float *scales, const float *b, int col0, int rows,
+/* A row's 16 sums of a panel: scaled (int8), plus the bias of those columns, then (mode) into y; columns
+ * past `rows` are padding. */
+static void store_panel(float *y, const float *sums, const float *scales, const float *b, int col0, int rows,
                         int mode) {
     float out[PANEL];
+    v8 lo = AT(sums, 0), hi = AT(sums, 8);
     int count = rows - col0 < PANEL ? rows - col0 : PANEL;
     if (scales) {
         float scale[PANEL] = {0};
@@ -317,6 +318,7 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
                                                              const float *b, const float *X, float *Y, int count,
                                                              int rows, int n, int col0, int mode, int quantized,
                                                              const char *next) {
+    _Alignas(64) float sums[MAX_TILE * PANEL];
 #ifdef __AVX512F__
     v16 acc[MAX_TILE];
     #pragma GCC unroll 12
@@ -328,12 +330,8 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
         for (int i = 0; i < count; i++)
             acc[i] = (v16)_mm512_fmadd_ps((__m512)w, _mm512_set1_ps(X[(size_t)i * n + k]), (__m512)acc[i]);
     }
-    _Alignas(64) float out[MAX_TILE * PANEL];
     #pragma GCC unroll 12
-    for (int i = 0; i < count; i++) *(v16 *)(out + i * PANEL) = acc[i];
-    #pragma GCC unroll 1  /* store_panel once per variant, not once per row: the build takes seconds, not tens */
-    for (int i = 0; i < count; i++)
-        store_panel(Y + (size_t)i * rows, AT(out + i * PANEL, 0), AT(out + i * PANEL, 8), W.scales, b, col0, rows, mode);
+    for (int i = 0; i < count; i++) *(v16 *)(sums + i * PANEL) = acc[i];
 #else
     v8 lo[MAX_TILE], hi[MAX_TILE];
     #pragma GCC unroll 6
@@ -344,16 +342,15 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
         #pragma GCC unroll 6
         for (int i = 0; i < count; i++) ROW_MADD(lo[i], hi[i], X + (size_t)i * n);
     }
-    _Alignas(32) float out[MAX_TILE * PANEL];
     #pragma GCC unroll 6
     for (int i = 0; i < count; i++) {
-        *(v8 *)(out + i * PANEL) = lo[i];
-        *(v8 *)(out + i * PANEL + 8) = hi[i];
+        *(v8 *)(sums + i * PANEL) = lo[i];
+        *(v8 *)(sums + i * PANEL + 8) = hi[i];
     }
-    #pragma GCC unroll 1
-    for (int i = 0; i < count; i++)
-        store_panel(Y + (size_t)i * rows, AT(out + i * PANEL, 0), AT(out + i * PANEL, 8), W.scales, b, col0, rows, mode);
 #endif
+    #pragma GCC unroll 1  /* store_panel once per variant, not once per row: the build takes seconds, not tens */
+    for (int i = 0; i < count; i++)
+        store_panel(Y + (size_t)i * rows, sums + i * PANEL, W.scales, b, col0, rows, mode);
 }
 
 #define TILE_CASE(c)                                                                                      \

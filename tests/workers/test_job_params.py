@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from registry.models import ModelSize
 from releases.models import AuditEvent
-from workers import services
+from workers import bridge, services
 from workers.errors import JobParamsInvalid
 from workers.job_params import params_validate
 from workers.models import Job
@@ -50,6 +50,12 @@ def test_a_corpus_inside_the_folder_is_stored_relative_to_it(mini_family):
 ])
 def test_training_parameters_are_bounded_and_named(mini_family, params, field):
     assert field in _fields("train", {"model_size": "mini-13m", **params})
+
+
+def test_the_job_s_precision_choices_are_modelcore_s():
+    from modelcore.train import PRECISIONS
+
+    assert bridge.TRAINING_PRECISIONS == PRECISIONS
 
 
 def test_a_micro_batch_is_capped_in_tokens_by_the_sizes_context(mini_family, settings):
