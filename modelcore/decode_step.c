@@ -217,8 +217,8 @@ static inline float lanes_sum(v8 a) {
  * of column k side by side), the last panel padded with zeros. A panel is read from memory once and
  * multiplied by every row of X, a tile of rows at a time: with AVX2 up to six rows, twelve accumulators,
  * two loads of W and a broadcast of X filling the core's sixteen registers (the layout of BLIS's and
- * oneDNN's own kernels); with AVX-512 up to twelve rows of one register each, which doubles the products'
- * speed on such CPUs (bench/README.md). Each output is one chain of fused multiply-adds over k in order, in
+ * oneDNN's own kernels); with AVX-512 up to fourteen rows times two panels, two registers a row, which
+ * more than doubles the products' speed on such CPUs (bench/README.md). Each output is one chain of fused multiply-adds over k in order, in
  * any tile, at either width, whatever the thread count: the same bits on every host of a fleet whose CPUs
  * have FMA (all with AVX2 since 2013 do; without it MADD rounds the product first). */
 enum { PANEL = 16 };
@@ -249,21 +249,29 @@ typedef struct {
 } Packed;
 
 /* A row's 16 sums of a panel: scaled (int8), plus the bias of those columns, then (mode) into y; columns
- * past `rows` are padding. */
+ * past `rows` are padding. Vector loads and stores where the panel is whole (all but a matrix's last): a
+ * value at a time it took 2 ms of a 40 ms step at GPT-2 124M's shape and a shard's batch. */
 static void store_panel(float *y, const float *sums, const float *scales, const float *b, int col0, int rows,
                         int mode) {
-    float out[PANEL];
-    v8 lo = AT(sums, 0), hi = AT(sums, 8);
     int count = rows - col0 < PANEL ? rows - col0 : PANEL;
-    if (scales) {
-        float scale[PANEL] = {0};
-        for (int j = 0; j < count; j++) scale[j] = scales[col0 + j];
+    const float *scale = scales ? scales + col0 : NULL, *bias = b ? b + col0 : NULL;
+    float *to = y + col0, part_scale[PANEL] = {0}, part_bias[PANEL] = {0}, part[PANEL] = {0};
+    if (count < PANEL) {  /* the last panel: through buffers of a whole one */
+        for (int j = 0; j < count; j++) {
+            if (scale) part_scale[j] = scale[j];
+            if (bias) part_bias[j] = bias[j];
+            part[j] = to[j];
+        }
+        scale = scale ? part_scale : NULL;
+        bias = bias ? part_bias : NULL;
+        to = part;
+    }
+    v8 lo = AT(sums, 0), hi = AT(sums, 8);
+    if (scale) {
         lo *= AT(scale, 0);
         hi *= AT(scale, 8);
     }
-    if (b) {
-        float bias[PANEL] = {0};
-        for (int j = 0; j < count; j++) bias[j] = b[col0 + j];
+    if (bias) {
         lo += AT(bias, 0);
         hi += AT(bias, 8);
     }
@@ -271,12 +279,14 @@ static void store_panel(float *y, const float *sums, const float *scales, const 
         lo = gelu8(lo);
         hi = gelu8(hi);
     }
-    *(v8 *)out = lo;
-    *(v8 *)(out + 8) = hi;
-    for (int j = 0; j < count; j++) {
-        if (mode == ADD) y[col0 + j] += out[j];
-        else y[col0 + j] = out[j];
+    if (mode == ADD) {
+        lo = AT(to, 0) + lo;
+        hi = AT(to, 8) + hi;
     }
+    *(v8 *)to = lo;
+    *(v8 *)(to + 8) = hi;
+    if (to == part)
+        for (int j = 0; j < count; j++) y[col0 + j] = part[j];
 }
 
 /* Column k's 16 weights of the panel, as floats (int8 ones widened exactly). */
@@ -291,13 +301,18 @@ static void store_panel(float *y, const float *sums, const float *scales, const 
         MADD(c1, w1, s_);                      \
     } while (0)
 
-/* Rows of X per tile: each takes one accumulator per eight outputs of the panel (two with AVX2, one AVX-512
- * register), so that the tile's accumulators, a column of the panel and a broadcast of X fit the registers. */
+/* A tile multiplies up to MAX_TILE rows of X by TILE_PANELS adjacent panels, with one accumulator per eight
+ * outputs (AVX2: 6 rows x one panel, 12 registers) or sixteen (AVX-512: 14 rows x two panels, 28 of its 32
+ * registers), so that the accumulators, the panels' columns and a broadcast of X fit the registers. Two panels
+ * per broadcast keep AVX-512's two FMA units busy where one waited on loads (124M's products at a shard's
+ * batch: 39 -> 28 ms; 2 x 14 beat 3 x 9, 4 x 6 and 1 x 12 in a harness). */
 #ifdef __AVX512F__
-#define MAX_TILE 12
+#define MAX_TILE 14
+#define TILE_PANELS 2
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 #else
 #define MAX_TILE 6
+#define TILE_PANELS 1
 #endif
 
 #ifdef __AVX512F__
@@ -308,31 +323,49 @@ static inline v16 panel_column16(const float *fpanel, const signed char *qpanel,
 }
 #endif
 
-/* Column k of the next panel, fetched into cache while the first tile of this one computes: a panel streamed
- * from memory otherwise waits on each line (a 154 MB output layer at a shard's batch: 115 -> 150 GFLOP/s). */
-#define PREFETCH_NEXT(k) __builtin_prefetch(next + (size_t)(k) * PANEL * (quantized ? 1 : sizeof(float)), 0, 3)
+/* Column k of each of the next group's panels (`next`, `next_size` bytes apart), fetched into cache while the
+ * first tile of this group computes: a panel streamed from memory otherwise waits on each line (a 154 MB
+ * output layer at a shard's batch: 115 -> 150 GFLOP/s). */
+#define PREFETCH_NEXT(k)                                                                                  \
+    do {                                                                                                  \
+        size_t at_ = (size_t)(k) * PANEL * (quantized ? 1 : sizeof(float));                               \
+        __builtin_prefetch(next + at_, 0, 3);                                                             \
+        if (next_two) __builtin_prefetch(next + next_size + at_, 0, 3);                                   \
+    } while (0)
 
-/* `count` rows of X (a constant where this is inlined) times one panel: each output one chain of multiply-adds
- * over k in order, the same chain whatever the tile and the vector width, so the same bits. */
+/* `count` rows of X (a constant where this is inlined) times a group of `width` panels (TILE_PANELS, or 1 for
+ * a matrix's odd last panel: the tile then multiplies that panel twice and stores it once): each output one
+ * chain of multiply-adds over k in order, the same chain whatever the tile and the vector width, so the same
+ * bits. A panel is `size` elements (n * PANEL) after the one before it. */
 static inline __attribute__((always_inline)) void panel_tile(Packed W, const float *fpanel, const signed char *qpanel,
                                                              const float *b, const float *X, float *Y, int count,
                                                              int rows, int n, int col0, int mode, int quantized,
-                                                             const char *next) {
-    _Alignas(64) float sums[MAX_TILE * PANEL];
+                                                             int width, const char *next, int next_two) {
+    _Alignas(64) float sums[MAX_TILE * TILE_PANELS * PANEL];
+    size_t size = (size_t)n * PANEL, next_size = size * (quantized ? 1 : sizeof(float));
 #ifdef __AVX512F__
-    v16 acc[MAX_TILE];
-    #pragma GCC unroll 12
-    for (int i = 0; i < count; i++) acc[i] = (v16){0};
+    size_t second = width > 1 ? size : 0;
+    v16 acc0[MAX_TILE], acc1[MAX_TILE];
+    #pragma GCC unroll 14
+    for (int i = 0; i < count; i++) acc0[i] = acc1[i] = (v16){0};
     for (int k = 0; k < n; k++) {
         if (next) PREFETCH_NEXT(k);
-        v16 w = panel_column16(fpanel, qpanel, k, quantized);
-        #pragma GCC unroll 12
-        for (int i = 0; i < count; i++)
-            acc[i] = (v16)_mm512_fmadd_ps((__m512)w, _mm512_set1_ps(X[(size_t)i * n + k]), (__m512)acc[i]);
+        v16 w0 = panel_column16(fpanel, qpanel, k, quantized);
+        v16 w1 = panel_column16(quantized ? NULL : fpanel + second, quantized ? qpanel + second : NULL, k, quantized);
+        #pragma GCC unroll 14
+        for (int i = 0; i < count; i++) {
+            __m512 x = _mm512_set1_ps(X[(size_t)i * n + k]);
+            acc0[i] = (v16)_mm512_fmadd_ps((__m512)w0, x, (__m512)acc0[i]);
+            acc1[i] = (v16)_mm512_fmadd_ps((__m512)w1, x, (__m512)acc1[i]);
+        }
     }
-    #pragma GCC unroll 12
-    for (int i = 0; i < count; i++) *(v16 *)(sums + i * PANEL) = acc[i];
+    #pragma GCC unroll 14
+    for (int i = 0; i < count; i++) {
+        *(v16 *)(sums + (size_t)i * 2 * PANEL) = acc0[i];
+        *(v16 *)(sums + (size_t)i * 2 * PANEL + PANEL) = acc1[i];
+    }
 #else
+    (void)size;
     v8 lo[MAX_TILE], hi[MAX_TILE];
     #pragma GCC unroll 6
     for (int i = 0; i < count; i++) lo[i] = hi[i] = (v8){0};
@@ -350,34 +383,40 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
 #endif
     #pragma GCC unroll 1  /* store_panel once per variant, not once per row: the build takes seconds, not tens */
     for (int i = 0; i < count; i++)
-        store_panel(Y + (size_t)i * rows, sums + i * PANEL, W.scales, b, col0, rows, mode);
+        for (int j = 0; j < width; j++)
+            store_panel(Y + (size_t)i * rows, sums + ((size_t)i * TILE_PANELS + j) * PANEL, W.scales, b,
+                        col0 + j * PANEL, rows, mode);
 }
 
 #define TILE_CASE(c)                                                                                      \
     case c:                                                                                               \
         panel_tile(W, fpanel, qpanel, b, X + (size_t)r * n, Y + (size_t)r * rows, c, rows, n, col0, mode, \
-                   quantized, t == 0 ? next : NULL);                                                     \
+                   quantized, width, t == 0 ? next : NULL, next_two);                                     \
         break;
 
 /* Inlined twice, quantized a constant 0 or 1, so that each copy's inner loop has one kind of load. The batch
- * is cut into tiles of as even sizes as fit (25 rows: 8, 8, 9 with AVX-512), since a lone row's chain waits on
- * each multiply-add where a full tile keeps the core's two FMA units busy. */
+ * is cut into tiles of as even sizes as fit (25 rows: 12 and 13 with AVX-512, 5 x 5 with AVX2), since a lone
+ * row's chain waits on each multiply-add where a full tile keeps the core's two FMA units busy. */
 static inline __attribute__((always_inline)) void linear_panels(Packed W, const float *b, const float *X, float *Y,
                                                                 int batch, int rows, int n, int mode, int quantized) {
-    int tiles = (batch + MAX_TILE - 1) / MAX_TILE;
+    int tiles = (batch + MAX_TILE - 1) / MAX_TILE, panels = (rows + PANEL - 1) / PANEL;
+    size_t size = (size_t)n * PANEL;
     #pragma omp for schedule(static)
-    for (int p = 0; p < (rows + PANEL - 1) / PANEL; p++) {
-        const float *fpanel = quantized ? NULL : W.f + (size_t)p * n * PANEL;
-        const signed char *qpanel = quantized ? W.q + (size_t)p * n * PANEL : NULL;
-        int col0 = p * PANEL;
-        const char *next = p + 1 < (rows + PANEL - 1) / PANEL
-            ? (quantized ? (const char *)(qpanel + (size_t)n * PANEL) : (const char *)(fpanel + (size_t)n * PANEL)) : NULL;
+    for (int g = 0; g < (panels + TILE_PANELS - 1) / TILE_PANELS; g++) {
+        int p = g * TILE_PANELS, width = panels - p < TILE_PANELS ? panels - p : TILE_PANELS;
+        const float *fpanel = quantized ? NULL : W.f + p * size;
+        const signed char *qpanel = quantized ? W.q + p * size : NULL;
+        int col0 = p * PANEL, following = panels - p - width;  /* panels after this group */
+        const char *next = following <= 0 ? NULL
+            : quantized ? (const char *)(qpanel + width * size) : (const char *)(fpanel + width * size);
+        int next_two = following > 1 && TILE_PANELS > 1;
         for (int t = 0, r = 0; t < tiles; t++) {
             int count = (batch - r) / (tiles - t);
             switch (count) {
                 TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5) TILE_CASE(6)
 #if MAX_TILE > 6
-                TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12)
+                TILE_CASE(7) TILE_CASE(8) TILE_CASE(9) TILE_CASE(10) TILE_CASE(11) TILE_CASE(12) TILE_CASE(13)
+                TILE_CASE(14)
 #endif
             }
             r += count;
