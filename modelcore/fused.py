@@ -16,6 +16,7 @@ sampling stays in torch. So it does for a model or cache the step cannot run (`u
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -124,25 +125,17 @@ class FusedDecoder:
                              self._layers, self._kv, *wte_q,
                              ctypes.cast(q_layers, ctypes.POINTER(ctypes.c_void_p)) if q_layers else None,
                              ctypes.cast(q_scales, ctypes.POINTER(ctypes.c_void_p)) if q_scales else None,
-                             self._batch, *self._packed(params, slots, int8, quantize.matrix_names(model)))  # fmt: skip
+                             self._batch, *self._packed(model, slots, int8))  # fmt: skip
         # fp32 whatever torch's default dtype: the C side writes floats (10C + n_ctx * n_head a row).
         self._work = torch.empty(self._batch * (10 * c.n_embd + c.n_ctx * c.n_head), dtype=torch.float32)
         self._threads = torch.get_num_threads()
 
-    def _packed(self, params: dict[str, Tensor], slots: list[str], int8: dict[str, Int8Matrix] | None,
-                matrices: list[str]) -> tuple:
+    def _packed(self, model: GPT, slots: list[str], int8: dict[str, Int8Matrix] | None) -> tuple:
         """decode_batch's packed matrices: (wte, per-slot pointers) for fp32 and for int8, the kind not read
-        None, all None at batch 1. The copies (the matrices' size again, as torch's own blocked layouts for
-        batched products hold) live as long as this decoder."""
+        None, all None at batch 1."""
         if self._batch == 1:
             return None, None, None, None
-        packed = {}
-        for name in matrices:  # wte and the layers' matrices
-            source = int8[name].values if int8 else params[name]
-            rows, n = source.shape
-            packed[name] = torch.empty(-(-rows // PANEL) * PANEL * n, dtype=source.dtype)
-            pack = self._library.pack_panels_q8 if int8 else self._library.pack_panels
-            pack(source.data_ptr(), packed[name].data_ptr(), rows, n)
+        packed = _packed_matrices(self._library, model, int8)
         self._keep = (*self._keep, packed)
         layers = (ctypes.c_void_p * len(slots))(*(packed[n].data_ptr() if n in packed else None for n in slots))
         self._packed_layers = layers
@@ -172,6 +165,39 @@ class FusedDecoder:
         return logits
 
 
+# Per model, its packed matrices while its weights (and int8 values) stay as they were: a worker samples one
+# loaded model shard after shard, and packing GPT-2 124M's shape anew each time took 0.1 s, or 0.5 s where
+# the kernel had to compact memory for the huge pages first (after another program's run).
+_kept: weakref.WeakKeyDictionary[GPT, tuple[tuple, dict[str, Tensor]]] = weakref.WeakKeyDictionary()
+
+
+def _packed_matrices(library: ctypes.CDLL, model: GPT, int8: dict[str, Int8Matrix] | None) -> dict[str, Tensor]:
+    """Each of quantize.matrix_names(model) packed in panels (its int8 values, if given), by name: a copy the
+    matrices' size again, as torch's own blocked layouts for batched products hold, kept while the model
+    lives and neither its weights nor the int8 values change."""
+    params = dict(model.named_parameters())
+    sources = {name: int8[name].values if int8 else params[name].detach() for name in quantize.matrix_names(model)}
+    values = tuple((id(t), t.data_ptr(), t._version) for t in sources.values()) if int8 else None
+    state = (quantize.weights_state(model), values)
+    if (kept := _kept.get(model)) is not None and kept[0] == state:
+        return kept[1]
+    sizes = {name: -(-source.shape[0] // PANEL) * PANEL * source.shape[1] for name, source in sources.items()}
+    # One allocation for all of them, so that the native side can ask for huge pages over nearly all of it
+    # (decode_step.c's want_huge_pages); each matrix starts on a cache line (torch aligns to 64 bytes).
+    line = 64 // sources["wte.weight"].element_size()
+    starts, total = {}, 0
+    for name, size in sizes.items():
+        starts[name], total = total, total + -(-size // line) * line
+    memory = torch.empty(total, dtype=sources["wte.weight"].dtype)
+    library.want_huge_pages(memory.data_ptr(), memory.numel() * memory.element_size())
+    packed = {name: memory[starts[name] : starts[name] + size] for name, size in sizes.items()}
+    pack = library.pack_panels_q8 if int8 else library.pack_panels
+    for name, source in sources.items():
+        pack(source.data_ptr(), packed[name].data_ptr(), *source.shape)
+    _kept[model] = (state, packed)
+    return packed
+
+
 def decoder(model: GPT, kv_cache: list[Tensor], int8: dict[str, Int8Matrix] | None = None) -> FusedDecoder | None:
     """A FusedDecoder for this model (reading `int8` in place of its matrices, if given) and cache, or None
     where the native library is unavailable (native.unavailable_reason) or cannot run them (unfit): sampling
@@ -193,4 +219,6 @@ def _library() -> ctypes.CDLL | None:
         for pack in (library.pack_panels, library.pack_panels_q8):
             pack.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
             pack.restype = None
+        library.want_huge_pages.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        library.want_huge_pages.restype = None
     return library

@@ -72,7 +72,7 @@ def dequantized(model: GPT, weights: dict[str, Int8Matrix]) -> GPT:
 _prepared: weakref.WeakKeyDictionary[GPT, tuple[tuple, tuple, GPT, dict[str, Int8Matrix]]] = weakref.WeakKeyDictionary()
 
 
-def _state(model: GPT) -> tuple:
+def weights_state(model: GPT) -> tuple:
     # A parameter replaced, moved or changed in place (training, load_state_dict) changes one of these;
     # writes through `p.data` escape them, as they escape autograd.
     return tuple((id(p), p.data_ptr(), p.dtype, p._version) for p in model.parameters())
@@ -86,10 +86,10 @@ def with_weights(model: GPT, weights: str) -> tuple[GPT, dict[str, Int8Matrix] |
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
     if weights == "fp32":
         return model, None
-    state = _state(model)
-    if (kept := _prepared.get(model)) is not None and kept[0] == state and kept[1] == _state(kept[2]):
+    state = weights_state(model)
+    if (kept := _prepared.get(model)) is not None and kept[0] == state and kept[1] == weights_state(kept[2]):
         return kept[2], kept[3]
     matrices = int8_weights(model)
     reference = dequantized(model, matrices)
-    _prepared[model] = (state, _state(reference), reference, matrices)
+    _prepared[model] = (state, weights_state(reference), reference, matrices)
     return reference, matrices

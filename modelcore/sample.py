@@ -112,7 +112,8 @@ def generate(
     Without a prompt, sampling starts from <|endoftext|> (unconditional). Rows stop at eot_id;
     eot_id=None generates exactly max_new_tokens (it then needs a prompt). Moves the model to device.
     On CPU each token after the prompt goes through one native call (modelcore.fused) where it can be
-    built, unless fused_step=False; it holds packed copies of the matrices above batch 1. In torch (the
+    built, unless fused_step=False; above batch 1 it reads packed copies of the matrices, kept with the model
+    for the next call while its weights do not change (the model's size again). In torch (the
     prompt, or every step without the native one) it multiplies by the matrices in the layout fastest at
     its batch size, usually a copy held until the iteration ends (GPT.prepare_kernels).
     weights="int8" (CPU only) samples the model with its matrices in int8 (modelcore.quantize): the native

@@ -146,6 +146,33 @@ def test_the_batched_int8_step_gives_the_dequantized_model_s_logits(config, torc
     assert not torch.allclose(step(tokens, 2), fp32, atol=1e-4)
 
 
+def test_the_packed_matrices_are_kept_with_the_model_until_a_weight_changes(monkeypatch, torch_attention):
+    library = fused._library()
+    packed = []
+    for name in ("pack_panels", "pack_panels_q8"):
+        pack = getattr(library, name)
+        monkeypatch.setattr(library, name, lambda *args, pack=pack, name=name: packed.append(name) or pack(*args))
+    model, tokens = trained_looking(WIDE), torch.arange(BATCH) + 5
+    matrices = len(quantize.matrix_names(model))
+
+    def step(m=model, int8=None):
+        return fused.decoder(m, prompted(m, BATCH, [3, 1]), int8)(tokens, 2)
+
+    first = step()
+    assert packed == ["pack_panels"] * matrices
+    assert torch.equal(step(), first) and len(packed) == matrices  # a shard after shard: no packing again
+    with torch.no_grad():
+        model.h[1].mlp.c_fc.weight.mul_(0.5)  # trained a little further, say
+    changed = step()
+    assert len(packed) == 2 * matrices
+    with torch.inference_mode():
+        expected = model.decode(tokens[:, None], prompted(model, BATCH, [3, 1]), 2)
+    assert torch.allclose(changed, expected, atol=1e-5, rtol=0) and not torch.allclose(changed, first, atol=1e-3)
+    reference, int8 = quantize.with_weights(model, "int8")
+    assert torch.equal(step(reference, int8), step(reference, int8))
+    assert packed[2 * matrices :] == ["pack_panels_q8"] * matrices  # the int8 values, packed once
+
+
 @pytest.mark.parametrize(("tokens", "pos", "message"), [
     ([1, ODD.n_vocab, 2], 2, "outside the vocabulary"), ([1, -1], 2, "outside the vocabulary"),
     ([1, 2**32 + 5], 2, "outside the vocabulary"),  # not wrapped into the vocabulary by a narrowing
