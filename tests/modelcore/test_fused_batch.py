@@ -93,7 +93,8 @@ def _cpu_flags() -> set[str]:
     return set(next((line.split(":", 1)[1] for line in lines if line.startswith("flags")), "").split())
 
 
-# A shard's logits at batch 25, fp32 and int8, written to argv[1]: run in a process of its own per build.
+# A shard's logits at batch 25 and at batch 1, fp32 and int8, written to argv[1]: run in a process of its own
+# per build.
 _SHARD_LOGITS = """
 import sys, torch
 from modelcore import fused, quantize
@@ -103,11 +104,11 @@ model = trained_looking(WIDE)
 reference, int8 = quantize.with_weights(trained_looking(WIDE), "int8")
 tokens, out = torch.arange(25) + 3, []
 for m, weights in ((model, None), (reference, int8)):
-    cache = prompted(m, 25, [1, 2])
-    step = fused.decoder(m, cache, weights)
-    for pos in range(2, 6):
-        out.append(step(tokens, pos))
-torch.save(torch.stack(out), sys.argv[1])
+    for rows in (25, 1):
+        step = fused.decoder(m, prompted(m, rows, [1, 2]), weights)
+        for pos in range(2, 6):
+            out.append(step(tokens[:rows], pos).reshape(rows, -1))
+torch.save(torch.cat(out), sys.argv[1])
 """
 
 
