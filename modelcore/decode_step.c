@@ -222,9 +222,10 @@ static inline float lanes_sum(v8 a) {
  * multiplied by every row of X, a tile of rows at a time: with AVX2 up to six rows, twelve accumulators,
  * two loads of W and a broadcast of X filling the core's sixteen registers (the layout of BLIS's and
  * oneDNN's own kernels); with AVX-512 up to fourteen rows times two panels, two registers a row, which
- * more than doubles the products' speed on such CPUs (bench/README.md). Each output is one chain of fused multiply-adds over k in order, in
- * any tile, at either width, whatever the thread count: the same bits on every host of a fleet whose CPUs
- * have FMA (all with AVX2 since 2013 do; without it MADD rounds the product first). */
+ * more than doubles the products' speed on such CPUs (bench/README.md). Each output is one chain of fused
+ * multiply-adds over k in order, in any tile, at either width, whatever the thread count: the same bits on
+ * every host of a fleet whose CPUs have FMA (all with AVX2 since 2013 do; without it MADD rounds the product
+ * first). */
 enum { PANEL = 16 };
 
 /* Asks Linux to back the whole 2 MB pages within [p, p + bytes), not yet touched, with huge pages:
