@@ -376,7 +376,6 @@ static inline __attribute__((always_inline)) void panel_tile(Packed W, const flo
         *(v16 *)(sums + (size_t)i * 2 * PANEL + PANEL) = acc1[i];
     }
 #else
-    (void)size;
     v8 lo[MAX_TILE], hi[MAX_TILE];
     #pragma GCC unroll 6
     for (int i = 0; i < count; i++) lo[i] = hi[i] = (v8){0};
