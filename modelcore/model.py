@@ -125,6 +125,66 @@ class LinearCrossEntropy(torch.autograd.Function):
         return grad_h, grad_weight, None
 
 
+# Training's bf16 attention keeps its [T, T] probabilities for the backward pass (flash attention keeps none):
+# beyond this many bytes of them per layer it stays on flash attention.
+SCORES_BYTES_MAX = 64 * 2**20
+
+
+def _causal_softmax(scores: Tensor, scale: float) -> Tensor:
+    """The reference for native.causal_softmax_bf16: the softmax in fp32, rounded to the scores' dtype."""
+    T = scores.shape[-1]
+    future = torch.ones(T, T, dtype=torch.bool, device=scores.device).triu(1)
+    return torch.softmax((scores.float() * scale).masked_fill(future, -math.inf), -1).to(scores.dtype)
+
+
+def _causal_softmax_backward(probs: Tensor, grad: Tensor, scale: float) -> Tensor:
+    """The reference for native.causal_softmax_backward_bf16."""
+    p, g = probs.float(), grad.float()
+    return (p * (g - (p * g).sum(-1, keepdim=True)) * scale).to(grad.dtype)
+
+
+class CausalAttention(torch.autograd.Function):
+    """Causal self-attention softmax(q k^T / sqrt(hd)) v of bf16 q, k, v [B, H, T, hd]: training's attention under
+    CPU autocast in bf16, where flash attention ran at a sixth of the CPU's bf16 product speed and took a quarter
+    of the mini-13m step (bench/README.md).
+
+    Its four products are torch's bf16 matrix products over whole [T, T] score matrices (twice a causal
+    kernel's arithmetic, at several times its speed); between them one native pass each way turns scores
+    into probabilities and probabilities' gradients into the scores' (softmax in fp32, as autocast's eager
+    attention computes it, on the scores rounded to bf16). The probabilities stay for the backward pass:
+    B·H·T² values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX).
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        scale = q.shape[-1] ** -0.5
+        with torch.autocast("cpu", enabled=False):
+            probs = q @ k.transpose(-1, -2)  # [B, H, T, T] scores, then in place their probabilities
+            if not native.causal_softmax_bf16(probs, scale):
+                probs = _causal_softmax(probs, scale)
+            ctx.save_for_backward(q, k, v, probs)
+            ctx.scale = scale
+            return probs @ v  # [B, H, T, hd]
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, k, v, probs = ctx.saved_tensors
+        with torch.autocast("cpu", enabled=False):
+            grad_y = grad_y.to(v.dtype)
+            grad_v = probs.transpose(-1, -2) @ grad_y
+            grad_s = grad_y @ v.transpose(-1, -2)  # the probabilities' gradient, then in place the scores'
+            if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale):
+                grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)
+            return grad_s @ k, grad_s.transpose(-1, -2) @ q, grad_v
+
+
+def _native_bf16_attention(q: Tensor, dropout: float) -> bool:
+    """Whether training's attention over q [B, H, T, hd] runs as CausalAttention."""
+    B, H, T, _ = q.shape
+    return (dropout == 0 and q.dtype == torch.bfloat16 and q.is_cpu and torch.is_grad_enabled() and T > 1
+            and B * H * T * T * q.element_size() <= SCORES_BYTES_MAX and native.library() is not None)  # fmt: skip
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -153,7 +213,10 @@ class CausalSelfAttention(nn.Module):
             if causal and pos > 0:  # SDPA's is_causal aligns top-left, so a chunk after a prefix needs a mask
                 mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(pos)
                 causal = False
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+        if kv is None and _native_bf16_attention(q, dropout):
+            y = CausalAttention.apply(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         y = y.transpose(1, 2).reshape(B, T, C)  # [B, T, C]
         return F.dropout(self.c_proj(y), dropout, self.training)
 

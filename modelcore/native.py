@@ -3,7 +3,8 @@
 Its entry points: `decode_step` and `decode_batch`, whole decoding steps at batch 1 and above
 (modelcore/fused.py); `decode_attention`, attention over the key/value cache for one new token per row at
 any batch size, which GPT.decode's layers use on CPU (`cached_attention`); sampling's top-k at any
-batch size (`top_k`); and training's output-layer loss in bf16 (`cross_entropy_bf16`). In torch that
+batch size (`top_k`); and training's output-layer loss in bf16 (`cross_entropy_bf16`) and the softmax of its
+causal attention in bf16, both ways (`causal_softmax_bf16`, `causal_softmax_backward_bf16`). In torch that
 attention costs a cache write, a dozen view and copy operators and a flash-attention call made for long
 queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth of a generation step
 (bench/README.md).
@@ -107,6 +108,36 @@ def cross_entropy_bf16(logits: Tensor, targets: Tensor) -> Tensor | None:
     return losses
 
 
+def _fits_scores(*scores: Tensor) -> bool:
+    first = scores[0]
+    return (first.dim() >= 2 and first.shape[-1] == first.shape[-2] > 0 and all(
+        s.shape == first.shape and s.dtype == torch.bfloat16 and s.is_cpu and s.is_contiguous() for s in scores))
+
+
+def causal_softmax_bf16(scores: Tensor, scale: float) -> bool:
+    """softmax(scale S) in place of bf16 scores S [..., T, T] (scale > 0), each row i over its columns 0..i and 0
+    past them: the probabilities of training's causal attention in bf16 (model.CausalAttention). Computed in
+    fp32 from the scores and rounded to bf16. False (scores untouched) where the library is unavailable, the
+    tensor does not fit, or there is no memory for its scratch; the caller then does it in torch."""
+    if scale <= 0 or not _fits_scores(scores) or (lib := library()) is None:
+        return False
+    T = scores.shape[-1]
+    return lib.causal_softmax_bf16(scores.data_ptr(), scores.numel() // (T * T), T, scale,
+                                   torch.get_num_threads()) == 0  # fmt: skip
+
+
+def causal_softmax_backward_bf16(probs: Tensor, grad: Tensor, scale: float) -> bool:
+    """In place of grad (that of causal_softmax_bf16's probabilities P), the scores' gradient
+    scale P (grad - the row's sum of P grad), 0 past each row's column i, in bf16. False (grad untouched)
+    where the library is unavailable or the tensors do not fit; the caller then does it in torch."""
+    if not _fits_scores(probs, grad) or (lib := library()) is None:
+        return False
+    T = probs.shape[-1]
+    lib.causal_softmax_backward_bf16(probs.data_ptr(), grad.data_ptr(), probs.numel() // (T * T), T, scale,
+                                     torch.get_num_threads())  # fmt: skip
+    return True
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str | None]:
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -131,6 +162,11 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.cross_entropy_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 2, ctypes.c_void_p,
                                        ctypes.c_int]
     lib.cross_entropy_bf16.restype = ctypes.c_int
+    lib.causal_softmax_bf16.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_int]
+    lib.causal_softmax_bf16.restype = ctypes.c_int
+    lib.causal_softmax_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                                 ctypes.c_float, ctypes.c_int]  # fmt: skip
+    lib.causal_softmax_backward_bf16.restype = None
     return lib, None
 
 

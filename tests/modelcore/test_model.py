@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from modelcore import kernels, native
-from modelcore.model import GPT, GPTConfig, Linear, parameter_count
+from modelcore import model as model_module
+from modelcore.model import GPT, CausalAttention, GPTConfig, Linear, parameter_count
 from tests.kernel_calls import count_kernel_calls
 
 GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
@@ -194,6 +195,95 @@ def test_under_cpu_autocast_the_fused_loss_takes_the_native_pass_and_matches_tor
     y[0, -1] = config.n_vocab  # a last target past the vocabulary (never an input): refused as in fp32
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises((IndexError, RuntimeError)):
         a(x, y)
+
+
+def within_a_bf16_step(got: torch.Tensor, expected: torch.Tensor, share: float = 1e-3) -> None:
+    """got as expected (both bf16) but for a few values one bf16 step apart: where fp32's last bit, in an order of
+    summation or e^x, moves a value across a rounding boundary."""
+    differ = got != expected
+    assert differ.float().mean() <= share
+    steps = (got[differ].float() - expected[differ].float()).abs() / expected[differ].float().abs()
+    assert bool((steps <= 2**-7 + 1e-6).all())
+
+
+@pytest.mark.parametrize("T", [1, 13, 64], ids=["one-column", "rows-not-a-multiple-of-8", "mini-width"])
+def test_the_native_causal_softmax_passes_give_torch_s_fp32_rounded_to_bf16(T):
+    assert native.unavailable_reason() is None  # the native passes must be the ones tested here
+    torch.manual_seed(0)
+    scores = (torch.randn(2, 3, T, T) * 6).bfloat16()
+    if T > 1:
+        scores[0, 0, -1, 0] = float("-inf")  # weighs nothing, as in torch
+    probs = scores.clone()
+    assert native.causal_softmax_bf16(probs, 0.125)
+    expected = model_module._causal_softmax(scores, 0.125)
+    within_a_bf16_step(probs, expected)
+    assert probs.float().triu(1).eq(0).all() and (T == 1 or probs[0, 0, -1, 0] == 0)
+    grad = torch.randn(2, 3, T, T).bfloat16()
+    grad_scores = grad.clone()
+    assert native.causal_softmax_backward_bf16(probs, grad_scores, 0.125)
+    within_a_bf16_step(grad_scores, model_module._causal_softmax_backward(probs, grad, 0.125), share=5e-3)
+    assert grad_scores.float().triu(1).eq(0).all()
+    for declined in (scores.float(), scores[..., :-1].contiguous(), scores.transpose(-1, -2)):
+        if declined.shape[-1] == declined.shape[-2] and declined.is_contiguous():
+            continue  # a [1, 1] transpose is the same tensor
+        before = declined.clone()
+        assert not native.causal_softmax_bf16(declined, 0.125) and torch.equal(declined, before)
+        assert not native.causal_softmax_backward_bf16(probs, declined, 0.125) and torch.equal(declined, before)
+    assert not native.causal_softmax_bf16(probs, 0.0)
+
+
+def _fp32_attention_and_grads(q, k, v, grad_y):
+    """The reference: flash attention in fp32 on the same bf16 inputs."""
+    q, k, v = (t.detach().float().requires_grad_() for t in (q, k, v))
+    y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    y.backward(grad_y.float())
+    return y, q.grad, k.grad, v.grad
+
+
+@pytest.mark.parametrize("native_passes", [True, False], ids=["native", "torch-passes"])
+def test_bf16_training_attention_matches_flash_attention_in_fp32(native_passes, monkeypatch):
+    if not native_passes:
+        monkeypatch.setattr(native, "causal_softmax_bf16", lambda *args: False)
+        monkeypatch.setattr(native, "causal_softmax_backward_bf16", lambda *args: False)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 16).bfloat16().requires_grad_() for _ in range(3))
+    grad_y = torch.randn(2, 3, 40, 16).bfloat16()
+    y = CausalAttention.apply(q, k, v)
+    y.backward(grad_y)
+    expected = _fp32_attention_and_grads(q, k, v, grad_y)
+    # bf16 scores, probabilities and products: each a relative 2^-8 per rounding, a few of them in a chain.
+    for name, got, want in zip(("y", "q", "k", "v"), (y, q.grad, k.grad, v.grad), expected, strict=True):
+        assert got.dtype == torch.bfloat16, name
+        torch.testing.assert_close(got.float(), want, rtol=0.03, atol=0.03 * want.abs().max().item(), msg=name)
+
+
+def test_training_under_bf16_autocast_takes_the_native_attention_and_learns_as_flash_attention_does(
+        config, monkeypatch):
+    a, b, x, y = twins(config, ignored=0)
+    calls = []
+    monkeypatch.setattr(CausalAttention, "apply", lambda *args, apply=CausalAttention.apply: calls.append(1)
+                        or apply(*args))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, fast = a(x, y)
+    fast.backward()
+    assert len(calls) == config.n_layer
+    monkeypatch.setattr(model_module, "SCORES_BYTES_MAX", 0)  # flash attention, as beyond the bound
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, reference = b(x, y)
+    reference.backward()
+    assert len(calls) == config.n_layer
+    torch.testing.assert_close(fast, reference, rtol=0.01, atol=0.01)
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.03 * q.grad.abs().max().item(), msg=name)
+    # Not in fp32, nor without a gradient (sampling), nor with dropout.
+    a.zero_grad()
+    a(x, y)[1].backward()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a(x)
+    dropped = GPT(GPTConfig(**{**config.to_hparams(), "dropout": 0.1}))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dropped(x, y)
+    assert len(calls) == config.n_layer
 
 
 @pytest.fixture
