@@ -6,6 +6,7 @@ Weight for weight the architecture of openai/gpt-2; a preallocated key/value cac
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
@@ -74,24 +75,116 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias, kernels.active_kernel(self))
 
 
+class KeptMemory:
+    """Large temporaries of a training step, kept for the next step: the tied output layer's (its logits, its
+    weight in the products' dtype, the product of its gradient and the weight's fp32 gradient, 77 to 206 MB
+    each at GPT-2's vocabulary) and an attention layer's probabilities. On the 2-core VMs of bench/README.md
+    fresh memory costs ~5 us a 4 KB page in page faults: more than the products that fill these tensors, and
+    glibc hands memory of this size back to the system when it is freed.
+
+    One forward pass at a time holds it (claim), until its backward is done with it or its graph is dropped;
+    another forward meanwhile (two losses before one backward) uses fresh memory.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[str, Tensor] = {}
+        self._holder: weakref.ref | None = None
+
+    def claim(self, holder: object) -> bool:
+        """Whether holder may use the kept memory: none other holds it."""
+        if self._holder is not None and self._holder() is not None:
+            return False
+        self._holder = weakref.ref(holder)  # dies with the holder's graph if its backward never comes
+        return True
+
+    def release(self, holder: object) -> None:
+        if self._holder is not None and self._holder() is holder:
+            self._holder = None
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+        kept = self._kept.get(name)
+        if kept is None or kept.shape != shape or kept.dtype != dtype or kept.device != device:
+            kept = self._kept[name] = torch.empty(shape, dtype=dtype, device=device)
+        return kept
+
+
+def _tied_gradient_memory(memory: KeptMemory, weight: Tensor) -> Tensor:
+    """fp32 memory for the tied weight's whole gradient: a new tensor over kept memory, which autograd takes as
+    weight.grad without a copy (no other tensor object refers to it). weight.grad is then that memory, valid
+    until the next backward pass writes it again, as a training loop's zero_grad expects; where .grad still
+    holds it then (micro-batches accumulating), fresh memory, which autograd adds there."""
+    kept = memory.buffer("gradient", weight.shape, torch.float32, weight.device)
+    grad = weight.grad
+    if grad is not None and grad.untyped_storage().data_ptr() == kept.untyped_storage().data_ptr():
+        return torch.empty_like(kept)
+    return kept.view(kept.shape)
+
+
+class TiedGradient:
+    """The output layer's weight gradient on its way to the token embedding's backward (TiedEmbedding), which
+    runs last and adds its rows to it: one [V, C] gradient for the tied weight, where nn.Embedding zeroed a
+    fresh one for its rows and autograd summed the two into a third. `memory` is the output layer's
+    KeptMemory where this forward pass holds it, else None."""
+
+    def __init__(self, weight: Tensor, memory: KeptMemory) -> None:
+        self.weight = weight
+        self.memory = memory if memory.claim(self) else None
+        self.output: Tensor | None = None  # the output layer's part, in the products' dtype
+
+
+class TiedEmbedding(torch.autograd.Function):
+    """weight[idx], the token embedding, whose weight is also the output layer's (LinearCrossEntropy, given the
+    same TiedGradient): the weight's whole gradient comes from this backward."""
+
+    @staticmethod
+    def forward(ctx, idx: Tensor, weight: Tensor, tie: TiedGradient) -> Tensor:
+        ctx.save_for_backward(idx)
+        ctx.tie = tie
+        return F.embedding(idx, weight)
+
+    @staticmethod
+    def backward(ctx, grad_x: Tensor) -> tuple[None, Tensor, None]:
+        (idx,) = ctx.saved_tensors
+        tie = ctx.tie
+        output, tie.output = tie.output, None
+        if output is not None and output.dtype == torch.float32:
+            grad = output  # the product went straight to the gradient's memory
+        else:
+            grad = _tied_gradient_memory(tie.memory, tie.weight) if tie.memory else torch.empty_like(tie.weight)
+            grad.zero_() if output is None else grad.copy_(output)  # None: the output layer was not in this graph
+        grad.index_add_(0, idx.flatten(), grad_x.reshape(-1, grad.shape[1]).to(grad.dtype))
+        if tie.memory:
+            tie.memory.release(tie)
+        return None, grad, None
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of the logits h W^T against targets (-1 = ignored), gradient included.
 
     The same loss as F.cross_entropy(linear(h, W), targets), but computed in one [N, V] buffer, where
     log_softmax, nll_loss and their backward would allocate and sweep three more: at GPT-2 sizes the
-    largest memory traffic of a training step.
+    largest memory traffic of a training step. Given a TiedGradient, W's gradient goes to TiedEmbedding's
+    backward instead of autograd, and where the tie holds the output layer's KeptMemory, the logits, W in
+    the products' dtype and the product of W's gradient reuse it.
     """
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # the softmax wants fp32
-    def forward(ctx, h: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
+    def forward(ctx, h: Tensor, weight: Tensor, targets: Tensor, tie: TiedGradient | None = None) -> Tensor:
         # Under CPU autocast (bf16 training, modelcore/train.py) the two products of each pass run in its
         # dtype, as autocast runs every other linear, and the softmax still in fp32.
         low = torch.get_autocast_dtype("cpu") if h.is_cpu and torch.is_autocast_enabled("cpu") else None
+        memory = tie.memory if tie is not None else None  # the kept memory, where this pass holds it
         with torch.autocast("cpu", enabled=False):
             if low is not None:
-                h, weight = h.to(low), weight.to(low)
-            logits = h @ weight.t()  # [N, V]
+                h = h.to(low)
+                weight = weight.to(low) if memory is None else memory.buffer("weight", weight.shape, low,
+                                                                              weight.device).copy_(weight)
+            if memory is None:
+                logits = h @ weight.t()  # [N, V]
+            else:
+                shape = (h.shape[0], weight.shape[0])
+                logits = torch.mm(h, weight.t(), out=memory.buffer("logits", shape, h.dtype, h.device))
             valid = (targets >= 0).unsqueeze(1)  # [N, 1]
             count = valid.sum()
             # bf16: the row losses and, in the logits' memory, the gradient, in one native pass (softmax in fp32).
@@ -108,21 +201,33 @@ class LinearCrossEntropy(torch.autograd.Function):
                 loss = -(log_probs.gather(1, index) * valid).sum() / count
                 grad = log_probs.exp_()  # [N, V] softmax, in the same memory
                 grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0)
-        ctx.save_for_backward(h, weight, grad, valid, count)
+        ctx.save_for_backward(h, grad, valid, count)
+        # Not saved for backward: a kept copy may be written again (the same weights) by another forward
+        # before this backward, which save_for_backward's version check would refuse.
+        ctx.weight, ctx.tie = weight, tie
         return loss
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor, None]:
-        h, weight, grad, valid, count = ctx.saved_tensors  # h and weight in the products' dtype
+    def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor | None, None, None]:
+        h, grad, valid, count = ctx.saved_tensors  # h in the products' dtype
+        weight, tie = ctx.weight, ctx.tie
         # The loss's scale, and 0 for ignored rows, applied to [N, C] tensors only: never a pass over [N, V]
         # or over the [V, C] gradient (154 MB at GPT-2 124M's shape), nor a sync with the device.
         weights = valid.to(grad_loss.dtype) * (grad_loss / count)  # [N, 1]
         with torch.autocast("cpu", enabled=False):
             grad = grad.to(h.dtype)
             grad_h = (grad @ weight).float() * weights
-            grad_weight = (grad.t() @ (h.float() * weights).to(h.dtype)).float()
-        return grad_h, grad_weight, None
+            scaled_h = (h.float() * weights).to(h.dtype)
+            if tie is None:
+                return grad_h, (grad.t() @ scaled_h).float(), None, None
+            if tie.memory is None:
+                tie.output = grad.t() @ scaled_h
+            else:
+                into = (_tied_gradient_memory(tie.memory, tie.weight) if h.dtype == torch.float32
+                        else tie.memory.buffer("product", weight.shape, h.dtype, weight.device))
+                tie.output = torch.mm(grad.t(), scaled_h, out=into)
+        return grad_h, None, None, None  # the weight's gradient: TiedEmbedding's backward completes tie.output
 
 
 # Training's bf16 attention keeps its [T, T] probabilities for the backward pass (flash attention keeps none):
@@ -152,30 +257,37 @@ class CausalAttention(torch.autograd.Function):
     kernel's arithmetic, at several times its speed); between them one native pass each way turns scores
     into probabilities and probabilities' gradients into the scores' (softmax in fp32, as autocast's eager
     attention computes it, on the scores rounded to bf16). The probabilities stay for the backward pass:
-    B·H·T² values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX).
+    B·H·T² values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX); they and their gradient
+    go to the layer's KeptMemory where given and free.
     """
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, memory: KeptMemory | None = None) -> Tensor:
         scale = q.shape[-1] ** -0.5
         with torch.autocast("cpu", enabled=False):
-            probs = q @ k.transpose(-1, -2)  # [B, H, T, T] scores, then in place their probabilities
+            B, H, T, _ = q.shape
+            kept = memory.buffer("probs", (B, H, T, T), q.dtype, q.device) if memory and memory.claim(ctx) else None
+            probs = torch.matmul(q, k.transpose(-1, -2), out=kept)  # [B, H, T, T] scores, then their probabilities
             if not native.causal_softmax_bf16(probs, scale):
                 probs = _causal_softmax(probs, scale)
             ctx.save_for_backward(q, k, v, probs)
-            ctx.scale = scale
+            ctx.scale, ctx.memory = scale, memory if kept is not None else None
             return probs @ v  # [B, H, T, hd]
 
     @staticmethod
-    def backward(ctx, grad_y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
         q, k, v, probs = ctx.saved_tensors
         with torch.autocast("cpu", enabled=False):
             grad_y = grad_y.to(v.dtype)
             grad_v = probs.transpose(-1, -2) @ grad_y
-            grad_s = grad_y @ v.transpose(-1, -2)  # the probabilities' gradient, then in place the scores'
-            if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale):
+            kept = ctx.memory.buffer("grad", probs.shape, probs.dtype, probs.device) if ctx.memory else None
+            grad_s = torch.matmul(grad_y, v.transpose(-1, -2), out=kept)  # the probabilities' gradient, then
+            if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale):  # in place the scores'
                 grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)
-            return grad_s @ k, grad_s.transpose(-1, -2) @ q, grad_v
+            grads = grad_s @ k, grad_s.transpose(-1, -2) @ q, grad_v, None
+        if ctx.memory is not None:
+            ctx.memory.release(ctx)
+        return grads
 
 
 def _native_bf16_attention(q: Tensor, dropout: float) -> bool:
@@ -192,6 +304,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.c_attn = Linear(config.n_embd, 3 * config.n_embd)  # q, k, v of all heads in one matmul
         self.c_proj = Linear(config.n_embd, config.n_embd)
+        self.memory = KeptMemory()  # training's, for CausalAttention's probabilities
 
     def forward(self, x: Tensor, kv: Tensor | None = None, pos: int = 0) -> Tensor:
         B, T, C = x.shape
@@ -214,7 +327,7 @@ class CausalSelfAttention(nn.Module):
                 mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(pos)
                 causal = False
         if kv is None and _native_bf16_attention(q, dropout):
-            y = CausalAttention.apply(q, k, v)
+            y = CausalAttention.apply(q, k, v, self.memory)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         y = y.transpose(1, 2).reshape(B, T, C)  # [B, T, C]
@@ -254,6 +367,7 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.n_ctx, config.n_embd)
         self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.output_memory = KeptMemory()  # training's, for the output layer (LinearCrossEntropy)
         self.apply(self._init_weights)
         # Residual projections add up over 2 per layer, so scale them down to keep the stream's variance flat.
         for name, p in self.named_parameters():
@@ -267,12 +381,15 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.bias)
 
-    def hidden(self, idx: Tensor, kv_cache: list[Tensor] | None = None, pos: int = 0) -> Tensor:
-        """Final-LayerNorm hidden states [B, T, C] of tokens idx [B, T] placed at positions pos.."""
+    def hidden(self, idx: Tensor, kv_cache: list[Tensor] | None = None, pos: int = 0,
+               tie: TiedGradient | None = None) -> Tensor:
+        """Final-LayerNorm hidden states [B, T, C] of tokens idx [B, T] placed at positions pos.. (given a tie,
+        the embedding's gradient joins the output layer's there)."""
         T = idx.shape[1]
         if pos + T > self.config.n_ctx:
             raise ValueError(f"sequence of {pos + T} tokens exceeds n_ctx {self.config.n_ctx}")
-        x = self.wte(idx) + self.wpe.weight[pos : pos + T]  # [B, T, C]
+        tokens = self.wte(idx) if tie is None else TiedEmbedding.apply(idx, self.wte.weight, tie)
+        x = tokens + self.wpe.weight[pos : pos + T]  # [B, T, C]
         x = F.dropout(x, self.config.dropout, self.training)
         for i, block in enumerate(self.h):
             x = block(x, None if kv_cache is None else kv_cache[i], pos)
@@ -283,10 +400,13 @@ class GPT(nn.Module):
 
         With targets the logits are not kept: the fused loss reuses their memory for the gradient.
         """
-        h = self.hidden(idx)  # [B, T, C]
         if targets is None:
+            h = self.hidden(idx)  # [B, T, C]
             return linear(h, self.wte.weight, kernel=kernels.active_kernel(self.wte)), None  # [B, T, V]
-        return None, LinearCrossEntropy.apply(h.flatten(0, 1), self.wte.weight, targets.flatten())
+        wte = self.wte.weight
+        tie = TiedGradient(wte, self.output_memory) if torch.is_grad_enabled() and wte.requires_grad else None
+        h = self.hidden(idx, tie=tie)
+        return None, LinearCrossEntropy.apply(h.flatten(0, 1), wte, targets.flatten(), tie)
 
     def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> list[Tensor]:
         """One preallocated [2, B, H, n_ctx, hd] key/value buffer per layer: memory is batch x n_ctx.

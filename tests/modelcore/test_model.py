@@ -137,6 +137,69 @@ def test_under_cpu_autocast_the_fused_loss_multiplies_in_bf16_and_normalises_in_
         torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.02 * q.grad.abs().max().item(), msg=name)
 
 
+def unfused_loss(model, x, y):
+    logits, _ = model(x)  # no targets: nn.Embedding's own gradient and autograd's sum of the two
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1)
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_the_tied_weight_s_gradient_reuses_kept_memory_and_equals_autograd_s_sum(config, bf16):
+    a, b, x, y = twins(config, ignored=3)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    kept = []
+    for step in range(3):  # as train() runs them: zero_grad(set_to_none=True) between steps
+        x, y = x.roll(step, 1), y.roll(step, 1)
+        with autocast:
+            a(x, y)[1].backward()
+            unfused_loss(b, x, y).backward()
+        kept.append(a.wte.weight.grad.data_ptr())
+        for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+            # bf16: the two orders of products round each gradient to about 3 significant digits differently,
+            # and a bias's gradient sums many of them.
+            close = {"rtol": 0.05, "atol": 0.05 * q.grad.abs().max().item()} if bf16 else {}
+            torch.testing.assert_close(p.grad, q.grad, **close, msg=name)
+        with torch.no_grad():  # an optimiser's step: the weights change between steps
+            for p, q in zip(a.parameters(), b.parameters(), strict=True):
+                p -= 0.1 * q.grad
+                q -= 0.1 * q.grad
+        a.zero_grad(set_to_none=True)
+        b.zero_grad(set_to_none=True)
+    assert kept[0] == kept[1] == kept[2]  # no fresh [V, C] gradient a step
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_kept_memory_serves_accumulating_micro_batches_and_two_losses_in_one_backward(config, bf16):
+    a, b, x, y = twins(config, ignored=0)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+    def assert_same_gradients():
+        for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+            close = {"rtol": 0.05, "atol": 0.05 * q.grad.abs().max().item()} if bf16 else {}
+            torch.testing.assert_close(p.grad, q.grad, **close, msg=name)
+
+    # Micro-batches accumulating: the second backward finds .grad holding the tied gradient's kept memory.
+    for rows in (slice(0, 2), slice(1, 3)):
+        with autocast:
+            a(x[rows], y[rows])[1].backward()
+            unfused_loss(b, x[rows], y[rows]).backward()
+    assert_same_gradients()
+    a.zero_grad(set_to_none=True)
+    b.zero_grad(set_to_none=True)
+    # Two forwards before one backward: the second must not write over the first's logits and probabilities.
+    with autocast:
+        (a(x[:2], y[:2])[1] + a(x[1:], y[1:])[1]).backward()
+        (unfused_loss(b, x[:2], y[:2]) + unfused_loss(b, x[1:], y[1:])).backward()
+    assert_same_gradients()
+    # A forward whose graph is dropped without a backward does not keep the memory from the next one.
+    with autocast:
+        a(x, y)
+        logits_before = a.output_memory._kept["logits"].data_ptr()
+        a(x, y)[1].backward()
+    assert a.output_memory._kept["logits"].data_ptr() == logits_before
+    if bf16:  # the attention's probabilities (native attention) were kept too
+        assert all("probs" in block.attn.memory._kept for block in a.h)
+
+
 @pytest.mark.parametrize("vocab", [301, 8192], ids=["vocab-not-a-multiple-of-8", "mini-vocab"])
 def test_the_native_bf16_cross_entropy_gives_torch_s_losses_and_rounded_gradient(vocab):
     assert native.unavailable_reason() is None  # the native pass must be the one tested here
