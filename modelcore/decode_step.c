@@ -184,11 +184,13 @@ static inline v8 exp8(v8 x) {
     return e * (v8)scale;
 }
 
-/* GPT-2's tanh GELU for eight floats, tanh z as 1 - 2 / (e^2z + 1). */
+/* GPT-2's tanh GELU for eight floats, u (1 + tanh z) / 2 with z = b (u + k u^3), as u / (1 + e^-2z): the same
+ * function, without the cancellation of 1 + tanh z where tanh z nears -1 (GELU's long negative tail). */
+#define GELU_B 0.7978845608028654f
+#define GELU_K 0.044715f
 static inline v8 gelu8(v8 u) {
-    v8 z = splat(0.7978845608028654f) * (u + splat(0.044715f) * u * u * u);
-    v8 tanh_z = splat(1.0f) - splat(2.0f) / (exp8(z + z) + splat(1.0f));
-    return splat(0.5f) * u * (splat(1.0f) + tanh_z);
+    v8 z = splat(GELU_B) * (u + splat(GELU_K) * u * u * u);
+    return u / (splat(1.0f) + exp8(-(z + z)));
 }
 
 /* y (mode) W x + b for W [rows, n]; called by every thread of the region, which share the rows. The
@@ -820,4 +822,34 @@ void causal_softmax_backward_bf16(const unsigned short *p, unsigned short *dp, i
             g[j] = round_bf16(splat(bf16_value(pr[j]) * (bf16_value(g[j]) - dot) * scale))[0];
         for (int j = n; j < T; j++) g[j] = 0;
     }
+}
+
+/* GPT-2's tanh GELU of training's bf16 activations (model.py's Gelu), and its backward: computed in fp32 from the
+ * widened values and rounded to bf16 as torch rounds, one pass each. torch's own pair took 7% of the mini-13m
+ * bf16 step (bench/README.md). */
+void gelu_bf16(const unsigned short *u, unsigned short *out, long n, int threads) {
+    long whole = n / 8 * 8;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long i = 0; i < whole; i += 8) *(v8h *)(out + i) = round_bf16(gelu8(widen_bf16(u + i)));
+    for (long i = whole; i < n; i++) out[i] = round_bf16(gelu8(splat(bf16_value(u[i]))))[0];
+}
+
+/* d/du of u s with s = 1 / (1 + e), e = e^-2z: s + 2 u s (1 - s) dz/du, where 1 - s = e s (no cancellation). */
+static inline v8 gelu_grad8(v8 u, v8 grad) {
+    v8 u2 = u * u;
+    v8 z = splat(GELU_B) * (u + splat(GELU_K) * u2 * u);
+    v8 e = exp8(-(z + z));
+    v8 s = splat(1.0f) / (splat(1.0f) + e);
+    v8 dz = splat(GELU_B) * (splat(1.0f) + splat(3.0f * GELU_K) * u2);
+    return grad * (s + splat(2.0f) * u * s * (e * s) * dz);
+}
+
+void gelu_backward_bf16(const unsigned short *u, const unsigned short *grad, unsigned short *out, long n,
+                        int threads) {
+    long whole = n / 8 * 8;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long i = 0; i < whole; i += 8)
+        *(v8h *)(out + i) = round_bf16(gelu_grad8(widen_bf16(u + i), widen_bf16(grad + i)));
+    for (long i = whole; i < n; i++)
+        out[i] = round_bf16(gelu_grad8(splat(bf16_value(u[i])), splat(bf16_value(grad[i]))))[0];
 }

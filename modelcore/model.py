@@ -334,6 +334,33 @@ class CausalSelfAttention(nn.Module):
         return F.dropout(self.c_proj(y), dropout, self.training)
 
 
+class Gelu(torch.autograd.Function):
+    """GPT-2's tanh GELU of bf16 activations on the CPU, both ways in one native pass each (training under bf16
+    autocast): torch's pair ran at 7% of the mini-13m step (bench/README.md). In fp32 from the bf16 values, as
+    torch computes it; in GELU's negative tail (below -3, values under 1e-5) the two round differently."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor) -> Tensor:
+        ctx.save_for_backward(u)
+        out = native.gelu_bf16(u)
+        return out if out is not None else F.gelu(u, approximate="tanh")
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (u,) = ctx.saved_tensors
+        grad = grad.contiguous()
+        out = native.gelu_backward_bf16(u, grad)
+        return out if out is not None else torch.ops.aten.gelu_backward(grad, u, approximate="tanh")
+
+
+def gelu(u: Tensor) -> Tensor:
+    """GPT-2's GELU, the tanh form: natively for training's bf16 activations where the library builds."""
+    if u.dtype == torch.bfloat16 and u.is_cpu and u.is_contiguous() and torch.is_grad_enabled() and u.requires_grad \
+            and native.library() is not None:
+        return Gelu.apply(u)
+    return F.gelu(u, approximate="tanh")
+
+
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -342,7 +369,7 @@ class MLP(nn.Module):
         self.c_proj = Linear(4 * config.n_embd, config.n_embd)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = F.gelu(self.c_fc(x), approximate="tanh")  # [B, T, 4C]; GPT-2's GELU is the tanh form
+        h = gelu(self.c_fc(x))  # [B, T, 4C]
         return F.dropout(self.c_proj(h), self.dropout, self.training)
 
 

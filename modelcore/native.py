@@ -4,7 +4,8 @@ Its entry points: `decode_step` and `decode_batch`, whole decoding steps at batc
 (modelcore/fused.py); `decode_attention`, attention over the key/value cache for one new token per row at
 any batch size, which GPT.decode's layers use on CPU (`cached_attention`); sampling's top-k at any
 batch size (`top_k`); and training's output-layer loss in bf16 (`cross_entropy_bf16`) and the softmax of its
-causal attention in bf16, both ways (`causal_softmax_bf16`, `causal_softmax_backward_bf16`). In torch that
+causal attention in bf16, both ways (`causal_softmax_bf16`, `causal_softmax_backward_bf16`), and its GELU in bf16,
+both ways (`gelu_bf16`, `gelu_backward_bf16`). In torch that
 attention costs a cache write, a dozen view and copy operators and a flash-attention call made for long
 queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth of a generation step
 (bench/README.md).
@@ -138,6 +139,32 @@ def causal_softmax_backward_bf16(probs: Tensor, grad: Tensor, scale: float) -> b
     return True
 
 
+def _fits_activations(*tensors: Tensor) -> bool:
+    first = tensors[0]
+    return all(t.shape == first.shape and t.dtype == torch.bfloat16 and t.is_cpu and t.is_contiguous()
+               for t in tensors)  # fmt: skip
+
+
+def gelu_bf16(u: Tensor) -> Tensor | None:
+    """GPT-2's tanh GELU of bf16 u, computed in fp32 and rounded to bf16 as torch's F.gelu(u, approximate="tanh").
+    None where the library is unavailable or u does not fit (contiguous bf16 on the CPU); then use torch."""
+    if not _fits_activations(u) or (lib := library()) is None:
+        return None
+    out = torch.empty_like(u)
+    lib.gelu_bf16(u.data_ptr(), out.data_ptr(), u.numel(), torch.get_num_threads())
+    return out
+
+
+def gelu_backward_bf16(u: Tensor, grad: Tensor) -> Tensor | None:
+    """The gradient of gelu_bf16 at u given grad, in bf16, as torch's gelu_backward computes it. None where the
+    library is unavailable or the tensors do not fit; then use torch."""
+    if not _fits_activations(u, grad) or (lib := library()) is None:
+        return None
+    out = torch.empty_like(u)
+    lib.gelu_backward_bf16(u.data_ptr(), grad.data_ptr(), out.data_ptr(), u.numel(), torch.get_num_threads())
+    return out
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str | None]:
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -167,6 +194,10 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.causal_softmax_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
                                                  ctypes.c_float, ctypes.c_int]  # fmt: skip
     lib.causal_softmax_backward_bf16.restype = None
+    lib.gelu_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+    lib.gelu_bf16.restype = None
+    lib.gelu_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+    lib.gelu_backward_bf16.restype = None
     return lib, None
 
 

@@ -6,7 +6,7 @@ import torch
 
 from modelcore import kernels, native
 from modelcore import model as model_module
-from modelcore.model import GPT, CausalAttention, GPTConfig, Linear, parameter_count
+from modelcore.model import GPT, CausalAttention, Gelu, GPTConfig, Linear, parameter_count
 from tests.kernel_calls import count_kernel_calls
 
 GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
@@ -293,6 +293,48 @@ def test_the_native_causal_softmax_passes_give_torch_s_fp32_rounded_to_bf16(T):
         assert not native.causal_softmax_bf16(declined, 0.125) and torch.equal(declined, before)
         assert not native.causal_softmax_backward_bf16(probs, declined, 0.125) and torch.equal(declined, before)
     assert not native.causal_softmax_bf16(probs, 0.0)
+
+
+def test_the_native_bf16_gelu_passes_give_torch_s_values():
+    assert native.unavailable_reason() is None
+    torch.manual_seed(0)
+    u = (torch.randn(37, 301) * 3).bfloat16()  # an odd count: the tail after whole vectors too
+    grad = torch.randn(37, 301).bfloat16()
+    exact_u = u.double().requires_grad_()
+    exact = torch.nn.functional.gelu(exact_u, approximate="tanh")
+    exact.backward(grad.double())
+    got, expected = native.gelu_bf16(u), torch.nn.functional.gelu(u, approximate="tanh")
+    got_grad = native.gelu_backward_bf16(u, grad)
+    expected_grad = torch.ops.aten.gelu_backward(grad, u, approximate="tanh")
+    body = u.float() > -3  # below, values under 1e-5 that torch's tanh form and ours round differently
+    within_a_bf16_step(got[body], expected[body], share=5e-3)
+    within_a_bf16_step(got_grad[body], expected_grad[body], share=5e-3)
+    # In the tail as close to the exact GELU and its gradient as torch's (bf16's rounding, and no more).
+    for ours, torch_s, truth in ((got, expected, exact.detach()), (got_grad, expected_grad, exact_u.grad)):
+        error = (ours[~body].double() - truth[~body]).abs().max()
+        assert error <= (torch_s[~body].double() - truth[~body]).abs().max() * 1.01 + 1e-9
+    for declined in (u.float(), u.t()):
+        assert native.gelu_bf16(declined) is None
+        assert native.gelu_backward_bf16(declined, grad.t() if declined.dtype == torch.bfloat16 else grad) is None
+
+
+def test_training_under_bf16_autocast_takes_the_native_gelu(config, monkeypatch):
+    a, b, x, y = twins(config, ignored=0)
+    calls = []
+    monkeypatch.setattr(Gelu, "apply", lambda *args, apply=Gelu.apply: calls.append(1) or apply(*args))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a(x, y)[1].backward()
+    assert len(calls) == config.n_layer
+    monkeypatch.setattr(native, "gelu_bf16", lambda u: None)  # torch's GELU inside the same function
+    monkeypatch.setattr(native, "gelu_backward_bf16", lambda u, grad: None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        b(x, y)[1].backward()
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.03 * q.grad.abs().max().item(), msg=name)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # sampling: torch's
+        a(x)
+    a(x, y)[1].backward()  # fp32
+    assert len(calls) == 2 * config.n_layer
 
 
 def _fp32_attention_and_grads(q, k, v, grad_y):
