@@ -755,29 +755,30 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
     return 0;
 }
 
-/* Training's causal attention in bf16 (model.py's CausalAttention) runs its four products as torch's bf16
- * matrix products over whole [T, T] score matrices and these two passes between them: each one read and one
- * write of the scores, where torch's softmax, mask, casts and their backward swept them a dozen times, and
- * torch's flash attention, made for long rows, ran its small products at a sixth of the CPU's bf16 speed
- * (bench/README.md). Row i of each of the `matrices` [T, T] blocks attends to columns 0..i; the rest of the
- * row is written 0. Computed in fp32 from the exactly widened bf16 scores, each row by one thread in a fixed
- * order, rounded to bf16 as torch rounds. */
+/* Training's causal attention in bf16 (model.py's CausalAttention) runs its products as torch's bf16 matrix
+ * products over blocks of the score matrix and these two passes between them: each one read and one write of
+ * the scores, where torch's softmax, mask, casts and their backward swept them a dozen times, and torch's flash
+ * attention, made for long rows, ran its small products at a sixth of the CPU's bf16 speed (bench/README.md).
+ * Each of the `matrices` [rows, cols] blocks holds the scores of queries offset.. against keys 0..cols - 1:
+ * its row r attends to columns 0..offset + r, and the rest of the row is written 0. Computed in fp32 from the
+ * exactly widened bf16 scores, each row by one thread in a fixed order, rounded to bf16 as torch rounds. */
 
-/* Scores S to probabilities softmax(scale S) in place, over each row's first i + 1 columns. Returns 0, or -1
- * (nothing written) where its scratch (T floats per thread) cannot be allocated. */
-int causal_softmax_bf16(unsigned short *s, int matrices, int T, float scale, int threads) {
-    size_t stride = ((size_t)T + 15) / 16 * 16;
+/* Scores S to probabilities softmax(scale S) in place. Returns 0, or -1 (nothing written) where its scratch
+ * (cols floats per thread) cannot be allocated. */
+int causal_softmax_bf16(unsigned short *s, int matrices, int rows, int cols, int offset, float scale,
+                        int threads) {
+    size_t stride = ((size_t)cols + 15) / 16 * 16;
     float *scratch = malloc(stride * sizeof(float) * (size_t)threads + 64);
     if (!scratch) return -1;
     float *aligned = (float *)(((size_t)scratch + 63) & ~(size_t)63);
-    long rows = (long)matrices * T;
+    long all_rows = (long)matrices * rows;
     #pragma omp parallel num_threads(threads)
     {
         float *e = aligned + stride * (size_t)omp_get_thread_num();
         #pragma omp for schedule(static)
-        for (long r = 0; r < rows; r++) {
-            unsigned short *x = s + (size_t)r * T;
-            int n = (int)(r % T) + 1, whole = n / 8 * 8;
+        for (long r = 0; r < all_rows; r++) {
+            unsigned short *x = s + (size_t)r * cols;
+            int n = offset + (int)(r % rows) + 1, whole = n / 8 * 8;
             v8 tops = splat(-INFINITY);
             for (int j = 0; j < whole; j += 8) tops = max8(tops, widen_bf16(x + j));
             float top = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
@@ -795,7 +796,7 @@ int causal_softmax_bf16(unsigned short *s, int matrices, int T, float scale, int
             v8 inverse = splat(1.0f / total);
             for (int j = 0; j < whole; j += 8) *(v8h *)(x + j) = round_bf16(*(v8 *)(e + j) * inverse);
             for (int j = whole; j < n; j++) x[j] = round_bf16(splat(e[j]) * inverse)[0];
-            for (int j = n; j < T; j++) x[j] = 0;
+            for (int j = n; j < cols; j++) x[j] = 0;
         }
     }
     free(scratch);
@@ -803,15 +804,15 @@ int causal_softmax_bf16(unsigned short *s, int matrices, int T, float scale, int
 }
 
 /* The gradient of the scores from that of the probabilities, in place of the latter: dS = scale P (dP - the
- * row's sum of P dP), 0 past column i. */
-void causal_softmax_backward_bf16(const unsigned short *p, unsigned short *dp, int matrices, int T, float scale,
-                                  int threads) {
-    long rows = (long)matrices * T;
+ * row's sum of P dP), 0 past column offset + r. */
+void causal_softmax_backward_bf16(const unsigned short *p, unsigned short *dp, int matrices, int rows, int cols,
+                                  int offset, float scale, int threads) {
+    long all_rows = (long)matrices * rows;
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long r = 0; r < rows; r++) {
-        const unsigned short *pr = p + (size_t)r * T;
-        unsigned short *g = dp + (size_t)r * T;
-        int n = (int)(r % T) + 1, whole = n / 8 * 8;
+    for (long r = 0; r < all_rows; r++) {
+        const unsigned short *pr = p + (size_t)r * cols;
+        unsigned short *g = dp + (size_t)r * cols;
+        int n = offset + (int)(r % rows) + 1, whole = n / 8 * 8;
         v8 dots = {0};
         for (int j = 0; j < whole; j += 8) dots += widen_bf16(pr + j) * widen_bf16(g + j);
         float dot = lanes_sum(dots);
@@ -820,7 +821,7 @@ void causal_softmax_backward_bf16(const unsigned short *p, unsigned short *dp, i
             *(v8h *)(g + j) = round_bf16(widen_bf16(pr + j) * (widen_bf16(g + j) - splat(dot)) * splat(scale));
         for (int j = whole; j < n; j++)
             g[j] = round_bf16(splat(bf16_value(pr[j]) * (bf16_value(g[j]) - dot) * scale))[0];
-        for (int j = n; j < T; j++) g[j] = 0;
+        for (int j = n; j < cols; j++) g[j] = 0;
     }
 }
 

@@ -230,20 +230,34 @@ class LinearCrossEntropy(torch.autograd.Function):
         return grad_h, None, None, None  # the weight's gradient: TiedEmbedding's backward completes tie.output
 
 
-# Training's bf16 attention keeps its [T, T] probabilities for the backward pass (flash attention keeps none):
-# beyond this many bytes of them per layer it stays on flash attention.
+# Training's bf16 attention keeps its probabilities (about half a [T, T] matrix) for the backward pass, where
+# flash attention keeps none: beyond this many bytes of them per layer it stays on flash attention.
 SCORES_BYTES_MAX = 64 * 2**20
+# Its score matrix goes in blocks of this many query rows, each against the keys up to its last row: the
+# products skip most of the matrix's masked half (3/8 of it at 4 blocks) at little cost in the products' speed.
+QUERY_BLOCK_ROWS = 256
 
 
-def _causal_softmax(scores: Tensor, scale: float) -> Tensor:
+def _query_blocks(T: int) -> list[tuple[int, int]]:
+    """The query rows [start, end) of each block: QUERY_BLOCK_ROWS each, or two halves where T is shorter."""
+    size = QUERY_BLOCK_ROWS if T > QUERY_BLOCK_ROWS else max(1, (T + 1) // 2)
+    return [(start, min(start + size, T)) for start in range(0, T, size)]
+
+
+def _probability_count(T: int) -> int:
+    """Probabilities a (batch row, head) keeps: each block's rows x its keys."""
+    return sum((end - start) * end for start, end in _query_blocks(T))
+
+
+def _causal_softmax(scores: Tensor, scale: float, offset: int = 0) -> Tensor:
     """The reference for native.causal_softmax_bf16: the softmax in fp32, rounded to the scores' dtype."""
-    T = scores.shape[-1]
-    future = torch.ones(T, T, dtype=torch.bool, device=scores.device).triu(1)
+    rows, cols = scores.shape[-2:]
+    future = torch.ones(rows, cols, dtype=torch.bool, device=scores.device).triu(1 + offset)
     return torch.softmax((scores.float() * scale).masked_fill(future, -math.inf), -1).to(scores.dtype)
 
 
 def _causal_softmax_backward(probs: Tensor, grad: Tensor, scale: float) -> Tensor:
-    """The reference for native.causal_softmax_backward_bf16."""
+    """The reference for native.causal_softmax_backward_bf16 (the masked probabilities are 0: any offset)."""
     p, g = probs.float(), grad.float()
     return (p * (g - (p * g).sum(-1, keepdim=True)) * scale).to(grad.dtype)
 
@@ -253,48 +267,71 @@ class CausalAttention(torch.autograd.Function):
     CPU autocast in bf16, where flash attention ran at a sixth of the CPU's bf16 product speed and took a quarter
     of the mini-13m step (bench/README.md).
 
-    Its four products are torch's bf16 matrix products over whole [T, T] score matrices (twice a causal
-    kernel's arithmetic, at several times its speed); between them one native pass each way turns scores
+    The score matrix goes in blocks of query rows (_query_blocks), each against the keys up to its last row; a
+    block's products are torch's bf16 matrix products, and between them one native pass each way turns scores
     into probabilities and probabilities' gradients into the scores' (softmax in fp32, as autocast's eager
     attention computes it, on the scores rounded to bf16). The probabilities stay for the backward pass:
-    B·H·T² values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX); they and their gradient
-    go to the layer's KeptMemory where given and free.
+    B·H·_probability_count(T) values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX); they
+    and their gradient go to the layer's KeptMemory where given and free.
     """
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, memory: KeptMemory | None = None) -> Tensor:
         scale = q.shape[-1] ** -0.5
+        B, H, T, hd = q.shape
+        shape = (B * H * _probability_count(T),)
         with torch.autocast("cpu", enabled=False):
-            B, H, T, _ = q.shape
-            kept = memory.buffer("probs", (B, H, T, T), q.dtype, q.device) if memory and memory.claim(ctx) else None
-            probs = torch.matmul(q, k.transpose(-1, -2), out=kept)  # [B, H, T, T] scores, then their probabilities
-            if not native.causal_softmax_bf16(probs, scale):
-                probs = _causal_softmax(probs, scale)
-            ctx.save_for_backward(q, k, v, probs)
-            ctx.scale, ctx.memory = scale, memory if kept is not None else None
-            return probs @ v  # [B, H, T, hd]
+            kept = memory is not None and memory.claim(ctx)
+            flat = memory.buffer("probs", shape, q.dtype, q.device) if kept else q.new_empty(shape)
+            y = q.new_empty(B, H, T, hd)
+            for (start, end), probs in zip(_query_blocks(T), _blocks(flat, B, H, T), strict=True):
+                torch.matmul(q[:, :, start:end], k[:, :, :end].transpose(-1, -2), out=probs)  # scores, then
+                if not native.causal_softmax_bf16(probs, scale, start):  # in place their probabilities
+                    probs.copy_(_causal_softmax(probs, scale, start))
+                y[:, :, start:end] = probs @ v[:, :, :end]
+            ctx.save_for_backward(q, k, v, flat)
+            ctx.scale, ctx.memory = scale, memory if kept else None
+            return y
 
     @staticmethod
     def backward(ctx, grad_y: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-        q, k, v, probs = ctx.saved_tensors
+        q, k, v, flat = ctx.saved_tensors
+        B, H, T, hd = q.shape
         with torch.autocast("cpu", enabled=False):
             grad_y = grad_y.to(v.dtype)
-            grad_v = probs.transpose(-1, -2) @ grad_y
-            kept = ctx.memory.buffer("grad", probs.shape, probs.dtype, probs.device) if ctx.memory else None
-            grad_s = torch.matmul(grad_y, v.transpose(-1, -2), out=kept)  # the probabilities' gradient, then
-            if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale):  # in place the scores'
-                grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)
-            grads = grad_s @ k, grad_s.transpose(-1, -2) @ q, grad_v, None
+            grad_q, grad_k, grad_v = q.new_empty(B, H, T, hd), q.new_zeros(B, H, T, hd), q.new_zeros(B, H, T, hd)
+            largest = B * H * max((end - start) * end for start, end in _query_blocks(T))
+            scratch = ctx.memory.buffer("grad", (largest,), q.dtype, q.device) if ctx.memory else None
+            for (start, end), probs in zip(_query_blocks(T), _blocks(flat, B, H, T), strict=True):
+                rows = grad_y[:, :, start:end]
+                grad_v[:, :, :end] += probs.transpose(-1, -2) @ rows
+                into = scratch[: probs.numel()].view(probs.shape) if scratch is not None else None
+                grad_s = torch.matmul(rows, v[:, :, :end].transpose(-1, -2), out=into)  # the probabilities'
+                if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # gradient, then
+                    grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)  # in place the scores'
+                grad_q[:, :, start:end] = grad_s @ k[:, :, :end]
+                grad_k[:, :, :end] += grad_s.transpose(-1, -2) @ q[:, :, start:end]
         if ctx.memory is not None:
             ctx.memory.release(ctx)
-        return grads
+        return grad_q, grad_k, grad_v, None
+
+
+def _blocks(flat: Tensor, B: int, H: int, T: int) -> list[Tensor]:
+    """flat's consecutive [B, H, rows, keys] blocks, one per _query_blocks(T)."""
+    blocks, at = [], 0
+    for start, end in _query_blocks(T):
+        size = B * H * (end - start) * end
+        blocks.append(flat[at : at + size].view(B, H, end - start, end))
+        at += size
+    return blocks
 
 
 def _native_bf16_attention(q: Tensor, dropout: float) -> bool:
     """Whether training's attention over q [B, H, T, hd] runs as CausalAttention."""
     B, H, T, _ = q.shape
     return (dropout == 0 and q.dtype == torch.bfloat16 and q.is_cpu and torch.is_grad_enabled() and T > 1
-            and B * H * T * T * q.element_size() <= SCORES_BYTES_MAX and native.library() is not None)  # fmt: skip
+            and B * H * _probability_count(T) * q.element_size() <= SCORES_BYTES_MAX
+            and native.library() is not None)  # fmt: skip
 
 
 class CausalSelfAttention(nn.Module):

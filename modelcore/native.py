@@ -109,33 +109,35 @@ def cross_entropy_bf16(logits: Tensor, targets: Tensor) -> Tensor | None:
     return losses
 
 
-def _fits_scores(*scores: Tensor) -> bool:
+def _fits_scores(offset: int, *scores: Tensor) -> bool:
     first = scores[0]
-    return (first.dim() >= 2 and first.shape[-1] == first.shape[-2] > 0 and all(
-        s.shape == first.shape and s.dtype == torch.bfloat16 and s.is_cpu and s.is_contiguous() for s in scores))
+    return (first.dim() >= 2 and first.shape[-2] > 0 and 0 <= offset and offset + first.shape[-2] <= first.shape[-1]
+            and all(s.shape == first.shape and s.dtype == torch.bfloat16 and s.is_cpu and s.is_contiguous()
+                    for s in scores))  # fmt: skip
 
 
-def causal_softmax_bf16(scores: Tensor, scale: float) -> bool:
-    """softmax(scale S) in place of bf16 scores S [..., T, T] (scale > 0), each row i over its columns 0..i and 0
-    past them: the probabilities of training's causal attention in bf16 (model.CausalAttention). Computed in
-    fp32 from the scores and rounded to bf16. False (scores untouched) where the library is unavailable, the
-    tensor does not fit, or there is no memory for its scratch; the caller then does it in torch."""
-    if scale <= 0 or not _fits_scores(scores) or (lib := library()) is None:
+def causal_softmax_bf16(scores: Tensor, scale: float, offset: int = 0) -> bool:
+    """softmax(scale S) in place of bf16 scores S [..., rows, cols] of queries at offset.. against keys 0..cols - 1
+    (scale > 0, offset + rows <= cols): row r over its columns 0..offset + r, 0 past them. The probabilities of
+    training's causal attention in bf16 (model.CausalAttention), computed in fp32 from the scores and rounded to
+    bf16. False (scores untouched) where the library is unavailable, the tensor does not fit, or there is no
+    memory for its scratch; the caller then does it in torch."""
+    if scale <= 0 or not _fits_scores(offset, scores) or (lib := library()) is None:
         return False
-    T = scores.shape[-1]
-    return lib.causal_softmax_bf16(scores.data_ptr(), scores.numel() // (T * T), T, scale,
+    rows, cols = scores.shape[-2:]
+    return lib.causal_softmax_bf16(scores.data_ptr(), scores.numel() // (rows * cols), rows, cols, offset, scale,
                                    torch.get_num_threads()) == 0  # fmt: skip
 
 
-def causal_softmax_backward_bf16(probs: Tensor, grad: Tensor, scale: float) -> bool:
-    """In place of grad (that of causal_softmax_bf16's probabilities P), the scores' gradient
-    scale P (grad - the row's sum of P grad), 0 past each row's column i, in bf16. False (grad untouched)
-    where the library is unavailable or the tensors do not fit; the caller then does it in torch."""
-    if not _fits_scores(probs, grad) or (lib := library()) is None:
+def causal_softmax_backward_bf16(probs: Tensor, grad: Tensor, scale: float, offset: int = 0) -> bool:
+    """In place of grad (that of causal_softmax_bf16's probabilities P, the same shape and offset), the scores'
+    gradient scale P (grad - the row's sum of P grad), 0 past each row's column offset + r, in bf16. False (grad
+    untouched) where the library is unavailable or the tensors do not fit; the caller then does it in torch."""
+    if not _fits_scores(offset, probs, grad) or (lib := library()) is None:
         return False
-    T = probs.shape[-1]
-    lib.causal_softmax_backward_bf16(probs.data_ptr(), grad.data_ptr(), probs.numel() // (T * T), T, scale,
-                                     torch.get_num_threads())  # fmt: skip
+    rows, cols = probs.shape[-2:]
+    lib.causal_softmax_backward_bf16(probs.data_ptr(), grad.data_ptr(), probs.numel() // (rows * cols), rows, cols,
+                                     offset, scale, torch.get_num_threads())  # fmt: skip
     return True
 
 
@@ -189,9 +191,9 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.cross_entropy_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 2, ctypes.c_void_p,
                                        ctypes.c_int]
     lib.cross_entropy_bf16.restype = ctypes.c_int
-    lib.causal_softmax_bf16.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_int]
+    lib.causal_softmax_bf16.argtypes = [ctypes.c_void_p, *[ctypes.c_int] * 4, ctypes.c_float, ctypes.c_int]
     lib.causal_softmax_bf16.restype = ctypes.c_int
-    lib.causal_softmax_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+    lib.causal_softmax_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 4,
                                                  ctypes.c_float, ctypes.c_int]  # fmt: skip
     lib.causal_softmax_backward_bf16.restype = None
     lib.gelu_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]

@@ -269,30 +269,34 @@ def within_a_bf16_step(got: torch.Tensor, expected: torch.Tensor, share: float =
     assert bool((steps <= 2**-7 + 1e-6).all())
 
 
-@pytest.mark.parametrize("T", [1, 13, 64], ids=["one-column", "rows-not-a-multiple-of-8", "mini-width"])
-def test_the_native_causal_softmax_passes_give_torch_s_fp32_rounded_to_bf16(T):
+@pytest.mark.parametrize(("rows", "cols", "offset"), [(1, 1, 0), (13, 13, 0), (64, 64, 0), (7, 20, 13), (16, 40, 8)],
+                         ids=["one-column", "rows-not-a-multiple-of-8", "mini-width", "last-block", "middle-block"])
+def test_the_native_causal_softmax_passes_give_torch_s_fp32_rounded_to_bf16(rows, cols, offset):
     assert native.unavailable_reason() is None  # the native passes must be the ones tested here
     torch.manual_seed(0)
-    scores = (torch.randn(2, 3, T, T) * 6).bfloat16()
-    if T > 1:
+    scores = (torch.randn(2, 3, rows, cols) * 6).bfloat16()
+    if offset + rows > 1:
         scores[0, 0, -1, 0] = float("-inf")  # weighs nothing, as in torch
     probs = scores.clone()
-    assert native.causal_softmax_bf16(probs, 0.125)
-    expected = model_module._causal_softmax(scores, 0.125)
+    assert native.causal_softmax_bf16(probs, 0.125, offset)
+    expected = model_module._causal_softmax(scores, 0.125, offset)
     within_a_bf16_step(probs, expected)
-    assert probs.float().triu(1).eq(0).all() and (T == 1 or probs[0, 0, -1, 0] == 0)
-    grad = torch.randn(2, 3, T, T).bfloat16()
+    masked = torch.ones(rows, cols, dtype=torch.bool).triu(1 + offset)
+    assert probs[..., masked].eq(0).all() and (offset + rows == 1 or probs[0, 0, -1, 0] == 0)
+    grad = torch.randn(2, 3, rows, cols).bfloat16()
     grad_scores = grad.clone()
-    assert native.causal_softmax_backward_bf16(probs, grad_scores, 0.125)
+    assert native.causal_softmax_backward_bf16(probs, grad_scores, 0.125, offset)
     within_a_bf16_step(grad_scores, model_module._causal_softmax_backward(probs, grad, 0.125), share=5e-3)
-    assert grad_scores.float().triu(1).eq(0).all()
-    for declined in (scores.float(), scores[..., :-1].contiguous(), scores.transpose(-1, -2)):
-        if declined.shape[-1] == declined.shape[-2] and declined.is_contiguous():
+    assert grad_scores[..., masked].eq(0).all()
+    for declined in (scores.float(), scores.transpose(-1, -2)):
+        if declined.is_contiguous() and declined.dtype == torch.bfloat16:
             continue  # a [1, 1] transpose is the same tensor
         before = declined.clone()
-        assert not native.causal_softmax_bf16(declined, 0.125) and torch.equal(declined, before)
-        assert not native.causal_softmax_backward_bf16(probs, declined, 0.125) and torch.equal(declined, before)
-    assert not native.causal_softmax_bf16(probs, 0.0)
+        assert not native.causal_softmax_bf16(declined, 0.125, offset) and torch.equal(declined, before)
+        assert not native.causal_softmax_backward_bf16(probs, declined, 0.125, offset)
+        assert torch.equal(declined, before)
+    assert not native.causal_softmax_bf16(probs, 0.0, offset)
+    assert not native.causal_softmax_bf16(probs, 0.125, cols - rows + 1)  # rows past the last key
 
 
 def test_the_native_bf16_gelu_passes_give_torch_s_values():
@@ -345,8 +349,10 @@ def _fp32_attention_and_grads(q, k, v, grad_y):
     return y, q.grad, k.grad, v.grad
 
 
-@pytest.mark.parametrize("native_passes", [True, False], ids=["native", "torch-passes"])
-def test_bf16_training_attention_matches_flash_attention_in_fp32(native_passes, monkeypatch):
+@pytest.mark.parametrize(("native_passes", "block_rows"), [(True, 256), (True, 16), (False, 16)],
+                         ids=["native-two-halves", "native-blocks-of-16", "torch-passes"])
+def test_bf16_training_attention_matches_flash_attention_in_fp32(native_passes, block_rows, monkeypatch):
+    monkeypatch.setattr(model_module, "QUERY_BLOCK_ROWS", block_rows)  # T = 40: 20 + 20, or 16 + 16 + 8
     if not native_passes:
         monkeypatch.setattr(native, "causal_softmax_bf16", lambda *args: False)
         monkeypatch.setattr(native, "causal_softmax_backward_bf16", lambda *args: False)
