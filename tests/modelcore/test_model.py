@@ -137,6 +137,38 @@ def test_under_cpu_autocast_the_fused_loss_multiplies_in_bf16_and_normalises_in_
         torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.02 * q.grad.abs().max().item(), msg=name)
 
 
+def test_bf16_linear_computes_what_autocast_computes_and_reuses_its_kept_memory():
+    torch.manual_seed(0)
+    layer, reference = Linear(24, 40), torch.nn.Linear(24, 40)
+    reference.load_state_dict(layer.state_dict())
+
+    def run(module, inputs, steps):
+        xs = [x.clone().requires_grad_() for x in inputs]
+        for _ in range(steps):  # without zero_grad: micro-batches accumulating
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outputs = [module(x) for x in xs]
+            sum((out.float() * torch.arange(out.numel()).view(out.shape).sin()).sum() for out in outputs).backward()
+        result = {"outputs": outputs, "inputs": [x.grad for x in xs], "weight": module.weight.grad,
+                  "bias": module.bias.grad}  # fmt: skip
+        module.zero_grad(set_to_none=True)
+        return result
+
+    def step(*inputs, steps=1):
+        ours, autocast_s = run(layer, inputs, steps), run(reference, inputs, steps)
+        for got, expected in zip(ours["outputs"] + ours["inputs"], autocast_s["outputs"] + autocast_s["inputs"],
+                                 strict=True):  # fmt: skip
+            assert got.dtype == expected.dtype and torch.equal(got, expected)
+        # The weight's gradient rounded to bf16 from sums in another order: a bf16 step apart at most.
+        torch.testing.assert_close(ours["weight"], autocast_s["weight"], rtol=2**-7, atol=1e-6)
+        torch.testing.assert_close(ours["bias"], autocast_s["bias"], rtol=2**-7, atol=1e-6)
+        return ours["weight"].data_ptr()
+
+    x = torch.randn(3, 5, 24)
+    assert step(x) == step(x * 2)  # the second step's gradient in the first one's memory
+    step(x, steps=2)  # the second backward finds .grad holding the kept memory: fresh memory, added
+    step(x, x * 3)  # two forwards before one backward: the second one on fresh memory
+
+
 def unfused_loss(model, x, y):
     logits, _ = model(x)  # no targets: nn.Embedding's own gradient and autograd's sum of the two
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1)
