@@ -10,7 +10,7 @@ compared with the faster peer in the same precision; a CPU without bf16 units (A
 peer is written here from nanoGPT's published design (pre-norm blocks, fused qkv projection, SDPA with
 is_causal, tanh GELU, tied output layer, full logits then cross-entropy); no code of it is copied.
 Run: .venv/bin/python bench/bench_training_peers.py [--shapes mini-13m gpt2-124m] [--precisions fp32 bf16]
-     [--rounds 2 --steps 2]
+     [--rounds 3 --steps 2]
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round, after one warm-up step")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-profile", action="store_true")

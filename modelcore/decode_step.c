@@ -674,7 +674,7 @@ int top_k(const float *x, int rows, int n, int k, float *values, long long *indi
     return failed ? -1 : 0;
 }
 
-/* Training's output layer in bf16 (modelcore/model.py's LinearCrossEntropy under CPU autocast): for each row
+/* Training's output layer in bf16 (modelcore/training_ops.py's LinearCrossEntropy under CPU autocast): for each row
  * of bf16 logits [rows, V], its cross-entropy against targets[row] (-1: ignored, loss 0) into losses[row], and
  * in place of the logits the gradient softmax - one-hot, rounded to bf16. Computed in fp32 from the exactly
  * widened logits, as torch computes it after casting them up; one read and one write of the [rows, V] buffer
@@ -760,7 +760,7 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
  * the GELU runs 1.5x faster so. */
 #define TRAINING_PASS __attribute__((optimize("fp-contract=fast")))
 
-/* Training's causal attention in bf16 (model.py's CausalAttention) runs its products as torch's bf16 matrix
+/* Training's causal attention in bf16 (training_ops.py's CausalAttention) runs its products as torch's bf16 matrix
  * products over blocks of the score matrix and these two passes between them: each one read and one write of
  * the scores, where torch's softmax, mask, casts and their backward swept them a dozen times, and torch's flash
  * attention, made for long rows, ran its small products at a sixth of the CPU's bf16 speed (bench/README.md).
@@ -830,7 +830,7 @@ TRAINING_PASS void causal_softmax_backward_bf16(const unsigned short *p, unsigne
     }
 }
 
-/* GPT-2's tanh GELU of training's bf16 activations (model.py's Gelu), and its backward: computed in fp32 from the
+/* GPT-2's tanh GELU of training's bf16 activations (training_ops.py's Gelu), and its backward: computed in fp32 from the
  * widened values and rounded to bf16 as torch rounds, one pass each. torch's own pair took 7% of the mini-13m
  * bf16 step (bench/README.md). */
 TRAINING_PASS void gelu_bf16(const unsigned short *u, unsigned short *out, long n, int threads) {

@@ -119,7 +119,7 @@ def _fits_scores(offset: int, *scores: Tensor) -> bool:
 def causal_softmax_bf16(scores: Tensor, scale: float, offset: int = 0) -> bool:
     """softmax(scale S) in place of bf16 scores S [..., rows, cols] of queries at offset.. against keys 0..cols - 1
     (scale > 0, offset + rows <= cols): row r over its columns 0..offset + r, 0 past them. The probabilities of
-    training's causal attention in bf16 (model.CausalAttention), computed in fp32 from the scores and rounded to
+    training's causal attention in bf16 (training_ops.CausalAttention), computed in fp32 from the scores and rounded to
     bf16. False (scores untouched) where the library is unavailable, the tensor does not fit, or there is no
     memory for its scratch; the caller then does it in torch."""
     if scale <= 0 or not _fits_scores(offset, scores) or (lib := library()) is None:

@@ -4,9 +4,9 @@ import threading
 import pytest
 import torch
 
-from modelcore import kernels, native
-from modelcore import model as model_module
-from modelcore.model import GPT, CausalAttention, Gelu, GPTConfig, Linear, parameter_count
+from modelcore import kernels, native, training_ops
+from modelcore.model import GPT, GPTConfig, Linear, parameter_count
+from modelcore.training_ops import CausalAttention, Gelu
 from tests.kernel_calls import count_kernel_calls
 
 GPT2_124M = {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12}
@@ -311,14 +311,14 @@ def test_the_native_causal_softmax_passes_give_torch_s_fp32_rounded_to_bf16(rows
         scores[0, 0, -1, 0] = float("-inf")  # weighs nothing, as in torch
     probs = scores.clone()
     assert native.causal_softmax_bf16(probs, 0.125, offset)
-    expected = model_module._causal_softmax(scores, 0.125, offset)
+    expected = training_ops._causal_softmax(scores, 0.125, offset)
     within_a_bf16_step(probs, expected)
     masked = torch.ones(rows, cols, dtype=torch.bool).triu(1 + offset)
     assert probs[..., masked].eq(0).all() and (offset + rows == 1 or probs[0, 0, -1, 0] == 0)
     grad = torch.randn(2, 3, rows, cols).bfloat16()
     grad_scores = grad.clone()
     assert native.causal_softmax_backward_bf16(probs, grad_scores, 0.125, offset)
-    within_a_bf16_step(grad_scores, model_module._causal_softmax_backward(probs, grad, 0.125), share=5e-3)
+    within_a_bf16_step(grad_scores, training_ops._causal_softmax_backward(probs, grad, 0.125), share=5e-3)
     assert grad_scores[..., masked].eq(0).all()
     for declined in (scores.float(), scores.transpose(-1, -2)):
         if declined.is_contiguous() and declined.dtype == torch.bfloat16:
@@ -384,7 +384,7 @@ def _fp32_attention_and_grads(q, k, v, grad_y):
 @pytest.mark.parametrize(("native_passes", "block_rows"), [(True, 256), (True, 16), (False, 16)],
                          ids=["native-two-halves", "native-blocks-of-16", "torch-passes"])
 def test_bf16_training_attention_matches_flash_attention_in_fp32(native_passes, block_rows, monkeypatch):
-    monkeypatch.setattr(model_module, "QUERY_BLOCK_ROWS", block_rows)  # T = 40: 20 + 20, or 16 + 16 + 8
+    monkeypatch.setattr(training_ops, "QUERY_BLOCK_ROWS", block_rows)  # T = 40: 20 + 20, or 16 + 16 + 8
     if not native_passes:
         monkeypatch.setattr(native, "causal_softmax_bf16", lambda *args: False)
         monkeypatch.setattr(native, "causal_softmax_backward_bf16", lambda *args: False)
@@ -410,7 +410,7 @@ def test_training_under_bf16_autocast_takes_the_native_attention_and_learns_as_f
         _, fast = a(x, y)
     fast.backward()
     assert len(calls) == config.n_layer
-    monkeypatch.setattr(model_module, "SCORES_BYTES_MAX", 0)  # flash attention, as beyond the bound
+    monkeypatch.setattr(training_ops, "SCORES_BYTES_MAX", 0)  # flash attention, as beyond the bound
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _, reference = b(x, y)
     reference.backward()
