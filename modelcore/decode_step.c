@@ -760,9 +760,9 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
  * the GELU runs 1.5x faster so. */
 #define TRAINING_PASS __attribute__((optimize("fp-contract=fast")))
 
-/* Training's causal attention in bf16 (training_ops.py's CausalAttention) runs its products as torch's bf16 matrix
- * products over blocks of the score matrix and these two passes between them: each one read and one write of
- * the scores, where torch's softmax, mask, casts and their backward swept them a dozen times, and torch's flash
+/* Training's causal attention in bf16 (training_ops.py's CausalAttention) runs its products as torch's bf16
+ * matrix products over blocks of the score matrix and these two passes between them: each one read and one write
+ * of the scores, where torch's softmax, mask, casts and their backward swept them a dozen times, and torch's flash
  * attention, made for long rows, ran its small products at a sixth of the CPU's bf16 speed (bench/README.md).
  * Each of the `matrices` [rows, cols] blocks holds the scores of queries offset.. against keys 0..cols - 1:
  * its row r attends to columns 0..offset + r, and the rest of the row is written 0. Computed in fp32 from the
@@ -830,9 +830,9 @@ TRAINING_PASS void causal_softmax_backward_bf16(const unsigned short *p, unsigne
     }
 }
 
-/* GPT-2's tanh GELU of training's bf16 activations (training_ops.py's Gelu), and its backward: computed in fp32 from the
- * widened values and rounded to bf16 as torch rounds, one pass each. torch's own pair took 7% of the mini-13m
- * bf16 step (bench/README.md). */
+/* GPT-2's tanh GELU of training's bf16 activations (training_ops.py's Gelu), and its backward: computed in fp32
+ * from the widened values and rounded to bf16 as torch rounds, one pass each. torch's own pair took 7% of the
+ * mini-13m bf16 step (bench/README.md). */
 TRAINING_PASS void gelu_bf16(const unsigned short *u, unsigned short *out, long n, int threads) {
     long whole = n / 8 * 8;
     #pragma omp parallel for num_threads(threads) schedule(static)

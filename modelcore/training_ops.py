@@ -24,7 +24,7 @@ class KeptMemory:
     of its gradient and its fp32 gradient (Bf16Linear); the tied output layer's logits and the same three
     (77 to 206 MB each at GPT-2's vocabulary); an attention layer's probabilities and their gradient. glibc
     hands memory of this size back to the system when it is freed, and on the 2-core VMs of bench/README.md
-    faulting it in again costs a few us a 4 KB page: at GPT-2 124M in bf16, about a quarter of the step.
+    faulting it in again costs a few us a 4 KB page: at GPT-2 124M in bf16, a sixth of the step.
 
     One forward pass at a time holds it (claim), until its backward is done with it or its graph is dropped;
     another forward meanwhile (two losses before one backward) uses fresh memory.
@@ -181,17 +181,15 @@ class LinearCrossEntropy(torch.autograd.Function):
                 loss = -(log_probs.gather(1, index) * valid).sum() / count
                 grad = log_probs.exp_()  # [N, V] softmax, in the same memory
                 grad.scatter_add_(1, index, -valid.to(grad.dtype))  # softmax - one-hot (ignored rows: weighted 0)
-        ctx.save_for_backward(h, grad, valid, count)
-        # Not saved for backward: a kept copy may be written again (the same weights) by another forward
-        # before this backward, which save_for_backward's version check would refuse.
-        ctx.weight, ctx.tie = weight, tie
+        ctx.save_for_backward(h, weight, grad, valid, count)
+        ctx.tie = tie
         return loss
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, Tensor | None, None, None]:
-        h, grad, valid, count = ctx.saved_tensors  # h in the products' dtype
-        weight, tie = ctx.weight, ctx.tie
+        h, weight, grad, valid, count = ctx.saved_tensors  # h and weight in the products' dtype
+        tie = ctx.tie
         # The loss's scale, and 0 for ignored rows, applied to [N, C] tensors only: never a pass over [N, V]
         # or over the [V, C] gradient (154 MB at GPT-2 124M's shape), nor a sync with the device.
         weights = valid.to(grad_loss.dtype) * (grad_loss / count)  # [N, 1]
@@ -318,7 +316,7 @@ def runs_native_attention(q: Tensor, dropout: float) -> bool:
 
 class Gelu(torch.autograd.Function):
     """GPT-2's tanh GELU of bf16 activations on the CPU, both ways in one native pass each (training under bf16
-    autocast): torch's pair ran at 7% of the mini-13m step (bench/README.md). In fp32 from the bf16 values, as
+    autocast): torch's pair took 7% of the mini-13m step (bench/README.md). In fp32 from the bf16 values, as
     torch computes it; in GELU's negative tail (below -3, values under 1e-5) the two round differently."""
 
     @staticmethod
