@@ -65,6 +65,17 @@ def test_two_processes_train_as_one_with_the_same_global_batch(config, tokens, s
     assert abs(result.final_val_loss - single.final_val_loss) < LOSS_TOLERANCE
 
 
+def test_two_processes_train_as_one_in_bf16_with_kept_memory(config, tokens, tmp_path):
+    # bf16 on the CPU: the linears, the attention and the tied gradient keep their memory between steps
+    # (modelcore/training_ops.py), which DDP's gradient hooks and one process's accumulation must both see.
+    reference = train(config, *tokens, _settings(grad_accum=2, precision="bf16"))
+    result = train_data_parallel(config, *tokens, _settings(grad_accum=1, precision="bf16"),
+                                 Rendezvous(nproc=2, timeout_s=60), work_dir=tmp_path / "work",
+                                 checkpoint_dir=tmp_path / "checkpoint")  # fmt: skip
+    _assert_same_run(result.loss_curve, reference.loss_curve)
+    _assert_close_weights(result.model, reference.model)
+
+
 class Stopped(Exception):
     pass
 
