@@ -200,7 +200,10 @@ class GPT(nn.Module):
             h = self.hidden(idx)  # [B, T, C]
             return linear(h, self.wte.weight, kernel=kernels.active_kernel(self.wte)), None  # [B, T, V]
         wte = self.wte.weight
-        tie = TiedGradient(wte, self.output_memory) if torch.is_grad_enabled() and wte.requires_grad else None
+        # On the CPU only: on CUDA index_add_ adds with atomics, in no fixed order, so CUDA keeps nn.Embedding's
+        # backward as before (and page faults, what the kept memory saves, are a CPU's cost).
+        tied = torch.is_grad_enabled() and wte.requires_grad and wte.is_cpu
+        tie = TiedGradient(wte, self.output_memory) if tied else None
         h = self.hidden(idx, tie=tie)
         return None, LinearCrossEntropy.apply(h.flatten(0, 1), wte, targets.flatten(), tie)
 
