@@ -710,6 +710,36 @@ static inline v8 max8(v8 a, v8 b) {
     return (v8)(((v8i)a & greater) | ((v8i)b & ~greater));
 }
 
+/* A softmax row's first pass: e[j] = e^(scale x[j] - top) for its first n bf16 values, top (*top) the largest
+ * scaled value (scale > 0); returns the sum of the e[j], eight lanes at a time and then a tree. */
+static inline __attribute__((always_inline)) float exp_row(const unsigned short *x, int n, float scale, float *e,
+                                                           float *top) {
+    int whole = n / 8 * 8;
+    v8 tops = splat(-INFINITY);
+    for (int j = 0; j < whole; j += 8) tops = max8(tops, widen_bf16(x + j));
+    float largest = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
+                          fmaxf(fmaxf(tops[4], tops[5]), fmaxf(tops[6], tops[7])));
+    for (int j = whole; j < n; j++) largest = fmaxf(largest, bf16_value(x[j]));
+    *top = largest *= scale;
+    v8 sums = {0};
+    for (int j = 0; j < whole; j += 8) {
+        v8 ej = exp_below(widen_bf16(x + j) * splat(scale) - splat(largest));
+        *(v8 *)(e + j) = ej;
+        sums += ej;
+    }
+    float total = lanes_sum(sums);
+    for (int j = whole; j < n; j++) total += e[j] = exp_below(splat(bf16_value(x[j]) * scale - largest))[0];
+    return total;
+}
+
+/* Its second: x[j] = e[j] / total, rounded to bf16, for j < n. */
+static inline __attribute__((always_inline)) void store_row(unsigned short *x, const float *e, int n, float total) {
+    int whole = n / 8 * 8;
+    v8 inverse = splat(1.0f / total);
+    for (int j = 0; j < whole; j += 8) *(v8h *)(x + j) = round_bf16(*(v8 *)(e + j) * inverse);
+    for (int j = whole; j < n; j++) x[j] = round_bf16(splat(e[j]) * inverse)[0];
+}
+
 /* Returns 0; or, with nothing written, -1 where its scratch (V floats per thread) cannot be allocated and -2
  * for a target past the vocabulary. Logits more than 87 below their row's largest get probability 0 (torch:
  * 0 or a denormal). */
@@ -718,7 +748,6 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
     if (V < 1) return -2;
     for (int r = 0; r < rows; r++)
         if (targets[r] >= V) return -2;
-    int whole = V / 8 * 8;
     size_t stride = ((size_t)V + 15) / 16 * 16;  /* floats per thread's e^(x - max), padded to a cache line */
     float *scratch = malloc(stride * sizeof(float) * (size_t)threads + 64);
     if (!scratch) return -1;
@@ -729,26 +758,12 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
         #pragma omp for schedule(static)
         for (int r = 0; r < rows; r++) {
             unsigned short *x = logits + (size_t)r * V;
-            v8 tops = splat(-INFINITY);
-            for (int j = 0; j < whole; j += 8) tops = max8(tops, widen_bf16(x + j));
-            float top = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
-                              fmaxf(fmaxf(tops[4], tops[5]), fmaxf(tops[6], tops[7])));
-            for (int j = whole; j < V; j++) top = fmaxf(top, bf16_value(x[j]));
-            v8 sums = {0};
-            for (int j = 0; j < whole; j += 8) {
-                v8 ej = exp_below(widen_bf16(x + j) - splat(top));
-                *(v8 *)(e + j) = ej;
-                sums += ej;
-            }
-            float total = lanes_sum(sums);
-            for (int j = whole; j < V; j++) total += e[j] = exp_below(splat(bf16_value(x[j]) - top))[0];
+            float top, total = exp_row(x, V, 1.0f, e, &top);  /* x times 1: exactly x */
             long long t = targets[r];
             losses[r] = t >= 0 ? top + logf(total) - bf16_value(x[t]) : 0.0f;
-            v8 inverse = splat(1.0f / total);
-            for (int j = 0; j < whole; j += 8) *(v8h *)(x + j) = round_bf16(*(v8 *)(e + j) * inverse);
-            for (int j = whole; j < V; j++) x[j] = round_bf16(splat(e[j]) * inverse)[0];
+            store_row(x, e, V, total);
             if (t >= 0)  /* minus the one-hot, from the probability before it was rounded */
-                x[t] = round_bf16(splat(e[t]) * inverse - splat(1.0f))[0];
+                x[t] = round_bf16(splat(e[t]) * splat(1.0f / total) - splat(1.0f))[0];
         }
     }
     free(scratch);
@@ -783,24 +798,9 @@ TRAINING_PASS int causal_softmax_bf16(unsigned short *s, int matrices, int rows,
         #pragma omp for schedule(static)
         for (long r = 0; r < all_rows; r++) {
             unsigned short *x = s + (size_t)r * cols;
-            int n = offset + (int)(r % rows) + 1, whole = n / 8 * 8;
-            v8 tops = splat(-INFINITY);
-            for (int j = 0; j < whole; j += 8) tops = max8(tops, widen_bf16(x + j));
-            float top = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
-                              fmaxf(fmaxf(tops[4], tops[5]), fmaxf(tops[6], tops[7])));
-            for (int j = whole; j < n; j++) top = fmaxf(top, bf16_value(x[j]));
-            top *= scale;  /* scale > 0: the largest scaled score */
-            v8 sums = {0};
-            for (int j = 0; j < whole; j += 8) {
-                v8 ej = exp_below(widen_bf16(x + j) * splat(scale) - splat(top));
-                *(v8 *)(e + j) = ej;
-                sums += ej;
-            }
-            float total = lanes_sum(sums);
-            for (int j = whole; j < n; j++) total += e[j] = exp_below(splat(bf16_value(x[j]) * scale - top))[0];
-            v8 inverse = splat(1.0f / total);
-            for (int j = 0; j < whole; j += 8) *(v8h *)(x + j) = round_bf16(*(v8 *)(e + j) * inverse);
-            for (int j = whole; j < n; j++) x[j] = round_bf16(splat(e[j]) * inverse)[0];
+            int n = offset + (int)(r % rows) + 1;
+            float top;
+            store_row(x, e, n, exp_row(x, n, scale, e, &top));
             for (int j = n; j < cols; j++) x[j] = 0;
         }
     }

@@ -3,12 +3,11 @@
 Its entry points: `decode_step` and `decode_batch`, whole decoding steps at batch 1 and above
 (modelcore/fused.py); `decode_attention`, attention over the key/value cache for one new token per row at
 any batch size, which GPT.decode's layers use on CPU (`cached_attention`); sampling's top-k at any
-batch size (`top_k`); and training's output-layer loss in bf16 (`cross_entropy_bf16`) and the softmax of its
-causal attention in bf16, both ways (`causal_softmax_bf16`, `causal_softmax_backward_bf16`), and its GELU in bf16,
-both ways (`gelu_bf16`, `gelu_backward_bf16`). In torch that
-attention costs a cache write, a dozen view and copy operators and a flash-attention call made for long
-queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth of a generation step
-(bench/README.md).
+batch size (`top_k`). In torch that attention costs a cache write, a dozen view and copy operators and a
+flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth
+of a generation step (bench/README.md). And for training in bf16 (modelcore/training_ops.py): the output
+layer's loss (`cross_entropy_bf16`), the causal attention's softmax both ways (`causal_softmax_bf16`,
+`causal_softmax_backward_bf16`) and the GELU both ways (`gelu_bf16`, `gelu_backward_bf16`).
 
 Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
 fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
@@ -109,18 +108,23 @@ def cross_entropy_bf16(logits: Tensor, targets: Tensor) -> Tensor | None:
     return losses
 
 
+def _fits_activations(*tensors: Tensor) -> bool:
+    """Contiguous bf16 CPU tensors of one shape."""
+    first = tensors[0]
+    return all(t.shape == first.shape and t.dtype == torch.bfloat16 and t.is_cpu and t.is_contiguous()
+               for t in tensors)  # fmt: skip
+
+
 def _fits_scores(offset: int, *scores: Tensor) -> bool:
-    first = scores[0]
-    return (first.dim() >= 2 and first.shape[-2] > 0 and 0 <= offset and offset + first.shape[-2] <= first.shape[-1]
-            and all(s.shape == first.shape and s.dtype == torch.bfloat16 and s.is_cpu and s.is_contiguous()
-                    for s in scores))  # fmt: skip
+    rows, cols = scores[0].shape[-2:] if scores[0].dim() >= 2 else (0, 0)
+    return rows > 0 and 0 <= offset and offset + rows <= cols and _fits_activations(*scores)
 
 
 def causal_softmax_bf16(scores: Tensor, scale: float, offset: int = 0) -> bool:
-    """softmax(scale S) in place of bf16 scores S [..., rows, cols] of queries at offset.. against keys 0..cols - 1
-    (scale > 0, offset + rows <= cols): row r over its columns 0..offset + r, 0 past them. The probabilities of
-    training's causal attention in bf16 (training_ops.CausalAttention), computed in fp32 from the scores and rounded to
-    bf16. False (scores untouched) where the library is unavailable, the tensor does not fit, or there is no
+    """softmax(scale S) in place of bf16 scores S [..., rows, cols] of queries at offset.. against keys
+    0..cols - 1 (scale > 0, offset + rows <= cols): row r over its columns 0..offset + r, 0 past them. The
+    probabilities of training's causal attention in bf16 (training_ops.CausalAttention), computed in fp32 from
+    the scores and rounded to bf16. False (scores untouched) where the library is unavailable, the tensor does not fit, or there is no
     memory for its scratch; the caller then does it in torch."""
     if scale <= 0 or not _fits_scores(offset, scores) or (lib := library()) is None:
         return False
@@ -139,12 +143,6 @@ def causal_softmax_backward_bf16(probs: Tensor, grad: Tensor, scale: float, offs
     lib.causal_softmax_backward_bf16(probs.data_ptr(), grad.data_ptr(), probs.numel() // (rows * cols), rows, cols,
                                      offset, scale, torch.get_num_threads())  # fmt: skip
     return True
-
-
-def _fits_activations(*tensors: Tensor) -> bool:
-    first = tensors[0]
-    return all(t.shape == first.shape and t.dtype == torch.bfloat16 and t.is_cpu and t.is_contiguous()
-               for t in tensors)  # fmt: skip
 
 
 def gelu_bf16(u: Tensor) -> Tensor | None:

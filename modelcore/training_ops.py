@@ -280,9 +280,10 @@ class CausalAttention(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             grad_y = grad_y.to(v.dtype).contiguous()
             grad_q, grad_k, grad_v = q.new_empty(B, H, T, hd), q.new_zeros(B, H, T, hd), q.new_zeros(B, H, T, hd)
-            largest = B * H * max((end - start) * end for start, end in _query_blocks(T))
+            blocks = _blocks(flat, B, H, T)
+            largest = max(probs.numel() for probs in blocks)
             scratch = ctx.memory.buffer("grad", (largest,), q.dtype, q.device) if ctx.memory else None
-            for (start, end), probs in zip(_query_blocks(T), _blocks(flat, B, H, T), strict=True):
+            for (start, end), probs in zip(_query_blocks(T), blocks, strict=True):
                 rows = grad_y[:, :, start:end]
                 grad_v[:, :, :end] += probs.transpose(-1, -2) @ rows
                 into = scratch[: probs.numel()].view(probs.shape) if scratch is not None else None

@@ -156,7 +156,7 @@ def test_bf16_training_on_cpu_runs_its_products_in_bf16_and_learns_as_fp32_does(
     dtypes = set()
     real_linear = torch.nn.functional.linear
 
-    def recording_linear(x, weight, bias=None):  # training's products (model.Bf16Linear's in bf16)
+    def recording_linear(x, weight, bias=None):  # training's products (training_ops.Bf16Linear's in bf16)
         out = real_linear(x, weight, bias)
         dtypes.add(out.dtype)
         return out
