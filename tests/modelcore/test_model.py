@@ -120,6 +120,26 @@ def test_the_fused_loss_and_its_gradients_equal_cross_entropy_with_ignored_targe
         torch.testing.assert_close(p.grad, q.grad, msg=name)
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_the_output_layer_s_weight_gradient_in_vocabulary_blocks_equals_it_in_one_piece(config, bf16, monkeypatch):
+    blocks = 7  # rows a block: the vocabulary in many blocks and a shorter last one
+    assert config.n_vocab > 3 * blocks and config.n_vocab % blocks
+    a, b, x, y = twins(config, ignored=2)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    with autocast:
+        b(x, y)[1].backward()  # the tied gradient's path, one block (the vocabulary is under VOCAB_BLOCK_ROWS)
+        h = b.hidden(x).detach().flatten(0, 1)
+        weight = b.wte.weight.detach().clone().requires_grad_()
+        training_ops.LinearCrossEntropy.apply(h, weight, y.flatten()).backward()  # untied: autograd's gradient
+    monkeypatch.setattr(training_ops, "VOCAB_BLOCK_ROWS", blocks)
+    with autocast:
+        a(x, y)[1].backward()
+        blocked = weight.detach().clone().requires_grad_()
+        training_ops.LinearCrossEntropy.apply(h, blocked, y.flatten()).backward()
+    torch.testing.assert_close(a.wte.weight.grad, b.wte.weight.grad, rtol=0, atol=0)
+    torch.testing.assert_close(blocked.grad, weight.grad, rtol=0, atol=0)
+
+
 def test_under_cpu_autocast_the_fused_loss_multiplies_in_bf16_and_normalises_in_fp32(config):
     # The reference: the unfused loss as autocast runs it, the product in bf16 and cross-entropy in fp32.
     a, b, x, y = twins(config, ignored=4)
