@@ -164,12 +164,10 @@ static inline v8 splat(float s) {
 
 typedef int v8i __attribute__((vector_size(32)));
 
-/* e^x for eight floats, to about a unit in the last place: x rounded to n ln 2 + r, |r| <= ln 2 / 2, and
- * e^r by its Taylor series to r^6 (error under 2e-7 there), scaled by 2^n. Inputs clamp to [-87, 87]. */
-static inline v8 exp8(v8 x) {
+/* e^x for eight floats in [-87, 87], to about a unit in the last place: x rounded to n ln 2 + r,
+ * |r| <= ln 2 / 2, and e^r by its Taylor series to r^6 (error under 2e-7 there), scaled by 2^n. */
+static inline v8 exp8_within(v8 x) {
     const v8 shifter = splat(12582912.0f);  /* 1.5 * 2^23: adding it rounds to an integer */
-    v8i low = x < splat(-87.0f), high = x > splat(87.0f);  /* lanes of all ones where true */
-    x = (v8)(((v8i)x & ~(low | high)) | ((v8i)splat(-87.0f) & low) | ((v8i)splat(87.0f) & high));
     v8 shifted = x * splat(1.44269504f) + shifter;
     v8 n = shifted - shifter;
     v8 r = (x - n * splat(0.693145752f)) - n * splat(1.42860677e-6f);  /* ln 2 in two parts */
@@ -182,6 +180,32 @@ static inline v8 exp8(v8 x) {
     e = e * r + splat(1.0f);
     v8i scale = ((v8i)shifted - (v8i)shifter + 127) << 23;  /* 2^n: n in the exponent's bits */
     return e * (v8)scale;
+}
+
+
+/* max(a, b) lane by lane: a where a > b, else b (also where either is NaN), as vmaxps computes it; and min8 likewise. */
+static inline v8 max8(v8 a, v8 b) {
+#ifdef __AVX2__
+    return (v8)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+    v8i greater = a > b;
+    return (v8)(((v8i)a & greater) | ((v8i)b & ~greater));
+#endif
+}
+
+static inline v8 min8(v8 a, v8 b) {
+#ifdef __AVX2__
+    return (v8)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+    v8i less = a < b;
+    return (v8)(((v8i)a & less) | ((v8i)b & ~less));
+#endif
+}
+
+/* e^x for eight floats, inputs clamped to [-87, 87] (NaN to -87: GELU, its one caller, keeps NaN in its
+ * factor u). */
+static inline v8 exp8(v8 x) {
+    return exp8_within(min8(max8(x, splat(-87.0f)), splat(87.0f)));
 }
 
 /* GPT-2's tanh GELU for eight floats, u (1 + tanh z) / 2 with z = b (u + k u^3), as u / (1 + e^-2z): the same
@@ -700,34 +724,43 @@ static inline float bf16_value(unsigned short h) {
     return v.f;
 }
 
-/* e^d for d <= 0, 0 below -87 (where exp8 clamps), so that -inf and far smaller logits weigh nothing. */
+/* e^d for d <= 0, 0 below -87 (and for NaN), so that -inf and far smaller logits weigh nothing. */
 static inline v8 exp_below(v8 d) {
-    return (v8)((v8i)exp8(d) & (v8i)(d >= splat(-87.0f)));
-}
-
-static inline v8 max8(v8 a, v8 b) {
-    v8i greater = a > b;
-    return (v8)(((v8i)a & greater) | ((v8i)b & ~greater));
+    return (v8)((v8i)exp8_within(max8(d, splat(-87.0f))) & (v8i)(d >= splat(-87.0f)));
 }
 
 /* A softmax row's first pass: e[j] = e^(scale x[j] - top) for its first n bf16 values, top (*top) the largest
- * scaled value (scale > 0); returns the sum of the e[j], eight lanes at a time and then a tree. */
+ * scaled value (scale > 0); returns the sum of the e[j]. Two vectors at a time, each with its own running
+ * maximum and sum: one chain of dependent additions a vector ran at half the speed. */
 static inline __attribute__((always_inline)) float exp_row(const unsigned short *x, int n, float scale, float *e,
                                                            float *top) {
-    int whole = n / 8 * 8;
-    v8 tops = splat(-INFINITY);
-    for (int j = 0; j < whole; j += 8) tops = max8(tops, widen_bf16(x + j));
+    int whole = n / 8 * 8, pairs = n / 16 * 16;
+    v8 tops = splat(-INFINITY), tops2 = tops;
+    for (int j = 0; j < pairs; j += 16) {
+        tops = max8(tops, widen_bf16(x + j));
+        tops2 = max8(tops2, widen_bf16(x + j + 8));
+    }
+    if (whole > pairs) tops = max8(tops, widen_bf16(x + pairs));
+    tops = max8(tops, tops2);
     float largest = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
                           fmaxf(fmaxf(tops[4], tops[5]), fmaxf(tops[6], tops[7])));
     for (int j = whole; j < n; j++) largest = fmaxf(largest, bf16_value(x[j]));
     *top = largest *= scale;
-    v8 sums = {0};
-    for (int j = 0; j < whole; j += 8) {
+    v8 sums = {0}, sums2 = {0};
+    for (int j = 0; j < pairs; j += 16) {
         v8 ej = exp_below(widen_bf16(x + j) * splat(scale) - splat(largest));
+        v8 ej2 = exp_below(widen_bf16(x + j + 8) * splat(scale) - splat(largest));
         *(v8 *)(e + j) = ej;
+        *(v8 *)(e + j + 8) = ej2;
+        sums += ej;
+        sums2 += ej2;
+    }
+    if (whole > pairs) {
+        v8 ej = exp_below(widen_bf16(x + pairs) * splat(scale) - splat(largest));
+        *(v8 *)(e + pairs) = ej;
         sums += ej;
     }
-    float total = lanes_sum(sums);
+    float total = lanes_sum(sums + sums2);
     for (int j = whole; j < n; j++) total += e[j] = exp_below(splat(bf16_value(x[j]) * scale - largest))[0];
     return total;
 }
@@ -817,10 +850,14 @@ TRAINING_PASS void causal_softmax_backward_bf16(const unsigned short *p, unsigne
     for (long r = 0; r < all_rows; r++) {
         const unsigned short *pr = p + (size_t)r * cols;
         unsigned short *g = dp + (size_t)r * cols;
-        int n = offset + (int)(r % rows) + 1, whole = n / 8 * 8;
-        v8 dots = {0};
-        for (int j = 0; j < whole; j += 8) dots += widen_bf16(pr + j) * widen_bf16(g + j);
-        float dot = lanes_sum(dots);
+        int n = offset + (int)(r % rows) + 1, whole = n / 8 * 8, pairs = n / 16 * 16;
+        v8 dots = {0}, dots2 = {0};  /* two chains of additions, as in exp_row */
+        for (int j = 0; j < pairs; j += 16) {
+            dots += widen_bf16(pr + j) * widen_bf16(g + j);
+            dots2 += widen_bf16(pr + j + 8) * widen_bf16(g + j + 8);
+        }
+        if (whole > pairs) dots += widen_bf16(pr + pairs) * widen_bf16(g + pairs);
+        float dot = lanes_sum(dots + dots2);
         for (int j = whole; j < n; j++) dot += bf16_value(pr[j]) * bf16_value(g[j]);
         for (int j = 0; j < whole; j += 8)
             *(v8h *)(g + j) = round_bf16(widen_bf16(pr + j) * (widen_bf16(g + j) - splat(dot)) * splat(scale));
