@@ -274,50 +274,50 @@ class CausalAttention(torch.autograd.Function):
         B, H, T, hd = q.shape
         shape = (B * H * _probability_count(T),)
         with torch.autocast("cpu", enabled=False):
-            # Contiguous once: each block's products would otherwise copy their slices of the qkv projection.
-            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+            # [B·H, T, hd] once: each block's products would otherwise copy their slices of the qkv projection.
+            q, k, v = (x.reshape(B * H, T, hd) for x in (q, k, v))
             kept = memory is not None and memory.claim(ctx)
             flat = memory.buffer("probs", shape, q.dtype, q.device) if kept else q.new_empty(shape)
-            y = q.new_empty(B, H, T, hd)
-            for (start, end), probs in zip(_query_blocks(T), _blocks(flat, B, H, T), strict=True):
-                torch.matmul(q[:, :, start:end], k[:, :, :end].transpose(-1, -2), out=probs)  # scores, then
-                if not native.causal_softmax_bf16(probs, scale, start):  # in place their probabilities
+            y = q.new_empty(B * H, T, hd)
+            for (start, end), probs in zip(_query_blocks(T), _blocks(flat, B * H, T), strict=True):
+                torch.bmm(q[:, start:end], k[:, :end].transpose(1, 2), out=probs)  # scores, then in place
+                if not native.causal_softmax_bf16(probs, scale, start):  # their probabilities
                     probs.copy_(_causal_softmax(probs, scale, start))
-                y[:, :, start:end] = probs @ v[:, :, :end]
+                torch.bmm(probs, v[:, :end], out=y[:, start:end])
             ctx.save_for_backward(q, k, v, flat)
             ctx.scale, ctx.memory = scale, memory if kept else None
-            return y
+            return y.view(B, H, T, hd)
 
     @staticmethod
     def backward(ctx, grad_y: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-        q, k, v, flat = ctx.saved_tensors
-        B, H, T, hd = q.shape
+        q, k, v, flat = ctx.saved_tensors  # each [B·H, T, hd]
+        B, H, T, hd = grad_y.shape
         with torch.autocast("cpu", enabled=False):
-            grad_y = grad_y.to(v.dtype).contiguous()
-            grad_q, grad_k, grad_v = q.new_empty(B, H, T, hd), q.new_zeros(B, H, T, hd), q.new_zeros(B, H, T, hd)
-            blocks = _blocks(flat, B, H, T)
+            grad_y = grad_y.to(v.dtype).reshape(B * H, T, hd)
+            grad_q, grad_k, grad_v = q.new_empty(q.shape), q.new_zeros(q.shape), q.new_zeros(q.shape)
+            blocks = _blocks(flat, B * H, T)
             largest = max(probs.numel() for probs in blocks)
             scratch = ctx.memory.buffer("grad", (largest,), q.dtype, q.device) if ctx.memory else None
             for (start, end), probs in zip(_query_blocks(T), blocks, strict=True):
-                rows = grad_y[:, :, start:end]
-                grad_v[:, :, :end] += probs.transpose(-1, -2) @ rows
+                rows = grad_y[:, start:end]
+                grad_v[:, :end].baddbmm_(probs.transpose(1, 2), rows)  # added in place: no temporary
                 into = scratch[: probs.numel()].view(probs.shape) if scratch is not None else None
-                grad_s = torch.matmul(rows, v[:, :, :end].transpose(-1, -2), out=into)  # the probabilities'
-                if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # gradient, then
-                    grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)  # in place the scores'
-                grad_q[:, :, start:end] = grad_s @ k[:, :, :end]
-                grad_k[:, :, :end] += grad_s.transpose(-1, -2) @ q[:, :, start:end]
+                grad_s = torch.bmm(rows, v[:, :end].transpose(1, 2), out=into)  # the probabilities' gradient,
+                if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # then in place
+                    grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)  # the scores'
+                torch.bmm(grad_s, k[:, :end], out=grad_q[:, start:end])
+                grad_k[:, :end].baddbmm_(grad_s.transpose(1, 2), q[:, start:end])
         if ctx.memory is not None:
             ctx.memory.release(ctx)
-        return grad_q, grad_k, grad_v, None
+        return *(grad.view(B, H, T, hd) for grad in (grad_q, grad_k, grad_v)), None
 
 
-def _blocks(flat: Tensor, B: int, H: int, T: int) -> list[Tensor]:
-    """flat's consecutive [B, H, rows, keys] blocks, one per _query_blocks(T)."""
+def _blocks(flat: Tensor, matrices: int, T: int) -> list[Tensor]:
+    """flat's consecutive [matrices, rows, keys] blocks, one per _query_blocks(T)."""
     blocks, at = [], 0
     for start, end in _query_blocks(T):
-        size = B * H * (end - start) * end
-        blocks.append(flat[at : at + size].view(B, H, end - start, end))
+        size = matrices * (end - start) * end
+        blocks.append(flat[at : at + size].view(matrices, end - start, end))
         at += size
     return blocks
 
