@@ -896,3 +896,113 @@ TRAINING_PASS void gelu_backward_bf16(const unsigned short *u, const unsigned sh
     for (long i = whole; i < n; i++)
         out[i] = round_bf16(gelu_grad8(splat(bf16_value(u[i])), splat(bf16_value(grad[i]))))[0];
 }
+
+/* Training's LayerNorm of the residual stream under bf16 autocast (training_ops.py's ResidualNorm): rows of C
+ * fp32 values (the stream x, plus a branch's bf16 output where given, the sum written to `sum`) normalised as
+ * torch computes it in fp32 (y = (x rstd - mean rstd) w + b), and rounded to bf16 for the linear layer that
+ * reads them: one pass where torch's add, cast, LayerNorm and the linear's cast made four. mean and rstd per
+ * row are kept for the backward pass. */
+TRAINING_PASS void layer_norm_bf16(const float *x, const unsigned short *branch, const float *w, const float *b,
+                                   float *sum, unsigned short *out, float *mean_out, float *rstd_out, long rows,
+                                   int C, float eps, int threads) {
+    int whole = C / 8 * 8;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * C;
+        if (branch) {
+            const unsigned short *br = branch + (size_t)r * C;
+            float *sr = sum + (size_t)r * C;
+            for (int j = 0; j < whole; j += 8) *(v8 *)(sr + j) = AT(xr, j) + widen_bf16(br + j);
+            for (int j = whole; j < C; j++) sr[j] = xr[j] + bf16_value(br[j]);
+            xr = sr;
+        }
+        v8 sums = {0};
+        for (int j = 0; j < whole; j += 8) sums += AT(xr, j);
+        float total = lanes_sum(sums);
+        for (int j = whole; j < C; j++) total += xr[j];
+        float mean = total / C;
+        v8 squares = {0};
+        for (int j = 0; j < whole; j += 8) {
+            v8 d = AT(xr, j) - splat(mean);
+            squares += d * d;
+        }
+        float var = lanes_sum(squares);
+        for (int j = whole; j < C; j++) var += (xr[j] - mean) * (xr[j] - mean);
+        float rstd = 1.0f / sqrtf(var / C + eps), shift = -mean * rstd;
+        unsigned short *o = out + (size_t)r * C;
+        for (int j = 0; j < whole; j += 8)
+            *(v8h *)(o + j) = round_bf16((AT(xr, j) * splat(rstd) + splat(shift)) * AT(w, j) + AT(b, j));
+        for (int j = whole; j < C; j++) o[j] = round_bf16(splat((xr[j] * rstd + shift) * w[j] + b[j]))[0];
+        mean_out[r] = mean;
+        rstd_out[r] = rstd;
+    }
+}
+
+/* Its backward: from the gradient of the bf16 output (grad) and, where given, the fp32 gradient that reaches
+ * the stream past the norm (through), the stream's gradient dx = rstd (g w - mean(g w) - xhat mean(g w xhat))
+ * + through, also rounded to bf16 into dx_low where given (the branch's, as autocast's add casts it); the
+ * weight's and bias's, sums over the rows of g xhat and g, per thread and then in thread order. Returns 0, or
+ * -1 (nothing written) where the per-thread sums cannot be allocated. */
+TRAINING_PASS int layer_norm_backward_bf16(const float *x, const float *mean, const float *rstd, const float *w,
+                                           const unsigned short *grad, const float *through, float *dx,
+                                           unsigned short *dx_low, float *dw, float *db, long rows, int C,
+                                           int threads) {
+    size_t stride = ((size_t)C + 15) / 16 * 16;
+    float *partial = calloc(2 * stride * (size_t)threads, sizeof(float));
+    if (!partial) return -1;
+    int whole = C / 8 * 8;
+    #pragma omp parallel num_threads(threads)
+    {
+        float *pw = partial + 2 * stride * (size_t)omp_get_thread_num(), *pb = pw + stride;
+        #pragma omp for schedule(static)
+        for (long r = 0; r < rows; r++) {
+            const float *xr = x + (size_t)r * C;
+            const unsigned short *gr = grad + (size_t)r * C;
+            float m = mean[r], s = rstd[r];
+            v8 a8 = {0}, c8 = {0};
+            for (int j = 0; j < whole; j += 8) {
+                v8 g = widen_bf16(gr + j), xh = (AT(xr, j) - splat(m)) * splat(s), gw = g * AT(w, j);
+                a8 += gw;
+                c8 += gw * xh;
+                *(v8 *)(pw + j) += g * xh;
+                *(v8 *)(pb + j) += g;
+            }
+            float a = lanes_sum(a8), c = lanes_sum(c8);
+            for (int j = whole; j < C; j++) {
+                float g = bf16_value(gr[j]), xh = (xr[j] - m) * s, gw = g * w[j];
+                a += gw;
+                c += gw * xh;
+                pw[j] += g * xh;
+                pb[j] += g;
+            }
+            a /= C;
+            c /= C;
+            float *d = dx + (size_t)r * C;
+            const float *t = through ? through + (size_t)r * C : NULL;
+            for (int j = 0; j < whole; j += 8) {
+                v8 g = widen_bf16(gr + j), xh = (AT(xr, j) - splat(m)) * splat(s);
+                v8 v = splat(s) * (g * AT(w, j) - splat(a) - xh * splat(c));
+                if (t) v += AT(t, j);
+                *(v8 *)(d + j) = v;
+                if (dx_low) *(v8h *)(dx_low + (size_t)r * C + j) = round_bf16(v);
+            }
+            for (int j = whole; j < C; j++) {
+                float g = bf16_value(gr[j]), xh = (xr[j] - m) * s;
+                float v = s * (g * w[j] - a - xh * c) + (t ? t[j] : 0.0f);
+                d[j] = v;
+                if (dx_low) dx_low[(size_t)r * C + j] = round_bf16(splat(v))[0];
+            }
+        }
+    }
+    for (int j = 0; j < C; j++) {
+        float sw = 0, sb = 0;
+        for (int k = 0; k < threads; k++) {
+            sw += partial[2 * stride * (size_t)k + j];
+            sb += partial[2 * stride * (size_t)k + stride + j];
+        }
+        dw[j] = sw;
+        db[j] = sb;
+    }
+    free(partial);
+    return 0;
+}

@@ -2,7 +2,7 @@
 
 Weight for weight the architecture of openai/gpt-2; a preallocated key/value cache makes sampling cheap.
 Training's operators with a backward of their own (the fused loss, and under bf16 autocast the linears,
-attention and GELU) are in training_ops.py.
+attention, GELU and the residual stream's layer norms) are in training_ops.py.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from .training_ops import (
     CausalAttention,
     KeptMemory,
     LinearCrossEntropy,
+    ResidualNorm,
     TiedEmbedding,
     TiedGradient,
     gelu,
     runs_native_attention,
+    runs_native_norm,
 )
 
 LN_EPS = 1e-5  # GPT-2's LayerNorm epsilon
@@ -151,6 +153,10 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x: Tensor, kv: Tensor | None = None, pos: int = 0) -> Tensor:
+        if kv is None and runs_native_norm(x, self.ln_1):  # training under bf16 autocast: the norms in bf16
+            h = ResidualNorm.apply(x, None, self.ln_1.weight, self.ln_1.bias, self.ln_1.eps)
+            x, h = ResidualNorm.apply(x, self.attn(h), self.ln_2.weight, self.ln_2.bias, self.ln_2.eps)
+            return x + self.mlp(h)
         x = x + self.attn(self.ln_1(x), kv, pos)  # [B, T, C]
         return x + self.mlp(self.ln_2(x))
 

@@ -165,6 +165,54 @@ def gelu_backward_bf16(u: Tensor, grad: Tensor) -> Tensor | None:
     return out
 
 
+def layer_norm_bf16(x: Tensor, weight: Tensor, bias: Tensor, eps: float,
+                    branch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """LayerNorm over the last dimension of the fp32 stream x (plus the bf16 branch, where given), computed in
+    fp32 as torch's layer_norm and rounded to bf16: (the stream, i.e. x or x + branch, the normalised bf16
+    values, and each row's mean and 1 / std). None where the library is unavailable or the tensors do not fit
+    (contiguous CPU tensors: x fp32, branch bf16 of its shape, weight and bias fp32 of its last dimension)."""
+    if not _fits_norm(x, weight, bias) or (branch is not None and not _fits_activations(branch)) \
+            or (branch is not None and branch.shape != x.shape) or (lib := library()) is None:
+        return None
+    C, rows = x.shape[-1], x.numel() // max(1, x.shape[-1])
+    stream = torch.empty_like(x) if branch is not None else x
+    out = torch.empty(x.shape, dtype=torch.bfloat16)
+    mean, rstd = torch.empty(rows), torch.empty(rows)
+    lib.layer_norm_bf16(x.data_ptr(), None if branch is None else branch.data_ptr(), weight.data_ptr(),
+                        bias.data_ptr(), stream.data_ptr(), out.data_ptr(), mean.data_ptr(), rstd.data_ptr(), rows,
+                        C, eps, torch.get_num_threads())  # fmt: skip
+    return stream, out, mean, rstd
+
+
+def layer_norm_backward_bf16(stream: Tensor, mean: Tensor, rstd: Tensor, weight: Tensor, grad: Tensor,
+                             through: Tensor | None = None, low: bool = False,
+                             ) -> tuple[Tensor, Tensor | None, Tensor, Tensor] | None:
+    """The gradients of layer_norm_bf16 given that of its bf16 output (grad) and, where given, the fp32 gradient
+    that reaches the stream past the norm (through): (the stream's fp32 gradient, the same rounded to bf16 where
+    low, the weight's, the bias's). None where the library is unavailable, the tensors do not fit or there is no
+    memory for the per-thread sums; then use torch."""
+    if not _fits_norm(stream, weight, weight) or not _fits_activations(grad) or grad.shape != stream.shape \
+            or (through is not None and (through.shape != stream.shape or not _fits_norm(through, weight, weight))) \
+            or (lib := library()) is None:
+        return None
+    C, rows = stream.shape[-1], stream.numel() // max(1, stream.shape[-1])
+    dx = torch.empty_like(stream)
+    dx_low = torch.empty(stream.shape, dtype=torch.bfloat16) if low else None
+    dw, db = torch.empty(C), torch.empty(C)
+    failed = lib.layer_norm_backward_bf16(
+        stream.data_ptr(), mean.data_ptr(), rstd.data_ptr(), weight.data_ptr(), grad.data_ptr(),
+        None if through is None else through.data_ptr(), dx.data_ptr(), None if dx_low is None else dx_low.data_ptr(),
+        dw.data_ptr(), db.data_ptr(), rows, C, torch.get_num_threads())
+    return None if failed else (dx, dx_low, dw, db)
+
+
+def _fits_norm(x: Tensor, weight: Tensor, bias: Tensor) -> bool:
+    """x a contiguous fp32 CPU tensor with rows of C values; weight and bias contiguous fp32 [C] CPU tensors."""
+    C = x.shape[-1] if x.dim() else 0
+    return C > 0 and all(t.dtype == torch.float32 and t.is_cpu and t.is_contiguous() for t in (x, weight, bias)) \
+        and weight.shape == bias.shape == (C,)
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str | None]:
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -198,6 +246,10 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.gelu_bf16.restype = None
     lib.gelu_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
     lib.gelu_backward_bf16.restype = None
+    lib.layer_norm_bf16.argtypes = [*[ctypes.c_void_p] * 8, ctypes.c_long, ctypes.c_int, ctypes.c_float, ctypes.c_int]
+    lib.layer_norm_bf16.restype = None
+    lib.layer_norm_backward_bf16.argtypes = [*[ctypes.c_void_p] * 10, ctypes.c_long, ctypes.c_int, ctypes.c_int]
+    lib.layer_norm_backward_bf16.restype = ctypes.c_int
     return lib, None
 
 

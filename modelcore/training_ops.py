@@ -2,8 +2,8 @@
 
 The tied output layer's loss fused with its product (LinearCrossEntropy) and its embedding (TiedEmbedding), which
 share one gradient for the tied weight; under bf16 autocast, the linears (Bf16Linear), the causal attention
-(CausalAttention) and the GELU (Gelu); and KeptMemory, the large temporaries they keep from one step to the
-next. Each computes what torch's own operators compute (tests/modelcore/test_model.py holds them to torch's),
+(CausalAttention), the GELU (Gelu) and the residual stream's layer norms (ResidualNorm); and KeptMemory, the
+large temporaries they keep from one step to the next. Each computes what torch's own operators compute (tests/modelcore/test_model.py holds them to torch's),
 in fewer passes over memory and without fresh memory every step: bench/README.md has the figures.
 """
 
@@ -328,6 +328,46 @@ def runs_native_attention(q: Tensor, dropout: float) -> bool:
     return (dropout == 0 and q.dtype == torch.bfloat16 and q.is_cpu and torch.is_grad_enabled() and T > 1
             and B * H * _probability_count(T) * q.element_size() <= SCORES_BYTES_MAX
             and native.library() is not None)  # fmt: skip
+
+
+class ResidualNorm(torch.autograd.Function):
+    """LayerNorm of the fp32 residual stream x, or of x + branch (a bf16 branch's output), in bf16 for the linear
+    layer that reads it: training under CPU bf16 autocast, where torch's add, LayerNorm (in fp32) and the
+    linear's cast each made a pass forward and back (bench/README.md). Returns the normalised bf16 values, and
+    given a branch first the stream x + branch in fp32; computed as autocast computes them, in fp32 from the same
+    values and rounded to bf16 once (native.layer_norm_bf16)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, branch: Tensor | None, weight: Tensor, bias: Tensor, eps: float
+                ) -> Tensor | tuple[Tensor, Tensor]:
+        done = native.layer_norm_bf16(x.contiguous(), weight, bias, eps,
+                                      None if branch is None else branch.contiguous())
+        if done is None:
+            raise RuntimeError("ResidualNorm takes what runs_native_norm accepts")
+        stream, out, mean, rstd = done
+        ctx.save_for_backward(stream, mean, rstd, weight)
+        ctx.has_branch = branch is not None
+        return (stream, out) if ctx.has_branch else out
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor, None]:
+        stream, mean, rstd, weight = ctx.saved_tensors
+        grad_stream, grad_out = grads if ctx.has_branch else (None, grads[0])
+        through = None if grad_stream is None else grad_stream.float().contiguous()
+        done = native.layer_norm_backward_bf16(stream, mean, rstd, weight, grad_out.to(torch.bfloat16).contiguous(),
+                                               through, low=ctx.has_branch)
+        if done is None:
+            raise MemoryError("no memory for the LayerNorm gradient's per-thread sums")
+        grad_x, grad_branch, grad_w, grad_b = done
+        return grad_x, grad_branch, grad_w, grad_b, None
+
+
+def runs_native_norm(x: Tensor, norm: torch.nn.LayerNorm) -> bool:
+    """Whether training's LayerNorm of the stream x [.., C] runs as ResidualNorm: under CPU bf16 autocast, with
+    a gradient, where the library builds."""
+    return (x.is_cpu and x.dtype == torch.float32 and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and norm.weight is not None and norm.bias is not None
+            and norm.weight.dtype == torch.float32 and native.library() is not None)  # fmt: skip
 
 
 class Gelu(torch.autograd.Function):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from modelcore import kernels, native, training_ops
+from modelcore import model as model_module
 from modelcore.model import GPT, GPTConfig, Linear, parameter_count
 from modelcore.training_ops import CausalAttention, Gelu
 from tests.kernel_calls import count_kernel_calls
@@ -387,6 +388,68 @@ def test_training_under_bf16_autocast_takes_the_native_gelu(config, monkeypatch)
         b(x, y)[1].backward()
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.03 * q.grad.abs().max().item(), msg=name)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # sampling: torch's
+        a(x)
+    a(x, y)[1].backward()  # fp32
+    assert len(calls) == 2 * config.n_layer
+
+
+@pytest.mark.parametrize("branch", [True, False], ids=["stream-plus-branch", "stream"])
+@pytest.mark.parametrize("width", [320, 37], ids=["mini-width", "width-not-a-multiple-of-8"])
+def test_the_native_residual_norm_computes_torch_s_add_layer_norm_and_cast_and_their_gradients(branch, width):
+    assert native.unavailable_reason() is None
+    torch.manual_seed(0)
+    x = torch.randn(2, 19, width) * 3 + 1
+    side = torch.randn(2, 19, width).bfloat16() if branch else None
+    weight, bias = torch.randn(width), torch.randn(width)
+    grad_out, grad_stream = torch.randn(2, 19, width).bfloat16(), torch.randn(2, 19, width)
+
+    def run(norm):  # the stream, the bf16 norm and the gradients of x, weight, bias (and the branch)
+        leaves = [t.clone().requires_grad_() for t in (x, weight, bias, *([side] if branch else []))]
+        stream, out = norm(*leaves)
+        outputs, grads = ([out, stream], [grad_out, grad_stream]) if branch else ([out], [grad_out])
+        torch.autograd.backward(outputs, grads)
+        return stream.detach(), out.detach(), [t.grad for t in leaves]
+
+    def torch_s(x, weight, bias, side=None):  # as autocast runs it: add and LayerNorm in fp32, the linear's cast
+        stream = x + side if branch else x
+        return stream, torch.nn.functional.layer_norm(stream, (width,), weight, bias, 1e-5).to(torch.bfloat16)
+
+    def ours(x, weight, bias, side=None):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = training_ops.ResidualNorm.apply(x, side, weight, bias, 1e-5)
+        return got if branch else (x, got)
+
+    (expected_stream, expected, expected_grads), (stream, out, grads) = run(torch_s), run(ours)
+    assert stream.dtype == torch.float32 and torch.equal(stream, expected_stream)
+    assert out.dtype == torch.bfloat16
+    within_a_bf16_step(out, expected)
+    for name, got, wanted in zip(("x", "weight", "bias", "branch"), grads, expected_grads, strict=False):
+        assert got.dtype == wanted.dtype, name
+        torch.testing.assert_close(got, wanted, rtol=1e-4, atol=1e-4 * wanted.abs().max().item(), msg=name)
+    if branch:  # the branch's gradient is the stream's, rounded to bf16 as autocast's add casts it
+        assert torch.equal(grads[3], grads[0].to(torch.bfloat16))
+    for declined in (x.double(), x.transpose(0, 1)):
+        assert native.layer_norm_bf16(declined, weight, bias, 1e-5) is None
+    assert native.layer_norm_bf16(x, weight[:-1], bias[:-1], 1e-5) is None
+    assert native.layer_norm_bf16(x, weight, bias, 1e-5, torch.randn(2, 19, width)) is None  # an fp32 branch
+
+
+def test_training_under_bf16_autocast_takes_the_native_residual_norm(config, monkeypatch):
+    a, b, x, y = twins(config, ignored=0)
+    calls = []
+    apply = training_ops.ResidualNorm.apply
+    monkeypatch.setattr(training_ops.ResidualNorm, "apply", lambda *args: calls.append(1) or apply(*args))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a(x, y)[1].backward()
+    assert len(calls) == 2 * config.n_layer
+    monkeypatch.setattr(model_module, "runs_native_norm", lambda *args: False)  # torch's add, norm and casts
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        b(x, y)[1].backward()
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.03 * q.grad.abs().max().item(), msg=name)
+    monkeypatch.undo()
+    monkeypatch.setattr(training_ops.ResidualNorm, "apply", lambda *args: calls.append(1) or apply(*args))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # sampling: torch's
         a(x)
     a(x, y)[1].backward()  # fp32
