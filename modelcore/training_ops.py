@@ -3,8 +3,9 @@
 The tied output layer's loss fused with its product (LinearCrossEntropy) and its embedding (TiedEmbedding), which
 share one gradient for the tied weight; under bf16 autocast, the linears (Bf16Linear), the causal attention
 (CausalAttention), the GELU (Gelu) and the residual stream's layer norms (ResidualNorm); and KeptMemory, the
-large temporaries they keep from one step to the next. Each computes what torch's own operators compute (tests/modelcore/test_model.py holds them to torch's),
-in fewer passes over memory and without fresh memory every step: bench/README.md has the figures.
+large temporaries they keep from one step to the next. Each computes what torch's own operators compute
+(tests/modelcore/test_model.py holds them to torch's), in fewer passes over memory and without fresh memory
+every step: bench/README.md has the figures.
 """
 
 from __future__ import annotations
