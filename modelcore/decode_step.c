@@ -182,8 +182,8 @@ static inline v8 exp8_within(v8 x) {
     return e * (v8)scale;
 }
 
-
-/* max(a, b) lane by lane: a where a > b, else b (also where either is NaN), as vmaxps computes it; and min8 likewise. */
+/* max(a, b) lane by lane: a where a > b, else b (also where either is NaN), as vmaxps computes it; min8
+ * likewise. */
 static inline v8 max8(v8 a, v8 b) {
 #ifdef __AVX2__
     return (v8)_mm256_max_ps((__m256)a, (__m256)b);
@@ -202,8 +202,8 @@ static inline v8 min8(v8 a, v8 b) {
 #endif
 }
 
-/* e^x for eight floats, inputs clamped to [-87, 87] (NaN to -87: GELU, its one caller, keeps NaN in its
- * factor u). */
+/* e^x for eight floats, inputs clamped to [-87, 87] (NaN to -87: its callers, the GELU and its gradient, keep
+ * a NaN in their factor u). */
 static inline v8 exp8(v8 x) {
     return exp8_within(min8(max8(x, splat(-87.0f)), splat(87.0f)));
 }

@@ -191,8 +191,8 @@ def layer_norm_backward_bf16(stream: Tensor, mean: Tensor, rstd: Tensor, weight:
     that reaches the stream past the norm (through): (the stream's fp32 gradient, the same rounded to bf16 where
     low, the weight's, the bias's). None where the library is unavailable, the tensors do not fit or there is no
     memory for the per-thread sums; then use torch."""
-    if not _fits_norm(stream, weight, weight) or not _fits_activations(grad) or grad.shape != stream.shape \
-            or (through is not None and (through.shape != stream.shape or not _fits_norm(through, weight, weight))) \
+    if not _fits_norm(stream, weight) or not _fits_activations(grad) or grad.shape != stream.shape \
+            or (through is not None and (through.shape != stream.shape or not _fits_norm(through, weight))) \
             or (lib := library()) is None:
         return None
     C, rows = stream.shape[-1], stream.numel() // max(1, stream.shape[-1])
@@ -206,11 +206,11 @@ def layer_norm_backward_bf16(stream: Tensor, mean: Tensor, rstd: Tensor, weight:
     return None if failed else (dx, dx_low, dw, db)
 
 
-def _fits_norm(x: Tensor, weight: Tensor, bias: Tensor) -> bool:
-    """x a contiguous fp32 CPU tensor with rows of C values; weight and bias contiguous fp32 [C] CPU tensors."""
+def _fits_norm(x: Tensor, *vectors: Tensor) -> bool:
+    """x a contiguous fp32 CPU tensor with rows of C values, and each of vectors (the weight, the bias) [C] too."""
     C = x.shape[-1] if x.dim() else 0
-    return C > 0 and all(t.dtype == torch.float32 and t.is_cpu and t.is_contiguous() for t in (x, weight, bias)) \
-        and weight.shape == bias.shape == (C,)
+    return C > 0 and all(t.dtype == torch.float32 and t.is_cpu and t.is_contiguous() for t in (x, *vectors)) \
+        and all(v.shape == (C,) for v in vectors)
 
 
 @functools.cache
