@@ -1,8 +1,9 @@
 /* modelcore's native code. One GPT-2 decoding step at batch 1 (decode_step) and at any batch (decode_batch), in
  * C: the same arithmetic as GPT.decode in model.py; the attention of such a step at any batch size
  * (decode_attention), which GPT.decode itself calls on CPU; sampling's top-k (top_k); and, for training in
- * bf16, the output layer's loss and gradient (cross_entropy_bf16) and the causal softmax between the attention's
- * products, both ways (causal_softmax_bf16, causal_softmax_backward_bf16).
+ * bf16, the output layer's loss and gradient (cross_entropy_bf16), the causal softmax between the attention's
+ * products (causal_softmax_bf16), the GELU (gelu_bf16) and the residual stream's layer norm (layer_norm_bf16),
+ * each with its backward pass.
  *
  * Why it exists: at batch 1 a step reads every weight once and does little else, yet in torch it costs
  * ~100 operator calls whose overhead, and matrix-vector kernels well below a bare read of memory, take

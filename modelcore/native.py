@@ -7,7 +7,8 @@ batch size (`top_k`). In torch that attention costs a cache write, a dozen view 
 flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth
 of a generation step (bench/README.md). And for training in bf16 (modelcore/training_ops.py): the output
 layer's loss (`cross_entropy_bf16`), the causal attention's softmax both ways (`causal_softmax_bf16`,
-`causal_softmax_backward_bf16`) and the GELU both ways (`gelu_bf16`, `gelu_backward_bf16`).
+`causal_softmax_backward_bf16`), the GELU both ways (`gelu_bf16`, `gelu_backward_bf16`) and the residual
+stream's layer norm both ways (`layer_norm_bf16`, `layer_norm_backward_bf16`).
 
 Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
 fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
@@ -124,8 +125,8 @@ def causal_softmax_bf16(scores: Tensor, scale: float, offset: int = 0) -> bool:
     """softmax(scale S) in place of bf16 scores S [..., rows, cols] of queries at offset.. against keys
     0..cols - 1 (scale > 0, offset + rows <= cols): row r over its columns 0..offset + r, 0 past them. The
     probabilities of training's causal attention in bf16 (training_ops.CausalAttention), computed in fp32 from
-    the scores and rounded to bf16. False (scores untouched) where the library is unavailable, the tensor does not fit, or there is no
-    memory for its scratch; the caller then does it in torch."""
+    the scores and rounded to bf16. False (scores untouched) where the library is unavailable, the tensor does
+    not fit, or there is no memory for its scratch; the caller then does it in torch."""
     if scale <= 0 or not _fits_scores(offset, scores) or (lib := library()) is None:
         return False
     rows, cols = scores.shape[-2:]
@@ -174,7 +175,8 @@ def layer_norm_bf16(x: Tensor, weight: Tensor, bias: Tensor, eps: float,
     if not _fits_norm(x, weight, bias) or (branch is not None and not _fits_activations(branch)) \
             or (branch is not None and branch.shape != x.shape) or (lib := library()) is None:
         return None
-    C, rows = x.shape[-1], x.numel() // max(1, x.shape[-1])
+    C = x.shape[-1]
+    rows = x.numel() // C
     stream = torch.empty_like(x) if branch is not None else x
     out = torch.empty(x.shape, dtype=torch.bfloat16)
     mean, rstd = torch.empty(rows), torch.empty(rows)
@@ -195,7 +197,8 @@ def layer_norm_backward_bf16(stream: Tensor, mean: Tensor, rstd: Tensor, weight:
             or (through is not None and (through.shape != stream.shape or not _fits_norm(through, weight))) \
             or (lib := library()) is None:
         return None
-    C, rows = stream.shape[-1], stream.numel() // max(1, stream.shape[-1])
+    C = stream.shape[-1]
+    rows = stream.numel() // C
     dx = torch.empty_like(stream)
     dx_low = torch.empty(stream.shape, dtype=torch.bfloat16) if low else None
     dw, db = torch.empty(C), torch.empty(C)
