@@ -2,8 +2,8 @@
  * C: the same arithmetic as GPT.decode in model.py; the attention of such a step at any batch size
  * (decode_attention), which GPT.decode itself calls on CPU; sampling's top-k (top_k); and, for training in
  * bf16, the output layer's loss and gradient (cross_entropy_bf16), the causal softmax between the attention's
- * products (causal_softmax_bf16), the GELU (gelu_bf16) and the residual stream's layer norm (layer_norm_bf16),
- * each with its backward pass.
+ * products (causal_softmax_bf16; causal_attention_probs_bf16 with the product before it fused in), the GELU
+ * (gelu_bf16) and the residual stream's layer norm (layer_norm_bf16), each with its backward pass.
  *
  * Why it exists: at batch 1 a step reads every weight once and does little else, yet in torch it costs
  * ~100 operator calls whose overhead, and matrix-vector kernels well below a bare read of memory, take
@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <omp.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 /* Eight floats: one AVX2 register, half an AVX-512 one. (Sixteen-float vectors read the same arithmetic
@@ -730,39 +731,49 @@ static inline v8 exp_below(v8 d) {
     return (v8)((v8i)exp8_within(max8(d, splat(-87.0f))) & (v8i)(d >= splat(-87.0f)));
 }
 
-/* A softmax row's first pass: e[j] = e^(scale x[j] - top) for its first n bf16 values, top (*top) the largest
- * scaled value (scale > 0); returns the sum of the e[j]. Two vectors at a time, each with its own running
- * maximum and sum: one chain of dependent additions a vector ran at half the speed. */
-static inline __attribute__((always_inline)) float exp_row(const unsigned short *x, int n, float scale, float *e,
+/* Eight of a row's values from x + j: bf16 widened exactly, or fp32 where f32 (a constant where inlined). */
+static inline v8 row8(const void *x, int j, int f32) {
+    return f32 ? AT((const float *)x, j) : widen_bf16((const unsigned short *)x + j);
+}
+
+static inline float row_value(const void *x, int j, int f32) {
+    return f32 ? ((const float *)x)[j] : bf16_value(((const unsigned short *)x)[j]);
+}
+
+/* A softmax row's first pass: e[j] = e^(scale x[j] - top) for its first n values (bf16, or fp32 where f32; e
+ * may be x's own memory then), top (*top) the largest scaled value (scale > 0); returns the sum of the e[j].
+ * Two vectors at a time, each with its own running maximum and sum: one chain of dependent additions a
+ * vector ran at half the speed. */
+static inline __attribute__((always_inline)) float exp_row(const void *x, int f32, int n, float scale, float *e,
                                                            float *top) {
     int whole = n / 8 * 8, pairs = n / 16 * 16;
     v8 tops = splat(-INFINITY), tops2 = tops;
     for (int j = 0; j < pairs; j += 16) {
-        tops = max8(tops, widen_bf16(x + j));
-        tops2 = max8(tops2, widen_bf16(x + j + 8));
+        tops = max8(tops, row8(x, j, f32));
+        tops2 = max8(tops2, row8(x, j + 8, f32));
     }
-    if (whole > pairs) tops = max8(tops, widen_bf16(x + pairs));
+    if (whole > pairs) tops = max8(tops, row8(x, pairs, f32));
     tops = max8(tops, tops2);
     float largest = fmaxf(fmaxf(fmaxf(tops[0], tops[1]), fmaxf(tops[2], tops[3])),
                           fmaxf(fmaxf(tops[4], tops[5]), fmaxf(tops[6], tops[7])));
-    for (int j = whole; j < n; j++) largest = fmaxf(largest, bf16_value(x[j]));
+    for (int j = whole; j < n; j++) largest = fmaxf(largest, row_value(x, j, f32));
     *top = largest *= scale;
     v8 sums = {0}, sums2 = {0};
     for (int j = 0; j < pairs; j += 16) {
-        v8 ej = exp_below(widen_bf16(x + j) * splat(scale) - splat(largest));
-        v8 ej2 = exp_below(widen_bf16(x + j + 8) * splat(scale) - splat(largest));
+        v8 ej = exp_below(row8(x, j, f32) * splat(scale) - splat(largest));
+        v8 ej2 = exp_below(row8(x, j + 8, f32) * splat(scale) - splat(largest));
         *(v8 *)(e + j) = ej;
         *(v8 *)(e + j + 8) = ej2;
         sums += ej;
         sums2 += ej2;
     }
     if (whole > pairs) {
-        v8 ej = exp_below(widen_bf16(x + pairs) * splat(scale) - splat(largest));
+        v8 ej = exp_below(row8(x, pairs, f32) * splat(scale) - splat(largest));
         *(v8 *)(e + pairs) = ej;
         sums += ej;
     }
     float total = lanes_sum(sums + sums2);
-    for (int j = whole; j < n; j++) total += e[j] = exp_below(splat(bf16_value(x[j]) * scale - largest))[0];
+    for (int j = whole; j < n; j++) total += e[j] = exp_below(splat(row_value(x, j, f32) * scale - largest))[0];
     return total;
 }
 
@@ -792,7 +803,7 @@ int cross_entropy_bf16(unsigned short *logits, const long long *targets, int row
         #pragma omp for schedule(static)
         for (int r = 0; r < rows; r++) {
             unsigned short *x = logits + (size_t)r * V;
-            float top, total = exp_row(x, V, 1.0f, e, &top);  /* x times 1: exactly x */
+            float top, total = exp_row(x, 0, V, 1.0f, e, &top);  /* x times 1: exactly x */
             long long t = targets[r];
             losses[r] = t >= 0 ? top + logf(total) - bf16_value(x[t]) : 0.0f;
             store_row(x, e, V, total);
@@ -834,12 +845,33 @@ TRAINING_PASS int causal_softmax_bf16(unsigned short *s, int matrices, int rows,
             unsigned short *x = s + (size_t)r * cols;
             int n = offset + (int)(r % rows) + 1;
             float top;
-            store_row(x, e, n, exp_row(x, n, scale, e, &top));
+            store_row(x, e, n, exp_row(x, 0, n, scale, e, &top));
             for (int j = n; j < cols; j++) x[j] = 0;
         }
     }
     free(scratch);
     return 0;
+}
+
+/* A row of the scores' gradient from the probabilities' (dp: bf16, or fp32 where f32): out[j] = scale p[j]
+ * (dp[j] - the row's sum of p dp) for j < n, 0 on to cols. out may be dp's own memory. */
+static inline __attribute__((always_inline)) void softmax_grad_row(const unsigned short *p, const void *dp, int f32,
+                                                                   unsigned short *out, int n, int cols,
+                                                                   float scale) {
+    int whole = n / 8 * 8, pairs = n / 16 * 16;
+    v8 dots = {0}, dots2 = {0};  /* two chains of additions, as in exp_row */
+    for (int j = 0; j < pairs; j += 16) {
+        dots += widen_bf16(p + j) * row8(dp, j, f32);
+        dots2 += widen_bf16(p + j + 8) * row8(dp, j + 8, f32);
+    }
+    if (whole > pairs) dots += widen_bf16(p + pairs) * row8(dp, pairs, f32);
+    float dot = lanes_sum(dots + dots2);
+    for (int j = whole; j < n; j++) dot += bf16_value(p[j]) * row_value(dp, j, f32);
+    for (int j = 0; j < whole; j += 8)
+        *(v8h *)(out + j) = round_bf16(widen_bf16(p + j) * (row8(dp, j, f32) - splat(dot)) * splat(scale));
+    for (int j = whole; j < n; j++)
+        out[j] = round_bf16(splat(bf16_value(p[j]) * (row_value(dp, j, f32) - dot) * scale))[0];
+    for (int j = n; j < cols; j++) out[j] = 0;
 }
 
 /* The gradient of the scores from that of the probabilities, in place of the latter: dS = scale P (dP - the
@@ -848,24 +880,166 @@ TRAINING_PASS void causal_softmax_backward_bf16(const unsigned short *p, unsigne
                                                 int cols, int offset, float scale, int threads) {
     long all_rows = (long)matrices * rows;
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long r = 0; r < all_rows; r++) {
-        const unsigned short *pr = p + (size_t)r * cols;
-        unsigned short *g = dp + (size_t)r * cols;
-        int n = offset + (int)(r % rows) + 1, whole = n / 8 * 8, pairs = n / 16 * 16;
-        v8 dots = {0}, dots2 = {0};  /* two chains of additions, as in exp_row */
-        for (int j = 0; j < pairs; j += 16) {
-            dots += widen_bf16(pr + j) * widen_bf16(g + j);
-            dots2 += widen_bf16(pr + j + 8) * widen_bf16(g + j + 8);
-        }
-        if (whole > pairs) dots += widen_bf16(pr + pairs) * widen_bf16(g + pairs);
-        float dot = lanes_sum(dots + dots2);
-        for (int j = whole; j < n; j++) dot += bf16_value(pr[j]) * bf16_value(g[j]);
-        for (int j = 0; j < whole; j += 8)
-            *(v8h *)(g + j) = round_bf16(widen_bf16(pr + j) * (widen_bf16(g + j) - splat(dot)) * splat(scale));
-        for (int j = whole; j < n; j++)
-            g[j] = round_bf16(splat(bf16_value(pr[j]) * (bf16_value(g[j]) - dot) * scale))[0];
-        for (int j = n; j < cols; j++) g[j] = 0;
+    for (long r = 0; r < all_rows; r++)
+        softmax_grad_row(p + (size_t)r * cols, dp + (size_t)r * cols, 0, dp + (size_t)r * cols,
+                         offset + (int)(r % rows) + 1, cols, scale);
+}
+
+/* The same two passes with the product before each fused in (training_ops.py's CausalAttention takes them
+ * where they return 0): the scores q k^T, or the probabilities' gradient dy v^T, computed tile by tile into an
+ * fp32 row buffer that stays in the cache, then the row's pass as above from those fp32 values. torch's
+ * products of these two, only hd deep, ran at 190-315 GFLOP/s on a Zen 4 core pair where its deeper ones ran
+ * at 400, and the passes read back what they had written; here the tiles stop at the causal diagonal (16
+ * keys wide) where a block's product computed every column up to its last row. For CPUs with AVX512-BF16
+ * units and without AMX (whose tiles run torch's products many times faster than these units can): elsewhere
+ * -3, nothing written, and the caller keeps torch's products and the passes above.
+ *
+ * x, y: [matrices, T, hd] bf16 (hd even); rows offset..offset + rows - 1 of x against rows 0..cols - 1 of y,
+ * cols = offset + rows, into out [matrices, rows, cols]. Each output row is one thread's, in a fixed order. */
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && !defined(__AMX_BF16__)
+#define TILE_ROWS 8    /* a tile: 8 rows of x times 3 groups of 16 rows of y, 24 of the 32 registers summing */
+#define TILE_GROUPS 3
+
+/* Each thread's scratch, kept from call to call: on the VMs of bench/README.md, memory freshly mapped for
+ * every call costs more in page faults than the pass itself. Bounded by the largest call's T. */
+static __thread char *tile_scratch;
+static __thread size_t tile_scratch_size;
+
+static char *thread_scratch(size_t bytes) {
+    if (bytes > tile_scratch_size) {
+        free(tile_scratch);
+        tile_scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        tile_scratch_size = tile_scratch ? bytes : 0;
     }
+    return tile_scratch;
+}
+
+/* y's first n rows in groups of 16, as the bf16 dot-product instruction reads them: packed[(g pairs + p) 16 + l]
+ * holds elements 2p and 2p + 1 of row 16 g + l, zeros past row n, for `groups` groups. */
+static void pack_rows(const unsigned short *y, int n, int hd, uint32_t *packed, int groups) {
+    int pairs = hd / 2;
+    __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                       _mm512_set1_epi32(pairs));
+    for (int g = 0; g < n / 16; g++) {
+        const int *rows = (const int *)(y + (size_t)g * 16 * hd);
+        for (int p = 0; p < pairs; p++)
+            _mm512_store_si512(packed + ((size_t)g * pairs + p) * 16, _mm512_i32gather_epi32(lanes, rows + p, 4));
+    }
+    for (int g = n / 16; g < groups; g++)
+        for (int p = 0; p < pairs; p++)
+            for (int l = 0; l < 16; l++) {
+                int row = 16 * g + l;
+                uint32_t pair = 0;
+                if (row < n) memcpy(&pair, y + (size_t)row * hd + 2 * p, sizeof pair);
+                packed[((size_t)g * pairs + p) * 16 + l] = pair;
+            }
+}
+
+/* out[r][16 j + l] = x_r . y_(16 j + l), fp32, for the tile's rows x_r and TILE_GROUPS groups from packed. */
+static inline __attribute__((always_inline)) void dot_tile(const unsigned short *const *x, const uint32_t *packed,
+                                                           size_t group, int pairs, float *out, size_t stride) {
+    __m512 sums[TILE_ROWS][TILE_GROUPS];
+    for (int r = 0; r < TILE_ROWS; r++)
+        for (int j = 0; j < TILE_GROUPS; j++) sums[r][j] = _mm512_setzero_ps();
+    for (int p = 0; p < pairs; p++) {
+        __m512bh y[TILE_GROUPS];
+        for (int j = 0; j < TILE_GROUPS; j++) y[j] = (__m512bh)_mm512_load_si512(packed + j * group + p * 16);
+        for (int r = 0; r < TILE_ROWS; r++) {
+            int pair;
+            memcpy(&pair, x[r] + 2 * p, sizeof pair);
+            __m512bh xs = (__m512bh)_mm512_set1_epi32(pair);
+            for (int j = 0; j < TILE_GROUPS; j++) sums[r][j] = _mm512_dpbf16_ps(sums[r][j], xs, y[j]);
+        }
+    }
+    for (int r = 0; r < TILE_ROWS; r++)
+        for (int j = 0; j < TILE_GROUPS; j++) _mm512_store_ps(out + r * stride + j * 16, sums[r][j]);
+}
+
+/* Both passes: for each output row r, the dots of x's row offset + r with y's rows 0..offset + r into an fp32
+ * buffer, then (p == NULL) its probabilities, or its gradient from p's row. */
+static int dot_rows_causal(const unsigned short *x, const unsigned short *y, const unsigned short *p,
+                           unsigned short *out, int matrices, int T, int hd, int offset, int rows, float scale,
+                           int threads) {
+    int cols = offset + rows, groups = (cols + 15) / 16 + TILE_GROUPS, pairs = hd / 2;
+    int tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    size_t group = (size_t)pairs * 16, width = (size_t)groups * 16;
+    size_t packed_bytes = (groups * group * sizeof(uint32_t) + 63) / 64 * 64;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        char *scratch = thread_scratch(packed_bytes + TILE_ROWS * width * sizeof(float));
+        if (!scratch) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        int done;
+        #pragma omp atomic read
+        done = failed;
+        if (!done) {
+            uint32_t *packed = (uint32_t *)scratch;
+            float *buffer = (float *)(scratch + packed_bytes);
+            long packed_matrix = -1;
+            #pragma omp for schedule(static)
+            for (long item = 0; item < (long)matrices * tiles; item++) {
+                long m = item / tiles;
+                int r0 = (int)(item % tiles) * TILE_ROWS, last = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
+                if (m != packed_matrix) {
+                    pack_rows(y + (size_t)m * T * hd, cols, hd, packed, groups);
+                    packed_matrix = m;
+                }
+                const unsigned short *xr[TILE_ROWS];
+                for (int r = 0; r < TILE_ROWS; r++)
+                    xr[r] = x + ((size_t)m * T + offset + (r0 + r < last ? r0 + r : last - 1)) * hd;
+                int used = (offset + last - 1) / 16 + 1;  /* groups up to the tile's last row's diagonal */
+                for (int g = 0; g < used; g += TILE_GROUPS)
+                    dot_tile(xr, packed + g * group, group, pairs, buffer + g * 16, width);
+                for (int r = r0; r < last; r++) {
+                    float *dots = buffer + (r - r0) * width;
+                    size_t at = ((size_t)m * rows + r) * cols;
+                    int n = offset + r + 1;
+                    if (p == NULL) {
+                        float top;
+                        store_row(out + at, dots, n, exp_row(dots, 1, n, scale, dots, &top));
+                        for (int j = n; j < cols; j++) out[at + j] = 0;
+                    } else {
+                        softmax_grad_row(p + at, dots, 1, out + at, n, cols, scale);
+                    }
+                }
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+#endif
+
+/* probs = causal softmax(scale q k^T) as causal_softmax_bf16 computes it from the scores, the scores in fp32.
+ * Returns 0; -1 (nothing written) where a thread's scratch cannot be allocated; -3 on other CPUs. */
+TRAINING_PASS int causal_attention_probs_bf16(const unsigned short *q, const unsigned short *k,
+                                              unsigned short *probs, int matrices, int T, int hd, int offset,
+                                              int rows, float scale, int threads) {
+#ifdef TILE_ROWS
+    return dot_rows_causal(q, k, NULL, probs, matrices, T, hd, offset, rows, scale, threads);
+#else
+    (void)q, (void)k, (void)probs, (void)matrices, (void)T, (void)hd, (void)offset, (void)rows, (void)scale;
+    (void)threads;
+    return -3;
+#endif
+}
+
+/* grad_scores = the scores' gradient, as causal_softmax_backward_bf16 computes it from the probabilities' dy v^T,
+ * that product in fp32. Returns as causal_attention_probs_bf16. */
+TRAINING_PASS int causal_attention_scores_grad_bf16(const unsigned short *dy, const unsigned short *v,
+                                                    const unsigned short *probs, unsigned short *grad_scores,
+                                                    int matrices, int T, int hd, int offset, int rows, float scale,
+                                                    int threads) {
+#ifdef TILE_ROWS
+    return dot_rows_causal(dy, v, probs, grad_scores, matrices, T, hd, offset, rows, scale, threads);
+#else
+    (void)dy, (void)v, (void)probs, (void)grad_scores, (void)matrices, (void)T, (void)hd, (void)offset, (void)rows;
+    (void)scale, (void)threads;
+    return -3;
+#endif
 }
 
 /* GPT-2's tanh GELU of training's bf16 activations (training_ops.py's Gelu), and its backward: computed in fp32

@@ -7,8 +7,10 @@ batch size (`top_k`). In torch that attention costs a cache write, a dozen view 
 flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at a shard's batch of 25: a fifth
 of a generation step (bench/README.md). And for training in bf16 (modelcore/training_ops.py): the output
 layer's loss (`cross_entropy_bf16`), the causal attention's softmax both ways (`causal_softmax_bf16`,
-`causal_softmax_backward_bf16`), the GELU both ways (`gelu_bf16`, `gelu_backward_bf16`) and the residual
-stream's layer norm both ways (`layer_norm_bf16`, `layer_norm_backward_bf16`).
+`causal_softmax_backward_bf16`; on CPUs with AVX512-BF16 and no AMX, with the product before each fused
+in: `causal_attention_probs_bf16`, `causal_attention_scores_grad_bf16`), the GELU both ways (`gelu_bf16`,
+`gelu_backward_bf16`) and the residual stream's layer norm both ways (`layer_norm_bf16`,
+`layer_norm_backward_bf16`).
 
 Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
 fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
@@ -146,6 +148,42 @@ def causal_softmax_backward_bf16(probs: Tensor, grad: Tensor, scale: float, offs
     return True
 
 
+def causal_attention_probs_bf16(q: Tensor, k: Tensor, probs: Tensor, scale: float, offset: int) -> bool:
+    """Into probs [M, rows, cols], causal_softmax_bf16's probabilities of the scores q k^T for q's rows
+    offset..offset + rows - 1 against k's rows 0..cols - 1 (cols = offset + rows), the product fused in and in
+    fp32 (q, k: bf16 [M, T, hd], hd even). False (probs untouched) where the library is unavailable, the CPU has
+    no AVX512-BF16 units or has AMX (torch's products are then the faster), the tensors do not fit, or there is
+    no memory for its scratch; the caller then takes torch's product and causal_softmax_bf16."""
+    if scale <= 0 or not _fits_rows_causal(offset, q, k, probs) or (lib := library()) is None:
+        return False
+    M, T, hd = q.shape
+    return lib.causal_attention_probs_bf16(q.data_ptr(), k.data_ptr(), probs.data_ptr(), M, T, hd, offset,
+                                           probs.shape[1], scale, torch.get_num_threads()) == 0  # fmt: skip
+
+
+def causal_attention_scores_grad_bf16(grad_y: Tensor, v: Tensor, probs: Tensor, out: Tensor, scale: float,
+                                      offset: int) -> bool:
+    """Into out (probs' shape), causal_softmax_backward_bf16's gradient of the scores from that of the
+    probabilities, grad_y v^T, fused in and in fp32: the backward of causal_attention_probs_bf16 for the same
+    rows, with grad_y the attention output's gradient and v its values (bf16 [M, T, hd]). False (out untouched)
+    as causal_attention_probs_bf16."""
+    if not (_fits_rows_causal(offset, grad_y, v, probs) and _fits_activations(probs, out)) \
+            or (lib := library()) is None:
+        return False
+    M, T, hd = v.shape
+    return lib.causal_attention_scores_grad_bf16(grad_y.data_ptr(), v.data_ptr(), probs.data_ptr(), out.data_ptr(),
+                                                 M, T, hd, offset, probs.shape[1], scale,
+                                                 torch.get_num_threads()) == 0  # fmt: skip
+
+
+def _fits_rows_causal(offset: int, x: Tensor, y: Tensor, out: Tensor) -> bool:
+    """x, y contiguous bf16 [M, T, hd] on the CPU, hd even; out contiguous bf16 [M, rows, offset + rows], within T."""
+    if not (x.dim() == 3 and out.dim() == 3 and _fits_activations(x, y) and _fits_scores(offset, out)):
+        return False
+    M, T, hd = x.shape
+    return hd > 0 and hd % 2 == 0 and out.shape[0] == M and out.shape[2] <= T
+
+
 def gelu_bf16(u: Tensor) -> Tensor | None:
     """GPT-2's tanh GELU of bf16 u, computed in fp32 and rounded to bf16 as torch's F.gelu(u, approximate="tanh").
     None where the library is unavailable or u does not fit (contiguous bf16 on the CPU); then use torch."""
@@ -245,6 +283,12 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.causal_softmax_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int] * 4,
                                                  ctypes.c_float, ctypes.c_int]  # fmt: skip
     lib.causal_softmax_backward_bf16.restype = None
+    lib.causal_attention_probs_bf16.argtypes = [*[ctypes.c_void_p] * 3, *[ctypes.c_int] * 5, ctypes.c_float,
+                                                ctypes.c_int]  # fmt: skip
+    lib.causal_attention_probs_bf16.restype = ctypes.c_int
+    lib.causal_attention_scores_grad_bf16.argtypes = [*[ctypes.c_void_p] * 4, *[ctypes.c_int] * 5, ctypes.c_float,
+                                                      ctypes.c_int]  # fmt: skip
+    lib.causal_attention_scores_grad_bf16.restype = ctypes.c_int
     lib.gelu_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
     lib.gelu_bf16.restype = None
     lib.gelu_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]

@@ -264,7 +264,11 @@ class CausalAttention(torch.autograd.Function):
     The score matrix goes in blocks of query rows (_query_blocks), each against the keys up to its last row; a
     block's products are torch's bf16 matrix products, and between them one native pass each way turns scores
     into probabilities and probabilities' gradients into the scores' (softmax in fp32, as autocast's eager
-    attention computes it, on the scores rounded to bf16). The probabilities stay for the backward pass:
+    attention computes it, on the scores rounded to bf16). On CPUs with AVX512-BF16 units and no AMX, the
+    product before each pass (q k^T, and the probabilities' gradient grad_y v^T, both only hd deep) is fused
+    into it and kept in fp32 (native.causal_attention_probs_bf16, causal_attention_scores_grad_bf16): torch
+    ran those two at half the speed of the others, and up to the block's last row. The probabilities stay for
+    the backward pass:
     B·H·_probability_count(T) values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX); they
     and their gradient go to the layer's KeptMemory where given and free.
     """
@@ -281,9 +285,10 @@ class CausalAttention(torch.autograd.Function):
             flat = memory.buffer("probs", shape, q.dtype, q.device) if kept else q.new_empty(shape)
             y = q.new_empty(B * H, T, hd)
             for (start, end), probs in zip(_query_blocks(T), _blocks(flat, B * H, T), strict=True):
-                torch.bmm(q[:, start:end], k[:, :end].transpose(1, 2), out=probs)  # scores, then in place
-                if not native.causal_softmax_bf16(probs, scale, start):  # their probabilities
-                    probs.copy_(_causal_softmax(probs, scale, start))
+                if not native.causal_attention_probs_bf16(q, k, probs, scale, start):
+                    torch.bmm(q[:, start:end], k[:, :end].transpose(1, 2), out=probs)  # scores, then in place
+                    if not native.causal_softmax_bf16(probs, scale, start):  # their probabilities
+                        probs.copy_(_causal_softmax(probs, scale, start))
                 torch.bmm(probs, v[:, :end], out=y[:, start:end])
             ctx.save_for_backward(q, k, v, flat)
             ctx.scale, ctx.memory = scale, memory if kept else None
@@ -302,10 +307,11 @@ class CausalAttention(torch.autograd.Function):
             for (start, end), probs in zip(_query_blocks(T), blocks, strict=True):
                 rows = grad_y[:, start:end]
                 grad_v[:, :end].baddbmm_(probs.transpose(1, 2), rows)  # added in place: no temporary
-                into = scratch[: probs.numel()].view(probs.shape) if scratch is not None else None
-                grad_s = torch.bmm(rows, v[:, :end].transpose(1, 2), out=into)  # the probabilities' gradient,
-                if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # then in place
-                    grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)  # the scores'
+                grad_s = scratch[: probs.numel()].view(probs.shape) if scratch is not None else torch.empty_like(probs)
+                if not native.causal_attention_scores_grad_bf16(grad_y, v, probs, grad_s, ctx.scale, start):
+                    torch.bmm(rows, v[:, :end].transpose(1, 2), out=grad_s)  # the probabilities' gradient,
+                    if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # then in place
+                        grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)  # the scores'
                 torch.bmm(grad_s, k[:, :end], out=grad_q[:, start:end])
                 grad_k[:, :end].baddbmm_(grad_s.transpose(1, 2), q[:, start:end])
         if ctx.memory is not None:

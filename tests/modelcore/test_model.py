@@ -352,6 +352,50 @@ def test_the_native_causal_softmax_passes_give_torch_s_fp32_rounded_to_bf16(rows
     assert not native.causal_softmax_bf16(probs, 0.125, cols - rows + 1)  # rows past the last key
 
 
+def _cpu_runs_fused_attention() -> bool:
+    """What decode_step.c's fused attention passes are built for: AVX512-BF16 units, and no AMX."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = next((line.split() for line in cpuinfo if line.startswith("flags")), [])
+    return "avx512_bf16" in flags and "amx_bf16" not in flags
+
+
+@pytest.mark.parametrize(("T", "hd", "offset", "rows"),
+                         [(40, 16, 0, 1), (40, 16, 0, 13), (40, 16, 0, 40), (40, 16, 13, 27), (40, 16, 8, 16),
+                          (70, 6, 20, 50), (33, 64, 16, 17)],
+                         ids=["one-row", "rows-not-a-multiple-of-8", "one-block", "last-block", "middle-block",
+                              "narrow-heads", "gpt2-heads"])  # fmt: skip
+def test_the_fused_attention_passes_give_the_passes_on_fp32_products(T, hd, offset, rows):
+    assert native.unavailable_reason() is None
+    torch.manual_seed(0)
+    q, k, v, grad_y = ((torch.randn(3, T, hd) * 2).bfloat16() for _ in range(4))
+    cols, scale = offset + rows, hd**-0.5
+    probs = torch.full((3, rows, cols), 7.0, dtype=torch.bfloat16)
+    if not _cpu_runs_fused_attention():
+        assert not native.causal_attention_probs_bf16(q, k, probs, scale, offset)
+        assert probs.eq(7).all()  # untouched: the caller takes torch's products
+        return
+    assert native.causal_attention_probs_bf16(q, k, probs, scale, offset)
+    scores = q[:, offset:cols].float() @ k[:, :cols].float().transpose(1, 2)  # fp32 products of the bf16 values
+    within_a_bf16_step(probs, training_ops._causal_softmax(scores, scale, offset).bfloat16())
+    masked = torch.ones(rows, cols, dtype=torch.bool).triu(1 + offset)
+    assert probs[:, masked].eq(0).all()
+    grad_scores = torch.full_like(probs, 7.0)
+    assert native.causal_attention_scores_grad_bf16(grad_y, v, probs, grad_scores, scale, offset)
+    grad_probs = grad_y[:, offset:cols].float() @ v[:, :cols].float().transpose(1, 2)
+    expected = training_ops._causal_softmax_backward(probs, grad_probs, scale).bfloat16()
+    # Where dP - the row's sum nearly cancels, fp32's order of summation moves the difference by more than a step.
+    close = (grad_scores.float() - expected.float()).abs() <= 2**-7 * expected.float().abs() + 1e-3 * scale
+    assert close.all() and grad_scores[:, masked].eq(0).all()
+    odd = q[..., :-1].contiguous(), k[..., :-1].contiguous()  # an odd head size: no whole pairs to multiply
+    for declined in ((q.float(), k, probs), (q, k.transpose(1, 2), probs), (*odd, probs), (q, k, probs.float()),
+                     (q, k, probs[:, :, :-1].contiguous()), (q, k[:, :-1].contiguous(), probs)):
+        before = declined[2].clone()
+        assert not native.causal_attention_probs_bf16(*declined, scale, offset)
+        assert torch.equal(declined[2], before)
+    assert not native.causal_attention_probs_bf16(q, k, probs, 0.0, offset)
+    assert not native.causal_attention_scores_grad_bf16(grad_y, v, probs, grad_scores.float(), scale, offset)
+
+
 def test_the_native_bf16_gelu_passes_give_torch_s_values():
     assert native.unavailable_reason() is None
     torch.manual_seed(0)
@@ -464,11 +508,16 @@ def _fp32_attention_and_grads(q, k, v, grad_y):
     return y, q.grad, k.grad, v.grad
 
 
-@pytest.mark.parametrize(("native_passes", "block_rows"), [(True, 256), (True, 16), (False, 16)],
-                         ids=["native-two-halves", "native-blocks-of-16", "torch-passes"])
-def test_bf16_training_attention_matches_flash_attention_in_fp32(native_passes, block_rows, monkeypatch):
+@pytest.mark.parametrize(("passes", "block_rows"),
+                         [("fused", 256), ("fused", 16), ("native", 256), ("native", 16), ("torch", 16)],
+                         ids=["fused-two-halves", "fused-blocks-of-16", "native-two-halves", "native-blocks-of-16",
+                              "torch-passes"])  # fmt: skip
+def test_bf16_training_attention_matches_flash_attention_in_fp32(passes, block_rows, monkeypatch):
     monkeypatch.setattr(training_ops, "QUERY_BLOCK_ROWS", block_rows)  # T = 40: 20 + 20, or 16 + 16 + 8
-    if not native_passes:
+    if passes != "fused":  # torch's products, and the native passes or torch's between them
+        monkeypatch.setattr(native, "causal_attention_probs_bf16", lambda *args: False)
+        monkeypatch.setattr(native, "causal_attention_scores_grad_bf16", lambda *args: False)
+    if passes == "torch":
         monkeypatch.setattr(native, "causal_softmax_bf16", lambda *args: False)
         monkeypatch.setattr(native, "causal_softmax_backward_bf16", lambda *args: False)
     torch.manual_seed(0)
