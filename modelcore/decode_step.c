@@ -1044,11 +1044,19 @@ TRAINING_PASS int causal_attention_scores_grad_bf16(const unsigned short *dy, co
 
 /* GPT-2's tanh GELU of training's bf16 activations (training_ops.py's Gelu), and its backward: computed in fp32
  * from the widened values and rounded to bf16 as torch rounds, one pass each. torch's own pair took 7% of the
- * mini-13m bf16 step (bench/README.md). */
+ * mini-13m bf16 step (bench/README.md). Four vectors a turn: each one's e^x and division make a long chain of
+ * dependent steps, which one vector a turn left waiting (10% slower both ways). */
 TRAINING_PASS void gelu_bf16(const unsigned short *u, unsigned short *out, long n, int threads) {
-    long whole = n / 8 * 8;
+    long whole = n / 32 * 32;
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long i = 0; i < whole; i += 8) *(v8h *)(out + i) = round_bf16(gelu8(widen_bf16(u + i)));
+    for (long i = 0; i < whole; i += 32) {
+        v8 a = gelu8(widen_bf16(u + i)), b = gelu8(widen_bf16(u + i + 8));
+        v8 c = gelu8(widen_bf16(u + i + 16)), d = gelu8(widen_bf16(u + i + 24));
+        *(v8h *)(out + i) = round_bf16(a);
+        *(v8h *)(out + i + 8) = round_bf16(b);
+        *(v8h *)(out + i + 16) = round_bf16(c);
+        *(v8h *)(out + i + 24) = round_bf16(d);
+    }
     for (long i = whole; i < n; i++) out[i] = round_bf16(gelu8(splat(bf16_value(u[i]))))[0];
 }
 
@@ -1064,10 +1072,18 @@ static inline v8 gelu_grad8(v8 u, v8 grad) {
 
 TRAINING_PASS void gelu_backward_bf16(const unsigned short *u, const unsigned short *grad, unsigned short *out,
                                       long n, int threads) {
-    long whole = n / 8 * 8;
+    long whole = n / 32 * 32;
     #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long i = 0; i < whole; i += 8)
-        *(v8h *)(out + i) = round_bf16(gelu_grad8(widen_bf16(u + i), widen_bf16(grad + i)));
+    for (long i = 0; i < whole; i += 32) {
+        v8 a = gelu_grad8(widen_bf16(u + i), widen_bf16(grad + i));
+        v8 b = gelu_grad8(widen_bf16(u + i + 8), widen_bf16(grad + i + 8));
+        v8 c = gelu_grad8(widen_bf16(u + i + 16), widen_bf16(grad + i + 16));
+        v8 d = gelu_grad8(widen_bf16(u + i + 24), widen_bf16(grad + i + 24));
+        *(v8h *)(out + i) = round_bf16(a);
+        *(v8h *)(out + i + 8) = round_bf16(b);
+        *(v8h *)(out + i + 16) = round_bf16(c);
+        *(v8h *)(out + i + 24) = round_bf16(d);
+    }
     for (long i = whole; i < n; i++)
         out[i] = round_bf16(gelu_grad8(splat(bf16_value(u[i])), splat(bf16_value(grad[i]))))[0];
 }
