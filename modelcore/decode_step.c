@@ -2,8 +2,9 @@
  * C: the same arithmetic as GPT.decode in model.py; the attention of such a step at any batch size
  * (decode_attention), which GPT.decode itself calls on CPU; sampling's top-k (top_k); and, for training in
  * bf16, the output layer's loss and gradient (cross_entropy_bf16), the causal softmax between the attention's
- * products (causal_softmax_bf16; causal_attention_probs_bf16 with the product before it fused in), the GELU
- * (gelu_bf16) and the residual stream's layer norm (layer_norm_bf16), each with its backward pass.
+ * products (causal_softmax_bf16; causal_attention_probs_bf16 with the product before it fused in, and the
+ * backward's transposed products, causal_attention_column_products_bf16), the GELU (gelu_bf16) and the
+ * residual stream's layer norm (layer_norm_bf16), each with its backward pass.
  *
  * Why it exists: at batch 1 a step reads every weight once and does little else, yet in torch it costs
  * ~100 operator calls whose overhead, and matrix-vector kernels well below a bare read of memory, take
@@ -1011,6 +1012,135 @@ static int dot_rows_causal(const unsigned short *x, const unsigned short *y, con
     }
     return failed ? -1 : 0;
 }
+
+/* The backward's other two products over the same blocks, each in one call: the values' gradient P^T dy from the
+ * probabilities P, and the keys' dS^T q from the scores' gradient dS. a: CausalAttention's blocks of `block`
+ * query rows (block k: the [rows_k, end_k] matrices of all `matrices`, one after another; zero past each row's
+ * diagonal), b: [matrices, T, hd]; out[m, j] = the sum over rows i >= j of a[m][i][j] b[m, i], in bf16.
+ * torch's products of a transposed block ran at 250 GFLOP/s where its others ran at 400, each block's sum
+ * rounded to bf16 before the next was added; here one fp32 sum over all rows, rounded once.
+ *
+ * A matrix is one thread's. Its sums stay in fp32, [hd][T] (lanes over 16 keys j), in the thread's cache while
+ * a's rows stream past in bands of 32: each band's rows interleaved in pairs (pairs_of_rows: rows i and i + 1
+ * side by side, 16 keys a vector), each pair's two rows summed by one dot-product instruction against b's
+ * elements d of the same two rows (packed once per matrix). Reading a by columns instead waited on memory. */
+#define BAND_PAIRS 16
+
+static inline __m512i pairs_of_rows(const unsigned short *first, __mmask32 first_valid, const unsigned short *second,
+                                    __mmask32 second_valid, __m512i interleave) {
+    __m512i x = _mm512_maskz_loadu_epi16(first_valid, first);
+    __m512i y = second ? _mm512_maskz_loadu_epi16(second_valid, second) : _mm512_setzero_si512();
+    return _mm512_permutex2var_epi16(x, interleave, y);
+}
+
+static int column_products_causal(const unsigned short *a, const unsigned short *b, unsigned short *out,
+                                  int matrices, int T, int hd, int block, int threads) {
+    int blocks = (T + block - 1) / block, widths = (hd + 15) / 16, row_pairs = (T + 1) / 2, tiles = (T + 15) / 16;
+    size_t *offsets = malloc(sizeof(size_t) * (size_t)blocks);
+    if (!offsets) return -1;
+    size_t at = 0;
+    for (int k = 0; k < blocks; k++) {
+        int start = k * block, end = start + block < T ? start + block : T;
+        offsets[k] = at;
+        at += (size_t)matrices * (end - start) * end;
+    }
+    /* sums' rows one vector longer than the keys: at 4 KB apart (T = 1024) the 16 rows a tile reads would share
+     * one set of the L1 cache */
+    size_t width = (size_t)(tiles + 1) * 16 + 16;  /* an even number of key tiles */
+    size_t packed_bytes = (size_t)row_pairs * widths * 64, sums_bytes = (size_t)widths * 16 * width * sizeof(float);
+    size_t band_bytes = (size_t)(tiles + 1) * BAND_PAIRS * 64;
+    int failed = 0;
+    #pragma omp parallel num_threads(threads)
+    {
+        char *scratch = thread_scratch(packed_bytes + sums_bytes + band_bytes);
+        if (!scratch) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        int done;
+        #pragma omp atomic read
+        done = failed;
+        if (!done) {
+            uint32_t *packed = (uint32_t *)scratch;        /* [pair][w][16]: b's elements 16 w + l, rows 2 pair, +1 */
+            float *sums = (float *)(scratch + packed_bytes);  /* [d][key] */
+            __m512i *band = (__m512i *)(scratch + packed_bytes + sums_bytes);  /* [key tile][pair in the band] */
+            __m512i interleave = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                                  39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+            __m512i upper = _mm512_add_epi16(interleave, _mm512_set1_epi16(16));  /* the same, keys 16..31 */
+            #pragma omp for schedule(static)
+            for (long m = 0; m < matrices; m++) {
+                const unsigned short *bm = b + (size_t)m * T * hd;
+                for (int pair = 0; pair < row_pairs; pair++)
+                    for (int w = 0; w < widths; w++) {
+                        int d = 16 * w;
+                        __mmask32 valid = hd - d >= 16 ? 0xFFFF : (1u << (hd - d)) - 1;
+                        const unsigned short *row = bm + (size_t)2 * pair * hd + d;
+                        _mm512_store_si512(packed + ((size_t)pair * widths + w) * 16,
+                                           pairs_of_rows(row, valid, 2 * pair + 1 < T ? row + hd : NULL, valid,
+                                                         interleave));
+                    }
+                memset(sums, 0, sums_bytes);
+                for (int first = 0; first < row_pairs; first += BAND_PAIRS) {
+                    int pairs = row_pairs - first < BAND_PAIRS ? row_pairs - first : BAND_PAIRS;
+                    int last_row = 2 * (first + pairs) - 1 < T - 1 ? 2 * (first + pairs) - 1 : T - 1;
+                    int used = (last_row / 32 + 1) * 2;  /* key tiles up to the band's last row's diagonal, even */
+                    for (int p = 0; p < pairs; p++) {
+                        const unsigned short *rows[2] = {NULL, NULL};
+                        int ends[2] = {0, 0};
+                        for (int h = 0; h < 2 && 2 * (first + p) + h < T; h++) {
+                            int i = 2 * (first + p) + h, k = i / block, start = k * block;
+                            ends[h] = start + block < T ? start + block : T;
+                            rows[h] = a + offsets[k] + ((size_t)m * (ends[h] - start) + (i - start)) * ends[h];
+                        }
+                        for (int t = 0; t < used; t += 2) {  /* 32 keys, a cache line of each row, a turn */
+                            int j0 = 16 * t;
+                            __m512i x[2];
+                            for (int h = 0; h < 2; h++) {  /* none past the row's end */
+                                int n = ends[h] - j0 < 0 ? 0 : ends[h] - j0 > 32 ? 32 : ends[h] - j0;
+                                __mmask32 valid = n == 32 ? 0xFFFFFFFFu : (1u << n) - 1;
+                                x[h] = n ? _mm512_maskz_loadu_epi16(valid, rows[h] + j0) : _mm512_setzero_si512();
+                            }
+                            band[(size_t)t * BAND_PAIRS + p] = _mm512_permutex2var_epi16(x[0], interleave, x[1]);
+                            band[(size_t)(t + 1) * BAND_PAIRS + p] = _mm512_permutex2var_epi16(x[0], upper, x[1]);
+                        }
+                    }
+                    for (int t = 0; t < used; t++)
+                        for (int w = 0; w < widths; w++) {
+                            float *s = sums + (size_t)16 * w * width + 16 * t;
+                            __m512 acc[16];
+                            for (int d = 0; d < 16; d++) acc[d] = _mm512_load_ps(s + d * width);
+                            for (int p = 0; p < pairs; p++) {
+                                __m512bh x = (__m512bh)_mm512_load_si512(band + (size_t)t * BAND_PAIRS + p);
+                                const uint32_t *y = packed + ((size_t)(first + p) * widths + w) * 16;
+                                for (int d = 0; d < 16; d++)
+                                    acc[d] = _mm512_dpbf16_ps(acc[d], (__m512bh)_mm512_set1_epi32((int)y[d]), x);
+                            }
+                            for (int d = 0; d < 16; d++) _mm512_store_ps(s + d * width, acc[d]);
+                        }
+                }
+                for (int t = 0; t < tiles; t++) {  /* [d][key] in fp32 to out's [key][d] in bf16 */
+                    int keys = T - 16 * t < 16 ? T - 16 * t : 16;
+                    for (int w = 0; w < widths; w++) {
+                        unsigned short lanes[16][16];
+                        for (int d = 0; d < 16; d++) {
+                            const float *s = sums + (size_t)(16 * w + d) * width + 16 * t;
+                            *(v8h *)lanes[d] = round_bf16(AT(s, 0));
+                            *(v8h *)(lanes[d] + 8) = round_bf16(AT(s, 8));
+                        }
+                        int elements = hd - 16 * w < 16 ? hd - 16 * w : 16;
+                        for (int l = 0; l < keys; l++) {
+                            unsigned short *o = out + ((size_t)m * T + 16 * t + l) * hd + 16 * w;
+                            for (int d = 0; d < elements; d++) o[d] = lanes[d][l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(offsets);
+    return failed ? -1 : 0;
+}
 #endif
 
 /* probs = causal softmax(scale q k^T) as causal_softmax_bf16 computes it from the scores, the scores in fp32.
@@ -1038,6 +1168,20 @@ TRAINING_PASS int causal_attention_scores_grad_bf16(const unsigned short *dy, co
 #else
     (void)dy, (void)v, (void)probs, (void)grad_scores, (void)matrices, (void)T, (void)hd, (void)offset, (void)rows;
     (void)scale, (void)threads;
+    return -3;
+#endif
+}
+
+/* out = the column products above (the values' gradient from the probabilities, the keys' from the scores'),
+ * a in CausalAttention's blocks of `block` rows. Returns 0; -1 (nothing written) where scratch cannot be
+ * allocated; -3 on CPUs the tiles are not built for. */
+TRAINING_PASS int causal_attention_column_products_bf16(const unsigned short *a, const unsigned short *b,
+                                                        unsigned short *out, int matrices, int T, int hd, int block,
+                                                        int threads) {
+#ifdef TILE_ROWS
+    return column_products_causal(a, b, out, matrices, T, hd, block, threads);
+#else
+    (void)a, (void)b, (void)out, (void)matrices, (void)T, (void)hd, (void)block, (void)threads;
     return -3;
 #endif
 }

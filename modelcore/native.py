@@ -8,7 +8,8 @@ flash-attention call made for long queries, ~0.35 ms a layer for 2 MFLOP at a sh
 of a generation step (bench/README.md). And for training in bf16 (modelcore/training_ops.py): the output
 layer's loss (`cross_entropy_bf16`), the causal attention's softmax both ways (`causal_softmax_bf16`,
 `causal_softmax_backward_bf16`; on CPUs with AVX512-BF16 and no AMX, with the product before each fused
-in: `causal_attention_probs_bf16`, `causal_attention_scores_grad_bf16`), the GELU both ways (`gelu_bf16`,
+in: `causal_attention_probs_bf16`, `causal_attention_scores_grad_bf16`, and the backward's other two products
+`causal_attention_column_products_bf16`), the GELU both ways (`gelu_bf16`,
 `gelu_backward_bf16`) and the residual stream's layer norm both ways (`layer_norm_bf16`,
 `layer_norm_backward_bf16`).
 
@@ -176,6 +177,23 @@ def causal_attention_scores_grad_bf16(grad_y: Tensor, v: Tensor, probs: Tensor, 
                                                  torch.get_num_threads()) == 0  # fmt: skip
 
 
+def causal_attention_column_products_bf16(blocks: Tensor, b: Tensor, out: Tensor, block_rows: int) -> bool:
+    """Into out (bf16 [M, T, hd], b's shape), out[m, j] = the sum over rows i of a[m][i][j] b[m, i], a the causal
+    matrices in `blocks` as CausalAttention lays them out (blocks of block_rows query rows: block k the [rows,
+    end] matrices of all M, one after another, 0 past each row's diagonal), in fp32 and rounded once: the
+    values' gradient P^T grad_y from the probabilities, the keys' dS^T q from the scores' gradient. False (out
+    untouched) as causal_attention_probs_bf16."""
+    if not (b.dim() == 3 and block_rows > 0 and _fits_activations(b, out) and blocks.dim() == 1
+            and blocks.dtype == torch.bfloat16 and blocks.is_cpu and blocks.is_contiguous()):
+        return False
+    M, T, hd = b.shape
+    count = sum((min(start + block_rows, T) - start) * min(start + block_rows, T) for start in range(0, T, block_rows))
+    if blocks.numel() != M * count or (lib := library()) is None:
+        return False
+    return lib.causal_attention_column_products_bf16(blocks.data_ptr(), b.data_ptr(), out.data_ptr(), M, T, hd,
+                                                     block_rows, torch.get_num_threads()) == 0  # fmt: skip
+
+
 def _fits_rows_causal(offset: int, x: Tensor, y: Tensor, out: Tensor) -> bool:
     """x, y contiguous bf16 [M, T, hd] on the CPU, hd even; out contiguous bf16 [M, rows, offset + rows], within T."""
     if not (x.dim() == 3 and out.dim() == 3 and _fits_activations(x, y) and _fits_scores(offset, out)):
@@ -289,6 +307,8 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.causal_attention_scores_grad_bf16.argtypes = [*[ctypes.c_void_p] * 4, *[ctypes.c_int] * 5, ctypes.c_float,
                                                       ctypes.c_int]  # fmt: skip
     lib.causal_attention_scores_grad_bf16.restype = ctypes.c_int
+    lib.causal_attention_column_products_bf16.argtypes = [*[ctypes.c_void_p] * 3, *[ctypes.c_int] * 5]
+    lib.causal_attention_column_products_bf16.restype = ctypes.c_int
     lib.gelu_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
     lib.gelu_bf16.restype = None
     lib.gelu_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]

@@ -23,12 +23,14 @@ from . import native
 class KeptMemory:
     """Large temporaries of a training step, kept for the next step: a linear layer's bf16 weight, the product
     of its gradient and its fp32 gradient (Bf16Linear); the tied output layer's logits and the same three
-    (77 to 206 MB each at GPT-2's vocabulary); an attention layer's probabilities and their gradient. glibc
+    (77 to 206 MB each at GPT-2's vocabulary); an attention layer's probabilities, and (in one every layer's
+    backward pass shares) their gradient. glibc
     hands memory of this size back to the system when it is freed, and on the 2-core VMs of bench/README.md
     faulting it in again costs a few us a 4 KB page: at GPT-2 124M in bf16, a sixth of the step.
 
-    One forward pass at a time holds it (claim), until its backward is done with it or its graph is dropped;
-    another forward meanwhile (two losses before one backward) uses fresh memory.
+    One forward pass at a time holds it (claim), until its backward is done with it or its graph is dropped
+    (or one backward pass, for the shared one); another meanwhile (two losses before one backward) uses fresh
+    memory.
     """
 
     def __init__(self) -> None:
@@ -232,9 +234,14 @@ SCORES_BYTES_MAX = 64 * 2**20
 QUERY_BLOCK_ROWS = 256
 
 
+def _query_block_size(T: int) -> int:
+    """Query rows a block: QUERY_BLOCK_ROWS, or half of T where T is shorter."""
+    return QUERY_BLOCK_ROWS if T > QUERY_BLOCK_ROWS else max(1, (T + 1) // 2)
+
+
 def _query_blocks(T: int) -> list[tuple[int, int]]:
-    """The query rows [start, end) of each block: QUERY_BLOCK_ROWS each, or two halves where T is shorter."""
-    size = QUERY_BLOCK_ROWS if T > QUERY_BLOCK_ROWS else max(1, (T + 1) // 2)
+    """The query rows [start, end) of each block (the last one shorter where they do not divide T)."""
+    size = _query_block_size(T)
     return [(start, min(start + size, T)) for start in range(0, T, size)]
 
 
@@ -267,10 +274,13 @@ class CausalAttention(torch.autograd.Function):
     attention computes it, on the scores rounded to bf16). On CPUs with AVX512-BF16 units and no AMX, the
     product before each pass (q k^T, and the probabilities' gradient grad_y v^T, both only hd deep) is fused
     into it and kept in fp32 (native.causal_attention_probs_bf16, causal_attention_scores_grad_bf16): torch
-    ran those two at half the speed of the others, and up to the block's last row. The probabilities stay for
+    ran those two at half the speed of the others, and up to the block's last row; and the values' and keys'
+    gradients, products of the blocks transposed, go in one native call each over all blocks
+    (causal_attention_column_products_bf16), summed in fp32 and rounded once. The probabilities stay for
     the backward pass:
-    B·H·_probability_count(T) values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX); they
-    and their gradient go to the layer's KeptMemory where given and free.
+    B·H·_probability_count(T) values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX), in the
+    layer's KeptMemory where given and free; their gradient, as many values, in one KeptMemory every layer's
+    backward pass shares.
     """
 
     @staticmethod
@@ -300,23 +310,34 @@ class CausalAttention(torch.autograd.Function):
         B, H, T, hd = grad_y.shape
         with torch.autocast("cpu", enabled=False):
             grad_y = grad_y.to(v.dtype).reshape(B * H, T, hd)
-            grad_q, grad_k, grad_v = q.new_empty(q.shape), q.new_zeros(q.shape), q.new_zeros(q.shape)
-            blocks = _blocks(flat, B * H, T)
-            largest = max(probs.numel() for probs in blocks)
-            scratch = ctx.memory.buffer("grad", (largest,), q.dtype, q.device) if ctx.memory else None
-            for (start, end), probs in zip(_query_blocks(T), blocks, strict=True):
-                rows = grad_y[:, start:end]
-                grad_v[:, :end].baddbmm_(probs.transpose(1, 2), rows)  # added in place: no temporary
-                grad_s = scratch[: probs.numel()].view(probs.shape) if scratch is not None else torch.empty_like(probs)
+            kept = _BACKWARD_MEMORY.claim(ctx)
+            grad_flat = _BACKWARD_MEMORY.buffer("grad", flat.shape, q.dtype, q.device) if kept else torch.empty_like(flat)
+            blocks, grad_blocks = _blocks(flat, B * H, T), _blocks(grad_flat, B * H, T)
+            grad_q = q.new_empty(q.shape)
+            for (start, end), probs, grad_s in zip(_query_blocks(T), blocks, grad_blocks, strict=True):
                 if not native.causal_attention_scores_grad_bf16(grad_y, v, probs, grad_s, ctx.scale, start):
-                    torch.bmm(rows, v[:, :end].transpose(1, 2), out=grad_s)  # the probabilities' gradient,
-                    if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # then in place
-                        grad_s = _causal_softmax_backward(probs, grad_s, ctx.scale)  # the scores'
+                    torch.bmm(grad_y[:, start:end], v[:, :end].transpose(1, 2), out=grad_s)  # the probabilities'
+                    if not native.causal_softmax_backward_bf16(probs, grad_s, ctx.scale, start):  # gradient, then
+                        grad_s.copy_(_causal_softmax_backward(probs, grad_s, ctx.scale))  # the scores' in place
                 torch.bmm(grad_s, k[:, :end], out=grad_q[:, start:end])
-                grad_k[:, :end].baddbmm_(grad_s.transpose(1, 2), q[:, start:end])
+            grad_k, grad_v = q.new_empty(q.shape), q.new_empty(q.shape)
+            size = _query_block_size(T)
+            if not (native.causal_attention_column_products_bf16(flat, grad_y, grad_v, size)
+                    and native.causal_attention_column_products_bf16(grad_flat, q, grad_k, size)):
+                grad_k.zero_(), grad_v.zero_()
+                for (start, end), probs, grad_s in zip(_query_blocks(T), blocks, grad_blocks, strict=True):
+                    grad_v[:, :end].baddbmm_(probs.transpose(1, 2), grad_y[:, start:end])  # in place: no temporary
+                    grad_k[:, :end].baddbmm_(grad_s.transpose(1, 2), q[:, start:end])
+        if kept:
+            _BACKWARD_MEMORY.release(ctx)
         if ctx.memory is not None:
             ctx.memory.release(ctx)
         return *(grad.view(B, H, T, hd) for grad in (grad_q, grad_k, grad_v)), None
+
+
+# The scores' gradient of one attention layer's backward pass at a time, for every layer (the probabilities
+# are each layer's own, from its forward pass to its backward).
+_BACKWARD_MEMORY = KeptMemory()
 
 
 def _blocks(flat: Tensor, matrices: int, T: int) -> list[Tensor]:

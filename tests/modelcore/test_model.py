@@ -396,6 +396,33 @@ def test_the_fused_attention_passes_give_the_passes_on_fp32_products(T, hd, offs
     assert not native.causal_attention_scores_grad_bf16(grad_y, v, probs, grad_scores.float(), scale, offset)
 
 
+@pytest.mark.parametrize(("T", "hd", "block_rows"), [(40, 16, 20), (40, 16, 16), (37, 6, 19), (70, 20, 256), (33, 64, 8)],
+                         ids=["two-halves", "blocks-of-16", "odd-rows-and-blocks", "one-block", "gpt2-heads"])
+def test_the_native_column_products_sum_each_key_s_column_over_every_block(T, hd, block_rows, monkeypatch):
+    assert native.unavailable_reason() is None
+    monkeypatch.setattr(training_ops, "QUERY_BLOCK_ROWS", block_rows)
+    torch.manual_seed(0)
+    size = training_ops._query_block_size(T)  # block_rows, or two halves where T is shorter
+    causal = torch.randn(3, T, T).tril()  # a[m][i][j], 0 past the diagonal
+    flat = torch.cat([causal[:, start:end, :end].reshape(-1) for start, end in training_ops._query_blocks(T)])
+    flat = flat.bfloat16()
+    b = torch.randn(3, T, hd).bfloat16()
+    out = torch.full((3, T, hd), 7.0, dtype=torch.bfloat16)
+    if not _cpu_runs_fused_attention():
+        assert not native.causal_attention_column_products_bf16(flat, b, out, size) and out.eq(7).all()
+        return
+    assert native.causal_attention_column_products_bf16(flat, b, out, size)
+    a = torch.zeros(3, T, T, dtype=torch.float64)  # the bf16 values, back in place
+    for (start, end), block in zip(training_ops._query_blocks(T), training_ops._blocks(flat, 3, T), strict=True):
+        a[:, start:end, :end] = block.double()
+    expected = (a.transpose(1, 2) @ b.double()).bfloat16()  # every row's part, summed once and rounded once
+    within_a_bf16_step(out, expected, share=0.02)
+    for declined in ((flat.float(), b, out), (flat[:-1], b, out), (flat, b.transpose(1, 2), out),
+                     (flat, b, out.float()), (flat, b[:, :-1].contiguous(), out)):
+        assert not native.causal_attention_column_products_bf16(*declined, size)
+    assert not native.causal_attention_column_products_bf16(flat, b, out, size + 1)  # another layout of blocks
+
+
 def test_the_native_bf16_gelu_passes_give_torch_s_values():
     assert native.unavailable_reason() is None
     torch.manual_seed(0)
