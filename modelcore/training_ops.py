@@ -289,8 +289,9 @@ class CausalAttention(torch.autograd.Function):
         B, H, T, hd = q.shape
         shape = (B * H * _probability_count(T),)
         with torch.autocast("cpu", enabled=False):
-            # [B·H, T, hd] once: each block's products would otherwise copy their slices of the qkv projection.
-            q, k, v = (x.reshape(B * H, T, hd) for x in (q, k, v))
+            # [B·H, T, hd] once: each block's products would otherwise copy their slices of the qkv projection, and
+            # the native passes read rows hd apart (at batch 1 a reshape alone leaves them 3C apart).
+            q, k, v = (x.reshape(B * H, T, hd).contiguous() for x in (q, k, v))
             kept = memory is not None and memory.claim(ctx)
             flat = memory.buffer("probs", shape, q.dtype, q.device) if kept else q.new_empty(shape)
             y = q.new_empty(B * H, T, hd)
@@ -309,7 +310,7 @@ class CausalAttention(torch.autograd.Function):
         q, k, v, flat = ctx.saved_tensors  # each [B·H, T, hd]
         B, H, T, hd = grad_y.shape
         with torch.autocast("cpu", enabled=False):
-            grad_y = grad_y.to(v.dtype).reshape(B * H, T, hd)
+            grad_y = grad_y.to(v.dtype).reshape(B * H, T, hd).contiguous()
             kept = _BACKWARD_MEMORY.claim(ctx)
             grad_flat = _BACKWARD_MEMORY.buffer("grad", flat.shape, q.dtype, q.device) if kept else torch.empty_like(flat)
             blocks, grad_blocks = _blocks(flat, B * H, T), _blocks(grad_flat, B * H, T)

@@ -588,6 +588,30 @@ def test_training_under_bf16_autocast_takes_the_native_attention_and_learns_as_f
     assert len(calls) == config.n_layer
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bf16_training_takes_the_fused_attention_passes_at_any_batch(config, batch, monkeypatch):
+    # At batch 1 the heads' q, k and v are views of the qkv projection with rows 3C apart, which the native
+    # passes decline: CausalAttention hands them contiguous copies.
+    taken = []
+
+    def recording(run):
+        def call(*args):
+            taken.append(run(*args))
+            return taken[-1]
+        return call
+
+    for name in ("causal_attention_probs_bf16", "causal_attention_scores_grad_bf16",
+                 "causal_attention_column_products_bf16"):
+        monkeypatch.setattr(native, name, recording(getattr(native, name)))
+    torch.manual_seed(0)
+    model = GPT(config)
+    x = torch.randint(0, config.n_vocab, (batch, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = model(x, x)
+    loss.backward()
+    assert len(taken) > 3 * config.n_layer and set(taken) == {_cpu_runs_fused_attention()}
+
+
 @pytest.fixture
 def kernel_calls(monkeypatch):
     return count_kernel_calls(monkeypatch)
