@@ -928,6 +928,21 @@ static char *thread_scratch(size_t bytes) {
     return tile_scratch;
 }
 
+/* Called by every thread of a parallel region: the thread's kept scratch of `bytes`, or NULL on every thread
+ * where any thread's could not be allocated (so that none writes anything); *failed, shared, says so after. */
+static char *scratch_on_every_thread(size_t bytes, int *failed) {
+    char *scratch = thread_scratch(bytes);
+    if (!scratch) {
+        #pragma omp atomic write
+        *failed = 1;
+    }
+    #pragma omp barrier
+    int any;
+    #pragma omp atomic read
+    any = *failed;
+    return any ? NULL : scratch;
+}
+
 /* y's first n rows in groups of 16, as the bf16 dot-product instruction reads them: packed[(g pairs + p) 16 + l]
  * holds elements 2p and 2p + 1 of row 16 g + l, zeros past row n, for `groups` groups. */
 static void pack_rows(const unsigned short *y, int n, int hd, uint32_t *packed, int groups) {
@@ -981,16 +996,8 @@ static int dot_rows_causal(const unsigned short *x, const unsigned short *y, con
     int failed = 0;
     #pragma omp parallel num_threads(threads)
     {
-        char *scratch = thread_scratch(packed_bytes + TILE_ROWS * width * sizeof(float));
-        if (!scratch) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        #pragma omp barrier
-        int done;
-        #pragma omp atomic read
-        done = failed;
-        if (!done) {
+        char *scratch = scratch_on_every_thread(packed_bytes + TILE_ROWS * width * sizeof(float), &failed);
+        if (scratch) {
             uint32_t *packed = (uint32_t *)scratch;
             float *buffer = (float *)(scratch + packed_bytes);
             long packed_matrix = -1;
@@ -1065,16 +1072,8 @@ static int column_products_causal(const unsigned short *a, const unsigned short 
     int failed = 0;
     #pragma omp parallel num_threads(threads)
     {
-        char *scratch = thread_scratch(packed_bytes + sums_bytes + band_bytes);
-        if (!scratch) {
-            #pragma omp atomic write
-            failed = 1;
-        }
-        #pragma omp barrier
-        int done;
-        #pragma omp atomic read
-        done = failed;
-        if (!done) {
+        char *scratch = scratch_on_every_thread(packed_bytes + sums_bytes + band_bytes, &failed);
+        if (scratch) {
             uint32_t *packed = (uint32_t *)scratch;        /* [pair][w][16]: b's elements 16 w + l, rows 2 pair, +1 */
             float *sums = (float *)(scratch + packed_bytes);  /* [d][key] */
             __m512i *band = (__m512i *)(scratch + packed_bytes + sums_bytes);  /* [key tile][pair in the band] */
