@@ -11,6 +11,7 @@ every step: bench/README.md has the figures.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 
 import torch
@@ -23,30 +24,33 @@ from . import native
 class KeptMemory:
     """Large temporaries of a training step, kept for the next step: a linear layer's bf16 weight, the product
     of its gradient and its fp32 gradient (Bf16Linear); the tied output layer's logits and the same three
-    (77 to 206 MB each at GPT-2's vocabulary); an attention layer's probabilities, and (in one every layer's
-    backward pass shares) their gradient. glibc
-    hands memory of this size back to the system when it is freed, and on the 2-core VMs of bench/README.md
-    faulting it in again costs a few us a 4 KB page: at GPT-2 124M in bf16, a sixth of the step.
+    (77 to 206 MB each at GPT-2's vocabulary); an attention layer's probabilities, and (in one that every
+    layer's backward pass shares) their gradient. glibc hands memory of this size back to the system when it is
+    freed, and on the 2-core VMs of bench/README.md faulting it in again costs a few us a 4 KB page: at GPT-2
+    124M in bf16, a sixth of the step.
 
     One forward pass at a time holds it (claim), until its backward is done with it or its graph is dropped
-    (or one backward pass, for the shared one); another meanwhile (two losses before one backward) uses fresh
-    memory.
+    (one backward pass, for the shared one); another meanwhile (two losses before one backward, or a model
+    training in another thread) uses fresh memory.
     """
 
     def __init__(self) -> None:
         self._kept: dict[str, Tensor] = {}
         self._holder: weakref.ref | None = None
+        self._lock = threading.Lock()  # the shared one is claimed from any thread that trains
 
     def claim(self, holder: object) -> bool:
         """Whether holder may use the kept memory: none other holds it."""
-        if self._holder is not None and self._holder() is not None:
-            return False
-        self._holder = weakref.ref(holder)  # dies with the holder's graph if its backward never comes
-        return True
+        with self._lock:
+            if self._holder is not None and self._holder() is not None:
+                return False
+            self._holder = weakref.ref(holder)  # dies with the holder's graph if its backward never comes
+            return True
 
     def release(self, holder: object) -> None:
-        if self._holder is not None and self._holder() is holder:
-            self._holder = None
+        with self._lock:
+            if self._holder is not None and self._holder() is holder:
+                self._holder = None
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
         kept = self._kept.get(name)
@@ -276,11 +280,10 @@ class CausalAttention(torch.autograd.Function):
     into it and kept in fp32 (native.causal_attention_probs_bf16, causal_attention_scores_grad_bf16): torch
     ran those two at half the speed of the others, and up to the block's last row; and the values' and keys'
     gradients, products of the blocks transposed, go in one native call each over all blocks
-    (causal_attention_column_products_bf16), summed in fp32 and rounded once. The probabilities stay for
-    the backward pass:
-    B·H·_probability_count(T) values (CausalSelfAttention keeps flash attention beyond SCORES_BYTES_MAX), in the
-    layer's KeptMemory where given and free; their gradient, as many values, in one KeptMemory every layer's
-    backward pass shares.
+    (causal_attention_column_products_bf16), summed in fp32 and rounded once. The probabilities stay for the
+    backward pass: B·H·_probability_count(T) values (CausalSelfAttention keeps flash attention beyond
+    SCORES_BYTES_MAX), in the layer's KeptMemory where given and free; their gradient, as many values, in one
+    KeptMemory that every layer's backward pass shares.
     """
 
     @staticmethod
@@ -325,7 +328,8 @@ class CausalAttention(torch.autograd.Function):
             size = _query_block_size(T)
             if not (native.causal_attention_column_products_bf16(flat, grad_y, grad_v, size)
                     and native.causal_attention_column_products_bf16(grad_flat, q, grad_k, size)):
-                grad_k.zero_(), grad_v.zero_()
+                grad_k.zero_()
+                grad_v.zero_()
                 for (start, end), probs, grad_s in zip(_query_blocks(T), blocks, grad_blocks, strict=True):
                     grad_v[:, :end].baddbmm_(probs.transpose(1, 2), grad_y[:, start:end])  # in place: no temporary
                     grad_k[:, :end].baddbmm_(grad_s.transpose(1, 2), q[:, start:end])

@@ -423,6 +423,30 @@ def test_the_native_column_products_sum_each_key_s_column_over_every_block(T, hd
     assert not native.causal_attention_column_products_bf16(flat, b, out, size + 1)  # another layout of blocks
 
 
+def test_attention_trained_in_two_threads_at_once_keeps_each_thread_s_gradients():
+    # The scores' gradient sits in memory that every layer's backward pass shares: one pass at a time holds it,
+    # another thread's pass meanwhile takes fresh memory.
+    torch.manual_seed(0)
+    inputs = [[torch.randn(2, 3, 40, 16).bfloat16() for _ in range(4)] for _ in range(2)]
+
+    def gradients(q, k, v, grad_y):
+        q, k, v = (t.clone().requires_grad_() for t in (q, k, v))
+        CausalAttention.apply(q, k, v).backward(grad_y)
+        return q.grad, k.grad, v.grad
+
+    expected = [gradients(*x) for x in inputs]
+    got: list[list] = [[], []]
+    threads = [threading.Thread(target=lambda i=i: got[i].extend(gradients(*inputs[i]) for _ in range(30)))
+               for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(2):
+        assert len(got[i]) == 30
+        assert all(torch.equal(a, b) for grads in got[i] for a, b in zip(grads, expected[i], strict=True))
+
+
 def test_the_native_bf16_gelu_passes_give_torch_s_values():
     assert native.unavailable_reason() is None
     torch.manual_seed(0)
