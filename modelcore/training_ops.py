@@ -39,6 +39,9 @@ class KeptMemory:
         self._holder: weakref.ref | None = None
         self._lock = threading.Lock()  # the shared one is claimed from any thread that trains
 
+    def __reduce__(self):  # a copied or pickled model gets memory of its own, empty (scratch, not state)
+        return KeptMemory, ()
+
     def claim(self, holder: object) -> bool:
         """Whether holder may use the kept memory: none other holds it."""
         with self._lock:

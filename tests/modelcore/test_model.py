@@ -1,4 +1,6 @@
+import copy
 import math
+import pickle
 import threading
 
 import pytest
@@ -421,6 +423,17 @@ def test_the_native_column_products_sum_each_key_s_column_over_every_block(T, hd
                      (flat, b, out.float()), (flat, b[:, :-1].contiguous(), out)):
         assert not native.causal_attention_column_products_bf16(*declined, size)
     assert not native.causal_attention_column_products_bf16(flat, b, out, size + 1)  # another layout of blocks
+
+
+def test_a_copied_or_pickled_model_gets_kept_memory_of_its_own_and_empty(config):
+    model = GPT(config)
+    x = torch.randint(0, config.n_vocab, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x, x)[1].backward()
+    assert model.h[0].attn.memory._kept  # the probabilities, kept for the next step
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        memory = copied.h[0].attn.memory
+        assert memory is not model.h[0].attn.memory and not memory._kept and memory.claim(copied)
 
 
 def test_attention_trained_in_two_threads_at_once_keeps_each_thread_s_gradients():
