@@ -318,7 +318,8 @@ class CausalAttention(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             grad_y = grad_y.to(v.dtype).reshape(B * H, T, hd).contiguous()
             kept = _BACKWARD_MEMORY.claim(ctx)
-            grad_flat = _BACKWARD_MEMORY.buffer("grad", flat.shape, q.dtype, q.device) if kept else torch.empty_like(flat)
+            grad_flat = (_BACKWARD_MEMORY.buffer("grad", flat.shape, q.dtype, q.device) if kept
+                         else torch.empty_like(flat))
             blocks, grad_blocks = _blocks(flat, B * H, T), _blocks(grad_flat, B * H, T)
             grad_q = q.new_empty(q.shape)
             for (start, end), probs, grad_s in zip(_query_blocks(T), blocks, grad_blocks, strict=True):

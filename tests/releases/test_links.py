@@ -62,6 +62,8 @@ def test_an_expired_link_is_refused_by_seaweedfs_and_asking_again_gives_a_workin
     old = _link(api, size).json()["url"]
     time.sleep(2.5)
     assert requests.get(old, timeout=10).status_code == 403
+    # The new link with a longer life: a 1 s one can expire before the GET on a loaded 2-core machine (it did).
+    settings.STAGEGATE_LINK_TTL_S = 60
     fresh = _link(api, size).json()["url"]
     assert requests.get(fresh, timeout=10).content == WEIGHTS
 
