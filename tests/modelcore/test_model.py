@@ -400,7 +400,7 @@ def test_the_fused_attention_passes_give_the_passes_on_fp32_products(T, hd, offs
 
 @pytest.mark.parametrize(("T", "hd", "block_rows"),
                          [(40, 16, 20), (40, 16, 16), (37, 6, 19), (70, 20, 256), (33, 64, 8)],
-                         ids=["two-halves", "blocks-of-16", "odd-rows-and-blocks", "one-block", "gpt2-heads"])
+                         ids=["two-halves", "blocks-of-16", "odd-rows-and-blocks", "heads-of-20", "gpt2-heads"])
 def test_the_native_column_products_sum_each_key_s_column_over_every_block(T, hd, block_rows, monkeypatch):
     assert native.unavailable_reason() is None
     monkeypatch.setattr(training_ops, "QUERY_BLOCK_ROWS", block_rows)
