@@ -11,7 +11,8 @@ layer's loss (`cross_entropy_bf16`), the causal attention's softmax both ways (`
 in: `causal_attention_probs_bf16`, `causal_attention_scores_grad_bf16`, and the backward's other two products
 `causal_attention_column_products_bf16`), the GELU both ways (`gelu_bf16`,
 `gelu_backward_bf16`) and the residual stream's layer norm both ways (`layer_norm_bf16`,
-`layer_norm_backward_bf16`).
+`layer_norm_backward_bf16`); in either precision, the optimizer step's gradient norm and AdamW
+(`sum_of_squares`, `adamw_step`; modelcore/clipped_adamw.py).
 
 Building needs a C compiler with OpenMP (gcc; $CC to choose another). Where there is none, or the build
 fails, `library()` is None, `unavailable_reason()` says why (logged once) and everything stays in torch.
@@ -27,6 +28,7 @@ import ctypes
 import functools
 import hashlib
 import logging
+import math
 import os
 import platform
 import shutil
@@ -272,6 +274,45 @@ def _fits_norm(x: Tensor, *vectors: Tensor) -> bool:
         and all(v.shape == (C,) for v in vectors)
 
 
+def _pointers(tensors: list[Tensor]) -> ctypes.Array:
+    return (ctypes.c_void_p * max(1, len(tensors)))(*[t.data_ptr() for t in tensors])
+
+
+def _fits_step(*lists: list[Tensor]) -> bool:
+    """Lists of equally many CPU fp32 tensors, contiguous, of the same sizes index by index."""
+    first = lists[0]
+    return all(len(tensors) == len(first) for tensors in lists) and all(
+        t.is_cpu and t.dtype == torch.float32 and t.is_contiguous() and t.numel() == first[i].numel()
+        for tensors in lists for i, t in enumerate(tensors))  # fmt: skip
+
+
+def sum_of_squares(tensors: list[Tensor]) -> float | None:
+    """The sum of the squares of fp32 tensors' values (in double, the same for any thread count), or None where
+    the library is unavailable, the tensors do not fit (CPU, fp32, contiguous) or there is no memory."""
+    if not _fits_step(tensors) or (lib := library()) is None:
+        return None
+    sizes = (ctypes.c_long * max(1, len(tensors)))(*[t.numel() for t in tensors])
+    total = lib.sum_of_squares(_pointers(tensors), sizes, len(tensors), torch.get_num_threads())
+    return None if total < 0 else total
+
+
+def adamw_step(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor], *,
+               lr: float, betas: tuple[float, float], eps: float, weight_decay: float, step: int,
+               grad_scale: float) -> bool:
+    """AdamW's update of params (and their moments) in place, from grads times grad_scale (grads unchanged), at
+    optimizer step `step` (counted from 1) for every tensor; as torch.optim.AdamW computes it, in fp32. False
+    (nothing written) where the library is unavailable or the tensors do not fit."""
+    if not _fits_step(params, grads, exp_avgs, exp_avg_sqs) or (lib := library()) is None:
+        return False
+    beta1, beta2 = betas
+    # In double, then rounded once, as torch's AdamW computes its constants.
+    constants = (1 - lr * weight_decay, 1 - beta1, beta2, 1 - beta2, eps, lr / (1 - beta1**step),
+                 math.sqrt(1 - beta2**step), grad_scale)  # fmt: skip
+    sizes = (ctypes.c_long * max(1, len(params)))(*[t.numel() for t in params])
+    return lib.adamw_step(*(_pointers(tensors) for tensors in (params, grads, exp_avgs, exp_avg_sqs)), sizes,
+                          len(params), *constants, torch.get_num_threads()) == 0
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str | None]:
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -317,6 +358,10 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.layer_norm_bf16.restype = None
     lib.layer_norm_backward_bf16.argtypes = [*[ctypes.c_void_p] * 10, ctypes.c_long, ctypes.c_int, ctypes.c_int]
     lib.layer_norm_backward_bf16.restype = ctypes.c_int
+    lib.sum_of_squares.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    lib.sum_of_squares.restype = ctypes.c_double
+    lib.adamw_step.argtypes = [*[ctypes.c_void_p] * 5, ctypes.c_int, *[ctypes.c_float] * 8, ctypes.c_int]
+    lib.adamw_step.restype = ctypes.c_int
     return lib, None
 
 

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
+from .clipped_adamw import clip_and_step
 from .export import load_model, load_safetensors_checked, save_safetensors
 from .model import GPT, GPTConfig
 
@@ -193,9 +194,7 @@ def train(
         data_position += micro_per_step
         if world > 1:
             dist.all_reduce(loss_sum)
-        if s.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip)
-        optimizer.step()
+        clip_and_step(optimizer, s.clip)
         optimizer.zero_grad(set_to_none=True)
         step += 1
 
