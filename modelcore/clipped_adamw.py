@@ -2,9 +2,10 @@
 over the parameters where torch makes three and a norm per tensor.
 
 torch.nn.utils.clip_grad_norm_ takes each gradient's norm, then scales every gradient in place, and the fused
-AdamW reads them all once more: at GPT-2 124M, 150 ms of a 1.1 s bf16 step on a Xeon (bench/README.md). Here
-the norm is one pass that reads each gradient once (native.sum_of_squares) and AdamW applies the clipping
-factor as it reads the gradient (native.adamw_step), leaving the gradients as backward left them.
+AdamW reads them all once more: at GPT-2 124M, 140-160 ms of a 1.1-1.4 s bf16 step on a 2-core Xeon. Here the
+norm is one pass that reads each gradient once (native.sum_of_squares) and AdamW applies the clipping factor
+as it reads the gradient (native.adamw_step), leaving the gradients as backward left them: 108-123 ms there
+(bench/README.md).
 
 The optimizer stays torch's AdamW: its groups, hyper-parameters and state (step, exp_avg, exp_avg_sq) are read
 and written in its own layout, so its checkpoints load either way and either path can continue the other's
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.graph import increment_version
 
 from . import native
 
@@ -60,6 +62,9 @@ def _native_step(optimizer: torch.optim.AdamW, clip: float) -> bool:
                                      grad_scale=scale)  # fmt: skip
             if not done:
                 raise MemoryError("no memory for the optimizer step's chunk table")
+            # Written through pointers: tell autograd, so that a graph saved before the step still refuses
+            # a backward pass after it, as after torch's step.
+            increment_version(same + [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")])
     return True
 
 

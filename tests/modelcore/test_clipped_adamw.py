@@ -86,6 +86,16 @@ def test_the_gradients_are_left_as_backward_left_them():
     assert all(torch.equal(p.grad, g) for p, g in zip(ours[0].parameters(), before, strict=True))
 
 
+def test_a_graph_saved_before_the_step_refuses_a_backward_pass_after_it():
+    (model, optimizer), _ = _pair()
+    x = torch.randint(0, CONFIG.n_vocab, (2, 8))
+    _, loss = model(x, x)
+    _give_gradients([model], 0.5, seed=1)
+    clip_and_step(optimizer, 1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_a_parameter_without_a_gradient_is_skipped_and_then_a_step_behind():
     ours, theirs = _pair()
     skipped = (CONFIG.n_ctx, CONFIG.n_embd)  # the position embedding: no gradient in the first step
