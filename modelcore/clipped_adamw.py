@@ -10,7 +10,8 @@ as it reads the gradient (native.adamw_step), leaving the gradients as backward 
 The optimizer stays torch's AdamW: its groups, hyper-parameters and state (step, exp_avg, exp_avg_sq) are read
 and written in its own layout, so its checkpoints load either way and either path can continue the other's
 run. Where anything does not fit (no native library, a tensor not fp32 on the CPU, amsgrad, maximize, a tensor
-learning rate), torch's own clip_grad_norm_ and step: the reference this path is tested against.
+learning rate, step hooks on the optimizer), torch's own clip_grad_norm_ and step: the reference this path is
+tested against.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def clip_and_step(optimizer: torch.optim.AdamW, clip: float) -> None:
 
 def _native_step(optimizer: torch.optim.AdamW, clip: float) -> bool:
     groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in optimizer.param_groups]
-    if not (type(optimizer) is torch.optim.AdamW and native.library() is not None
+    hooked = any(getattr(optimizer, name, None) for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks"))
+    if not (type(optimizer) is torch.optim.AdamW and not hooked and native.library() is not None
             and all(_fits_group(optimizer, group, params) for group, params in groups)):  # fmt: skip
-        return False
+        return False  # step hooks run around torch's step only
     scale = 1.0
     if clip > 0:
         total = native.sum_of_squares([p.grad for _, params in groups for p in params])

@@ -149,6 +149,16 @@ def test_what_the_native_step_does_not_take_goes_to_torch(adamw, monkeypatch):
     _assert_same_state(ours, theirs, exact=True)  # the same code: the same bits
 
 
+def test_an_optimizer_with_step_hooks_goes_to_torch_which_runs_them(monkeypatch):
+    (model, optimizer), _ = _pair()
+    ran = []
+    optimizer.register_step_post_hook(lambda *_: ran.append(1))
+    monkeypatch.setattr(native, "adamw_step", lambda *a, **k: pytest.fail("the native step took it"))
+    _give_gradients([model], 0.5, seed=1)
+    clip_and_step(optimizer, 1.0)
+    assert ran == [1]
+
+
 def test_a_bf16_parameter_goes_to_torch(monkeypatch):
     model = torch.nn.Linear(8, 4).to(torch.bfloat16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
