@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.autograd.graph import increment_version
+from torch.optim import optimizer as torch_optimizer
 
 from . import native
 
@@ -34,10 +35,9 @@ def clip_and_step(optimizer: torch.optim.AdamW, clip: float) -> None:
 
 def _native_step(optimizer: torch.optim.AdamW, clip: float) -> bool:
     groups = [(group, [p for p in group["params"] if p.grad is not None]) for group in optimizer.param_groups]
-    hooked = any(getattr(optimizer, name, None) for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks"))
-    if not (type(optimizer) is torch.optim.AdamW and not hooked and native.library() is not None
+    if not (type(optimizer) is torch.optim.AdamW and not _has_step_hooks(optimizer) and native.library() is not None
             and all(_fits_group(optimizer, group, params) for group, params in groups)):  # fmt: skip
-        return False  # step hooks run around torch's step only
+        return False
     scale = 1.0
     if clip > 0:
         total = native.sum_of_squares([p.grad for _, params in groups for p in params])
@@ -68,6 +68,15 @@ def _native_step(optimizer: torch.optim.AdamW, clip: float) -> bool:
             # a backward pass after it, as after torch's step.
             increment_version(same + [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")])
     return True
+
+
+def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether hooks are registered around this optimizer's steps (its own or every optimizer's): torch's step
+    runs them, the native one would not."""
+    own = (getattr(optimizer, name, None) for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks"))
+    every = (getattr(torch_optimizer, name, None)
+             for name in ("_global_optimizer_pre_hooks", "_global_optimizer_post_hooks"))  # fmt: skip
+    return any(own) or any(every)
 
 
 def _fits_group(optimizer: torch.optim.AdamW, group: dict, params: list[Tensor]) -> bool:

@@ -1354,10 +1354,10 @@ TRAINING_PASS int layer_norm_backward_bf16(const float *x, const float *mean, co
     return 0;
 }
 
-/* Training's optimizer step (modelcore/optimizer.py): the gradients' global norm for clipping, then AdamW
+/* Training's optimizer step (modelcore/clipped_adamw.py): the gradients' global norm for clipping, then AdamW
  * with the clipping factor applied as each gradient is read. torch clips with a norm per tensor and then a
- * pass that scales every gradient in place, before its fused AdamW reads them once more: at GPT-2 124M, 60 ms
- * of a 1.1 s bf16 step on a Xeon (bench/README.md), where these two passes read each gradient once each.
+ * pass that scales every gradient in place, before its fused AdamW reads them once more (at GPT-2 124M on a
+ * 2-core Xeon: 60 ms of clipping, then AdamW; bench/README.md); these two passes read each gradient once each.
  * The tensors go in chunks of STEP_CHUNK values, each chunk one thread's, so that the sums (one per chunk,
  * added in order) do not depend on the thread count. */
 #define STEP_CHUNK 65536L

@@ -279,10 +279,11 @@ def _pointers(tensors: list[Tensor]) -> ctypes.Array:
 
 
 def _fits_step(*lists: list[Tensor]) -> bool:
-    """Lists of equally many CPU fp32 tensors, contiguous, of the same sizes index by index."""
+    """Lists of equally many dense CPU fp32 tensors, contiguous, of the same sizes index by index."""
     first = lists[0]
     return all(len(tensors) == len(first) for tensors in lists) and all(
-        t.is_cpu and t.dtype == torch.float32 and t.is_contiguous() and t.numel() == first[i].numel()
+        t.layout == torch.strided and t.is_cpu and t.dtype == torch.float32 and t.is_contiguous()
+        and t.numel() == first[i].numel()
         for tensors in lists for i, t in enumerate(tensors))  # fmt: skip
 
 

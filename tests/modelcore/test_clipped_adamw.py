@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from modelcore import clipped_adamw, native
 from modelcore.clipped_adamw import clip_and_step
@@ -156,6 +157,19 @@ def test_an_optimizer_with_step_hooks_goes_to_torch_which_runs_them(monkeypatch)
     monkeypatch.setattr(native, "adamw_step", lambda *a, **k: pytest.fail("the native step took it"))
     _give_gradients([model], 0.5, seed=1)
     clip_and_step(optimizer, 1.0)
+    assert ran == [1]
+
+
+def test_a_hook_around_every_optimizers_step_sends_it_to_torch(monkeypatch):
+    (model, optimizer), _ = _pair()
+    ran = []
+    handle = register_optimizer_step_pre_hook(lambda *_: ran.append(1))
+    try:
+        monkeypatch.setattr(native, "adamw_step", lambda *a, **k: pytest.fail("the native step took it"))
+        _give_gradients([model], 0.5, seed=1)
+        clip_and_step(optimizer, 1.0)
+    finally:
+        handle.remove()
     assert ran == [1]
 
 
