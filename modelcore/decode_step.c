@@ -1244,6 +1244,35 @@ TRAINING_PASS void gelu_backward_bf16(const unsigned short *u, const unsigned sh
         out[i] = round_bf16(gelu_grad8(splat(bf16_value(u[i])), splat(bf16_value(grad[i]))))[0];
 }
 
+/* The same two passes for fp32 activations (training in fp32, the CPU's default): torch's tanh GELU pair ran
+ * at half their speed (bench/README.md). Its values differ from torch's in the last bits (another e^x). */
+TRAINING_PASS void gelu_f32(const float *u, float *out, long n, int threads) {
+    long whole = n / 32 * 32;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long i = 0; i < whole; i += 32) {
+        v8 a = gelu8(AT(u, i)), b = gelu8(AT(u, i + 8)), c = gelu8(AT(u, i + 16)), d = gelu8(AT(u, i + 24));
+        *(v8 *)(out + i) = a;
+        *(v8 *)(out + i + 8) = b;
+        *(v8 *)(out + i + 16) = c;
+        *(v8 *)(out + i + 24) = d;
+    }
+    for (long i = whole; i < n; i++) out[i] = gelu8(splat(u[i]))[0];
+}
+
+TRAINING_PASS void gelu_backward_f32(const float *u, const float *grad, float *out, long n, int threads) {
+    long whole = n / 32 * 32;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long i = 0; i < whole; i += 32) {
+        v8 a = gelu_grad8(AT(u, i), AT(grad, i)), b = gelu_grad8(AT(u, i + 8), AT(grad, i + 8));
+        v8 c = gelu_grad8(AT(u, i + 16), AT(grad, i + 16)), d = gelu_grad8(AT(u, i + 24), AT(grad, i + 24));
+        *(v8 *)(out + i) = a;
+        *(v8 *)(out + i + 8) = b;
+        *(v8 *)(out + i + 16) = c;
+        *(v8 *)(out + i + 24) = d;
+    }
+    for (long i = whole; i < n; i++) out[i] = gelu_grad8(splat(u[i]), splat(grad[i]))[0];
+}
+
 /* Training's LayerNorm of the residual stream under bf16 autocast (training_ops.py's ResidualNorm): rows of C
  * fp32 values (the stream x, plus a branch's bf16 output where given, the sum written to `sum`) normalised as
  * torch computes it in fp32 (y = (x rstd - mean rstd) w + b), and rounded to bf16 for the linear layer that

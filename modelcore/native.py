@@ -9,8 +9,8 @@ of a generation step (bench/README.md). And for training in bf16 (modelcore/trai
 layer's loss (`cross_entropy_bf16`), the causal attention's softmax both ways (`causal_softmax_bf16`,
 `causal_softmax_backward_bf16`; on CPUs with AVX512-BF16 and no AMX, with the product before each fused
 in: `causal_attention_probs_bf16`, `causal_attention_scores_grad_bf16`, and the backward's other two products
-`causal_attention_column_products_bf16`), the GELU both ways (`gelu_bf16`,
-`gelu_backward_bf16`) and the residual stream's layer norm both ways (`layer_norm_bf16`,
+`causal_attention_column_products_bf16`), the GELU both ways (`gelu`, `gelu_backward`: fp32 training too)
+and the residual stream's layer norm both ways (`layer_norm_bf16`,
 `layer_norm_backward_bf16`); in either precision, the optimizer step's gradient norm and AdamW
 (`sum_of_squares`, `adamw_step`; modelcore/clipped_adamw.py).
 
@@ -204,23 +204,33 @@ def _fits_rows_causal(offset: int, x: Tensor, y: Tensor, out: Tensor) -> bool:
     return hd > 0 and hd % 2 == 0 and out.shape[0] == M and out.shape[2] <= T
 
 
-def gelu_bf16(u: Tensor) -> Tensor | None:
-    """GPT-2's tanh GELU of bf16 u, computed in fp32 and rounded to bf16 as torch's F.gelu(u, approximate="tanh").
-    None where the library is unavailable or u does not fit (contiguous bf16 on the CPU); then use torch."""
-    if not _fits_activations(u) or (lib := library()) is None:
+def _fits_gelu(*tensors: Tensor) -> bool:
+    """Contiguous CPU tensors of one shape, all bf16 or all fp32."""
+    return tensors[0].dtype in (torch.bfloat16, torch.float32) and all(
+        t.shape == tensors[0].shape and t.dtype == tensors[0].dtype and t.is_cpu and t.is_contiguous()
+        for t in tensors)  # fmt: skip
+
+
+def gelu(u: Tensor) -> Tensor | None:
+    """GPT-2's tanh GELU of bf16 or fp32 u, as torch's F.gelu(u, approximate="tanh"): in fp32, rounded to bf16 for
+    bf16 u as torch rounds (fp32 u: within a few ulps of torch's). None where the library is unavailable or u does
+    not fit (contiguous, bf16 or fp32, on the CPU); then use torch."""
+    if not _fits_gelu(u) or (lib := library()) is None:
         return None
     out = torch.empty_like(u)
-    lib.gelu_bf16(u.data_ptr(), out.data_ptr(), u.numel(), torch.get_num_threads())
+    run = lib.gelu_bf16 if u.dtype == torch.bfloat16 else lib.gelu_f32
+    run(u.data_ptr(), out.data_ptr(), u.numel(), torch.get_num_threads())
     return out
 
 
-def gelu_backward_bf16(u: Tensor, grad: Tensor) -> Tensor | None:
-    """The gradient of gelu_bf16 at u given grad, in bf16, as torch's gelu_backward computes it. None where the
+def gelu_backward(u: Tensor, grad: Tensor) -> Tensor | None:
+    """The gradient of gelu at u given grad, in u's dtype, as torch's gelu_backward computes it. None where the
     library is unavailable or the tensors do not fit; then use torch."""
-    if not _fits_activations(u, grad) or (lib := library()) is None:
+    if not _fits_gelu(u, grad) or (lib := library()) is None:
         return None
     out = torch.empty_like(u)
-    lib.gelu_backward_bf16(u.data_ptr(), grad.data_ptr(), out.data_ptr(), u.numel(), torch.get_num_threads())
+    run = lib.gelu_backward_bf16 if u.dtype == torch.bfloat16 else lib.gelu_backward_f32
+    run(u.data_ptr(), grad.data_ptr(), out.data_ptr(), u.numel(), torch.get_num_threads())
     return out
 
 
@@ -355,6 +365,10 @@ def _build() -> tuple[ctypes.CDLL | None, str | None]:
     lib.gelu_bf16.restype = None
     lib.gelu_backward_bf16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
     lib.gelu_backward_bf16.restype = None
+    lib.gelu_f32.argtypes = lib.gelu_bf16.argtypes
+    lib.gelu_f32.restype = None
+    lib.gelu_backward_f32.argtypes = lib.gelu_backward_bf16.argtypes
+    lib.gelu_backward_f32.restype = None
     lib.layer_norm_bf16.argtypes = [*[ctypes.c_void_p] * 8, ctypes.c_long, ctypes.c_int, ctypes.c_float, ctypes.c_int]
     lib.layer_norm_bf16.restype = None
     lib.layer_norm_backward_bf16.argtypes = [*[ctypes.c_void_p] * 10, ctypes.c_long, ctypes.c_int, ctypes.c_int]

@@ -408,27 +408,28 @@ def runs_native_norm(x: Tensor, norm: torch.nn.LayerNorm) -> bool:
 
 
 class Gelu(torch.autograd.Function):
-    """GPT-2's tanh GELU of bf16 activations on the CPU, both ways in one native pass each (training under bf16
-    autocast): torch's pair took 7% of the mini-13m step (bench/README.md). In fp32 from the bf16 values, as
-    torch computes it; in GELU's negative tail (below -3, values under 1e-5) the two round differently."""
+    """GPT-2's tanh GELU of training's activations on the CPU, both ways in one native pass each: in bf16 (under
+    autocast) torch's pair took 7% of the mini-13m step, in fp32 5% at a quarter of these passes' speed
+    (bench/README.md). Computed in fp32 as torch computes it; bf16 rounds as torch rounds (in GELU's negative
+    tail, below -3 and under 1e-5, the two round differently), fp32 agrees within ~5e-7 (another e^x)."""
 
     @staticmethod
     def forward(ctx, u: Tensor) -> Tensor:
         ctx.save_for_backward(u)
-        out = native.gelu_bf16(u)
+        out = native.gelu(u)
         return out if out is not None else F.gelu(u, approximate="tanh")
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (u,) = ctx.saved_tensors
-        grad = grad.contiguous()
-        out = native.gelu_backward_bf16(u, grad)
+        grad = grad.to(u.dtype).contiguous()
+        out = native.gelu_backward(u, grad)
         return out if out is not None else torch.ops.aten.gelu_backward(grad, u, approximate="tanh")
 
 
 def gelu(u: Tensor) -> Tensor:
-    """GPT-2's GELU, the tanh form: natively for training's bf16 activations where the library builds."""
-    if u.dtype == torch.bfloat16 and u.is_cpu and u.is_contiguous() and torch.is_grad_enabled() and u.requires_grad \
-            and native.library() is not None:
+    """GPT-2's GELU, the tanh form: natively for training's bf16 or fp32 activations where the library builds."""
+    if u.dtype in (torch.bfloat16, torch.float32) and u.is_cpu and u.is_contiguous() and torch.is_grad_enabled() \
+            and u.requires_grad and native.library() is not None:
         return Gelu.apply(u)
     return F.gelu(u, approximate="tanh")

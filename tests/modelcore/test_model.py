@@ -469,8 +469,8 @@ def test_the_native_bf16_gelu_passes_give_torch_s_values():
     exact_u = u.double().requires_grad_()
     exact = torch.nn.functional.gelu(exact_u, approximate="tanh")
     exact.backward(grad.double())
-    got, expected = native.gelu_bf16(u), torch.nn.functional.gelu(u, approximate="tanh")
-    got_grad = native.gelu_backward_bf16(u, grad)
+    got, expected = native.gelu(u), torch.nn.functional.gelu(u, approximate="tanh")
+    got_grad = native.gelu_backward(u, grad)
     expected_grad = torch.ops.aten.gelu_backward(grad, u, approximate="tanh")
     body = u.float() > -3  # below, values under 1e-5 that torch's tanh form and ours round differently
     within_a_bf16_step(got[body], expected[body], share=5e-3)
@@ -479,9 +479,24 @@ def test_the_native_bf16_gelu_passes_give_torch_s_values():
     for ours, torch_s, truth in ((got, expected, exact.detach()), (got_grad, expected_grad, exact_u.grad)):
         error = (ours[~body].double() - truth[~body]).abs().max()
         assert error <= (torch_s[~body].double() - truth[~body]).abs().max() * 1.01 + 1e-9
-    for declined in (u.float(), u.t()):
-        assert native.gelu_bf16(declined) is None
-        assert native.gelu_backward_bf16(declined, grad.t() if declined.dtype == torch.bfloat16 else grad) is None
+    assert native.gelu(u.double()) is None and native.gelu(u.t()) is None
+    for declined_u, declined_grad in ((u.double(), grad.double()), (u.t(), grad.t()), (u, grad.float())):
+        assert native.gelu_backward(declined_u, declined_grad) is None
+
+
+def test_the_native_fp32_gelu_passes_are_as_close_to_the_exact_gelu_as_fp32_allows():
+    torch.manual_seed(0)
+    u, grad = torch.randn(37, 303) * 3, torch.randn(37, 303)  # a tail of 11 after whole turns of 32 values
+    exact_u = u.double().requires_grad_()
+    exact = torch.nn.functional.gelu(exact_u, approximate="tanh")
+    exact.backward(grad.double())
+    got, got_grad = native.gelu(u), native.gelu_backward(u, grad)
+    assert got.dtype == got_grad.dtype == torch.float32
+    # Within a few ulps of the float64 GELU, where torch's 1 + tanh loses digits in the negative tail.
+    for ours, truth, (absolute, relative) in ((got, exact.detach(), (1e-6, 5e-6)), (got_grad, exact_u.grad, (2e-6, 2e-5))):
+        error = (ours.double() - truth).abs()
+        assert error.max() <= absolute
+        assert (error / truth.abs())[truth.abs() > 1e-3].max() <= relative
 
 
 def test_training_under_bf16_autocast_takes_the_native_gelu(config, monkeypatch):
@@ -491,15 +506,30 @@ def test_training_under_bf16_autocast_takes_the_native_gelu(config, monkeypatch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         a(x, y)[1].backward()
     assert len(calls) == config.n_layer
-    monkeypatch.setattr(native, "gelu_bf16", lambda u: None)  # torch's GELU inside the same function
-    monkeypatch.setattr(native, "gelu_backward_bf16", lambda u, grad: None)
+    monkeypatch.setattr(native, "gelu", lambda u: None)  # torch's GELU inside the same function
+    monkeypatch.setattr(native, "gelu_backward", lambda u, grad: None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         b(x, y)[1].backward()
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, rtol=0.05, atol=0.03 * q.grad.abs().max().item(), msg=name)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # sampling: torch's
         a(x)
-    a(x, y)[1].backward()  # fp32
+    assert len(calls) == 2 * config.n_layer
+
+
+def test_training_in_fp32_takes_the_native_gelu_and_torch_s_gradients_within_rounding(config, monkeypatch):
+    a, b, x, y = twins(config, ignored=0)
+    calls = []
+    monkeypatch.setattr(Gelu, "apply", lambda *args, apply=Gelu.apply: calls.append(1) or apply(*args))
+    a(x, y)[1].backward()
+    assert len(calls) == config.n_layer
+    monkeypatch.setattr(native, "gelu", lambda u: None)  # torch's GELU inside the same function
+    monkeypatch.setattr(native, "gelu_backward", lambda u, grad: None)
+    b(x, y)[1].backward()
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5 * q.grad.abs().max().item(), msg=name)
+    with torch.no_grad():  # sampling: torch's
+        a(x)
     assert len(calls) == 2 * config.n_layer
 
 
