@@ -1198,24 +1198,11 @@ TRAINING_PASS int causal_attention_column_products_bf16(const unsigned short *a,
 #endif
 }
 
-/* GPT-2's tanh GELU of training's bf16 activations (training_ops.py's Gelu), and its backward: computed in fp32
- * from the widened values and rounded to bf16 as torch rounds, one pass each. torch's own pair took 7% of the
- * mini-13m bf16 step (bench/README.md). Four vectors a turn: each one's e^x and division make a long chain of
- * dependent steps, which one vector a turn left waiting (10% slower both ways). */
-TRAINING_PASS void gelu_bf16(const unsigned short *u, unsigned short *out, long n, int threads) {
-    long whole = n / 32 * 32;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long i = 0; i < whole; i += 32) {
-        v8 a = gelu8(widen_bf16(u + i)), b = gelu8(widen_bf16(u + i + 8));
-        v8 c = gelu8(widen_bf16(u + i + 16)), d = gelu8(widen_bf16(u + i + 24));
-        *(v8h *)(out + i) = round_bf16(a);
-        *(v8h *)(out + i + 8) = round_bf16(b);
-        *(v8h *)(out + i + 16) = round_bf16(c);
-        *(v8h *)(out + i + 24) = round_bf16(d);
-    }
-    for (long i = whole; i < n; i++) out[i] = round_bf16(gelu8(splat(bf16_value(u[i]))))[0];
-}
-
+/* GPT-2's tanh GELU of training's activations (training_ops.py's Gelu), and its backward: in fp32, from bf16
+ * values widened (and rounded back to bf16 as torch rounds) or from fp32 ones, one pass each. torch's own pair
+ * took 7% of the mini-13m bf16 step and ran at a quarter of these passes' speed in fp32 (bench/README.md); fp32
+ * values differ from torch's in the last bits (another e^x). Four vectors a turn: each one's e^x and division
+ * make a long chain of dependent steps, which one vector a turn left waiting (10% slower both ways). */
 /* d/du of u s with s = 1 / (1 + e), e = e^-2z: s + 2 u s (1 - s) dz/du, where 1 - s = e s (no cancellation). */
 static inline v8 gelu_grad8(v8 u, v8 grad) {
     v8 u2 = u * u;
@@ -1226,51 +1213,54 @@ static inline v8 gelu_grad8(v8 u, v8 grad) {
     return grad * (s + splat(2.0f) * u * s * (e * s) * dz);
 }
 
-TRAINING_PASS void gelu_backward_bf16(const unsigned short *u, const unsigned short *grad, unsigned short *out,
-                                      long n, int threads) {
-    long whole = n / 32 * 32;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long i = 0; i < whole; i += 32) {
-        v8 a = gelu_grad8(widen_bf16(u + i), widen_bf16(grad + i));
-        v8 b = gelu_grad8(widen_bf16(u + i + 8), widen_bf16(grad + i + 8));
-        v8 c = gelu_grad8(widen_bf16(u + i + 16), widen_bf16(grad + i + 16));
-        v8 d = gelu_grad8(widen_bf16(u + i + 24), widen_bf16(grad + i + 24));
-        *(v8h *)(out + i) = round_bf16(a);
-        *(v8h *)(out + i + 8) = round_bf16(b);
-        *(v8h *)(out + i + 16) = round_bf16(c);
-        *(v8h *)(out + i + 24) = round_bf16(d);
-    }
-    for (long i = whole; i < n; i++)
-        out[i] = round_bf16(gelu_grad8(splat(bf16_value(u[i])), splat(bf16_value(grad[i]))))[0];
+static inline v8 load8(const void *p, long i, int low) {
+    return low ? widen_bf16((const unsigned short *)p + i) : AT((const float *)p, i);
 }
 
-/* The same two passes for fp32 activations (training in fp32, the CPU's default): torch's tanh GELU pair ran
- * at half their speed (bench/README.md). Its values differ from torch's in the last bits (another e^x). */
-TRAINING_PASS void gelu_f32(const float *u, float *out, long n, int threads) {
+static inline float load1(const void *p, long i, int low) {
+    return low ? bf16_value(((const unsigned short *)p)[i]) : ((const float *)p)[i];
+}
+
+static inline void store8(void *p, long i, v8 v, int low) {
+    if (low) *(v8h *)((unsigned short *)p + i) = round_bf16(v);
+    else *(v8 *)((float *)p + i) = v;
+}
+
+/* out = gelu(u), or given grad its gradient there; low: bf16 tensors, else fp32. */
+TRAINING_PASS static void gelu_pass(const void *u, const void *grad, void *out, long n, int low, int threads) {
     long whole = n / 32 * 32;
     #pragma omp parallel for num_threads(threads) schedule(static)
     for (long i = 0; i < whole; i += 32) {
-        v8 a = gelu8(AT(u, i)), b = gelu8(AT(u, i + 8)), c = gelu8(AT(u, i + 16)), d = gelu8(AT(u, i + 24));
-        *(v8 *)(out + i) = a;
-        *(v8 *)(out + i + 8) = b;
-        *(v8 *)(out + i + 16) = c;
-        *(v8 *)(out + i + 24) = d;
+        v8 r[4];
+        for (int q = 0; q < 4; q++) {
+            v8 x = load8(u, i + 8 * q, low);
+            r[q] = grad ? gelu_grad8(x, load8(grad, i + 8 * q, low)) : gelu8(x);
+        }
+        for (int q = 0; q < 4; q++) store8(out, i + 8 * q, r[q], low);
     }
-    for (long i = whole; i < n; i++) out[i] = gelu8(splat(u[i]))[0];
+    for (long i = whole; i < n; i++) {  /* the tail a value at a time, in lane 0 */
+        v8 x = splat(load1(u, i, low));
+        v8 r = grad ? gelu_grad8(x, splat(load1(grad, i, low))) : gelu8(x);
+        if (low) ((unsigned short *)out)[i] = round_bf16(r)[0];
+        else ((float *)out)[i] = r[0];
+    }
+}
+
+TRAINING_PASS void gelu_bf16(const unsigned short *u, unsigned short *out, long n, int threads) {
+    gelu_pass(u, NULL, out, n, 1, threads);
+}
+
+TRAINING_PASS void gelu_backward_bf16(const unsigned short *u, const unsigned short *grad, unsigned short *out,
+                                      long n, int threads) {
+    gelu_pass(u, grad, out, n, 1, threads);
+}
+
+TRAINING_PASS void gelu_f32(const float *u, float *out, long n, int threads) {
+    gelu_pass(u, NULL, out, n, 0, threads);
 }
 
 TRAINING_PASS void gelu_backward_f32(const float *u, const float *grad, float *out, long n, int threads) {
-    long whole = n / 32 * 32;
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (long i = 0; i < whole; i += 32) {
-        v8 a = gelu_grad8(AT(u, i), AT(grad, i)), b = gelu_grad8(AT(u, i + 8), AT(grad, i + 8));
-        v8 c = gelu_grad8(AT(u, i + 16), AT(grad, i + 16)), d = gelu_grad8(AT(u, i + 24), AT(grad, i + 24));
-        *(v8 *)(out + i) = a;
-        *(v8 *)(out + i + 8) = b;
-        *(v8 *)(out + i + 16) = c;
-        *(v8 *)(out + i + 24) = d;
-    }
-    for (long i = whole; i < n; i++) out[i] = gelu_grad8(splat(u[i]), splat(grad[i]))[0];
+    gelu_pass(u, grad, out, n, 0, threads);
 }
 
 /* Training's LayerNorm of the residual stream under bf16 autocast (training_ops.py's ResidualNorm): rows of C

@@ -114,11 +114,11 @@ def cross_entropy_bf16(logits: Tensor, targets: Tensor) -> Tensor | None:
     return losses
 
 
-def _fits_activations(*tensors: Tensor) -> bool:
-    """Contiguous bf16 CPU tensors of one shape."""
+def _fits_activations(*tensors: Tensor, dtypes: tuple[torch.dtype, ...] = (torch.bfloat16,)) -> bool:
+    """Contiguous CPU tensors of one shape and one of dtypes (bf16 unless told)."""
     first = tensors[0]
-    return all(t.shape == first.shape and t.dtype == torch.bfloat16 and t.is_cpu and t.is_contiguous()
-               for t in tensors)  # fmt: skip
+    return first.dtype in dtypes and all(t.shape == first.shape and t.dtype == first.dtype and t.is_cpu
+                                         and t.is_contiguous() for t in tensors)  # fmt: skip
 
 
 def _fits_scores(offset: int, *scores: Tensor) -> bool:
@@ -204,18 +204,14 @@ def _fits_rows_causal(offset: int, x: Tensor, y: Tensor, out: Tensor) -> bool:
     return hd > 0 and hd % 2 == 0 and out.shape[0] == M and out.shape[2] <= T
 
 
-def _fits_gelu(*tensors: Tensor) -> bool:
-    """Contiguous CPU tensors of one shape, all bf16 or all fp32."""
-    return tensors[0].dtype in (torch.bfloat16, torch.float32) and all(
-        t.shape == tensors[0].shape and t.dtype == tensors[0].dtype and t.is_cpu and t.is_contiguous()
-        for t in tensors)  # fmt: skip
+_GELU_DTYPES = (torch.bfloat16, torch.float32)
 
 
 def gelu(u: Tensor) -> Tensor | None:
     """GPT-2's tanh GELU of bf16 or fp32 u, as torch's F.gelu(u, approximate="tanh"): in fp32, rounded to bf16 for
     bf16 u as torch rounds (fp32 u: within a few ulps of torch's). None where the library is unavailable or u does
     not fit (contiguous, bf16 or fp32, on the CPU); then use torch."""
-    if not _fits_gelu(u) or (lib := library()) is None:
+    if not _fits_activations(u, dtypes=_GELU_DTYPES) or (lib := library()) is None:
         return None
     out = torch.empty_like(u)
     run = lib.gelu_bf16 if u.dtype == torch.bfloat16 else lib.gelu_f32
@@ -226,7 +222,7 @@ def gelu(u: Tensor) -> Tensor | None:
 def gelu_backward(u: Tensor, grad: Tensor) -> Tensor | None:
     """The gradient of gelu at u given grad, in u's dtype, as torch's gelu_backward computes it. None where the
     library is unavailable or the tensors do not fit; then use torch."""
-    if not _fits_gelu(u, grad) or (lib := library()) is None:
+    if not _fits_activations(u, grad, dtypes=_GELU_DTYPES) or (lib := library()) is None:
         return None
     out = torch.empty_like(u)
     run = lib.gelu_backward_bf16 if u.dtype == torch.bfloat16 else lib.gelu_backward_f32
