@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # modelcore.train.PRECISIONS, written out so that --help does not import torch.
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: fp32 on cpu, bf16 autocast on cuda; bf16: mixed precision on cpu too (faster on CPUs "
-                        "with AMX)")
+                        "with AMX, far slower on CPUs without AVX-512)")
     _common(p, seed=1337)
 
     p = commands.add_parser("sample", help="sample from a model directory (HF layout)")

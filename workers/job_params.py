@@ -80,7 +80,8 @@ class TrainParams(_Params):
     precision = serializers.ChoiceField(
         choices=list(TRAINING_PRECISIONS), default="auto",
         help_text="auto: exact fp32 on cpu, bf16 autocast on cuda. bf16: mixed precision on cpu too (products in "
-                  "bf16; weights, optimiser and softmax in fp32), about 2x faster on CPUs with bf16 units (AMX). "
+                  "bf16; weights, optimiser and softmax in fp32), about 2x faster on CPUs with bf16 units (AMX), "
+                  "far slower than fp32 on CPUs without AVX-512 (the worker logs a warning). "
                   "Recorded on the training run as what it computed in.")
     nproc = serializers.IntegerField(
         min_value=1, default=1, help_text="Data-parallel processes on the worker's host (DDP: gloo on CPU, nccl on "

@@ -1,13 +1,17 @@
 import json
+import logging
 import math
 import struct
+from pathlib import Path
 
 import pytest
 import torch
 
+from modelcore import train as train_module
 from modelcore.model import GPTConfig
 from modelcore.train import (
     TrainSettings,
+    cpu_has_fast_bf16_products,
     get_batch,
     learning_rate,
     load_checkpoint_model,
@@ -172,6 +176,25 @@ def test_bf16_training_on_cpu_runs_its_products_in_bf16_and_learns_as_fp32_does(
     assert {p.dtype for p in mixed.model.parameters()} == {torch.float32}
     assert mixed.final_val_loss == pytest.approx(exact.final_val_loss, rel=0.03)
     assert mixed.final_val_loss < 0.6 * math.log(config.n_vocab)
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads the CPU's flags from Linux's /proc/cpuinfo")
+def test_fast_bf16_products_are_those_of_an_avx512_cpu():
+    # oneDNN takes torch's bf16 products from AVX-512 (F, BW, VL, DQ) up; below that torch's scalar loops do.
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    avx512 = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags.split(":", 1)[1].split())
+    assert cpu_has_fast_bf16_products() == avx512
+
+
+@pytest.mark.parametrize(("fast", "precision", "warned"), [
+    (False, "bf16", True), (True, "bf16", False), (False, "fp32", False), (False, "auto", False)])
+def test_bf16_training_warns_on_a_cpu_that_emulates_its_products(config, tokens, monkeypatch, caplog,
+                                                                 fast, precision, warned):
+    monkeypatch.setattr(train_module, "cpu_has_fast_bf16_products", lambda: fast)
+    with caplog.at_level(logging.WARNING, logger="modelcore.train"):
+        result = train(config, *tokens, TrainSettings(steps=1, batch_size=2, warmup=1, precision=precision))
+    assert len(result.loss_curve) == 1  # a warning, not a refusal: the run trains
+    assert any("precision=fp32 or auto trains faster here" in r.message for r in caplog.records) == warned
 
 
 def test_a_bf16_run_resumes_exactly(config, tokens, tmp_path):
