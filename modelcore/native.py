@@ -204,14 +204,14 @@ def _fits_rows_causal(offset: int, x: Tensor, y: Tensor, out: Tensor) -> bool:
     return hd > 0 and hd % 2 == 0 and out.shape[0] == M and out.shape[2] <= T
 
 
-_GELU_DTYPES = (torch.bfloat16, torch.float32)
+GELU_DTYPES = (torch.bfloat16, torch.float32)
 
 
 def gelu(u: Tensor) -> Tensor | None:
     """GPT-2's tanh GELU of bf16 or fp32 u, as torch's F.gelu(u, approximate="tanh"): in fp32, rounded to bf16 for
     bf16 u as torch rounds (fp32 u: within a few ulps of torch's). None where the library is unavailable or u does
     not fit (contiguous, bf16 or fp32, on the CPU); then use torch."""
-    if not _fits_activations(u, dtypes=_GELU_DTYPES) or (lib := library()) is None:
+    if not _fits_activations(u, dtypes=GELU_DTYPES) or (lib := library()) is None:
         return None
     out = torch.empty_like(u)
     run = lib.gelu_bf16 if u.dtype == torch.bfloat16 else lib.gelu_f32
@@ -222,7 +222,7 @@ def gelu(u: Tensor) -> Tensor | None:
 def gelu_backward(u: Tensor, grad: Tensor) -> Tensor | None:
     """The gradient of gelu at u given grad, in u's dtype, as torch's gelu_backward computes it. None where the
     library is unavailable or the tensors do not fit; then use torch."""
-    if not _fits_activations(u, grad, dtypes=_GELU_DTYPES) or (lib := library()) is None:
+    if not _fits_activations(u, grad, dtypes=GELU_DTYPES) or (lib := library()) is None:
         return None
     out = torch.empty_like(u)
     run = lib.gelu_backward_bf16 if u.dtype == torch.bfloat16 else lib.gelu_backward_f32

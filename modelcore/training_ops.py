@@ -429,7 +429,7 @@ class Gelu(torch.autograd.Function):
 
 def gelu(u: Tensor) -> Tensor:
     """GPT-2's GELU, the tanh form: natively for training's bf16 or fp32 activations where the library builds."""
-    if u.dtype in (torch.bfloat16, torch.float32) and u.is_cpu and u.is_contiguous() and torch.is_grad_enabled() \
+    if u.dtype in native.GELU_DTYPES and u.is_cpu and u.is_contiguous() and torch.is_grad_enabled() \
             and u.requires_grad and native.library() is not None:
         return Gelu.apply(u)
     return F.gelu(u, approximate="tanh")
