@@ -14,6 +14,7 @@ from pathlib import Path
 from devstack.procs import free_port, pid_alive, port_open, spawn, stop_pid_file, wait_until
 from devstack.redis import ensure_redis, stop_private_redis
 from devstack.runenv import ENV_FILE_NAME, new_secret_key, read_env_file, write_env_file
+from devstack.seaweed import ORDERLY_STOP_S as WEED_ORDERLY_STOP_S
 from devstack.seaweed import S3Server, new_credentials, start_seaweedfs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ def _ensure_s3(run_dir: Path, values: dict[str, str]) -> None:
     if pid_alive(s3_dir / "weed.pid") and port and port_open(port):
         _say(f"SeaweedFS S3 already running on {endpoint}")
         return
-    stop_pid_file(s3_dir / "weed.pid")
+    stop_pid_file(s3_dir / "weed.pid", timeout_s=WEED_ORDERLY_STOP_S)
     if port is None or port_open(port) or port_open(port + 10000):
         port = free_port(also_free_offset=10000)
     server: S3Server = start_seaweedfs(s3_dir, access_key=access_key, secret_key=secret_key, bucket=bucket,
@@ -175,6 +176,6 @@ def down(run_dir: Path) -> None:
     for name in ("gunicorn", "celery-beat", "celery-worker"):
         if stop_pid_file(run_dir / f"{name}.pid"):
             _say(f"stopped {name}")
-    if stop_pid_file(run_dir / "seaweedfs" / "weed.pid"):
+    if stop_pid_file(run_dir / "seaweedfs" / "weed.pid", timeout_s=WEED_ORDERLY_STOP_S):
         _say("stopped SeaweedFS")
     stop_private_redis(run_dir)

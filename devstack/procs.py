@@ -78,13 +78,14 @@ def spawn(args: list[str], *, log_file: Path, pid_file: Path | None = None, env:
     return proc
 
 
-def stop_pid_file(pid_file: Path, *, timeout_s: float = 15) -> bool:
-    """Stop exactly the process a pid file names (and its process group); never match by name."""
+def stop_pid_file(pid_file: Path, *, timeout_s: float = 15, orderly: bool = True) -> bool:
+    """Stop exactly the process a pid file names (and its process group); never match by name: SIGTERM and up to
+    timeout_s for it to exit, then SIGKILL; orderly=False: SIGKILL at once."""
     pid = pid_alive(pid_file)
     if pid is None:
         pid_file.unlink(missing_ok=True)
         return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in (signal.SIGTERM, signal.SIGKILL) if orderly else (signal.SIGKILL,):
         try:
             os.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):

@@ -11,6 +11,8 @@ from pathlib import Path
 from devstack.procs import free_port, port_open, spawn, stop_pid_file, wait_until
 
 GRPC_OFFSET = 10000  # SeaweedFS listens on port+10000 for gRPC
+# An orderly stop of `weed server` (SIGTERM) takes ~15 s: its filer waits that long for open metadata streams.
+ORDERLY_STOP_S = 30
 
 
 @dataclass
@@ -31,7 +33,12 @@ class S3Server:
         }
 
     def stop(self) -> None:
-        stop_pid_file(self.pid_file, timeout_s=5)
+        """Kill the server at once: a scratch server (a test's, or one that failed to start), whose folder goes
+        next, or a fault test's outage. Its orderly stop takes ~15 s whatever it holds (ORDERLY_STOP_S), and
+        SIGKILL loses nothing that a restart needs: each object is written through to the OS before its PUT is
+        answered, so it is there after a restart (tests/faults/test_s3_outage.py). The demo's server, which
+        keeps data, stops in order (devstack.demo)."""
+        stop_pid_file(self.pid_file, timeout_s=5, orderly=False)
         if self.process is not None:
             self.process.wait(timeout=30)  # reap it
 
@@ -80,6 +87,9 @@ def start_seaweedfs(
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
         "-master.volumeSizeLimitMB=256",
+        # Its 10 s default lets a cluster's load balancer move off a volume server before it stops; alone on
+        # loopback it only holds up every orderly stop.
+        "-volume.preStopSeconds=0",
         "-s3", f"-s3.port={s3_port}", f"-s3.config={config}",
         # These default to fixed ports (8181, 9101) that a second instance would collide on.
         "-s3.port.iceberg=0", "-s3.port.lance=0",
