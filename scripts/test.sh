@@ -9,6 +9,10 @@ bash scripts/bootstrap.sh test
 # tests/modelcore/test_fused.py builds modelcore's native decoding step, and fails where it cannot.
 command -v gcc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev) \
     || echo "gcc unavailable: the native decoding step's tests will fail"
+# Where PYTHONDONTWRITEBYTECODE is set (this project's machines set it), pytest rewrites and compiles every test
+# module again in each process that collects it; cached, a later one (the SQLite lane, the next run) collects in
+# ~3.5 s less. The bytecode goes to __pycache__, which git ignores.
+unset PYTHONDONTWRITEBYTECODE
 export STAGEGATE_RUN_DIR="$PWD/.run/test"
 mkdir -p "$STAGEGATE_RUN_DIR"
 eval "$(.venv/bin/python -m devstack test-env --run-dir "$STAGEGATE_RUN_DIR")"
