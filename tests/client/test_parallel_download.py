@@ -50,11 +50,11 @@ def test_an_expired_link_or_a_dropped_range_midway_resumes_from_the_hashed_prefi
     real = download._range
     failed = []
 
-    def once(url, start, end, name):
+    def once(url, start, end, name, **kwargs):
         if start == 3 * PART and not failed:
             failed.append(start)
             raise failure("the link ran out" if failure is download._LinkExpired else "connection reset")
-        return real(url, start, end, name)
+        return real(url, start, end, name, **kwargs)
 
     monkeypatch.setattr(download, "_range", once)
     assert _run(granted, size) == 0
@@ -62,19 +62,56 @@ def test_an_expired_link_or_a_dropped_range_midway_resumes_from_the_hashed_prefi
     assert not (granted["out"] / "model.safetensors.part").exists()
 
 
-def test_a_connection_dropped_inside_a_raw_read_resumes_too(granted, size, ranges, monkeypatch):  # noqa: F811
-    """Raw reads raise urllib3's own errors, which requests' handling never sees: they count as a drop."""
+@pytest.mark.parametrize("reader", ["http.client", "urllib3"])
+def test_a_connection_dropped_inside_a_raw_read_resumes_too(granted, size, ranges, monkeypatch, reader):  # noqa: F811
+    """A range is read from the socket by http.client under urllib3 (urllib3's own reader where that layer is
+    not there): their errors, which requests' handling never sees, count as a drop."""
+    import http.client
+
     import urllib3
 
-    real = urllib3.response.HTTPResponse.readinto
+    if reader == "urllib3":  # as with a urllib3 whose response has no http.client one inside
+        monkeypatch.setattr(download, "_socket_readinto", lambda response: response.raw.readinto)
+    cls, error = ((http.client.HTTPResponse, ConnectionResetError("connection reset by peer")) if reader == "http.client"
+                  else (urllib3.response.HTTPResponse, urllib3.exceptions.ProtocolError("connection reset by peer")))
+    real = cls.readinto
     dropped = []
 
     def flaky(self, buffer):
         if not dropped:
             dropped.append(True)
-            raise urllib3.exceptions.ProtocolError("connection reset by peer")
+            raise error
         return real(self, buffer)
 
-    monkeypatch.setattr(urllib3.response.HTTPResponse, "readinto", flaky)
+    monkeypatch.setattr(cls, "readinto", flaky)
     assert _run(granted, size) == 0
     assert dropped and (granted["out"] / "model.safetensors").read_bytes() == DATA
+
+
+def test_ranges_are_read_from_the_socket_into_buffers_used_again(granted, size, ranges, monkeypatch):  # noqa: F811
+    """Every range lands in one of CONNECTIONS + 1 buffers, read by http.client's readinto, not urllib3's copy."""
+    import http.client
+
+    import urllib3
+
+    buffers, direct = [], []  # the buffers themselves, kept alive: their ids stay theirs
+    real_range, real_readinto = download._range, http.client.HTTPResponse.readinto
+
+    def spy_range(url, start, end, name, buffer=None):
+        buffers.append(buffer)
+        return real_range(url, start, end, name, buffer=buffer)
+
+    def spy_readinto(self, view):
+        direct.append(len(view))
+        return real_readinto(self, view)
+
+    def refused(self, view):
+        raise AssertionError("urllib3's readinto copies: the range should not come through it")
+
+    monkeypatch.setattr(download, "_range", spy_range)
+    monkeypatch.setattr(http.client.HTTPResponse, "readinto", spy_readinto)
+    monkeypatch.setattr(urllib3.response.HTTPResponse, "readinto", refused)
+    assert _run(granted, size) == 0
+    assert (granted["out"] / "model.safetensors").read_bytes() == DATA
+    assert None not in buffers and len({id(b) for b in buffers}) <= download.CONNECTIONS + 1 < len(buffers)
+    assert sum(direct) >= len(DATA)
