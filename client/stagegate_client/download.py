@@ -141,6 +141,7 @@ def _range(url: str, start: int, end: int, name: str, buffer: bytearray | None =
                 got += n
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as dropped:
             raise requests.ConnectionError(f"{name}: {dropped}") from dropped  # raw reads raise their own errors
+        _keep_connection(response)
         return view
 
 
@@ -148,12 +149,19 @@ def _socket_readinto(response):
     """The body's reader that copies from the socket straight into the buffer it is given: http.client's, under
     urllib3. urllib3's own readinto reads into a new bytes object (http.client zero-fills a new buffer for it and
     copies that out) and then copies it into ours: three extra passes over every byte, a third of the client's
-    CPU on a 2-core machine. Where that layer is not there (another urllib3) or the body is encoded, urllib3's."""
-    raw = response.raw
-    inner = getattr(raw, "_fp", None)
-    if isinstance(inner, http.client.HTTPResponse) and not response.headers.get("Content-Encoding"):
-        return inner.readinto
-    return raw.readinto
+    CPU on a 2-core machine. Where that layer is not there (another urllib3), urllib3's. (Neither decodes: requests
+    reads raw bodies undecoded, and S3 sends weights as stored.)"""
+    inner = getattr(response.raw, "_fp", None)
+    return inner.readinto if isinstance(inner, http.client.HTTPResponse) else response.raw.readinto
+
+
+def _keep_connection(response) -> None:
+    """Hand a fully read response's connection back to the session's pool, as urllib3 does when its own reader
+    reaches the end: read past it, requests would close it on leaving the `with`, and every range would pay a
+    new connection (a new TLS handshake on an https link)."""
+    inner = getattr(response.raw, "_fp", None)
+    if isinstance(inner, http.client.HTTPResponse) and inner.isclosed():
+        response.raw.release_conn()
 
 
 def _parallel(url: str, part: _Part, name: str) -> None:

@@ -89,13 +89,21 @@ def test_a_connection_dropped_inside_a_raw_read_resumes_too(granted, size, range
 
 
 def test_ranges_are_read_from_the_socket_into_buffers_used_again(granted, size, ranges, monkeypatch):  # noqa: F811
-    """Every range lands in one of CONNECTIONS + 1 buffers, read by http.client's readinto, not urllib3's copy."""
+    """Every range lands in one of CONNECTIONS + 1 buffers, read by http.client's readinto, not urllib3's copy,
+    and each thread keeps its connection to the storage from one range to the next."""
     import http.client
 
     import urllib3
 
-    buffers, direct = [], []  # the buffers themselves, kept alive: their ids stay theirs
+    buffers, direct, connected = [], [], []  # the buffers themselves, kept alive: their ids stay theirs
     real_range, real_readinto = download._range, http.client.HTTPResponse.readinto
+    real_connect = urllib3.connection.HTTPConnection.connect
+    server_port = int(granted["server"].rsplit(":", 1)[1])
+
+    def spy_connect(self):
+        if self.port != server_port:  # the storage's links, not the API's calls
+            connected.append(self.port)
+        return real_connect(self)
 
     def spy_range(url, start, end, name, buffer=None):
         buffers.append(buffer)
@@ -111,7 +119,10 @@ def test_ranges_are_read_from_the_socket_into_buffers_used_again(granted, size, 
     monkeypatch.setattr(download, "_range", spy_range)
     monkeypatch.setattr(http.client.HTTPResponse, "readinto", spy_readinto)
     monkeypatch.setattr(urllib3.response.HTTPResponse, "readinto", refused)
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "connect", spy_connect)
     assert _run(granted, size) == 0
     assert (granted["out"] / "model.safetensors").read_bytes() == DATA
     assert None not in buffers and len({id(b) for b in buffers}) <= download.CONNECTIONS + 1 < len(buffers)
     assert sum(direct) >= len(DATA)
+    # One connection a thread for the parallel ranges, one for the small file that comes in one stream.
+    assert 0 < len(connected) <= download.CONNECTIONS + 1 < len(buffers) + 1
