@@ -148,9 +148,9 @@ def _range(url: str, start: int, end: int, name: str, buffer: bytearray | None =
 def _socket_readinto(response):
     """The body's reader that copies from the socket straight into the buffer it is given: http.client's, under
     urllib3. urllib3's own readinto reads into a new bytes object (http.client zero-fills a new buffer for it and
-    copies that out) and then copies it into ours: three extra passes over every byte, a third of the client's
-    CPU on a 2-core machine. Where that layer is not there (another urllib3), urllib3's. (Neither decodes: requests
-    reads raw bodies undecoded, and S3 sends weights as stored.)"""
+    copies that out) and then copies it into ours: three extra passes over every byte (a checked GiB took 1.98 s
+    that way and 1.55 s this way on a 2-core Xeon). Where that layer is not there (another urllib3), urllib3's.
+    (Neither decodes: requests reads raw bodies undecoded, and S3 sends weights as stored.)"""
     inner = getattr(response.raw, "_fp", None)
     return inner.readinto if isinstance(inner, http.client.HTTPResponse) else response.raw.readinto
 
