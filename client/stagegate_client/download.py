@@ -122,15 +122,15 @@ def _stream(url: str, part: _Part, name: str) -> None:
 _sessions = threading.local()
 
 
-def _range(url: str, start: int, end: int, name: str, buffer: bytearray | None = None) -> memoryview:
-    """Bytes start..end-1 of the file, read into `buffer` (reused by the caller) or a new one."""
+def _range(url: str, start: int, end: int, name: str, *, buffer: bytearray) -> memoryview:
+    """Bytes start..end-1 of the file, read into the start of `buffer` (the caller's, used again)."""
     session = getattr(_sessions, "session", None) or requests.Session()
     _sessions.session = session  # one kept-alive connection per thread
     with session.get(url, headers={"Range": f"bytes={start}-{end - 1}"}, stream=True, timeout=TIMEOUT_S) as response:
         _status_checked(response, name)
         if response.status_code != 206:
             raise _RangeIgnored
-        view = memoryview(buffer if buffer is not None else bytearray(end - start))[:end - start]
+        view = memoryview(buffer)[:end - start]
         readinto = _socket_readinto(response)
         got = 0
         try:
