@@ -9,6 +9,9 @@ transformers' Trainer runs with bf16=True (nanoGPT's own script keeps the CPU in
 compared with the faster peer in the same precision; a CPU without bf16 units (AMX, AVX512-BF16) emulates it. The nanoGPT-style
 peer is written here from nanoGPT's published design (pre-norm blocks, fused qkv projection, SDPA with
 is_causal, tanh GELU, tied output layer, full logits then cross-entropy); no code of it is copied.
+Beside the three sides, in each round, a step's dense products alone (products_floor: every linear layer's
+forward product and two gradients, as torch runs them, without attention): what any side's step costs at least,
+so that the faster peer's step over it bounds the ratio that any training code could reach on this machine.
 Run: .venv/bin/python bench/bench_training_peers.py [--shapes mini-13m gpt2-124m] [--precisions fp32 bf16]
      [--rounds 3 --steps 2]
 """
@@ -40,6 +43,7 @@ SHAPES = {
     "gpt2-124m": (GPTConfig(n_vocab=50257, n_ctx=1024, n_embd=768, n_head=12, n_layer=12), 1, 1024),
 }
 SEED, GOAL = 1337, 1.25
+FLOOR = "products alone"  # a step's dense products, timed on their own beside the sides (products_floor)
 
 
 class _Block(nn.Module):
@@ -115,6 +119,38 @@ def modelcore_step_times(config: GPTConfig, tokens, batch: int, steps: int, prec
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
+def _dense_products(config: GPTConfig) -> list[tuple[int, int, int]]:
+    """(inputs, outputs, times a step) of every dense layer a GPT-2 training step multiplies by: each block's
+    four linears and the tied output layer (attention's own products excluded)."""
+    c = config.n_embd
+    block = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)]
+    return [(i, o, config.n_layer) for i, o in block] + [(c, config.n_vocab, 1)]
+
+
+def products_floor(config: GPTConfig, batch: int, seq: int, precision: str, repeats: int = 3) -> float:
+    """Seconds a step's dense products take on their own in this BLAS: for every linear layer its forward
+    product, its input gradient and its weight gradient, as torch runs them, the output layer included.
+    No implementation that runs these products (every side here does) steps faster than this, so the faster
+    peer's step over it bounds the ratio any training code could reach on this machine."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    n = batch * seq
+    gen = torch.Generator().manual_seed(SEED)
+    best = math.inf
+    operands = {(i, o): (torch.randn(n, i, generator=gen).to(dtype), torch.randn(o, i, generator=gen).to(dtype),
+                         torch.randn(n, o, generator=gen).to(dtype)) for i, o, _ in _dense_products(config)}
+    for attempt in range(repeats + 1):  # the first pass warms the BLAS and the pages up
+        start = time.perf_counter()
+        for i, o, count in _dense_products(config):
+            x, w, g = operands[i, o]
+            for _ in range(count):
+                F.linear(x, w)  # forward
+                g @ w  # the input's gradient
+                g.t() @ x  # the weight's gradient
+        if attempt:
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
 def profile_table(config: GPTConfig, tokens, batch: int, precision: str, rows: int = 12) -> str:
     """modelcore's step by operator (self CPU time over two steps after a first one), as a markdown table."""
     from torch.profiler import ProfilerActivity, profile, schedule
@@ -159,7 +195,7 @@ def main() -> None:
         nano = NanoGPTStyle(config)
         hf_opt = optimizer_for(hf, TrainSettings(lr=6e-4))  # the same decay groups, fused AdamW
         nano_opt = _fused_adamw(nano)
-        sides = ("modelcore", "transformers", "nanoGPT-style")
+        sides = ("modelcore", "transformers", "nanoGPT-style", FLOOR)
         times: dict[tuple[str, str], list[float]] = {(p, side): [] for p in args.precisions for side in sides}
         for _ in range(args.rounds):
             for p in args.precisions:
@@ -168,6 +204,7 @@ def main() -> None:
                 times[p, "nanoGPT-style"] += peer_step_times(lambda m, x, y: m(x, y), nano, nano_opt, tokens, batch,
                                                              seq, args.steps, p)
                 times[p, "modelcore"] += modelcore_step_times(config, tokens, batch, args.steps, p)
+                times[p, FLOOR].append(products_floor(config, batch, seq, p, repeats=args.steps))
         best = {key: min(values) for key, values in times.items()}
         tokens_per_step = batch * seq
         print(f"{shape}: batch {batch} x {seq} tokens, {torch.get_num_threads()} threads, best of "
@@ -180,6 +217,11 @@ def main() -> None:
                             "ours": round(tokens_per_step / best[p, "modelcore"], 1),
                             "peer": round(tokens_per_step / faster_peer, 1), "unit": "tokens/s",
                             "ratio": round(faster_peer / best[p, "modelcore"], 3), "goal": GOAL})
+        for p in args.precisions:
+            floor, faster_peer = best[p, FLOOR], min(best[p, "transformers"], best[p, "nanoGPT-style"])
+            print(f"  {p}: modelcore's step takes {best[p, 'modelcore'] / floor:.2f}x its dense products alone, the "
+                  f"faster peer's {faster_peer / floor:.2f}x: no code that runs those products could be more than "
+                  f"{faster_peer / floor:.2f}x the faster peer on this machine")
         if "bf16" in args.precisions and "fp32" in args.precisions:
             fp32_peer = min(best["fp32", "transformers"], best["fp32", "nanoGPT-style"])
             print(f"  modelcore bf16 against the faster peer in fp32 (as nanoGPT's script trains on a CPU): "
