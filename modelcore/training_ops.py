@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import native
+from . import native, products
 
 
 class KeptMemory:
@@ -87,7 +87,8 @@ class Bf16Linear(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             w = memory.buffer("weight", weight.shape, low, weight.device).copy_(weight) if kept else weight.to(low)
             x_low = x.to(low)
-            y = F.linear(x_low, w, None if bias is None else bias.to(low))
+            y = products.mm(x_low.reshape(-1, w.shape[1]), w.t(), bias=None if bias is None else bias.to(low))
+            y = y.view(*x.shape[:-1], w.shape[0])
         ctx.save_for_backward(x_low, w)
         ctx.x_dtype, ctx.has_bias, ctx.weight, ctx.memory = x.dtype, bias is not None, weight, memory if kept else None
         return y
@@ -98,12 +99,12 @@ class Bf16Linear(torch.autograd.Function):
         memory = ctx.memory
         with torch.autocast("cpu", enabled=False):
             rows = grad_y.to(w.dtype).reshape(-1, w.shape[0])  # [N, out]
-            grad_x = (rows @ w).view(x.shape).to(ctx.x_dtype)
+            grad_x = products.mm(rows, w).view(x.shape).to(ctx.x_dtype)
             inputs = x.reshape(-1, w.shape[1])  # [N, in]
             if memory is None:
-                grad_w = (rows.t() @ inputs).float()
+                grad_w = products.mm(rows.t(), inputs).float()
             else:
-                product = torch.mm(rows.t(), inputs, out=memory.buffer("product", w.shape, w.dtype, w.device))
+                product = products.mm(rows.t(), inputs, out=memory.buffer("product", w.shape, w.dtype, w.device))
                 grad_w = _gradient_memory(memory, ctx.weight).copy_(product)
                 memory.release(ctx)
             grad_b = rows.sum(0).float() if ctx.has_bias else None  # summed in fp32, rounded to bf16
@@ -171,10 +172,10 @@ class LinearCrossEntropy(torch.autograd.Function):
                 weight = weight.to(low) if memory is None else memory.buffer("weight", weight.shape, low,
                                                                               weight.device).copy_(weight)
             if memory is None:
-                logits = h @ weight.t()  # [N, V]
+                logits = products.mm(h, weight.t())  # [N, V]
             else:
                 shape = (h.shape[0], weight.shape[0])
-                logits = torch.mm(h, weight.t(), out=memory.buffer("logits", shape, h.dtype, h.device))
+                logits = products.mm(h, weight.t(), out=memory.buffer("logits", shape, h.dtype, h.device))
             valid = (targets >= 0).unsqueeze(1)  # [N, 1]
             count = valid.sum()
             # bf16: the row losses and, in the logits' memory, the gradient, in one native pass (softmax in fp32).
@@ -205,7 +206,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         weights = valid.to(grad_loss.dtype) * (grad_loss / count)  # [N, 1]
         with torch.autocast("cpu", enabled=False):
             grad = grad.to(h.dtype)
-            grad_h = (grad @ weight).float() * weights
+            grad_h = products.mm(grad, weight).float() * weights
             scaled_h = (h.float() * weights).to(h.dtype)
             if tie is None:
                 return grad_h, _weight_gradient(grad, scaled_h).float(), None, None
@@ -229,7 +230,7 @@ def _weight_gradient(grad: Tensor, h: Tensor, out: Tensor | None = None) -> Tens
         out = h.new_empty(grad.shape[1], h.shape[1])
     for start in range(0, grad.shape[1], VOCAB_BLOCK_ROWS):
         end = start + VOCAB_BLOCK_ROWS
-        torch.mm(grad[:, start:end].t(), h, out=out[start:end])
+        products.mm(grad[:, start:end].t(), h, out=out[start:end])
     return out
 
 

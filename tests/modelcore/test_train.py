@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from modelcore import products
 from modelcore import train as train_module
 from modelcore.model import GPTConfig
 from modelcore.train import (
@@ -158,14 +159,20 @@ def test_precision_auto_is_fp32_on_cpu_and_bf16_on_cuda(precision, device, compu
 
 def test_bf16_training_on_cpu_runs_its_products_in_bf16_and_learns_as_fp32_does(config, tokens, monkeypatch):
     dtypes = set()
-    real_linear = torch.nn.functional.linear
+    real_linear, real_product = torch.nn.functional.linear, products.mm
 
-    def recording_linear(x, weight, bias=None):  # training's products (training_ops.Bf16Linear's in bf16)
+    def recording_linear(x, weight, bias=None):  # the linears' products in fp32
         out = real_linear(x, weight, bias)
         dtypes.add(out.dtype)
         return out
 
+    def recording_product(a, b, **kwargs):  # training_ops' (Bf16Linear's and the output layer's)
+        out = real_product(a, b, **kwargs)
+        dtypes.add(out.dtype)
+        return out
+
     monkeypatch.setattr(torch.nn.functional, "linear", recording_linear)
+    monkeypatch.setattr(products, "mm", recording_product)
     settings = TrainSettings(steps=40, batch_size=8, lr=3e-3, warmup=5, eval_interval=20, eval_batches=4)
     exact = train(config, *tokens, settings)
     assert dtypes == {torch.float32}

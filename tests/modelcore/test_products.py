@@ -1,0 +1,104 @@
+"""Training's bf16 products in their timed forms (modelcore/products.py) against torch's own."""
+
+import time
+
+import pytest
+import torch
+
+from modelcore import products
+
+
+def _operands(rows: int, inner: int, cols: int, layout: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """a [rows, inner] and b [inner, cols] in bf16, each stored as the layout says ("t": a transposed view)."""
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(rows, inner, generator=gen).bfloat16()
+    b = torch.randn(inner, cols, generator=gen).bfloat16()
+    if layout[0] == "t":
+        a = a.t().contiguous().t()
+    if layout[1] == "t":
+        b = b.t().contiguous().t()
+    return a, b
+
+
+def _within_bf16_rounding(got: torch.Tensor, a: torch.Tensor, b: torch.Tensor, bias=None) -> None:
+    exact = a.double() @ b.double() + (0 if bias is None else bias.double())
+    # fp32 accumulation rounded once to bf16: within a unit in the last place (2^-7 relative), plus the
+    # sum's rounding for entries that nearly cancel.
+    scale = (a.double().abs() @ b.double().abs()).max()
+    assert got.dtype == torch.bfloat16
+    assert ((got.double() - exact).abs() <= 2**-7 * exact.abs() + 1e-5 * scale).all()
+
+
+@pytest.mark.parametrize("blocks", products.ROW_BLOCKS + (3,))
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt"])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_every_form_computes_the_product(blocks, layout, with_bias):
+    a, b = _operands(37, 96, 48, layout)  # 37 rows: blocks of unequal size
+    bias = torch.randn(48).bfloat16() if with_bias else None
+    out = torch.full((37, 48), float("nan"), dtype=torch.bfloat16)
+    got = products._product(a, b, bias, out, blocks)
+    assert got is out
+    _within_bf16_rounding(got, a, b, bias)
+    whole = torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
+    # Against torch's own product: the same bf16 values, or the neighbouring one where a kernel summed in
+    # another order.
+    assert ((got.float() - whole.float()).abs() <= 2**-7 * whole.float().abs() + 1e-6).all()
+
+
+def test_mm_gives_torch_s_product_and_keeps_the_form_chosen_per_shape_strides_bias_and_threads(monkeypatch):
+    monkeypatch.setattr(products, "_chosen", {})
+    monkeypatch.setattr(products, "MIN_TIMED_MACS", 64 * 80 * 32)
+    a, b = _operands(64, 80, 32, "nn")
+    bias = torch.randn(32).bfloat16()
+    a_t, _ = _operands(64, 80, 32, "tn")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _within_bf16_rounding(products.mm(a, b), a, b)
+        _within_bf16_rounding(products.mm(a, b, bias=bias), a, b, bias)
+        out = torch.empty(64, 32, dtype=torch.bfloat16)
+        assert products.mm(a, b, out=out) is out
+        _within_bf16_rounding(products.mm(a_t, b), a_t, b)
+        torch.set_num_threads(1)
+        products.mm(a, b)
+    finally:
+        torch.set_num_threads(threads)
+    keys = products.chosen()
+    assert len(keys) == 4  # the same product again (with out) was not timed again
+    assert {key[4] for key in keys} == {False, True} and {key[5] for key in keys} == {1, 2}
+    assert {key[1] for key in keys} == {a.stride(), a_t.stride()}
+    assert set(keys.values()) <= set(products.ROW_BLOCKS)
+
+
+def test_fastest_takes_the_quickest_run_timing_each_in_turn():
+    calls = []
+
+    def run(name, seconds):
+        def go():
+            calls.append(name)
+            time.sleep(seconds)
+        return go
+
+    runs = [run(1, 0.03), run(2, 0.005), run(4, 0.015)]
+    assert products.fastest(runs, [1, 2, 4]) == 2
+    # Each warmed up once, then timed TIMED_RUNS times, alternated.
+    assert calls == [1, 2, 4] * (1 + products.TIMED_RUNS)
+
+
+def test_other_dtypes_small_products_and_deterministic_mode_take_torch_s_whole_product_untimed(monkeypatch):
+    monkeypatch.setattr(products, "_chosen", {})
+    a, b = torch.randn(16, 24), torch.randn(24, 8)
+    monkeypatch.setattr(products, "MIN_TIMED_MACS", 16 * 24 * 8)
+    assert torch.equal(products.mm(a, b), torch.mm(a, b))  # fp32: torch's product, bit for bit
+    assert torch.equal(products.mm(a, b, bias=torch.ones(8)), torch.addmm(torch.ones(8), a, b))
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    monkeypatch.setattr(products, "MIN_TIMED_MACS", 16 * 24 * 8 + 1)
+    assert torch.equal(products.mm(a16, b16), torch.mm(a16, b16))
+    assert products.chosen() == {}
+    monkeypatch.setattr(products, "MIN_TIMED_MACS", 16 * 24 * 8)
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert torch.equal(products.mm(a16, b16), torch.mm(a16, b16))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert products.chosen() == {}  # nothing timed, nothing remembered
