@@ -11,7 +11,8 @@ peer is written here from nanoGPT's published design (pre-norm blocks, fused qkv
 is_causal, tanh GELU, tied output layer, full logits then cross-entropy); no code of it is copied.
 Beside the three sides, in each round, a step's dense products alone (products_floor: every linear layer's
 forward product and two gradients, as torch runs them, without attention): what any side's step costs at least,
-so that the faster peer's step over it bounds the ratio that any training code could reach on this machine.
+so that the faster peer's step over it bounds the ratio that any training code running those products as torch
+does could reach on this machine (modelcore's bf16 products run some of them faster: modelcore/products.py).
 Run: .venv/bin/python bench/bench_training_peers.py [--shapes mini-13m gpt2-124m] [--precisions fp32 bf16]
      [--rounds 3 --steps 2]
 """
@@ -130,8 +131,8 @@ def _dense_products(config: GPTConfig) -> list[tuple[int, int, int]]:
 def products_floor(config: GPTConfig, batch: int, seq: int, precision: str, repeats: int = 3) -> float:
     """Seconds a step's dense products take on their own in this BLAS: for every linear layer its forward
     product, its input gradient and its weight gradient, as torch runs them, the output layer included.
-    No implementation that runs these products (every side here does) steps faster than this, so the faster
-    peer's step over it bounds the ratio any training code could reach on this machine."""
+    No implementation that runs these products as torch does (the peers do) steps faster than this, so the
+    faster peer's step over it bounds the ratio such training code could reach on this machine."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     n = batch * seq
     gen = torch.Generator().manual_seed(SEED)
@@ -220,8 +221,8 @@ def main() -> None:
         for p in args.precisions:
             floor, faster_peer = best[p, FLOOR], min(best[p, "transformers"], best[p, "nanoGPT-style"])
             print(f"  {p}: modelcore's step takes {best[p, 'modelcore'] / floor:.2f}x its dense products alone, the "
-                  f"faster peer's {faster_peer / floor:.2f}x: no code that runs those products could be more than "
-                  f"{faster_peer / floor:.2f}x the faster peer on this machine")
+                  f"faster peer's {faster_peer / floor:.2f}x: no code that runs those products as torch runs them "
+                  f"could be more than {faster_peer / floor:.2f}x the faster peer on this machine")
         if "bf16" in args.precisions and "fp32" in args.precisions:
             fp32_peer = min(best["fp32", "transformers"], best["fp32", "nanoGPT-style"])
             print(f"  modelcore bf16 against the faster peer in fp32 (as nanoGPT's script trains on a CPU): "
