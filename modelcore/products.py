@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 ROW_BLOCKS = (1, 2, 4)  # the forms: the product's rows in this many blocks (1: torch's product as it is)
-TIMED_RUNS = 2  # per form, alternated, after one that warms each up; its fastest run counts
+TIMED_RUNS = 3  # per form, alternated, after one that warms each up; its fastest run counts (two misjudged one
+# product of a GPT-2 124M step in one of three tries on a busy 2-core machine)
 # Smaller products run whole, as torch runs them: a faster form could give back little of its timing there.
 MIN_TIMED_MACS = 1 << 26
 
