@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import struct
 import sys
 import tempfile
@@ -285,7 +286,8 @@ def main() -> None:
     labels = {"boto3": "boto3 download_file (no check)", "huggingface_hub": "hf_hub_download via Hub (size only)",
               "stagegate": "stagegate download (sha256 checked)"}
     for name, label in labels.items():
-        print(f"{label:>38} {best[name]:6.2f} s {mb / best[name]:8.0f} MB/s")
+        median = statistics.median(times[name])
+        print(f"{label:>38} {best[name]:6.2f} s {mb / best[name]:8.0f} MB/s   (median {median:.2f} s)")
     ours_s = best["stagegate"]
     for peer in ("boto3", "huggingface_hub"):
         print(json.dumps({"benchmark": f"download_{args.gib:g}gib_vs_{peer}", "ours": round(ours_s, 3),
