@@ -76,7 +76,7 @@ def _timed(run: Callable[[], object]) -> float:
 
 def _product(a: Tensor, b: Tensor, bias: Tensor | None, out: Tensor, blocks: int) -> Tensor:
     rows = a.shape[0]
-    size = -(-rows // blocks)  # the last block takes what is left
+    size = max(1, -(-rows // blocks))  # the last block takes what is left (none: no rows)
     for start in range(0, rows, size):
         end = min(start + size, rows)
         if bias is None:

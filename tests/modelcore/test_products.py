@@ -102,3 +102,9 @@ def test_other_dtypes_small_products_and_deterministic_mode_take_torch_s_whole_p
     finally:
         torch.use_deterministic_algorithms(False)
     assert products.chosen() == {}  # nothing timed, nothing remembered
+
+
+@pytest.mark.parametrize("blocks", products.ROW_BLOCKS)
+def test_a_product_without_rows_is_empty_in_every_form(blocks):
+    a, b = torch.empty(0, 8, dtype=torch.bfloat16), torch.ones(8, 4, dtype=torch.bfloat16)
+    assert products._product(a, b, torch.ones(4, dtype=torch.bfloat16), a.new_empty(0, 4), blocks).shape == (0, 4)
