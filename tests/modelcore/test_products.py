@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from modelcore import products
+from modelcore import products, training_ops
+from modelcore.model import GPT
 
 
 def _operands(rows: int, inner: int, cols: int, layout: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +59,7 @@ def test_mm_gives_torch_s_product_and_keeps_the_form_chosen_per_shape_strides_bi
         _within_bf16_rounding(products.mm(a, b, bias=bias), a, b, bias)
         out = torch.empty(64, 32, dtype=torch.bfloat16)
         assert products.mm(a, b, out=out) is out
+        _within_bf16_rounding(out, a, b)
         _within_bf16_rounding(products.mm(a_t, b), a_t, b)
         torch.set_num_threads(1)
         products.mm(a, b)
@@ -83,6 +85,48 @@ def test_fastest_takes_the_quickest_run_timing_each_in_turn():
     assert products.fastest(runs, [1, 2, 4]) == 2
     # Each warmed up once, then timed TIMED_RUNS times, alternated.
     assert calls == [1, 2, 4] * (1 + products.TIMED_RUNS)
+    # Within the margin the first run's name stands: 20 ms is not under half of 30.
+    assert products.fastest([run(1, 0.03), run(2, 0.02)], [1, 2], margin=0.5) == 1
+    assert products.fastest([run(1, 0.03), run(2, 0.01)], [1, 2], margin=0.5) == 2
+
+
+def test_a_product_in_a_graph_is_torch_s_and_differentiable():
+    a, b = _operands(8, 6, 4, "nn")
+    a.requires_grad_()
+    out = torch.zeros(8, 4, dtype=torch.bfloat16)
+    product = products.mm(a, b, out=out)
+    assert product is out and torch.equal(out, torch.mm(a, b))
+    product.float().sum().backward()
+    assert torch.equal(a.grad, torch.ones(8, 4, dtype=torch.bfloat16) @ b.t())
+
+
+def _bf16_step(model: GPT, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = model(x, y)
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def test_training_s_layers_give_the_same_step_with_their_products_in_blocks(config, monkeypatch):
+    # Every product of a bf16 step (each linear's three, the tied output layer's, its weight gradient's vocabulary
+    # blocks, into kept memory) in 4 row blocks against whole, as the timing would choose at real sizes.
+    monkeypatch.setattr(products, "MIN_TIMED_MACS", 0)
+    monkeypatch.setattr(training_ops, "VOCAB_BLOCK_ROWS", 7)
+    torch.manual_seed(0)
+    model = GPT(config)
+    x, y = torch.randint(0, config.n_vocab, (3, 16)), torch.randint(0, config.n_vocab, (3, 16))
+    results = {}
+    for blocks in (1, 4):
+        monkeypatch.setattr(products, "ROW_BLOCKS", (blocks,))
+        monkeypatch.setattr(products, "_chosen", {})
+        results[blocks] = [_bf16_step(model, x, y) for _ in range(2)]  # the second on the kept memory
+        assert set(products.chosen().values()) == {blocks}
+    for (loss_whole, grads_whole), (loss_blocks, grads_blocks) in zip(results[1], results[4], strict=True):
+        torch.testing.assert_close(loss_blocks, loss_whole, rtol=1e-3, atol=0)
+        for name, grad in grads_whole.items():
+            torch.testing.assert_close(grads_blocks[name], grad, rtol=0.05, atol=0.02 * grad.abs().max().item(),
+                                       msg=name)
 
 
 def test_other_dtypes_small_products_and_deterministic_mode_take_torch_s_whole_product_untimed(monkeypatch):
