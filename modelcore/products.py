@@ -64,10 +64,11 @@ def mm(a: Tensor, b: Tensor, *, bias: Tensor | None = None, out: Tensor | None =
 
 def _timed_here(a: Tensor, b: Tensor, bias: Tensor | None, out: Tensor) -> bool:
     """Whether this product goes in its fastest form: a large bf16 one on the CPU, outside deterministic mode."""
-    bf16_on_cpu = a.dtype == b.dtype == torch.bfloat16 and a.is_cpu and a.dim() == b.dim() == 2
+    if not (a.dtype == b.dtype == torch.bfloat16 and a.is_cpu and a.dim() == b.dim() == 2):
+        return False
     plain = out.is_contiguous() and (bias is None or bias.dim() == 1)
     large = a.shape[0] * a.shape[1] * b.shape[1] >= MIN_TIMED_MACS
-    return bf16_on_cpu and plain and large and not torch.are_deterministic_algorithms_enabled()
+    return plain and large and not torch.are_deterministic_algorithms_enabled()
 
 
 def chosen() -> dict[tuple, int]:
