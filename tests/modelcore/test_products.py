@@ -87,7 +87,7 @@ def test_fastest_takes_the_quickest_run_timing_each_in_turn():
     assert calls == [1, 2, 4] * (1 + products.TIMED_RUNS)
     # Within the margin the first run's name stands: 20 ms is not under half of 30.
     assert products.fastest([run(1, 0.03), run(2, 0.02)], [1, 2], margin=0.5) == 1
-    assert products.fastest([run(1, 0.03), run(2, 0.01)], [1, 2], margin=0.5) == 2
+    assert products.fastest([run(1, 0.08), run(2, 0.01)], [1, 2], margin=0.5) == 2  # wide apart: a busy CI
 
 
 def test_a_product_in_a_graph_is_torch_s_and_differentiable():
